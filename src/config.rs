@@ -1,0 +1,219 @@
+//! Configuration: defaults → `hubdesk.toml` (or `--config FILE`) → `HUBDESK_*` env.
+//! Secrets may be given as `*_file` keys pointing at a file whose content is the secret.
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use anyhow::Context;
+use figment::{
+    providers::{Env, Format, Serialized, Toml},
+    Figment,
+};
+use secrecy::{ExposeSecret, Secret};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// host:port to listen on.
+    pub bind: String,
+    /// Where hubdesk keeps its embedded PostgreSQL (when no `database_url`) and other state.
+    pub data_dir: PathBuf,
+    /// The URL people use to reach hubdesk (login cards, cookies' Secure flag, OIDC issuer).
+    pub public_url: String,
+    /// The JupyterHub URL students are sent to after login.
+    pub hub_url: String,
+    /// PostgreSQL URL; when empty, hubdesk runs a private PostgreSQL under `data_dir`.
+    #[serde(default)]
+    pub database_url: Option<String>,
+    /// Alternative to `database_url`: a file holding it.
+    #[serde(default)]
+    pub database_url_file: Option<PathBuf>,
+    /// Camp name shown on pages and cards.
+    pub camp_name: String,
+    /// Trust `X-Forwarded-For` for the client address (only behind your own reverse proxy).
+    pub behind_proxy: bool,
+    pub session: SessionConfig,
+    pub password: PasswordConfig,
+    pub throttle: ThrottleConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionConfig {
+    /// A session unused this long ends.
+    pub idle_timeout_minutes: u64,
+    /// A session ends this long after login, used or not.
+    pub absolute_timeout_hours: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordConfig {
+    /// argon2id memory cost in KiB (OWASP floor 19456).
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    pub argon2_parallelism: u32,
+    /// Concurrent hashes; each takes `argon2_memory_kib` of RAM. 0 = number of cores.
+    pub max_concurrent_hashes: usize,
+    /// Minimum length of a password a person chooses.
+    pub min_length: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThrottleConfig {
+    /// Failed logins for one account before it is locked for a while.
+    pub account_failures: i32,
+    /// Failed logins from one address before it is locked for a while (a classroom shares one NAT).
+    pub address_failures: i32,
+    /// Base lockout, doubled for each further failure, capped at `max_lock_minutes`.
+    pub lock_seconds: i64,
+    pub max_lock_minutes: i64,
+    /// Failures older than this are forgotten.
+    pub window_minutes: i64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("hubdesk-data"),
+            public_url: String::new(),
+            hub_url: "http://127.0.0.1:8000/hub/".into(),
+            database_url: None,
+            database_url_file: None,
+            camp_name: "Data Science Camp".into(),
+            behind_proxy: false,
+            session: SessionConfig {
+                idle_timeout_minutes: 12 * 60,
+                absolute_timeout_hours: 7 * 24,
+            },
+            password: PasswordConfig {
+                argon2_memory_kib: 19_456,
+                argon2_iterations: 2,
+                argon2_parallelism: 1,
+                max_concurrent_hashes: 0,
+                min_length: 8,
+            },
+            throttle: ThrottleConfig {
+                account_failures: 5,
+                address_failures: 100,
+                lock_seconds: 30,
+                max_lock_minutes: 15,
+                window_minutes: 15,
+            },
+        }
+    }
+}
+
+impl Config {
+    /// Loads defaults, then the TOML file (explicit path must exist; `hubdesk.toml` is optional),
+    /// then `HUBDESK_*` variables (`HUBDESK_SESSION__IDLE_TIMEOUT_MINUTES` for nested keys) and
+    /// `DATABASE_URL`.
+    pub fn load(file: Option<&std::path::Path>) -> anyhow::Result<Self> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) => {
+                anyhow::ensure!(path.exists(), "config file {} not found", path.display());
+                fig = fig.merge(Toml::file(path));
+            }
+            None => fig = fig.merge(Toml::file("hubdesk.toml")),
+        }
+        fig = fig
+            .merge(Env::prefixed("HUBDESK_").split("__"))
+            .merge(Env::raw().only(&["DATABASE_URL"]).map(|_| "database_url".into()));
+        let mut config: Config = fig.extract().context("invalid configuration")?;
+        config.finish()?;
+        Ok(config)
+    }
+
+    fn finish(&mut self) -> anyhow::Result<()> {
+        if let Some(path) = &self.database_url_file {
+            let url = std::fs::read_to_string(path)
+                .with_context(|| format!("reading database_url_file {}", path.display()))?;
+            self.database_url = Some(url.trim().to_string());
+        }
+        if self.database_url.as_deref().is_some_and(|u| u.trim().is_empty()) {
+            self.database_url = None;
+        }
+        if self.public_url.is_empty() {
+            self.public_url = format!("http://{}", self.bind);
+        }
+        self.public_url = self.public_url.trim_end_matches('/').to_string();
+        url::Url::parse(&self.public_url).context("public_url is not a URL")?;
+        url::Url::parse(&self.hub_url).context("hub_url is not a URL")?;
+        anyhow::ensure!(
+            self.password.argon2_memory_kib >= 19_456 && self.password.argon2_iterations >= 2,
+            "argon2 parameters below the OWASP floor (m=19456 KiB, t=2)"
+        );
+        anyhow::ensure!(self.password.min_length >= 8, "password.min_length must be at least 8");
+        Ok(())
+    }
+
+    pub fn database_url(&self) -> Option<Secret<String>> {
+        self.database_url.clone().map(Secret::new)
+    }
+
+    pub fn bind_addr(&self) -> anyhow::Result<SocketAddr> {
+        use std::net::ToSocketAddrs;
+        self.bind
+            .to_socket_addrs()
+            .with_context(|| format!("bind address {:?}", self.bind))?
+            .next()
+            .context("bind address resolves to nothing")
+    }
+
+    /// Cookies get the `__Host-` prefix and `Secure` only when served over TLS.
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url.starts_with("https://")
+    }
+
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.session.idle_timeout_minutes * 60)
+    }
+
+    pub fn absolute_timeout(&self) -> Duration {
+        Duration::from_secs(self.session.absolute_timeout_hours * 3600)
+    }
+
+    pub fn hash_permits(&self) -> usize {
+        match self.password.max_concurrent_hashes {
+            0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            n => n,
+        }
+    }
+}
+
+/// Redacted view for logs.
+pub fn describe_database(url: &Option<Secret<String>>) -> String {
+    match url {
+        None => "embedded PostgreSQL".into(),
+        Some(u) => match url::Url::parse(u.expose_secret()) {
+            Ok(parsed) => format!(
+                "PostgreSQL at {}{}",
+                parsed.host_str().unwrap_or("local socket"),
+                parsed.path()
+            ),
+            Err(_) => "PostgreSQL (unparsable URL)".into(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        let mut c = Config::default();
+        c.finish().unwrap();
+        assert_eq!(c.public_url, "http://127.0.0.1:8080");
+        assert!(!c.secure_cookies());
+    }
+
+    #[test]
+    fn weak_argon2_is_refused() {
+        let mut c = Config::default();
+        c.password.argon2_memory_kib = 4096;
+        assert!(c.finish().is_err());
+    }
+}

@@ -1,0 +1,73 @@
+use sqlx::PgConnection;
+use time::OffsetDateTime;
+
+/// One audit entry. `actor` is a username or `token:NAME`; `target` usually a username.
+pub struct Entry<'a> {
+    pub actor: &'a str,
+    pub action: &'a str,
+    pub target: Option<&'a str>,
+    pub detail: Option<&'a str>,
+}
+
+pub async fn record(conn: &mut PgConnection, e: Entry<'_>) -> sqlx::Result<()> {
+    sqlx::query("INSERT INTO audit_log (actor, action, target, detail) VALUES ($1, $2, $3, $4)")
+        .bind(e.actor)
+        .bind(e.action)
+        .bind(e.target)
+        .bind(e.detail)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AuditRow {
+    pub id: i64,
+    pub at: OffsetDateTime,
+    pub actor: String,
+    pub action: String,
+    pub target: Option<String>,
+    pub detail: Option<String>,
+}
+
+impl AuditRow {
+    pub fn when(&self) -> String {
+        self.at
+            .format(time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC"))
+            .unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct AuditFilter {
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub target: Option<String>,
+    /// Only entries with an id below this (for "older" paging).
+    pub before: Option<i64>,
+    pub limit: i64,
+}
+
+pub async fn list(conn: &mut PgConnection, f: &AuditFilter) -> sqlx::Result<Vec<AuditRow>> {
+    sqlx::query_as(
+        "SELECT id, at, actor, action, target, detail FROM audit_log
+         WHERE ($1::text IS NULL OR actor = $1)
+           AND ($2::text IS NULL OR action = $2)
+           AND ($3::text IS NULL OR target = $3)
+           AND ($4::bigint IS NULL OR id < $4)
+         ORDER BY id DESC LIMIT $5",
+    )
+    .bind(f.actor.as_deref())
+    .bind(f.action.as_deref())
+    .bind(f.target.as_deref())
+    .bind(f.before)
+    .bind(f.limit)
+    .fetch_all(conn)
+    .await
+}
+
+pub async fn actions(conn: &mut PgConnection) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar("SELECT DISTINCT action FROM audit_log ORDER BY action")
+        .fetch_all(conn)
+        .await
+}

@@ -1,0 +1,108 @@
+//! Persistence: one file per table family, functions over `&mut PgConnection` (a transaction
+//! derefs to one), runtime-checked SQL with typed rows.
+pub mod audit;
+pub mod embedded;
+pub mod sessions;
+pub mod setup;
+pub mod throttle;
+pub mod tokens;
+pub mod users;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use secrecy::ExposeSecret;
+use sqlx::{
+    postgres::{PgConnectOptions, PgPoolOptions},
+    ConnectOptions, Executor, PgPool,
+};
+
+use crate::config::Config;
+pub use embedded::EmbeddedPostgres;
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// The pool plus, when hubdesk runs its own PostgreSQL, the handle that stops it on drop.
+pub struct Database {
+    pub pool: PgPool,
+    pub embedded: Option<EmbeddedPostgres>,
+}
+
+impl Database {
+    pub async fn connect(config: &Config) -> anyhow::Result<Self> {
+        let (url, embedded) = match config.database_url() {
+            Some(url) => (url.expose_secret().clone(), None),
+            None => {
+                let data_dir = config.data_dir.clone();
+                let pg = tokio::task::spawn_blocking(move || EmbeddedPostgres::start(&data_dir))
+                    .await??;
+                create_database_if_missing(&pg.url("postgres"), "hubdesk").await?;
+                (pg.url("hubdesk"), Some(pg))
+            }
+        };
+        let pool = pool_for(&url).await?;
+        Ok(Self { pool, embedded })
+    }
+
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        MIGRATOR.run(&self.pool).await.context("running migrations")
+    }
+
+    /// Closes the pool and stops the embedded server if this process started it.
+    pub async fn close(mut self) {
+        self.pool.close().await;
+        if let Some(mut pg) = self.embedded.take() {
+            let _ = tokio::task::spawn_blocking(move || pg.stop()).await;
+        }
+    }
+}
+
+pub async fn pool_for(url: &str) -> anyhow::Result<PgPool> {
+    let options: PgConnectOptions = url
+        .parse::<PgConnectOptions>()
+        .context("DATABASE_URL is not a valid PostgreSQL URL")?
+        .log_statements(tracing::log::LevelFilter::Trace)
+        .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500));
+    let pool = PgPoolOptions::new()
+        .max_connections(16)
+        .min_connections(1)
+        // Fail fast when the server is down: pages say "database unavailable" instead of hanging.
+        .acquire_timeout(Duration::from_secs(3))
+        .test_before_acquire(true)
+        .connect_with(options)
+        .await
+        .context("connecting to PostgreSQL")?;
+    Ok(pool)
+}
+
+async fn create_database_if_missing(admin_url: &str, name: &str) -> anyhow::Result<()> {
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(30))
+        .connect(admin_url)
+        .await
+        .context("connecting to the embedded PostgreSQL")?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(name)
+            .fetch_one(&pool)
+            .await?;
+    if !exists {
+        pool.execute(format!("CREATE DATABASE \"{name}\"").as_str()).await?;
+    }
+    pool.close().await;
+    Ok(())
+}
+
+/// True for a unique-constraint violation (SQLSTATE 23505).
+pub fn is_unique_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.code().as_deref() == Some("23505"))
+}
+
+/// True when the database could not be reached (as opposed to a query that failed).
+pub fn is_unavailable(err: &sqlx::Error) -> bool {
+    matches!(
+        err,
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolClosed
+    ) || matches!(err, sqlx::Error::Database(db) if db.code().as_deref().is_some_and(|c| c.starts_with("57P") || c.starts_with("08")))
+}

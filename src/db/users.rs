@@ -1,0 +1,267 @@
+use sqlx::PgConnection;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::domain::{Cohort, DisplayName, Role, Username};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UserRow {
+    pub id: i64,
+    pub subject: Uuid,
+    pub username: String,
+    pub display_name: String,
+    pub role: String,
+    pub cohort: Option<String>,
+    pub password_hash: String,
+    pub disabled: bool,
+    pub created_at: OffsetDateTime,
+}
+
+impl UserRow {
+    pub fn role(&self) -> Role {
+        Role::parse(&self.role).unwrap_or(Role::Student)
+    }
+    pub fn created_date(&self) -> String {
+        self.created_at
+            .format(time::macros::format_description!("[year]-[month]-[day]"))
+            .unwrap_or_default()
+    }
+    pub fn status(&self) -> &'static str {
+        if self.disabled {
+            "disabled"
+        } else {
+            "active"
+        }
+    }
+}
+
+pub struct NewUser<'a> {
+    pub username: &'a Username,
+    pub display_name: &'a DisplayName,
+    pub role: Role,
+    pub cohort: Option<&'a Cohort>,
+    pub password_hash: &'a str,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InsertUserError {
+    #[error("username already exists")]
+    Duplicate,
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+const COLUMNS: &str = "id, subject, username, display_name, role, cohort, password_hash, disabled, created_at";
+
+pub async fn insert(conn: &mut PgConnection, new: NewUser<'_>) -> Result<UserRow, InsertUserError> {
+    sqlx::query_as::<_, UserRow>(&format!(
+        "INSERT INTO users (subject, username, display_name, role, cohort, password_hash)
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
+    ))
+    .bind(Uuid::new_v4())
+    .bind(new.username.as_str())
+    .bind(new.display_name.as_str())
+    .bind(new.role.as_str())
+    .bind(new.cohort.map(Cohort::as_str))
+    .bind(new.password_hash)
+    .fetch_one(conn)
+    .await
+    .map_err(|e| {
+        if super::is_unique_violation(&e) {
+            InsertUserError::Duplicate
+        } else {
+            InsertUserError::Db(e)
+        }
+    })
+}
+
+pub async fn find_by_username(
+    conn: &mut PgConnection,
+    username: &Username,
+) -> sqlx::Result<Option<UserRow>> {
+    sqlx::query_as(&format!("SELECT {COLUMNS} FROM users WHERE username = $1"))
+        .bind(username.as_str())
+        .fetch_optional(conn)
+        .await
+}
+
+pub async fn find_by_id(conn: &mut PgConnection, id: i64) -> sqlx::Result<Option<UserRow>> {
+    sqlx::query_as(&format!("SELECT {COLUMNS} FROM users WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+}
+
+/// Which of `names` are taken already.
+pub async fn existing_usernames(
+    conn: &mut PgConnection,
+    names: &[String],
+) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar("SELECT username FROM users WHERE username = ANY($1)")
+        .bind(names)
+        .fetch_all(conn)
+        .await
+}
+
+/// Usernames starting with `prefix` (to pick a free generated name).
+pub async fn usernames_with_prefix(
+    conn: &mut PgConnection,
+    prefix: &str,
+) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar("SELECT username FROM users WHERE starts_with(username, $1)")
+        .bind(prefix)
+        .fetch_all(conn)
+        .await
+}
+
+pub async fn set_password_hash(conn: &mut PgConnection, id: i64, hash: &str) -> sqlx::Result<()> {
+    sqlx::query("UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1")
+        .bind(id)
+        .bind(hash)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn set_disabled(conn: &mut PgConnection, id: i64, disabled: bool) -> sqlx::Result<()> {
+    sqlx::query("UPDATE users SET disabled = $2, updated_at = now() WHERE id = $1")
+        .bind(id)
+        .bind(disabled)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn count_role(conn: &mut PgConnection, role: Role) -> sqlx::Result<i64> {
+    sqlx::query_scalar("SELECT count(*) FROM users WHERE role = $1")
+        .bind(role.as_str())
+        .fetch_one(conn)
+        .await
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    Username,
+    DisplayName,
+    Cohort,
+    Created,
+}
+
+impl SortKey {
+    pub fn parse(raw: &str) -> Self {
+        match raw {
+            "display_name" => Self::DisplayName,
+            "cohort" => Self::Cohort,
+            "created" => Self::Created,
+            _ => Self::Username,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Username => "username",
+            Self::DisplayName => "display_name",
+            Self::Cohort => "cohort",
+            Self::Created => "created",
+        }
+    }
+    /// Column expression; fixed strings only, never user input.
+    fn column(self) -> &'static str {
+        match self {
+            Self::Username => "username",
+            Self::DisplayName => "lower(display_name)",
+            Self::Cohort => "cohort",
+            Self::Created => "created_at",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct StudentFilter {
+    pub query: Option<String>,
+    pub cohort: Option<String>,
+    pub disabled: Option<bool>,
+    pub sort: SortKey,
+    pub descending: bool,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+impl Default for StudentFilter {
+    fn default() -> Self {
+        Self {
+            query: None,
+            cohort: None,
+            disabled: None,
+            sort: SortKey::Username,
+            descending: false,
+            limit: i64::MAX,
+            offset: 0,
+        }
+    }
+}
+
+/// Students matching the filter, one page of them, and the total count.
+pub async fn list_students(
+    conn: &mut PgConnection,
+    f: &StudentFilter,
+) -> sqlx::Result<(Vec<UserRow>, i64)> {
+    let pattern = f.query.as_ref().map(|q| format!("%{}%", escape_like(&q.to_lowercase())));
+    let dir = if f.descending { "DESC" } else { "ASC" };
+    let sql = format!(
+        "SELECT {COLUMNS}, count(*) OVER () AS total FROM users
+         WHERE role = 'student'
+           AND ($1::text IS NULL OR username LIKE $1 OR lower(display_name) LIKE $1)
+           AND ($2::text IS NULL OR cohort = $2)
+           AND ($3::bool IS NULL OR disabled = $3)
+         ORDER BY {} {dir} NULLS LAST, username ASC
+         LIMIT $4 OFFSET $5",
+        f.sort.column()
+    );
+    let rows = sqlx::query_as::<_, UserRowWithTotal>(&sql)
+        .bind(pattern)
+        .bind(f.cohort.as_deref())
+        .bind(f.disabled)
+        .bind(f.limit)
+        .bind(f.offset)
+        .fetch_all(&mut *conn)
+        .await?;
+    let total = match rows.first() {
+        Some(r) => r.total,
+        None if f.offset > 0 => {
+            // Past the last page: still report how many match.
+            let mut all = f.clone();
+            all.offset = 0;
+            all.limit = 1;
+            return Box::pin(list_students(conn, &all)).await.map(|(_, t)| (Vec::new(), t));
+        }
+        None => 0,
+    };
+    Ok((rows.into_iter().map(|r| r.user).collect(), total))
+}
+
+#[derive(sqlx::FromRow)]
+struct UserRowWithTotal {
+    #[sqlx(flatten)]
+    user: UserRow,
+    total: i64,
+}
+
+fn escape_like(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}
+
+pub async fn cohorts(conn: &mut PgConnection) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(
+        "SELECT DISTINCT cohort FROM users WHERE role = 'student' AND cohort IS NOT NULL ORDER BY cohort",
+    )
+    .fetch_all(conn)
+    .await
+}
+
+pub async fn list_staff(conn: &mut PgConnection) -> sqlx::Result<Vec<UserRow>> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM users WHERE role IN ('counselor', 'admin') ORDER BY role, username"
+    ))
+    .fetch_all(conn)
+    .await
+}

@@ -1,0 +1,109 @@
+use std::io::{BufRead, Write};
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use hubdesk::{
+    auth::{secret, Hasher},
+    cli::{AdminAction, Cli, Command, TokenAction},
+    config::{self, Config},
+    db::{self, Database},
+    domain::{DisplayName, NewPassword, Role, Username},
+    roster::{self, Actor},
+    startup::Application,
+    state::AppState,
+    telemetry,
+    web::setup,
+};
+
+#[tokio::main]
+async fn main() {
+    telemetry::init();
+    if let Err(e) = run(Cli::parse()).await {
+        eprintln!("hubdesk: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::load(cli.config.as_deref())?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(config).await,
+        Command::Migrate => {
+            let db = open(&config).await?;
+            println!("migrations applied");
+            db.close().await;
+            Ok(())
+        }
+        Command::Admin { action: AdminAction::Create { name, password_stdin: _, display_name } } => {
+            let username = Username::parse(&name).context("invalid admin name")?;
+            let display = DisplayName::parse(display_name.as_deref().unwrap_or(&name)).context("invalid display name")?;
+            let mut line = String::new();
+            std::io::stdin().lock().read_line(&mut line).context("reading password from stdin")?;
+            let password = line.trim_end_matches(['\n', '\r']);
+            let password = NewPassword::parse(password, config.password.min_length, username.as_str())
+                .map_err(|e| anyhow::anyhow!("password refused: {e}"))?;
+            let db = open(&config).await?;
+            let state = state_for(&config, &db)?;
+            let result = roster::ops::create_staff(&state, &Actor::System, &username, &display, Role::Admin, &password).await;
+            db.close().await;
+            result.with_context(|| format!("creating admin {username}"))?;
+            println!("admin {username} created");
+            Ok(())
+        }
+        Command::Token { action: TokenAction::Create { name } } => {
+            let name = name.trim().to_string();
+            if name.is_empty() || name.len() > 64 {
+                bail!("token name must be 1-64 characters");
+            }
+            let db = open(&config).await?;
+            let token = secret::random_token();
+            let mut conn = db.pool.acquire().await?;
+            let created = db::tokens::insert(&mut conn, &name, &secret::hash_token(&token)).await?;
+            if created {
+                db::audit::record(&mut conn, db::audit::Entry { actor: "cli", action: "token.create", target: Some(&name), detail: None }).await?;
+            }
+            drop(conn);
+            db.close().await;
+            if !created {
+                bail!("a token named {name:?} exists already");
+            }
+            println!("{token}");
+            Ok(())
+        }
+        Command::BenchHash { rounds } => {
+            let hasher = Hasher::new(&config.password, 1)?;
+            let ms = hasher.measure_verify_ms(rounds)?;
+            println!("{} verify_ms={ms:.1}", hasher.describe());
+            Ok(())
+        }
+    }
+}
+
+async fn open(config: &Config) -> anyhow::Result<Database> {
+    let db = Database::connect(config).await?;
+    db.migrate().await?;
+    Ok(db)
+}
+
+fn state_for(config: &Config, db: &Database) -> anyhow::Result<AppState> {
+    Ok(AppState {
+        pool: db.pool.clone(),
+        config: std::sync::Arc::new(config.clone()),
+        hasher: Hasher::new(&config.password, config.hash_permits())?,
+    })
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    tracing::info!(database = %config::describe_database(&config.database_url()), "starting");
+    let db = open(&config).await?;
+    let app = Application::build(config.clone(), db.pool.clone()).await?;
+    let host = config.bind_addr()?.ip();
+    println!("hubdesk listening on http://{host}:{}", app.port());
+    if let Some(url) = setup::first_run_url(&app.state).await? {
+        println!("First run: open {url} to create the first admin");
+    }
+    std::io::stdout().flush().ok();
+    let result = app.run_until_stopped().await;
+    db.close().await;
+    result.context("server")
+}

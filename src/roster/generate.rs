@@ -1,0 +1,104 @@
+//! Readable generated credentials.
+use std::collections::HashSet;
+
+use rand::{seq::SliceRandom, Rng};
+
+use crate::domain::{username::MAX_LEN, Username};
+
+// No l/1, o/0, c/k or q: easy to read off a printed card and to type on a phone.
+const CONSONANTS: &[u8] = b"bdfghjkmnprstvz";
+const VOWELS: &[u8] = b"aeiu";
+
+/// Three pronounceable 4-letter words and two digits, e.g. `baku-midi-seta-47`: about 41 bits,
+/// ample behind login throttling, and a child can type it.
+pub fn password() -> String {
+    let mut rng = rand::rngs::OsRng;
+    let mut word = || -> String {
+        (0..2)
+            .flat_map(|_| {
+                [*CONSONANTS.choose(&mut rng).unwrap_or(&b'b'), *VOWELS.choose(&mut rng).unwrap_or(&b'a')]
+            })
+            .map(char::from)
+            .collect()
+    };
+    let words = [word(), word(), word()];
+    let digits: u8 = rand::rngs::OsRng.gen_range(22..=99);
+    let digits = if digits % 10 < 2 { digits + 2 } else { digits };
+    format!("{}-{}-{}-{}", words[0], words[1], words[2], digits)
+}
+
+/// `count` distinct passwords.
+pub fn passwords(count: usize) -> Vec<String> {
+    let mut seen = HashSet::with_capacity(count);
+    let mut out = Vec::with_capacity(count);
+    while out.len() < count {
+        let p = password();
+        if seen.insert(p.clone()) {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// The username a display name suggests: first name plus the initial of the last name,
+/// transliterated to ASCII ("José Núñez" → "josen"). Room is left for a numeric suffix.
+pub fn username_base(display_name: &str) -> String {
+    let ascii = deunicode::deunicode(display_name).to_ascii_lowercase();
+    let words: Vec<String> = ascii
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_string)
+        .collect();
+    let mut base = match words.as_slice() {
+        [] => "student".to_string(),
+        [one] => one.clone(),
+        [first, .., last] => format!("{first}{}", &last[..1]),
+    };
+    if !base.starts_with(|c: char| c.is_ascii_lowercase()) {
+        base.insert(0, 's');
+    }
+    base.truncate(MAX_LEN - 4);
+    base
+}
+
+/// The first of `base`, `base2`, `base3`, … that parses and is not in `taken`.
+pub fn unique_username(base: &str, taken: &HashSet<String>) -> Username {
+    (1..)
+        .map(|n| if n == 1 { base.to_string() } else { format!("{base}{n}") })
+        .filter(|cand| !taken.contains(cand))
+        .find_map(|cand| Username::parse(&cand).ok())
+        .expect("a numbered username is always free")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_readable_and_distinct() {
+        let ps = passwords(500);
+        assert_eq!(ps.iter().collect::<HashSet<_>>().len(), 500);
+        for p in &ps {
+            assert_eq!(p.len(), 17, "{p}");
+            assert!(!p.contains(['l', 'o', '0', '1']), "{p}");
+        }
+    }
+
+    #[test]
+    fn username_from_names() {
+        assert_eq!(username_base("Ada Lovelace"), "adal");
+        assert_eq!(username_base("José  Núñez"), "josen");
+        assert_eq!(username_base("Grace Brewster Hopper"), "graceh");
+        assert_eq!(username_base("Zoë"), "zoe");
+        assert_eq!(username_base("42 Wallaby"), "s42w");
+        assert_eq!(username_base("!!!"), "student");
+        assert!(username_base(&"x".repeat(80)).len() <= 28);
+    }
+
+    #[test]
+    fn unique_username_numbers_collisions_and_skips_reserved() {
+        let taken: HashSet<String> = ["adal".to_string(), "adal2".to_string()].into();
+        assert_eq!(unique_username("adal", &taken).as_str(), "adal3");
+        assert_eq!(unique_username("root", &HashSet::new()).as_str(), "root2");
+    }
+}

@@ -1,0 +1,185 @@
+//! Roster operations. Each runs in one transaction together with its audit entry.
+use futures_util::future::try_join_all;
+use serde::Serialize;
+
+use super::{generate, import::PlannedStudent};
+use crate::{
+    auth::throttle,
+    db::{self, audit::Entry, users::InsertUserError},
+    domain::{Cohort, DisplayName, NewPassword, Role, Username},
+    state::AppState,
+};
+
+/// Who performs an operation, as written to the audit log.
+#[derive(Debug, Clone)]
+pub enum Actor {
+    User(Username),
+    Token(String),
+    System,
+}
+
+impl Actor {
+    pub fn label(&self) -> String {
+        match self {
+            Self::User(u) => u.to_string(),
+            Self::Token(name) => format!("token:{name}"),
+            Self::System => "system".into(),
+        }
+    }
+}
+
+/// A password shown once: on the credentials page or in an API reply, never stored.
+#[derive(Debug, Clone, Serialize)]
+pub struct Credential {
+    pub username: String,
+    pub display_name: String,
+    pub cohort: Option<String>,
+    pub password: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RosterError {
+    #[error("username '{0}' already exists")]
+    Duplicate(String),
+    #[error("no student named '{0}'")]
+    NotFound(String),
+    #[error("database unavailable")]
+    Db(#[from] sqlx::Error),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+/// Creates the planned students with generated passwords, all or nothing.
+pub async fn create_students(
+    state: &AppState,
+    actor: &Actor,
+    planned: &[PlannedStudent],
+    via: &str,
+) -> Result<Vec<Credential>, RosterError> {
+    let passwords = generate::passwords(planned.len());
+    // Hash before opening the transaction: hashing is the slow part, and the bounded hasher
+    // spreads it over the cores.
+    let hashes = try_join_all(passwords.iter().map(|p| state.hasher.hash(p))).await?;
+    let mut tx = state.pool.begin().await?;
+    let mut out = Vec::with_capacity(planned.len());
+    for ((p, password), hash) in planned.iter().zip(passwords).zip(hashes) {
+        let new = db::users::NewUser {
+            username: &p.username,
+            display_name: &p.display_name,
+            role: Role::Student,
+            cohort: p.cohort.as_ref(),
+            password_hash: &hash,
+        };
+        db::users::insert(&mut tx, new).await.map_err(|e| match e {
+            InsertUserError::Duplicate => RosterError::Duplicate(p.username.to_string()),
+            InsertUserError::Db(e) => RosterError::Db(e),
+        })?;
+        out.push(Credential {
+            username: p.username.to_string(),
+            display_name: p.display_name.as_str().to_string(),
+            cohort: p.cohort.as_ref().map(|c| c.as_str().to_string()),
+            password,
+        });
+    }
+    let detail = format!("{} student(s) via {via}", out.len());
+    let target = (out.len() == 1).then(|| out[0].username.clone());
+    db::audit::record(
+        &mut tx,
+        Entry {
+            actor: &actor.label(),
+            action: if out.len() == 1 { "student.create" } else { "student.import" },
+            target: target.as_deref(),
+            detail: Some(&detail),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(out)
+}
+
+/// Finds a student by name (staff accounts are not managed through the student pages).
+pub async fn find_student(state: &AppState, username: &str) -> Result<db::users::UserRow, RosterError> {
+    let not_found = || RosterError::NotFound(username.to_string());
+    let name = Username::parse(username).map_err(|_| not_found())?;
+    let mut conn = state.pool.acquire().await?;
+    match db::users::find_by_username(&mut conn, &name).await? {
+        Some(u) if u.role() == Role::Student => Ok(u),
+        _ => Err(not_found()),
+    }
+}
+
+/// New generated password; the student's sessions end (and, with OIDC, their tokens).
+pub async fn reset_password(state: &AppState, actor: &Actor, username: &str) -> Result<Credential, RosterError> {
+    let user = find_student(state, username).await?;
+    let password = generate::password();
+    let hash = state.hasher.hash(&password).await?;
+    let mut tx = state.pool.begin().await?;
+    db::users::set_password_hash(&mut tx, user.id, &hash).await?;
+    let ended = db::sessions::delete_for_user(&mut tx, user.id).await?;
+    let detail = format!("{ended} session(s) ended");
+    db::audit::record(
+        &mut tx,
+        Entry { actor: &actor.label(), action: "student.reset_password", target: Some(&user.username), detail: Some(&detail) },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Credential { username: user.username, display_name: user.display_name, cohort: user.cohort, password })
+}
+
+pub async fn set_disabled(state: &AppState, actor: &Actor, username: &str, disabled: bool) -> Result<(), RosterError> {
+    let user = find_student(state, username).await?;
+    let mut tx = state.pool.begin().await?;
+    db::users::set_disabled(&mut tx, user.id, disabled).await?;
+    let detail = if disabled {
+        let ended = db::sessions::delete_for_user(&mut tx, user.id).await?;
+        Some(format!("{ended} session(s) ended"))
+    } else {
+        None
+    };
+    let action = if disabled { "student.disable" } else { "student.enable" };
+    db::audit::record(
+        &mut tx,
+        Entry { actor: &actor.label(), action, target: Some(&user.username), detail: detail.as_deref() },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Lifts a login lock on the account (any role).
+pub async fn unlock(state: &AppState, actor: &Actor, username: &Username) -> Result<(), RosterError> {
+    let mut tx = state.pool.begin().await?;
+    throttle::clear_account(&mut tx, username).await?;
+    db::audit::record(
+        &mut tx,
+        Entry { actor: &actor.label(), action: "account.unlock", target: Some(username.as_str()), detail: None },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Creates a counselor or admin with a password they chose (or the operator gave).
+pub async fn create_staff(
+    state: &AppState,
+    actor: &Actor,
+    username: &Username,
+    display_name: &DisplayName,
+    role: Role,
+    password: &NewPassword,
+) -> Result<(), RosterError> {
+    let hash = state.hasher.hash(password.expose()).await?;
+    let mut tx = state.pool.begin().await?;
+    let new = db::users::NewUser { username, display_name, role, cohort: None::<&Cohort>, password_hash: &hash };
+    db::users::insert(&mut tx, new).await.map_err(|e| match e {
+        InsertUserError::Duplicate => RosterError::Duplicate(username.to_string()),
+        InsertUserError::Db(e) => RosterError::Db(e),
+    })?;
+    db::audit::record(
+        &mut tx,
+        Entry { actor: &actor.label(), action: "staff.create", target: Some(username.as_str()), detail: Some(role.as_str()) },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}

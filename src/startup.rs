@@ -1,0 +1,78 @@
+//! Builds the HTTP server around an `AppState`. Binds first (port 0 in tests), runs later.
+use std::{net::TcpListener, sync::Arc, time::Duration};
+
+use actix_web::{dev::Server, middleware, web, App, HttpServer};
+use sqlx::PgPool;
+
+use crate::{auth::Hasher, config::Config, error::WebError, state::AppState, web::routes};
+
+pub struct Application {
+    server: Server,
+    port: u16,
+    pub state: AppState,
+}
+
+/// Content-Security-Policy: no inline script or style, nothing framed, nothing from elsewhere.
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                   object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
+
+impl Application {
+    pub async fn build(config: Config, pool: PgPool) -> anyhow::Result<Self> {
+        let hasher = Hasher::new(&config.password, config.hash_permits())?;
+        let state = AppState { pool, config: Arc::new(config), hasher };
+        let listener = TcpListener::bind(state.config.bind_addr()?)?;
+        let port = listener.local_addr()?.port();
+        spawn_session_sweeper(state.clone());
+        let data = web::Data::new(state.clone());
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .app_data(web::FormConfig::default().limit(4 * 1024 * 1024).error_handler(|e, _| {
+                    WebError::BadRequest(format!("The form could not be read: {e}")).into()
+                }))
+                .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                    WebError::BadRequest(format!("Bad query string: {e}")).into()
+                }))
+                .app_data(web::PathConfig::default().error_handler(|_, _| WebError::NotFound.into()))
+                .wrap(
+                    middleware::DefaultHeaders::new()
+                        .add(("Content-Security-Policy", CSP))
+                        .add(("X-Content-Type-Options", "nosniff"))
+                        .add(("Referrer-Policy", "same-origin"))
+                        .add(("X-Frame-Options", "DENY"))
+                        .add(("Cross-Origin-Opener-Policy", "same-origin"))
+                        .add(("Permissions-Policy", "camera=(), microphone=(), geolocation=()")),
+                )
+                .configure(routes)
+        })
+        .listen(listener)?
+        .shutdown_timeout(10)
+        .run();
+        Ok(Self { server, port, state })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// Deletes expired sessions every ten minutes.
+fn spawn_session_sweeper(state: AppState) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(600));
+        loop {
+            tick.tick().await;
+            let idle = state.config.idle_timeout().as_secs() as i64;
+            let abs = state.config.absolute_timeout().as_secs() as i64;
+            if let Ok(mut conn) = state.pool.acquire().await {
+                if let Err(e) = crate::db::sessions::delete_expired(&mut conn, idle, abs).await {
+                    tracing::warn!(error = %e, "sweeping sessions");
+                }
+            }
+        }
+    });
+}

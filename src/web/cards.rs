@@ -1,0 +1,57 @@
+//! Credentials shown once: a table on screen, a sheet of login cards on paper.
+use actix_web::HttpResponse;
+use askama::Template;
+use base64::{engine::general_purpose::STANDARD, Engine};
+
+use super::{html, Page};
+use crate::{error::WebError, roster::Credential, state::AppState};
+
+pub struct Card {
+    pub username: String,
+    pub display_name: String,
+    pub cohort: String,
+    pub password: String,
+    pub qr: String,
+}
+
+#[derive(Template)]
+#[template(path = "cards.html")]
+pub struct CardsPage {
+    pub page: Page,
+    pub heading: String,
+    pub login_url: String,
+    pub cards: Vec<Card>,
+}
+
+/// An SVG QR code as a data: URI (an `<img>`, so no markup from us is injected into the page).
+pub fn qr_data_uri(text: &str) -> String {
+    match qrcode::QrCode::new(text.as_bytes()) {
+        Ok(code) => {
+            let svg = code
+                .render::<qrcode::render::svg::Color>()
+                .min_dimensions(96, 96)
+                .quiet_zone(false)
+                .build();
+            format!("data:image/svg+xml;base64,{}", STANDARD.encode(svg))
+        }
+        Err(_) => String::new(),
+    }
+}
+
+pub fn render(state: &AppState, page: Page, heading: String, creds: Vec<Credential>) -> Result<HttpResponse, WebError> {
+    let login_url = format!("{}/login", state.config.public_url);
+    let cards = creds
+        .into_iter()
+        .map(|c| {
+            let qr = qr_data_uri(&format!("{login_url}?username={}", c.username));
+            Card {
+                username: c.username,
+                display_name: c.display_name,
+                cohort: c.cohort.unwrap_or_default(),
+                password: c.password,
+                qr,
+            }
+        })
+        .collect();
+    html(&CardsPage { page, heading, login_url, cards })
+}

@@ -1,0 +1,19 @@
+use std::time::Duration;
+
+use actix_web::{web, HttpResponse};
+
+use crate::state::AppState;
+
+/// The process is alive (even when the database is not).
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain").body("ok")
+}
+
+/// Ready to serve: the database answers.
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let ping = tokio::time::timeout(Duration::from_secs(3), sqlx::query("SELECT 1").execute(&state.pool)).await;
+    match ping {
+        Ok(Ok(_)) => HttpResponse::Ok().content_type("text/plain").body("ready"),
+        _ => HttpResponse::ServiceUnavailable().content_type("text/plain").body("database unavailable"),
+    }
+}

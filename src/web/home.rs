@@ -1,0 +1,149 @@
+//! The student's landing page and password change.
+use std::collections::HashMap;
+
+use actix_web::{http::StatusCode, web, HttpResponse};
+use askama::Template;
+use serde::Deserialize;
+
+use super::{html, html_status, see_other, Page};
+use crate::{
+    auth::{csrf, MaybeUser, RequireUser, Verified},
+    db,
+    domain::NewPassword,
+    error::WebError,
+    state::AppState,
+};
+
+#[derive(Template)]
+#[template(path = "home.html")]
+pub struct HomePage {
+    pub page: Page,
+    pub hub_url: String,
+    pub display_name: String,
+}
+
+#[derive(Deserialize)]
+pub struct HomeQuery {
+    password_changed: Option<String>,
+}
+
+pub async fn home(
+    state: web::Data<AppState>,
+    user: MaybeUser,
+    q: web::Query<HomeQuery>,
+) -> Result<HttpResponse, WebError> {
+    let Some(user) = user.0 else {
+        return Ok(see_other("/login"));
+    };
+    if user.role.is_staff() {
+        return Ok(see_other("/students"));
+    }
+    let notice = q.password_changed.as_ref().map(|_| "Your password has been changed.");
+    let page = HomePage {
+        page: Page::for_user(&state, &user, "Welcome").with_notice(notice),
+        hub_url: state.config.hub_url.clone(),
+        display_name: user.display_name.clone(),
+    };
+    html(&page)
+}
+
+#[derive(Template)]
+#[template(path = "password.html")]
+pub struct PasswordPage {
+    pub page: Page,
+    pub errors: HashMap<&'static str, String>,
+    pub min_length: usize,
+}
+
+impl PasswordPage {
+    pub fn error(&self, field: &str) -> String {
+        self.errors.get(field).cloned().unwrap_or_default()
+    }
+}
+
+pub async fn password_form(state: web::Data<AppState>, user: RequireUser) -> Result<HttpResponse, WebError> {
+    html(&PasswordPage {
+        page: Page::for_user(&state, &user, "Change password"),
+        errors: HashMap::new(),
+        min_length: state.config.password.min_length,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    #[serde(default)]
+    current_password: String,
+    #[serde(default)]
+    new_password: String,
+    #[serde(default)]
+    confirm_password: String,
+    #[serde(default)]
+    csrf_token: String,
+}
+
+pub async fn password_submit(
+    state: web::Data<AppState>,
+    user: RequireUser,
+    form: web::Form<PasswordForm>,
+) -> Result<HttpResponse, WebError> {
+    if !csrf::verify_user(&user, &form.csrf_token) {
+        return Err(WebError::Csrf);
+    }
+    let mut errors = HashMap::new();
+    let mut conn = state.pool.acquire().await?;
+    let row = db::users::find_by_id(&mut conn, user.id).await?.ok_or(WebError::NotFound)?;
+    drop(conn);
+    match state.hasher.verify(Some(&row.password_hash), &form.current_password).await? {
+        Verified::No => {
+            errors.insert("current_password", "That is not your current password.".to_string());
+        }
+        Verified::Yes | Verified::YesRehashed(_) => {}
+    }
+    let new = match NewPassword::parse(&form.new_password, state.config.password.min_length, user.username.as_str()) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            errors.insert("new_password", format!("{}.", capitalise(&e.to_string())));
+            None
+        }
+    };
+    if form.new_password != form.confirm_password {
+        errors.insert("confirm_password", "The two new passwords do not match.".to_string());
+    }
+    if form.new_password == form.current_password && !form.new_password.is_empty() {
+        errors.insert("new_password", "The new password must differ from the current one.".to_string());
+    }
+    let (Some(new), true) = (new, errors.is_empty()) else {
+        let page = PasswordPage {
+            page: Page::for_user(&state, &user, "Change password"),
+            errors,
+            min_length: state.config.password.min_length,
+        };
+        return html_status(StatusCode::UNPROCESSABLE_ENTITY, &page);
+    };
+    let hash = state.hasher.hash(new.expose()).await?;
+    let mut tx = state.pool.begin().await?;
+    db::users::set_password_hash(&mut tx, user.id, &hash).await?;
+    // Other devices lose their sessions; this one stays logged in.
+    let ended = db::sessions::delete_others(&mut tx, user.id, &user.session_hash).await?;
+    let detail = format!("{ended} other session(s) ended");
+    db::audit::record(
+        &mut tx,
+        db::audit::Entry {
+            actor: user.username.as_str(),
+            action: "account.change_password",
+            target: Some(user.username.as_str()),
+            detail: Some(&detail),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(see_other("/?password_changed=1"))
+}
+
+pub fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
+        None => String::new(),
+    }
+}

@@ -1,0 +1,160 @@
+//! Login and logout.
+use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
+use askama::Template;
+use serde::Deserialize;
+
+use super::{client_addr, html_status, safe_next, see_other, Page};
+use crate::{
+    auth::{csrf, secret::hash_token, session, throttle, MaybeUser, Verified},
+    db,
+    domain::Username,
+    error::WebError,
+    state::AppState,
+};
+
+#[derive(Template)]
+#[template(path = "login.html")]
+pub struct LoginPage {
+    pub page: Page,
+    pub next: String,
+    pub username: String,
+    pub error: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    next: Option<String>,
+    username: Option<String>,
+}
+
+pub async fn form(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    user: MaybeUser,
+    q: web::Query<LoginQuery>,
+) -> Result<HttpResponse, WebError> {
+    let next = safe_next(q.next.as_deref());
+    if user.0.is_some() {
+        return Ok(see_other(&next));
+    }
+    render(&state, &req, next, q.username.clone().unwrap_or_default(), None, StatusCode::OK)
+}
+
+fn render(
+    state: &AppState,
+    req: &HttpRequest,
+    next: String,
+    username: String,
+    error: Option<String>,
+    status: StatusCode,
+) -> Result<HttpResponse, WebError> {
+    let token = csrf::anon_token(state, req);
+    let page = LoginPage { page: Page::anonymous(state, token.token, "Log in"), next, username, error };
+    let mut resp = html_status(status, &page)?;
+    if let Some(c) = token.set_cookie {
+        resp.add_cookie(&c).map_err(|e| WebError::Internal(e.into()))?;
+    }
+    Ok(resp)
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+    next: Option<String>,
+    #[serde(default)]
+    csrf_token: String,
+}
+
+const WRONG: &str = "Wrong username or password.";
+
+pub async fn submit(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<LoginForm>,
+) -> Result<HttpResponse, WebError> {
+    let form = form.into_inner();
+    let next = safe_next(form.next.as_deref());
+    let typed = form.username.trim().to_string();
+    let fail = |msg: &str, status| render(&state, &req, next.clone(), typed.clone(), Some(msg.to_string()), status);
+
+    if !csrf::verify_anon(&state, &req, &form.csrf_token) {
+        return fail("This form had expired. Please try again.", StatusCode::FORBIDDEN);
+    }
+    if form.username.trim().is_empty() || form.password.is_empty() {
+        return fail("Enter your username and password.", StatusCode::BAD_REQUEST);
+    }
+    if form.password.len() > 1024 {
+        return fail(WRONG, StatusCode::UNAUTHORIZED);
+    }
+    let username = Username::parse_login(&form.username).ok();
+    let addr = client_addr(&state, &req);
+    let mut conn = state.pool.acquire().await?;
+    if let Some(until) = throttle::locked_until(&mut conn, username.as_ref(), &addr).await? {
+        let secs = (until - time::OffsetDateTime::now_utc()).whole_seconds().max(1);
+        let wait = if secs < 90 { format!("{secs} seconds") } else { format!("{} minutes", (secs + 59) / 60) };
+        return fail(
+            &format!("Too many failed attempts. Try again in {wait}, or ask a counselor to unlock your account."),
+            StatusCode::TOO_MANY_REQUESTS,
+        );
+    }
+    let user = match &username {
+        Some(u) => db::users::find_by_username(&mut conn, u).await?,
+        None => None,
+    };
+    drop(conn);
+    let verified = state.hasher.verify(user.as_ref().map(|u| u.password_hash.as_str()), &form.password).await?;
+    let mut conn = state.pool.acquire().await?;
+    let user = match (user, verified) {
+        (Some(user), Verified::Yes) => user,
+        (Some(user), Verified::YesRehashed(new_hash)) => {
+            db::users::set_password_hash(&mut conn, user.id, &new_hash).await?;
+            user
+        }
+        _ => {
+            throttle::record_failure(&mut conn, &state.config.throttle, username.as_ref(), &addr).await?;
+            return fail(WRONG, StatusCode::UNAUTHORIZED);
+        }
+    };
+    if user.disabled {
+        return fail("This account is disabled. Please ask a counselor.", StatusCode::FORBIDDEN);
+    }
+    if let Some(u) = &username {
+        throttle::clear_account(&mut conn, u).await?;
+    }
+    // Rotate: whatever session this browser had ends here.
+    if let Some(old) = req.cookie(state.session_cookie_name()) {
+        db::sessions::delete(&mut conn, &hash_token(old.value())).await?;
+    }
+    drop(conn);
+    let ua = req.headers().get("User-Agent").and_then(|v| v.to_str().ok());
+    let cookie = session::create(&state, user.id, ua).await?;
+    tracing::info!(username = %user.username, "login");
+    Ok(HttpResponse::SeeOther().insert_header(("Location", next)).cookie(cookie).finish())
+}
+
+#[derive(Deserialize)]
+pub struct LogoutForm {
+    #[serde(default)]
+    csrf_token: String,
+}
+
+pub async fn logout(
+    state: web::Data<AppState>,
+    user: MaybeUser,
+    form: web::Form<LogoutForm>,
+) -> Result<HttpResponse, WebError> {
+    if let Some(user) = user.0 {
+        if !csrf::verify_user(&user, &form.csrf_token) {
+            return Err(WebError::Csrf);
+        }
+        let mut conn = state.pool.acquire().await?;
+        db::sessions::delete(&mut conn, &user.session_hash).await?;
+    }
+    Ok(HttpResponse::SeeOther()
+        .insert_header(("Location", "/login"))
+        .cookie(session::removal_cookie(&state))
+        .finish())
+}

@@ -1,0 +1,171 @@
+use std::sync::OnceLock;
+
+use hubdesk::{
+    config::Config,
+    db::{self, EmbeddedPostgres},
+    domain::{DisplayName, NewPassword, Role, Username},
+    roster::{self, Actor},
+    startup::Application,
+    state::AppState,
+};
+use reqwest::{redirect::Policy, Client, Response};
+use sqlx::{Executor, PgPool};
+
+/// The server's maintenance URL: `DATABASE_URL`, or a private PostgreSQL started once under
+/// `target/test-postgres` (left running for the next run).
+fn server_url() -> String {
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| match std::env::var("DATABASE_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => {
+            let dir = std::env::var("CARGO_TARGET_TMPDIR").unwrap_or_else(|_| "/tmp".into());
+            let pg = EmbeddedPostgres::start(&std::path::Path::new(&dir).join("test-postgres")).expect("embedded PostgreSQL");
+            let url = pg.url("postgres");
+            std::mem::forget(pg);
+            url
+        }
+    })
+    .clone()
+}
+
+fn with_database(url: &str, name: &str) -> String {
+    let mut u = url::Url::parse(url).expect("DATABASE_URL");
+    u.set_path(&format!("/{name}"));
+    u.to_string()
+}
+
+pub struct TestApp {
+    pub addr: String,
+    pub client: Client,
+    pub pool: PgPool,
+    pub state: AppState,
+    pub db_name: String,
+}
+
+pub const PASSWORD: &str = "plum-rocket-lantern-7";
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let server = server_url();
+    let db_name = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let admin = db::pool_for(&server).await.expect("connect to test PostgreSQL");
+    admin.execute(format!("CREATE DATABASE \"{db_name}\"").as_str()).await.expect("create test database");
+    admin.close().await;
+
+    let mut config = Config::default();
+    config.bind = "127.0.0.1:0".into();
+    config.database_url = Some(with_database(&server, &db_name));
+    config.hub_url = "http://127.0.0.1:9/hub/".into();
+    config.camp_name = "Test Camp".into();
+    tweak(&mut config);
+    let pool = db::pool_for(config.database_url.as_deref().unwrap()).await.expect("test pool");
+    db::MIGRATOR.run(&pool).await.expect("migrations");
+    let app = Application::build(config, pool.clone()).await.expect("build app");
+    let addr = format!("http://127.0.0.1:{}", app.port());
+    let state = app.state.clone();
+    tokio::spawn(app.run_until_stopped());
+    TestApp { addr, client: client(), pool, state, db_name }
+}
+
+pub fn client() -> Client {
+    Client::builder().redirect(Policy::none()).cookie_store(true).build().unwrap()
+}
+
+/// The value of the first `csrf_token` hidden field in an HTML page.
+pub fn csrf_from(html: &str) -> String {
+    let marker = "name=\"csrf_token\" value=\"";
+    let start = html.find(marker).expect("page has a csrf_token field") + marker.len();
+    html[start..].split('"').next().unwrap().to_string()
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.addr, path)
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    pub async fn get_html(&self, path: &str) -> String {
+        self.get(path).await.text().await.unwrap()
+    }
+
+    /// Posts a form with the CSRF token from `page` (a path whose HTML holds the token).
+    pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> Response {
+        self.post_form_from(path, path, fields).await
+    }
+
+    pub async fn post_form_from(&self, token_page: &str, path: &str, fields: &[(&str, &str)]) -> Response {
+        let token = csrf_from(&self.get_html(token_page).await);
+        let mut form: Vec<(&str, &str)> = fields.to_vec();
+        form.push(("csrf_token", &token));
+        self.client.post(self.url(path)).form(&form).send().await.unwrap()
+    }
+
+    pub async fn create_user(&self, role: Role, username: &str, password: &str) {
+        let name = Username::parse(username).unwrap();
+        let display = DisplayName::parse(&format!("{username} person")).unwrap();
+        let pw = NewPassword::parse(password, 8, username).unwrap();
+        roster::ops::create_staff(&self.state, &Actor::System, &name, &display, role, &pw).await.unwrap();
+    }
+
+    /// Creates a student through the roster and returns the generated password.
+    pub async fn create_student(&self, display_name: &str, username: &str, cohort: Option<&str>) -> String {
+        let csv = format!("display_name,username,cohort\n{display_name},{username},{}\n", cohort.unwrap_or(""));
+        let rows = roster::import::parse(csv.as_bytes()).unwrap();
+        let mut conn = self.pool.acquire().await.unwrap();
+        let plan = roster::import::plan(&mut conn, rows).await.unwrap();
+        let creds = roster::ops::create_students(&self.state, &Actor::System, &plan, "test").await.unwrap();
+        creds[0].password.clone()
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> Response {
+        self.post_form_from("/login", "/login", &[("username", username), ("password", password)]).await
+    }
+
+    /// Logs in and asserts success.
+    pub async fn login_ok(&self, username: &str, password: &str) {
+        let r = self.login(username, password).await;
+        assert_eq!(r.status(), 303, "login of {username} failed: {}", r.text().await.unwrap_or_default());
+    }
+
+    pub async fn as_counselor(&self) {
+        self.create_user(Role::Counselor, "connie", PASSWORD).await;
+        self.login_ok("connie", PASSWORD).await;
+    }
+
+    pub async fn as_admin(&self) {
+        self.create_user(Role::Admin, "boss", PASSWORD).await;
+        self.login_ok("boss", PASSWORD).await;
+    }
+
+    /// A second browser (own cookie jar) on the same app.
+    pub fn other_browser(&self) -> TestApp {
+        TestApp {
+            addr: self.addr.clone(),
+            client: client(),
+            pool: self.pool.clone(),
+            state: self.state.clone(),
+            db_name: self.db_name.clone(),
+        }
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sql).fetch_one(&self.pool).await.unwrap()
+    }
+
+    pub fn location(r: &Response) -> String {
+        r.headers().get("location").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default()
+    }
+
+    pub async fn api_token(&self) -> String {
+        let token = hubdesk::auth::secret::random_token();
+        let mut conn = self.pool.acquire().await.unwrap();
+        db::tokens::insert(&mut conn, "sync", &hubdesk::auth::secret::hash_token(&token)).await.unwrap();
+        token
+    }
+}

@@ -1,0 +1,8 @@
+//! Integration tests: the real app on port 0 against a real PostgreSQL, a database per test.
+mod accounts;
+mod api;
+mod helpers;
+mod import;
+mod login;
+mod platform;
+mod students;

@@ -1,0 +1,79 @@
+"""Helpers shared by conftest.py and the tests (kept out of conftest so tests can import them)."""
+
+from __future__ import annotations
+
+from html.parser import HTMLParser
+
+import requests
+
+
+class _FormScraper(HTMLParser):
+    """Collects hidden csrf_token values and the text of elements with given classes."""
+
+    VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
+            "track", "wbr"}
+
+    def __init__(self, classes: tuple[str, ...] = ()):
+        super().__init__(convert_charrefs=True)
+        self.classes = set(classes)
+        self.csrf: list[str] = []
+        self.texts: dict[str, list[str]] = {c: [] for c in classes}
+        self._open: list[list] = []  # [class, depth, buffer]
+        self._depth = 0
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "input" and a.get("name") == "csrf_token" and a.get("value"):
+            self.csrf.append(a["value"])
+        if tag in self.VOID:
+            return
+        self._depth += 1
+        for c in (a.get("class") or "").split():
+            if c in self.classes:
+                self._open.append([c, self._depth, []])
+
+    def handle_endtag(self, tag):
+        if tag in self.VOID:
+            return
+        while self._open and self._open[-1][1] >= self._depth:
+            c, _, buf = self._open.pop()
+            self.texts[c].append("".join(buf).strip())
+        self._depth -= 1
+
+    def handle_data(self, data):
+        for entry in self._open:
+            entry[2].append(data)
+
+
+def scrape(html: str, *classes: str) -> _FormScraper:
+    p = _FormScraper(classes)
+    p.feed(html)
+    p.close()
+    return p
+
+
+class HubdeskClient(requests.Session):
+    """A requests session against hubdesk that fills in csrf_token from the page it GETs first."""
+
+    def __init__(self, base_url: str):
+        super().__init__()
+        self.base = base_url
+        self.trust_env = False
+
+    def page_csrf(self, path: str) -> str:
+        r = self.get(self.base + path, timeout=15)
+        r.raise_for_status()
+        tokens = scrape(r.text).csrf
+        assert tokens, f"no csrf_token input on {path}"
+        return tokens[0]
+
+    def submit(self, form_path: str, data: dict, post_path: str | None = None, **kw) -> requests.Response:
+        token = self.page_csrf(form_path)
+        kw.setdefault("allow_redirects", False)
+        kw.setdefault("timeout", 30)
+        return self.post(self.base + (post_path or form_path), data={**data, "csrf_token": token}, **kw)
+
+    def login(self, username: str, password: str) -> requests.Response:
+        r = self.submit("/login", {"username": username, "password": password, "next": "/"})
+        assert r.status_code == 303, f"login as {username}: {r.status_code} {r.text[:500]}"
+        return r
