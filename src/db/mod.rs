@@ -101,8 +101,16 @@ pub fn is_unique_violation(err: &sqlx::Error) -> bool {
 
 /// True when the database could not be reached (as opposed to a query that failed).
 pub fn is_unavailable(err: &sqlx::Error) -> bool {
-    matches!(
-        err,
-        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolClosed
-    ) || matches!(err, sqlx::Error::Database(db) if db.code().as_deref().is_some_and(|c| c.starts_with("57P") || c.starts_with("08")))
+    match err {
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolClosed => true,
+        sqlx::Error::Database(db) => {
+            // Connection-level refusals arrive as FATAL errors (shutdown, not accepting
+            // connections, too many clients) or in the 08/57P classes.
+            let fatal = db
+                .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                .is_some_and(|pg| matches!(pg.severity(), sqlx::postgres::PgSeverity::Fatal | sqlx::postgres::PgSeverity::Panic));
+            fatal || db.code().as_deref().is_some_and(|c| c.starts_with("57P") || c.starts_with("08") || c.starts_with("53"))
+        }
+        _ => false,
+    }
 }

@@ -142,6 +142,8 @@ pub fn parse(input: &[u8]) -> Result<Vec<ImportRow>, Vec<RowError>> {
             break;
         }
     }
+    errors.extend(duplicate_usernames(&rows));
+    errors.sort_by_key(|e| e.line);
     if rows.is_empty() && errors.is_empty() {
         errors.push(RowError::new(0, "no students found: give one name per line, or a CSV with a display_name column"));
     }
@@ -201,20 +203,32 @@ fn row(cols: &[Column], cells: &[String], line: u64) -> Result<ImportRow, Vec<Ro
     }
 }
 
-/// Resolves usernames: given ones must be unique in the file and free in the database;
-/// missing ones are generated from the display name.
-pub async fn plan(conn: &mut PgConnection, rows: Vec<ImportRow>) -> Result<Vec<PlannedStudent>, Vec<RowError>> {
+/// Given usernames must be unique within the import.
+fn duplicate_usernames(rows: &[ImportRow]) -> Vec<RowError> {
+    let mut first_line: HashMap<&str, u64> = HashMap::new();
     let mut errors = Vec::new();
-    let mut first_line: HashMap<String, u64> = HashMap::new();
-    for r in &rows {
+    for r in rows {
         if let Some(u) = &r.username {
-            if let Some(prev) = first_line.get(u.as_str()) {
-                errors.push(RowError::new(r.line, format!("username '{u}' is also on line {prev}")));
-            } else {
-                first_line.insert(u.to_string(), r.line);
+            match first_line.get(u.as_str()) {
+                Some(prev) => errors.push(RowError::new(r.line, format!("username '{u}' is also on line {prev}"))),
+                None => {
+                    first_line.insert(u.as_str(), r.line);
+                }
             }
         }
     }
+    errors
+}
+
+/// Resolves usernames: given ones must be unique in the file and free in the database;
+/// missing ones are generated from the display name.
+pub async fn plan(conn: &mut PgConnection, rows: Vec<ImportRow>) -> Result<Vec<PlannedStudent>, Vec<RowError>> {
+    let mut errors = duplicate_usernames(&rows);
+    let first_line: HashMap<String, u64> = rows
+        .iter()
+        .rev()
+        .filter_map(|r| r.username.as_ref().map(|u| (u.to_string(), r.line)))
+        .collect();
     let given: Vec<String> = first_line.keys().cloned().collect();
     let existing = db::users::existing_usernames(conn, &given)
         .await
@@ -338,8 +352,8 @@ mod tests {
     }
 
     #[test]
-    fn usernames_are_lowercased_so_case_variants_collide_later() {
-        let rows = parse("display_name,username\nAda,Ada\nAda Two,ADA\n".as_bytes()).unwrap();
-        assert_eq!(rows[0].username, rows[1].username);
+    fn case_variants_of_a_username_are_duplicates() {
+        let errs = lines(parse("display_name,username\nAda,Ada\nAda Two,ADA\n".as_bytes()));
+        assert_eq!(errs, vec![(3, "username 'ada' is also on line 2".to_string())]);
     }
 }

@@ -3,7 +3,7 @@ use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use super::{client_addr, html_status, safe_next, see_other, Page};
+use super::{client_addr, html_status, safe_next, Page};
 use crate::{
     auth::{csrf, secret::hash_token, session, throttle, MaybeUser, Verified},
     db,
@@ -19,6 +19,8 @@ pub struct LoginPage {
     pub next: String,
     pub username: String,
     pub error: Option<String>,
+    /// Who is logged in already, if anyone.
+    pub current: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -34,10 +36,10 @@ pub async fn form(
     q: web::Query<LoginQuery>,
 ) -> Result<HttpResponse, WebError> {
     let next = safe_next(q.next.as_deref());
-    if user.0.is_some() {
-        return Ok(see_other(&next));
-    }
-    render(&state, &req, next, q.username.clone().unwrap_or_default(), None, StatusCode::OK)
+    // Already logged in: still show the form (a shared laptop may need to switch person),
+    // with a way to carry on as the current one.
+    let current = user.0.map(|u| u.username.to_string());
+    render(&state, &req, next, q.username.clone().unwrap_or_default(), None, current, StatusCode::OK)
 }
 
 fn render(
@@ -46,10 +48,11 @@ fn render(
     next: String,
     username: String,
     error: Option<String>,
+    current: Option<String>,
     status: StatusCode,
 ) -> Result<HttpResponse, WebError> {
     let token = csrf::anon_token(state, req);
-    let page = LoginPage { page: Page::anonymous(state, token.token, "Log in"), next, username, error };
+    let page = LoginPage { page: Page::anonymous(state, token.token, "Log in"), next, username, error, current };
     let mut resp = html_status(status, &page)?;
     if let Some(c) = token.set_cookie {
         resp.add_cookie(&c).map_err(|e| WebError::Internal(e.into()))?;
@@ -78,7 +81,7 @@ pub async fn submit(
     let form = form.into_inner();
     let next = safe_next(form.next.as_deref());
     let typed = form.username.trim().to_string();
-    let fail = |msg: &str, status| render(&state, &req, next.clone(), typed.clone(), Some(msg.to_string()), status);
+    let fail = |msg: &str, status| render(&state, &req, next.clone(), typed.clone(), Some(msg.to_string()), None, status);
 
     if !csrf::verify_anon(&state, &req, &form.csrf_token) {
         return fail("This form had expired. Please try again.", StatusCode::FORBIDDEN);

@@ -75,6 +75,12 @@ pub async fn create(state: web::Data<AppState>, user: RequireAdmin, form: web::F
     let username = Username::parse(&form.username.trim().to_ascii_lowercase())
         .map_err(|e| errors.insert("username", format!("{}.", capitalise(&e.to_string()))))
         .ok();
+    if let Some(u) = &username {
+        let mut conn = state.pool.acquire().await?;
+        if db::users::find_by_username(&mut conn, u).await?.is_some() {
+            errors.insert("username", "This username is taken.".into());
+        }
+    }
     let display_name = DisplayName::parse(&form.display_name)
         .map_err(|e| errors.insert("display_name", format!("Name: {e}.")))
         .ok();

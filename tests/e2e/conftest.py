@@ -18,6 +18,7 @@ Environment:
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -28,7 +29,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import pytest
 import requests
@@ -46,7 +47,7 @@ REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 ADMIN_USER = "boss"
-ADMIN_PASSWORD = "e2e-boss-" + secrets.token_hex(8)
+ADMIN_PASSWORD = "Admin-e2e-" + secrets.token_hex(8)  # must not contain the user name
 DUMMY_HUB_URL = "http://127.0.0.1:1/hub"
 
 
@@ -75,9 +76,24 @@ def hubdesk_bin() -> Path:
 
 
 def _with_dbname(url: str, dbname: str) -> str:
-    """Replace the database name (the URL path) in a postgres:// URL, keeping ?host=... etc."""
+    """The postgres:// URL with another database name (the URL path), keeping ?host=... etc.
+
+    A libpq-style socket URL with an empty host (``postgres://user@/db?host=/dir``) is rewritten
+    with the socket dir percent-encoded as the host (``postgres://user@%2Fdir/db``): libpq reads
+    both, but URL parsers such as sqlx's reject a user name with an empty host.
+    """
     parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + dbname, parts.query, parts.fragment))
+    netloc, query = parts.netloc, parts.query
+    if parts.hostname is None:
+        params = parse_qsl(query, keep_blank_values=True)
+        hosts = [v for k, v in params if k == "host"]
+        if hosts and hosts[0].startswith("/"):
+            userinfo = netloc.rpartition("@")[0]
+            port = f":{parts.port}" if parts.port else ""
+            host = quote(hosts[0], safe="")
+            netloc = f"{userinfo}@{host}{port}" if userinfo else f"{host}{port}"
+            query = urlencode([(k, v) for k, v in params if k != "host"])
+    return urlunsplit((parts.scheme, netloc, "/" + dbname, query, parts.fragment))
 
 
 def _psql(url: str, sql: str) -> subprocess.CompletedProcess:
@@ -90,9 +106,13 @@ def _psql(url: str, sql: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="session")
-def hubdesk_env(tmp_path_factory) -> Iterator[dict]:
+def hubdesk_env() -> Iterator[dict]:
     """Environment for every hubdesk command of the session: a fresh database + data dir."""
-    data_dir = tmp_path_factory.mktemp("hubdesk-data")
+    # Not under pytest's basetemp (mode 700): run as root, hubdesk's embedded PostgreSQL runs as
+    # the `postgres` user and must be able to enter the data dir.
+    data_dir = Path(tempfile.mkdtemp(prefix="hubdesk-e2e-data-"))
+    data_dir.chmod(0o755)
+    # hubdesk runs in this dir too; HUBDESK_CONFIG and other HUBDESK_* of the caller are dropped.
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUBDESK_")}
     env["HUBDESK_DATA_DIR"] = str(data_dir)
     env["HUBDESK_HUB_URL"] = DUMMY_HUB_URL
@@ -107,7 +127,10 @@ def hubdesk_env(tmp_path_factory) -> Iterator[dict]:
         env["DATABASE_URL"] = _with_dbname(admin_url, dbname)
     else:
         env.pop("DATABASE_URL", None)  # hubdesk starts its embedded PostgreSQL under data_dir
-    yield env
+    try:
+        yield env
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
     if dbname:
         res = _psql(admin_url, f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
         if res.returncode != 0:
@@ -120,9 +143,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
 def _tail(path: Path, lines: int = 150) -> str:
     try:
-        text = path.read_text(errors="replace")
+        text = _ANSI.sub("", path.read_text(errors="replace"))
     except OSError:
         return ""
     return "\n".join(text.splitlines()[-lines:])
@@ -130,7 +156,8 @@ def _tail(path: Path, lines: int = 150) -> str:
 
 def _run_cli(bin_: Path, args: list[str], env: dict, stdin: str | None = None, timeout: int = 180):
     res = subprocess.run(
-        [str(bin_), *args], input=stdin, env=env, capture_output=True, text=True, timeout=timeout
+        [str(bin_), *args], input=stdin, env=env, capture_output=True, text=True, timeout=timeout,
+        cwd=env["HUBDESK_DATA_DIR"],  # not the repo: no stray ./hubdesk.toml gets picked up
     )
     if res.returncode != 0:
         pytest.fail(
@@ -171,7 +198,7 @@ def _start_serve(bin_: Path, env: dict, logdir: Path, attempt: int) -> Hubdesk:
     with open(out, "wb") as fo, open(err, "wb") as fe:
         proc = subprocess.Popen(
             [str(bin_), "serve"], env=env, stdin=subprocess.DEVNULL, stdout=fo, stderr=fe,
-            start_new_session=True,
+            start_new_session=True, cwd=env["HUBDESK_DATA_DIR"],
         )
     return Hubdesk(url, DUMMY_HUB_URL, ADMIN_USER, ADMIN_PASSWORD, env, out, err, proc)
 
@@ -184,6 +211,10 @@ def _stop(hd: Hubdesk) -> None:
     try:
         proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
+        try:  # its whole process group (start_new_session): children such as an embedded postgres
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         proc.kill()
         proc.wait(timeout=10)
 
