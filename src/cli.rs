@@ -29,6 +29,11 @@ pub enum Command {
         #[command(subcommand)]
         action: TokenAction,
     },
+    /// OpenID Connect helpers.
+    Oidc {
+        #[command(subcommand)]
+        action: OidcAction,
+    },
     /// Print the single-thread argon2 verify time at the configured parameters.
     BenchHash {
         #[arg(long, default_value_t = 15)]
@@ -47,6 +52,12 @@ pub enum AdminAction {
         #[arg(long)]
         display_name: Option<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OidcAction {
+    /// Print a new random client secret (URL-safe characters only).
+    NewSecret,
 }
 
 #[derive(Debug, Subcommand)]

@@ -34,6 +34,37 @@ pub struct Config {
     pub session: SessionConfig,
     pub password: PasswordConfig,
     pub throttle: ThrottleConfig,
+    pub oidc: OidcConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcConfig {
+    /// Lifetime of access tokens: short, the hub refreshes them.
+    pub access_token_ttl_secs: i64,
+    pub refresh_token_ttl_secs: i64,
+    pub id_token_ttl_secs: i64,
+    /// Registered relying parties (the hub).
+    #[serde(default)]
+    pub clients: Vec<OidcClientConfig>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcClientConfig {
+    pub id: String,
+    #[serde(default)]
+    pub secret: Option<String>,
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
+    pub redirect_uris: Vec<String>,
+    /// PKCE (S256) required; on by default, as the hub always sends it.
+    #[serde(default = "yes")]
+    pub require_pkce: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -101,6 +132,12 @@ impl Default for Config {
                 max_lock_minutes: 15,
                 window_minutes: 15,
             },
+            oidc: OidcConfig {
+                access_token_ttl_secs: 600,
+                refresh_token_ttl_secs: 7 * 24 * 3600,
+                id_token_ttl_secs: 600,
+                clients: Vec::new(),
+            },
         }
     }
 }
@@ -122,11 +159,59 @@ impl Config {
             .merge(Env::prefixed("HUBDESK_").split("__"))
             .merge(Env::raw().only(&["DATABASE_URL"]).map(|_| "database_url".into()));
         let mut config: Config = fig.extract().context("invalid configuration")?;
+        config.add_env_client()?;
         config.finish()?;
         Ok(config)
     }
 
+    /// The single-client shortcut: `HUBDESK_OIDC_CLIENT_ID`, `HUBDESK_OIDC_CLIENT_SECRET` (or
+    /// `_FILE`) and `HUBDESK_OIDC_REDIRECT_URIS` (comma-separated).
+    fn add_env_client(&mut self) -> anyhow::Result<()> {
+        let Ok(id) = std::env::var("HUBDESK_OIDC_CLIENT_ID") else {
+            return Ok(());
+        };
+        let redirect_uris = std::env::var("HUBDESK_OIDC_REDIRECT_URIS")
+            .context("HUBDESK_OIDC_CLIENT_ID is set but HUBDESK_OIDC_REDIRECT_URIS is not")?
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+        self.oidc.clients.retain(|c| c.id != id);
+        self.oidc.clients.push(OidcClientConfig {
+            id,
+            secret: std::env::var("HUBDESK_OIDC_CLIENT_SECRET").ok(),
+            secret_file: std::env::var("HUBDESK_OIDC_CLIENT_SECRET_FILE").ok().map(PathBuf::from),
+            redirect_uris,
+            require_pkce: std::env::var("HUBDESK_OIDC_REQUIRE_PKCE").map(|v| v != "false").unwrap_or(true),
+        });
+        Ok(())
+    }
+
     fn finish(&mut self) -> anyhow::Result<()> {
+        for client in &mut self.oidc.clients {
+            if let Some(path) = &client.secret_file {
+                let secret = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading secret_file of OIDC client {}", client.id))?;
+                client.secret = Some(secret.trim().to_string());
+            }
+            let secret = client.secret.as_deref().unwrap_or("");
+            anyhow::ensure!(
+                secret.len() >= 32,
+                "OIDC client {}: secret must be at least 32 characters (`hubdesk oidc new-secret` makes one)",
+                client.id
+            );
+            anyhow::ensure!(
+                secret.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' || c == '~'),
+                "OIDC client {}: use URL-safe characters only in the secret (a '+' breaks Basic auth in the hub)",
+                client.id
+            );
+            anyhow::ensure!(!client.redirect_uris.is_empty(), "OIDC client {}: no redirect_uris", client.id);
+            for uri in &client.redirect_uris {
+                let parsed = url::Url::parse(uri)
+                    .with_context(|| format!("OIDC client {}: redirect URI {uri:?}", client.id))?;
+                anyhow::ensure!(parsed.fragment().is_none(), "OIDC client {}: redirect URI has a fragment", client.id);
+            }
+        }
         if let Some(path) = &self.database_url_file {
             let url = std::fs::read_to_string(path)
                 .with_context(|| format!("reading database_url_file {}", path.display()))?;

@@ -4,7 +4,7 @@ use anyhow::{bail, Context};
 use clap::Parser;
 use hubdesk::{
     auth::{secret, Hasher},
-    cli::{AdminAction, Cli, Command, TokenAction},
+    cli::{AdminAction, Cli, Command, OidcAction, TokenAction},
     config::{self, Config},
     db::{self, Database},
     domain::{DisplayName, NewPassword, Role, Username},
@@ -43,7 +43,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let password = NewPassword::parse(password, config.password.min_length, username.as_str())
                 .map_err(|e| anyhow::anyhow!("password refused: {e}"))?;
             let db = open(&config).await?;
-            let state = state_for(&config, &db)?;
+            let state = state_for(&config, &db).await?;
             let result = roster::ops::create_staff(&state, &Actor::System, &username, &display, Role::Admin, &password).await;
             db.close().await;
             result.with_context(|| format!("creating admin {username}"))?;
@@ -70,6 +70,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{token}");
             Ok(())
         }
+        Command::Oidc { action: OidcAction::NewSecret } => {
+            // base64url: URL-safe, so it survives Basic auth and form encoding untouched.
+            println!("{}", secret::random_token());
+            Ok(())
+        }
         Command::BenchHash { rounds } => {
             let hasher = Hasher::new(&config.password, 1)?;
             let ms = hasher.measure_verify_ms(rounds)?;
@@ -85,12 +90,8 @@ async fn open(config: &Config) -> anyhow::Result<Database> {
     Ok(db)
 }
 
-fn state_for(config: &Config, db: &Database) -> anyhow::Result<AppState> {
-    Ok(AppState {
-        pool: db.pool.clone(),
-        config: std::sync::Arc::new(config.clone()),
-        hasher: Hasher::new(&config.password, config.hash_permits())?,
-    })
+async fn state_for(config: &Config, db: &Database) -> anyhow::Result<AppState> {
+    AppState::new(db.pool.clone(), config.clone()).await
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
@@ -98,6 +99,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let db = open(&config).await?;
     let app = Application::build(config.clone(), db.pool.clone()).await?;
     let host = config.bind_addr()?.ip();
+    if app.state.oidc.clients.is_empty() {
+        tracing::info!("no OIDC clients configured: the hub cannot log in through hubdesk yet");
+    }
     println!("hubdesk listening on http://{host}:{}", app.port());
     if let Some(url) = setup::first_run_url(&app.state).await? {
         println!("First run: open {url} to create the first admin");

@@ -1,10 +1,10 @@
 //! Builds the HTTP server around an `AppState`. Binds first (port 0 in tests), runs later.
-use std::{net::TcpListener, sync::Arc, time::Duration};
+use std::{net::TcpListener, time::Duration};
 
 use actix_web::{dev::Server, middleware, web, App, HttpServer};
 use sqlx::PgPool;
 
-use crate::{auth::Hasher, config::Config, error::WebError, state::AppState, web::routes};
+use crate::{config::Config, error::WebError, state::AppState, web::routes};
 
 pub struct Application {
     server: Server,
@@ -18,8 +18,7 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-
 
 impl Application {
     pub async fn build(config: Config, pool: PgPool) -> anyhow::Result<Self> {
-        let hasher = Hasher::new(&config.password, config.hash_permits())?;
-        let state = AppState { pool, config: Arc::new(config), hasher };
+        let state = AppState::new(pool, config).await?;
         let listener = TcpListener::bind(state.config.bind_addr()?)?;
         let port = listener.local_addr()?.port();
         spawn_session_sweeper(state.clone());
@@ -60,7 +59,7 @@ impl Application {
     }
 }
 
-/// Deletes expired sessions every ten minutes.
+/// Deletes expired sessions, codes and tokens every ten minutes.
 fn spawn_session_sweeper(state: AppState) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(600));
@@ -71,6 +70,9 @@ fn spawn_session_sweeper(state: AppState) {
             if let Ok(mut conn) = state.pool.acquire().await {
                 if let Err(e) = crate::db::sessions::delete_expired(&mut conn, idle, abs).await {
                     tracing::warn!(error = %e, "sweeping sessions");
+                }
+                if let Err(e) = crate::db::oauth::delete_expired(&mut conn).await {
+                    tracing::warn!(error = %e, "sweeping OAuth codes and tokens");
                 }
             }
         }

@@ -22,10 +22,12 @@ pub struct CurrentUser {
     pub role: Role,
     pub csrf_token: String,
     pub session_hash: Vec<u8>,
+    /// When this session logged in (the OIDC `auth_time`).
+    pub authenticated_at: OffsetDateTime,
 }
 
 impl CurrentUser {
-    fn from_row(user: UserRow, csrf_token: String, session_hash: Vec<u8>) -> Option<Self> {
+    fn from_row(user: UserRow, csrf_token: String, session_hash: Vec<u8>, authenticated_at: OffsetDateTime) -> Option<Self> {
         Some(Self {
             id: user.id,
             username: Username::parse(&user.username).ok()?,
@@ -33,6 +35,7 @@ impl CurrentUser {
             display_name: user.display_name,
             csrf_token,
             session_hash,
+            authenticated_at,
         })
     }
 }
@@ -100,5 +103,5 @@ pub async fn load(state: &AppState, req: &HttpRequest) -> Result<Option<CurrentU
     if idle > time::Duration::seconds(60) {
         db::sessions::touch(&mut conn, &hash).await?;
     }
-    Ok(CurrentUser::from_row(user, session.csrf_token, hash))
+    Ok(CurrentUser::from_row(user, session.csrf_token, hash, session.created_at))
 }

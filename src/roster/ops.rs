@@ -116,7 +116,8 @@ pub async fn reset_password(state: &AppState, actor: &Actor, username: &str) -> 
     let mut tx = state.pool.begin().await?;
     db::users::set_password_hash(&mut tx, user.id, &hash).await?;
     let ended = db::sessions::delete_for_user(&mut tx, user.id).await?;
-    let detail = format!("{ended} session(s) ended");
+    let revoked = db::oauth::revoke_user_grants(&mut tx, user.id).await?;
+    let detail = format!("{ended} session(s) ended, {revoked} hub authorization(s) revoked");
     db::audit::record(
         &mut tx,
         Entry { actor: &actor.label(), action: "student.reset_password", target: Some(&user.username), detail: Some(&detail) },
@@ -132,7 +133,8 @@ pub async fn set_disabled(state: &AppState, actor: &Actor, username: &str, disab
     db::users::set_disabled(&mut tx, user.id, disabled).await?;
     let detail = if disabled {
         let ended = db::sessions::delete_for_user(&mut tx, user.id).await?;
-        Some(format!("{ended} session(s) ended"))
+        let revoked = db::oauth::revoke_user_grants(&mut tx, user.id).await?;
+        Some(format!("{ended} session(s) ended, {revoked} hub authorization(s) revoked"))
     } else {
         None
     };

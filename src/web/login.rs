@@ -153,8 +153,11 @@ pub async fn logout(
         if !csrf::verify_user(&user, &form.csrf_token) {
             return Err(WebError::Csrf);
         }
-        let mut conn = state.pool.acquire().await?;
-        db::sessions::delete(&mut conn, &user.session_hash).await?;
+        let mut tx = state.pool.begin().await?;
+        db::sessions::delete(&mut tx, &user.session_hash).await?;
+        // Logging out of hubdesk also ends the hub's hold on this person's identity.
+        db::oauth::revoke_user_grants(&mut tx, user.id).await?;
+        tx.commit().await?;
     }
     Ok(HttpResponse::SeeOther()
         .insert_header(("Location", "/login"))

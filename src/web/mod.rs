@@ -139,6 +139,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/staff", web::get().to(staff::list))
         .route("/staff", web::post().to(staff::create))
         .route("/audit", web::get().to(audit::list))
+        .configure(crate::oidc::routes)
         .service(web::scope("/api/v1").configure(api::routes))
         .default_service(web::to(not_found));
 }

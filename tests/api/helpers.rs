@@ -43,6 +43,10 @@ pub struct TestApp {
 }
 
 pub const PASSWORD: &str = "plum-rocket-lantern-7";
+pub const HUB_CLIENT: &str = "jupyterhub";
+pub const HUB_SECRET: &str = "hub-secret-0123456789-abcdefghijklmnopqrstuv";
+pub const HUB_CALLBACK: &str = "http://127.0.0.1:8000/hub/oauth_callback";
+pub const OTHER_SECRET: &str = "other-secret-0123456789-abcdefghijklmnopqrs";
 
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
@@ -60,6 +64,22 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     config.database_url = Some(with_database(&server, &db_name));
     config.hub_url = "http://127.0.0.1:9/hub/".into();
     config.camp_name = "Test Camp".into();
+    config.oidc.clients = vec![
+        hubdesk::config::OidcClientConfig {
+            id: HUB_CLIENT.into(),
+            secret: Some(HUB_SECRET.into()),
+            secret_file: None,
+            redirect_uris: vec![HUB_CALLBACK.into()],
+            require_pkce: true,
+        },
+        hubdesk::config::OidcClientConfig {
+            id: "other-app".into(),
+            secret: Some(OTHER_SECRET.into()),
+            secret_file: None,
+            redirect_uris: vec!["http://127.0.0.1:8001/callback".into()],
+            require_pkce: false,
+        },
+    ];
     tweak(&mut config);
     let pool = db::pool_for(config.database_url.as_deref().unwrap()).await.expect("test pool");
     db::MIGRATOR.run(&pool).await.expect("migrations");
@@ -168,4 +188,8 @@ impl TestApp {
         db::tokens::insert(&mut conn, "sync", &hubdesk::auth::secret::hash_token(&token)).await.unwrap();
         token
     }
+}
+
+pub fn urlenc(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }

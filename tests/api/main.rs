@@ -4,5 +4,6 @@ mod api;
 mod helpers;
 mod import;
 mod login;
+mod oidc;
 mod platform;
 mod students;

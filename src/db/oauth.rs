@@ -1,0 +1,240 @@
+//! Persistence for the OpenID Connect provider: grants, codes, tokens, signing keys.
+use sqlx::PgConnection;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+pub struct NewGrant<'a> {
+    pub id: Uuid,
+    pub client_id: &'a str,
+    pub user_id: i64,
+    pub scope: &'a str,
+    pub nonce: Option<&'a str>,
+    pub auth_time: OffsetDateTime,
+}
+
+pub async fn insert_grant(conn: &mut PgConnection, g: NewGrant<'_>) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO oauth_grants (id, client_id, user_id, scope, nonce, auth_time) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(g.id)
+    .bind(g.client_id)
+    .bind(g.user_id)
+    .bind(g.scope)
+    .bind(g.nonce)
+    .bind(g.auth_time)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn insert_code(
+    conn: &mut PgConnection,
+    code_hash: &[u8],
+    grant_id: Uuid,
+    client_id: &str,
+    redirect_uri: &str,
+    code_challenge: Option<&str>,
+    ttl_secs: i64,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO oauth_codes (code_hash, grant_id, client_id, redirect_uri, code_challenge, expires_at)
+         VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6))",
+    )
+    .bind(code_hash)
+    .bind(grant_id)
+    .bind(client_id)
+    .bind(redirect_uri)
+    .bind(code_challenge)
+    .bind(ttl_secs as f64)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct CodeRow {
+    pub grant_id: Uuid,
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub code_challenge: Option<String>,
+    pub expired: bool,
+}
+
+/// Marks the code used and returns it, atomically: of two concurrent redemptions exactly one
+/// gets the row.
+pub async fn redeem_code(conn: &mut PgConnection, code_hash: &[u8]) -> sqlx::Result<Option<CodeRow>> {
+    sqlx::query_as(
+        "UPDATE oauth_codes SET used_at = now() WHERE code_hash = $1 AND used_at IS NULL
+         RETURNING grant_id, client_id, redirect_uri, code_challenge, expires_at < now() AS expired",
+    )
+    .bind(code_hash)
+    .fetch_optional(conn)
+    .await
+}
+
+/// The grant of a code that was already used (a replay), if the code exists.
+pub async fn used_code_grant(conn: &mut PgConnection, code_hash: &[u8]) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar("SELECT grant_id FROM oauth_codes WHERE code_hash = $1 AND used_at IS NOT NULL")
+        .bind(code_hash)
+        .fetch_optional(conn)
+        .await
+}
+
+pub async fn revoke_grant(conn: &mut PgConnection, grant_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query("UPDATE oauth_grants SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL")
+        .bind(grant_id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("DELETE FROM oauth_tokens WHERE grant_id = $1 AND kind = 'access'")
+        .bind(grant_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Revokes every grant of a user (disable, password reset, logout); returns how many.
+pub async fn revoke_user_grants(conn: &mut PgConnection, user_id: i64) -> sqlx::Result<u64> {
+    let n = sqlx::query("UPDATE oauth_grants SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL")
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    sqlx::query(
+        "DELETE FROM oauth_tokens WHERE kind = 'access' AND grant_id IN (SELECT id FROM oauth_grants WHERE user_id = $1)",
+    )
+    .bind(user_id)
+    .execute(conn)
+    .await?;
+    Ok(n)
+}
+
+pub async fn insert_token(
+    conn: &mut PgConnection,
+    token_hash: &[u8],
+    grant_id: Uuid,
+    kind: &str,
+    ttl_secs: i64,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO oauth_tokens (token_hash, grant_id, kind, expires_at)
+         VALUES ($1, $2, $3, now() + make_interval(secs => $4))",
+    )
+    .bind(token_hash)
+    .bind(grant_id)
+    .bind(kind)
+    .bind(ttl_secs as f64)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct RefreshRow {
+    pub grant_id: Uuid,
+    pub expired: bool,
+}
+
+/// Uses a refresh token once. `None`: unknown or already used (see `used_refresh_grant`).
+pub async fn use_refresh(conn: &mut PgConnection, token_hash: &[u8]) -> sqlx::Result<Option<RefreshRow>> {
+    sqlx::query_as(
+        "UPDATE oauth_tokens SET used_at = now()
+         WHERE token_hash = $1 AND kind = 'refresh' AND used_at IS NULL
+         RETURNING grant_id, expires_at < now() AS expired",
+    )
+    .bind(token_hash)
+    .fetch_optional(conn)
+    .await
+}
+
+pub async fn used_refresh_grant(conn: &mut PgConnection, token_hash: &[u8]) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar("SELECT grant_id FROM oauth_tokens WHERE token_hash = $1 AND kind = 'refresh' AND used_at IS NOT NULL")
+        .bind(token_hash)
+        .fetch_optional(conn)
+        .await
+}
+
+/// What a token or grant speaks for: the grant and its (still enabled) user.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct GrantUser {
+    pub grant_id: Uuid,
+    pub client_id: String,
+    pub scope: String,
+    pub nonce: Option<String>,
+    pub auth_time: OffsetDateTime,
+    pub revoked: bool,
+    pub user_id: i64,
+    pub subject: Uuid,
+    pub username: String,
+    pub display_name: String,
+    pub role: String,
+    pub cohort: Option<String>,
+    pub disabled: bool,
+}
+
+const GRANT_USER: &str = "SELECT g.id AS grant_id, g.client_id, g.scope, g.nonce, g.auth_time,
+        g.revoked_at IS NOT NULL AS revoked, u.id AS user_id, u.subject, u.username, u.display_name,
+        u.role, u.cohort, u.disabled
+    FROM oauth_grants g JOIN users u ON u.id = g.user_id";
+
+pub async fn grant_user(conn: &mut PgConnection, grant_id: Uuid) -> sqlx::Result<Option<GrantUser>> {
+    sqlx::query_as(&format!("{GRANT_USER} WHERE g.id = $1"))
+        .bind(grant_id)
+        .fetch_optional(conn)
+        .await
+}
+
+/// The live grant behind an access token (unexpired, grant not revoked, user enabled).
+pub async fn access_token_user(conn: &mut PgConnection, token_hash: &[u8]) -> sqlx::Result<Option<GrantUser>> {
+    sqlx::query_as(&format!(
+        "{GRANT_USER} JOIN oauth_tokens t ON t.grant_id = g.id
+         WHERE t.token_hash = $1 AND t.kind = 'access' AND t.expires_at > now()
+           AND g.revoked_at IS NULL AND NOT u.disabled"
+    ))
+    .bind(token_hash)
+    .fetch_optional(conn)
+    .await
+}
+
+/// RFC 7009: a refresh token revokes its grant, an access token only itself. Tokens of other
+/// clients are left alone.
+pub async fn revoke_token(conn: &mut PgConnection, token_hash: &[u8], client_id: &str) -> sqlx::Result<()> {
+    let row: Option<(Uuid, String, String)> = sqlx::query_as(
+        "SELECT t.grant_id, t.kind, g.client_id FROM oauth_tokens t JOIN oauth_grants g ON g.id = t.grant_id WHERE t.token_hash = $1",
+    )
+    .bind(token_hash)
+    .fetch_optional(&mut *conn)
+    .await?;
+    match row {
+        Some((grant, kind, owner)) if owner == client_id => {
+            if kind == "refresh" {
+                revoke_grant(conn, grant).await?;
+            } else {
+                sqlx::query("DELETE FROM oauth_tokens WHERE token_hash = $1").bind(token_hash).execute(conn).await?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+pub async fn signing_keys(conn: &mut PgConnection) -> sqlx::Result<Vec<(String, Vec<u8>)>> {
+    sqlx::query_as("SELECT kid, private_der FROM oidc_keys ORDER BY created_at DESC")
+        .fetch_all(conn)
+        .await
+}
+
+/// Stores a key unless one exists already (two instances starting at once agree on one).
+pub async fn insert_signing_key(conn: &mut PgConnection, kid: &str, der: &[u8]) -> sqlx::Result<()> {
+    sqlx::query("INSERT INTO oidc_keys (kid, private_der) SELECT $1, $2 WHERE NOT EXISTS (SELECT 1 FROM oidc_keys)")
+        .bind(kid)
+        .bind(der)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn delete_expired(conn: &mut PgConnection) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM oauth_codes WHERE expires_at < now() - interval '1 day'").execute(&mut *conn).await?;
+    sqlx::query("DELETE FROM oauth_tokens WHERE expires_at < now() - interval '1 day'").execute(conn).await?;
+    Ok(())
+}

@@ -1,0 +1,64 @@
+//! What hubdesk says about a person: userinfo and the id_token.
+use serde::Serialize;
+
+use crate::{db::oauth::GrantUser, domain::Role};
+
+/// Hub groups: one per role (admins are counselors too), plus `cohort-<name>` for a student's
+/// cohort. The prefix keeps a cohort called "admins" from making anyone a hub admin.
+pub fn groups(role: Role, cohort: Option<&str>) -> Vec<String> {
+    let mut g: Vec<String> = match role {
+        Role::Student => vec!["students".into()],
+        Role::Counselor => vec!["counselors".into()],
+        Role::Admin => vec!["admins".into(), "counselors".into()],
+    };
+    if let (Role::Student, Some(c)) = (role, cohort) {
+        g.push(format!("cohort-{c}"));
+    }
+    g
+}
+
+#[derive(Debug, Serialize)]
+pub struct UserInfo {
+    pub sub: String,
+    pub preferred_username: String,
+    pub name: String,
+    pub groups: Vec<String>,
+}
+
+impl UserInfo {
+    pub fn of(g: &GrantUser) -> Self {
+        Self {
+            sub: g.subject.to_string(),
+            preferred_username: g.username.clone(),
+            name: g.display_name.clone(),
+            groups: groups(Role::parse(&g.role).unwrap_or(Role::Student), g.cohort.as_deref()),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct IdToken<'a> {
+    pub iss: &'a str,
+    pub sub: String,
+    pub aud: &'a str,
+    pub exp: i64,
+    pub iat: i64,
+    pub auth_time: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<&'a str>,
+    pub preferred_username: &'a str,
+    pub name: &'a str,
+    pub groups: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn role_and_cohort_groups() {
+        assert_eq!(groups(Role::Student, Some("blue")), vec!["students", "cohort-blue"]);
+        assert_eq!(groups(Role::Student, Some("admins")), vec!["students", "cohort-admins"]);
+        assert_eq!(groups(Role::Counselor, None), vec!["counselors"]);
+        assert_eq!(groups(Role::Admin, Some("x")), vec!["admins", "counselors"]);
+    }
+}

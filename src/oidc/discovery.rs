@@ -1,0 +1,34 @@
+//! OpenID Provider metadata and the JWKS.
+use actix_web::{web, HttpResponse};
+use serde_json::json;
+
+use crate::state::AppState;
+
+pub async fn configuration(state: web::Data<AppState>) -> HttpResponse {
+    let iss = &state.config.public_url;
+    HttpResponse::Ok().insert_header(("Cache-Control", "public, max-age=300")).json(json!({
+        "issuer": iss,
+        "authorization_endpoint": format!("{iss}/oauth/authorize"),
+        "token_endpoint": format!("{iss}/oauth/token"),
+        "userinfo_endpoint": format!("{iss}/oauth/userinfo"),
+        "jwks_uri": format!("{iss}/oauth/jwks.json"),
+        "end_session_endpoint": format!("{iss}/oauth/logout"),
+        "revocation_endpoint": format!("{iss}/oauth/revoke"),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["ES256"],
+        "scopes_supported": super::SCOPES,
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "code_challenge_methods_supported": ["S256"],
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "preferred_username", "name", "groups"],
+    }))
+}
+
+pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header(("Cache-Control", "public, max-age=300"))
+        .json(json!({ "keys": [state.oidc.key.jwk.clone()] }))
+}
