@@ -4,7 +4,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "hubdesk", version, about = "The front desk of a teaching JupyterHub")]
+#[command(
+    name = "hubdesk",
+    version,
+    about = "The front desk of a teaching JupyterHub"
+)]
 pub struct Cli {
     /// TOML configuration file (default: ./hubdesk.toml if present).
     #[arg(long, global = true, env = "HUBDESK_CONFIG")]

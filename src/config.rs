@@ -155,9 +155,11 @@ impl Config {
             }
             None => fig = fig.merge(Toml::file("hubdesk.toml")),
         }
-        fig = fig
-            .merge(Env::prefixed("HUBDESK_").split("__"))
-            .merge(Env::raw().only(&["DATABASE_URL"]).map(|_| "database_url".into()));
+        fig = fig.merge(Env::prefixed("HUBDESK_").split("__")).merge(
+            Env::raw()
+                .only(&["DATABASE_URL"])
+                .map(|_| "database_url".into()),
+        );
         let mut config: Config = fig.extract().context("invalid configuration")?;
         config.add_env_client()?;
         config.finish()?;
@@ -180,9 +182,13 @@ impl Config {
         self.oidc.clients.push(OidcClientConfig {
             id,
             secret: std::env::var("HUBDESK_OIDC_CLIENT_SECRET").ok(),
-            secret_file: std::env::var("HUBDESK_OIDC_CLIENT_SECRET_FILE").ok().map(PathBuf::from),
+            secret_file: std::env::var("HUBDESK_OIDC_CLIENT_SECRET_FILE")
+                .ok()
+                .map(PathBuf::from),
             redirect_uris,
-            require_pkce: std::env::var("HUBDESK_OIDC_REQUIRE_PKCE").map(|v| v != "false").unwrap_or(true),
+            require_pkce: std::env::var("HUBDESK_OIDC_REQUIRE_PKCE")
+                .map(|v| v != "false")
+                .unwrap_or(true),
         });
         Ok(())
     }
@@ -205,11 +211,19 @@ impl Config {
                 "OIDC client {}: use URL-safe characters only in the secret (a '+' breaks Basic auth in the hub)",
                 client.id
             );
-            anyhow::ensure!(!client.redirect_uris.is_empty(), "OIDC client {}: no redirect_uris", client.id);
+            anyhow::ensure!(
+                !client.redirect_uris.is_empty(),
+                "OIDC client {}: no redirect_uris",
+                client.id
+            );
             for uri in &client.redirect_uris {
                 let parsed = url::Url::parse(uri)
                     .with_context(|| format!("OIDC client {}: redirect URI {uri:?}", client.id))?;
-                anyhow::ensure!(parsed.fragment().is_none(), "OIDC client {}: redirect URI has a fragment", client.id);
+                anyhow::ensure!(
+                    parsed.fragment().is_none(),
+                    "OIDC client {}: redirect URI has a fragment",
+                    client.id
+                );
             }
         }
         if let Some(path) = &self.database_url_file {
@@ -217,7 +231,11 @@ impl Config {
                 .with_context(|| format!("reading database_url_file {}", path.display()))?;
             self.database_url = Some(url.trim().to_string());
         }
-        if self.database_url.as_deref().is_some_and(|u| u.trim().is_empty()) {
+        if self
+            .database_url
+            .as_deref()
+            .is_some_and(|u| u.trim().is_empty())
+        {
             self.database_url = None;
         }
         if self.public_url.is_empty() {
@@ -230,7 +248,10 @@ impl Config {
             self.password.argon2_memory_kib >= 19_456 && self.password.argon2_iterations >= 2,
             "argon2 parameters below the OWASP floor (m=19456 KiB, t=2)"
         );
-        anyhow::ensure!(self.password.min_length >= 8, "password.min_length must be at least 8");
+        anyhow::ensure!(
+            self.password.min_length >= 8,
+            "password.min_length must be at least 8"
+        );
         Ok(())
     }
 
@@ -262,7 +283,9 @@ impl Config {
 
     pub fn hash_permits(&self) -> usize {
         match self.password.max_concurrent_hashes {
-            0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            0 => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
             n => n,
         }
     }

@@ -77,7 +77,9 @@ impl ResponseError for WebError {
     fn error_response(&self) -> HttpResponse {
         if let Self::LoginRequired { next } = self {
             let location = format!("/login?next={}", urlencode(next));
-            return HttpResponse::SeeOther().insert_header(("Location", location)).finish();
+            return HttpResponse::SeeOther()
+                .insert_header(("Location", location))
+                .finish();
         }
         let status = self.status_code();
         let correlation_id = match self {
@@ -95,7 +97,12 @@ impl ResponseError for WebError {
             Self::Unavailable => "Database unavailable",
             _ => "Something went wrong",
         };
-        let page = ErrorPage { status: status.as_u16(), title, message: self.to_string(), correlation_id };
+        let page = ErrorPage {
+            status: status.as_u16(),
+            title,
+            message: self.to_string(),
+            correlation_id,
+        };
         let body = page.render().unwrap_or_else(|_| "error".into());
         let mut resp = HttpResponse::build(status);
         if matches!(self, Self::Unavailable) {

@@ -34,23 +34,45 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             db.close().await;
             Ok(())
         }
-        Command::Admin { action: AdminAction::Create { name, password_stdin: _, display_name } } => {
+        Command::Admin {
+            action:
+                AdminAction::Create {
+                    name,
+                    password_stdin: _,
+                    display_name,
+                },
+        } => {
             let username = Username::parse(&name).context("invalid admin name")?;
-            let display = DisplayName::parse(display_name.as_deref().unwrap_or(&name)).context("invalid display name")?;
+            let display = DisplayName::parse(display_name.as_deref().unwrap_or(&name))
+                .context("invalid display name")?;
             let mut line = String::new();
-            std::io::stdin().lock().read_line(&mut line).context("reading password from stdin")?;
+            std::io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .context("reading password from stdin")?;
             let password = line.trim_end_matches(['\n', '\r']);
-            let password = NewPassword::parse(password, config.password.min_length, username.as_str())
-                .map_err(|e| anyhow::anyhow!("password refused: {e}"))?;
+            let password =
+                NewPassword::parse(password, config.password.min_length, username.as_str())
+                    .map_err(|e| anyhow::anyhow!("password refused: {e}"))?;
             let db = open(&config).await?;
             let state = state_for(&config, &db).await?;
-            let result = roster::ops::create_staff(&state, &Actor::System, &username, &display, Role::Admin, &password).await;
+            let result = roster::ops::create_staff(
+                &state,
+                &Actor::System,
+                &username,
+                &display,
+                Role::Admin,
+                &password,
+            )
+            .await;
             db.close().await;
             result.with_context(|| format!("creating admin {username}"))?;
             println!("admin {username} created");
             Ok(())
         }
-        Command::Token { action: TokenAction::Create { name } } => {
+        Command::Token {
+            action: TokenAction::Create { name },
+        } => {
             let name = name.trim().to_string();
             if name.is_empty() || name.len() > 64 {
                 bail!("token name must be 1-64 characters");
@@ -60,7 +82,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let mut conn = db.pool.acquire().await?;
             let created = db::tokens::insert(&mut conn, &name, &secret::hash_token(&token)).await?;
             if created {
-                db::audit::record(&mut conn, db::audit::Entry { actor: "cli", action: "token.create", target: Some(&name), detail: None }).await?;
+                db::audit::record(
+                    &mut conn,
+                    db::audit::Entry {
+                        actor: "cli",
+                        action: "token.create",
+                        target: Some(&name),
+                        detail: None,
+                    },
+                )
+                .await?;
             }
             drop(conn);
             db.close().await;
@@ -70,7 +101,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{token}");
             Ok(())
         }
-        Command::Oidc { action: OidcAction::NewSecret } => {
+        Command::Oidc {
+            action: OidcAction::NewSecret,
+        } => {
             // base64url: URL-safe, so it survives Basic auth and form encoding untouched.
             println!("{}", secret::random_token());
             Ok(())

@@ -26,13 +26,19 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
-                .app_data(web::FormConfig::default().limit(4 * 1024 * 1024).error_handler(|e, _| {
-                    WebError::BadRequest(format!("The form could not be read: {e}")).into()
-                }))
+                .app_data(
+                    web::FormConfig::default()
+                        .limit(4 * 1024 * 1024)
+                        .error_handler(|e, _| {
+                            WebError::BadRequest(format!("The form could not be read: {e}")).into()
+                        }),
+                )
                 .app_data(web::QueryConfig::default().error_handler(|e, _| {
                     WebError::BadRequest(format!("Bad query string: {e}")).into()
                 }))
-                .app_data(web::PathConfig::default().error_handler(|_, _| WebError::NotFound.into()))
+                .app_data(
+                    web::PathConfig::default().error_handler(|_, _| WebError::NotFound.into()),
+                )
                 .wrap(
                     middleware::DefaultHeaders::new()
                         .add(("Content-Security-Policy", CSP))
@@ -40,14 +46,21 @@ impl Application {
                         .add(("Referrer-Policy", "same-origin"))
                         .add(("X-Frame-Options", "DENY"))
                         .add(("Cross-Origin-Opener-Policy", "same-origin"))
-                        .add(("Permissions-Policy", "camera=(), microphone=(), geolocation=()")),
+                        .add((
+                            "Permissions-Policy",
+                            "camera=(), microphone=(), geolocation=()",
+                        )),
                 )
                 .configure(routes)
         })
         .listen(listener)?
         .shutdown_timeout(10)
         .run();
-        Ok(Self { server, port, state })
+        Ok(Self {
+            server,
+            port,
+            state,
+        })
     }
 
     pub fn port(&self) -> u16 {

@@ -22,8 +22,16 @@ impl AppState {
     pub async fn new(pool: PgPool, config: Config) -> anyhow::Result<Self> {
         let hasher = Hasher::new(&config.password, config.hash_permits())?;
         let key = SigningKey::load_or_create(&pool).await?;
-        let oidc = Oidc { clients: ClientRegistry::from_config(&config.oidc.clients), key };
-        Ok(Self { pool, config: Arc::new(config), hasher, oidc: Arc::new(oidc) })
+        let oidc = Oidc {
+            clients: ClientRegistry::from_config(&config.oidc.clients),
+            key,
+        };
+        Ok(Self {
+            pool,
+            config: Arc::new(config),
+            hasher,
+            oidc: Arc::new(oidc),
+        })
     }
 
     pub fn session_cookie_name(&self) -> &'static str {

@@ -17,7 +17,10 @@ pub struct AnonToken {
 
 pub fn anon_token(state: &AppState, req: &HttpRequest) -> AnonToken {
     match req.cookie(state.csrf_cookie_name()) {
-        Some(c) if c.value().len() == 43 => AnonToken { token: c.value().to_string(), set_cookie: None },
+        Some(c) if c.value().len() == 43 => AnonToken {
+            token: c.value().to_string(),
+            set_cookie: None,
+        },
         _ => {
             let token = secret::random_token();
             let cookie = Cookie::build(state.csrf_cookie_name(), token.clone())
@@ -26,7 +29,10 @@ pub fn anon_token(state: &AppState, req: &HttpRequest) -> AnonToken {
                 .secure(state.config.secure_cookies())
                 .same_site(SameSite::Strict)
                 .finish();
-            AnonToken { token, set_cookie: Some(cookie) }
+            AnonToken {
+                token,
+                set_cookie: Some(cookie),
+            }
         }
     }
 }

@@ -2,8 +2,8 @@
 use actix_web::{dev::Payload, web, FromRequest, HttpMessage, HttpRequest};
 use futures_util::future::LocalBoxFuture;
 
-pub use super::session::CurrentUser;
 use super::session;
+pub use super::session::CurrentUser;
 use crate::{domain::Role, error::WebError, state::AppState};
 
 /// The session's user, if any (cached per request).
@@ -27,7 +27,10 @@ async fn load(req: HttpRequest) -> Result<Option<CurrentUser>, WebError> {
 
 fn next_of(req: &HttpRequest) -> String {
     if req.method() == actix_web::http::Method::GET {
-        req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into())
+        req.uri()
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| "/".into())
     } else {
         "/".into()
     }
@@ -61,7 +64,9 @@ macro_rules! require {
                 let req = req.clone();
                 Box::pin(async move {
                     match load(req.clone()).await? {
-                        None => Err(WebError::LoginRequired { next: next_of(&req) }),
+                        None => Err(WebError::LoginRequired {
+                            next: next_of(&req),
+                        }),
                         Some(u) if u.role >= $min => Ok($name(u)),
                         Some(_) => Err(WebError::Forbidden),
                     }
@@ -72,5 +77,9 @@ macro_rules! require {
 }
 
 require!(RequireUser, "Any logged-in person.", Role::Student);
-require!(RequireCounselor, "A counselor or an admin.", Role::Counselor);
+require!(
+    RequireCounselor,
+    "A counselor or an admin.",
+    Role::Counselor
+);
 require!(RequireAdmin, "An admin.", Role::Admin);

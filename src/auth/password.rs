@@ -37,7 +37,11 @@ impl Hasher {
         )
         .map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?;
         let dummy_hash = hash_with(&params, "hubdesk-dummy-password")?.into();
-        Ok(Self { params, permits: Arc::new(Semaphore::new(permits.max(1))), dummy_hash })
+        Ok(Self {
+            params,
+            permits: Arc::new(Semaphore::new(permits.max(1))),
+            dummy_hash,
+        })
     }
 
     fn argon2(params: &Params) -> Argon2<'static> {
@@ -58,7 +62,9 @@ impl Hasher {
     pub async fn verify(&self, stored: Option<&str>, password: &str) -> anyhow::Result<Verified> {
         let _permit = self.permits.acquire().await.context("hasher closed")?;
         let known = stored.is_some();
-        let stored = stored.map(str::to_string).unwrap_or_else(|| self.dummy_hash.to_string());
+        let stored = stored
+            .map(str::to_string)
+            .unwrap_or_else(|| self.dummy_hash.to_string());
         let params = self.params.clone();
         let password = password.to_string();
         let outcome = tokio::task::spawn_blocking(move || verify_with(&params, &stored, &password))
@@ -82,7 +88,12 @@ impl Hasher {
     }
 
     pub fn describe(&self) -> String {
-        format!("argon2id m={} t={} p={}", self.params.m_cost(), self.params.t_cost(), self.params.p_cost())
+        format!(
+            "argon2id m={} t={} p={}",
+            self.params.m_cost(),
+            self.params.t_cost(),
+            self.params.p_cost()
+        )
     }
 }
 
@@ -95,15 +106,20 @@ fn hash_with(params: &Params, password: &str) -> anyhow::Result<String> {
 }
 
 fn verify_with(params: &Params, stored: &str, password: &str) -> anyhow::Result<Verified> {
-    let parsed = PasswordHash::new(stored).map_err(|e| anyhow::anyhow!("stored hash unreadable: {e}"))?;
+    let parsed =
+        PasswordHash::new(stored).map_err(|e| anyhow::anyhow!("stored hash unreadable: {e}"))?;
     // Verify with the hash's own parameters (argon2 reads them from the PHC string).
-    let ok = Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok();
+    let ok = Argon2::default()
+        .verify_password(password.as_bytes(), &parsed)
+        .is_ok();
     if !ok {
         return Ok(Verified::No);
     }
     let current = parsed.algorithm.as_str() == "argon2id"
         && Params::try_from(&parsed).is_ok_and(|p| {
-            p.m_cost() == params.m_cost() && p.t_cost() == params.t_cost() && p.p_cost() == params.p_cost()
+            p.m_cost() == params.m_cost()
+                && p.t_cost() == params.t_cost()
+                && p.p_cost() == params.p_cost()
         });
     if current {
         Ok(Verified::Yes)
@@ -126,14 +142,23 @@ mod tests {
         let h = hasher();
         let stored = h.hash("correct horse").await.unwrap();
         assert!(stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
-        assert_eq!(h.verify(Some(&stored), "correct horse").await.unwrap(), Verified::Yes);
-        assert_eq!(h.verify(Some(&stored), "wrong").await.unwrap(), Verified::No);
+        assert_eq!(
+            h.verify(Some(&stored), "correct horse").await.unwrap(),
+            Verified::Yes
+        );
+        assert_eq!(
+            h.verify(Some(&stored), "wrong").await.unwrap(),
+            Verified::No
+        );
     }
 
     #[tokio::test]
     async fn unknown_user_never_verifies() {
         let h = hasher();
-        assert_eq!(h.verify(None, "hubdesk-dummy-password").await.unwrap(), Verified::No);
+        assert_eq!(
+            h.verify(None, "hubdesk-dummy-password").await.unwrap(),
+            Verified::No
+        );
     }
 
     #[tokio::test]

@@ -27,7 +27,12 @@ pub struct CurrentUser {
 }
 
 impl CurrentUser {
-    fn from_row(user: UserRow, csrf_token: String, session_hash: Vec<u8>, authenticated_at: OffsetDateTime) -> Option<Self> {
+    fn from_row(
+        user: UserRow,
+        csrf_token: String,
+        session_hash: Vec<u8>,
+        authenticated_at: OffsetDateTime,
+    ) -> Option<Self> {
         Some(Self {
             id: user.id,
             username: Username::parse(&user.username).ok()?,
@@ -103,5 +108,10 @@ pub async fn load(state: &AppState, req: &HttpRequest) -> Result<Option<CurrentU
     if idle > time::Duration::seconds(60) {
         db::sessions::touch(&mut conn, &hash).await?;
     }
-    Ok(CurrentUser::from_row(user, session.csrf_token, hash, session.created_at))
+    Ok(CurrentUser::from_row(
+        user,
+        session.csrf_token,
+        hash,
+        session.created_at,
+    ))
 }

@@ -35,11 +35,25 @@ pub async fn record_failure(
     let window = cfg.window_minutes * 60;
     let max = cfg.max_lock_minutes * 60;
     if let Some(u) = username {
-        db::throttle::record_failure(conn, &account_key(u.as_str()), cfg.account_failures, window, cfg.lock_seconds, max)
-            .await?;
-    }
-    db::throttle::record_failure(conn, &address_key(addr), cfg.address_failures, window, cfg.lock_seconds, max)
+        db::throttle::record_failure(
+            conn,
+            &account_key(u.as_str()),
+            cfg.account_failures,
+            window,
+            cfg.lock_seconds,
+            max,
+        )
         .await?;
+    }
+    db::throttle::record_failure(
+        conn,
+        &address_key(addr),
+        cfg.address_failures,
+        window,
+        cfg.lock_seconds,
+        max,
+    )
+    .await?;
     Ok(())
 }
 

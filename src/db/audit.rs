@@ -33,7 +33,9 @@ pub struct AuditRow {
 impl AuditRow {
     pub fn when(&self) -> String {
         self.at
-            .format(time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC"))
+            .format(time::macros::format_description!(
+                "[year]-[month]-[day] [hour]:[minute] UTC"
+            ))
             .unwrap_or_default()
     }
 }

@@ -32,9 +32,19 @@ impl EmbeddedPostgres {
         let bin_dir = find_bin_dir()?;
         let pgdata = data_dir.join("postgres");
         let socket_dir = socket_dir_for(&data_dir);
-        let run_as = if running_as_root() { Some("postgres".to_string()) } else { None };
+        let run_as = if running_as_root() {
+            Some("postgres".to_string())
+        } else {
+            None
+        };
 
-        let pg = Self { bin_dir, pgdata, socket_dir, run_as, started_here: false };
+        let pg = Self {
+            bin_dir,
+            pgdata,
+            socket_dir,
+            run_as,
+            started_here: false,
+        };
         pg.prepare_dirs(&data_dir)?;
         if !pg.pgdata.join("PG_VERSION").exists() {
             tracing::info!(pgdata = %pg.pgdata.display(), "initialising embedded PostgreSQL");
@@ -75,7 +85,18 @@ impl EmbeddedPostgres {
         );
         self.run(
             "pg_ctl",
-            &["-D", path_str(&self.pgdata)?, "-l", path_str(&log)?, "-o", &opts, "-w", "-t", "60", "start"],
+            &[
+                "-D",
+                path_str(&self.pgdata)?,
+                "-l",
+                path_str(&log)?,
+                "-o",
+                &opts,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
         )
         .with_context(|| format!("starting PostgreSQL (see {})", log.display()))?;
         self.started_here = true;
@@ -170,7 +191,8 @@ impl Drop for EmbeddedPostgres {
 }
 
 fn path_str(p: &Path) -> anyhow::Result<&str> {
-    p.to_str().with_context(|| format!("path is not UTF-8: {}", p.display()))
+    p.to_str()
+        .with_context(|| format!("path is not UTF-8: {}", p.display()))
 }
 
 /// Unix socket paths are limited to ~107 bytes; deep data dirs get a socket dir under /tmp.
@@ -186,7 +208,9 @@ fn socket_dir_for(data_dir: &Path) -> PathBuf {
 }
 
 fn running_as_root() -> bool {
-    std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false)
 }
 
 fn lookup_user(name: &str) -> anyhow::Result<(u32, u32)> {

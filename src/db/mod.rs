@@ -89,7 +89,8 @@ async fn create_database_if_missing(admin_url: &str, name: &str) -> anyhow::Resu
             .fetch_one(&pool)
             .await?;
     if !exists {
-        pool.execute(format!("CREATE DATABASE \"{name}\"").as_str()).await?;
+        pool.execute(format!("CREATE DATABASE \"{name}\"").as_str())
+            .await?;
     }
     pool.close().await;
     Ok(())
@@ -103,14 +104,25 @@ pub fn is_unique_violation(err: &sqlx::Error) -> bool {
 /// True when the database could not be reached (as opposed to a query that failed).
 pub fn is_unavailable(err: &sqlx::Error) -> bool {
     match err {
-        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolClosed => true,
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolClosed => true,
         sqlx::Error::Database(db) => {
             // Connection-level refusals arrive as FATAL errors (shutdown, not accepting
             // connections, too many clients) or in the 08/57P classes.
             let fatal = db
                 .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
-                .is_some_and(|pg| matches!(pg.severity(), sqlx::postgres::PgSeverity::Fatal | sqlx::postgres::PgSeverity::Panic));
-            fatal || db.code().as_deref().is_some_and(|c| c.starts_with("57P") || c.starts_with("08") || c.starts_with("53"))
+                .is_some_and(|pg| {
+                    matches!(
+                        pg.severity(),
+                        sqlx::postgres::PgSeverity::Fatal | sqlx::postgres::PgSeverity::Panic
+                    )
+                });
+            fatal
+                || db.code().as_deref().is_some_and(|c| {
+                    c.starts_with("57P") || c.starts_with("08") || c.starts_with("53")
+                })
         }
         _ => false,
     }

@@ -62,7 +62,10 @@ pub struct CodeRow {
 
 /// Marks the code used and returns it, atomically: of two concurrent redemptions exactly one
 /// gets the row.
-pub async fn redeem_code(conn: &mut PgConnection, code_hash: &[u8]) -> sqlx::Result<Option<CodeRow>> {
+pub async fn redeem_code(
+    conn: &mut PgConnection,
+    code_hash: &[u8],
+) -> sqlx::Result<Option<CodeRow>> {
     sqlx::query_as(
         "UPDATE oauth_codes SET used_at = now() WHERE code_hash = $1 AND used_at IS NULL
          RETURNING grant_id, client_id, redirect_uri, code_challenge, expires_at < now() AS expired",
@@ -73,11 +76,16 @@ pub async fn redeem_code(conn: &mut PgConnection, code_hash: &[u8]) -> sqlx::Res
 }
 
 /// The grant of a code that was already used (a replay), if the code exists.
-pub async fn used_code_grant(conn: &mut PgConnection, code_hash: &[u8]) -> sqlx::Result<Option<Uuid>> {
-    sqlx::query_scalar("SELECT grant_id FROM oauth_codes WHERE code_hash = $1 AND used_at IS NOT NULL")
-        .bind(code_hash)
-        .fetch_optional(conn)
-        .await
+pub async fn used_code_grant(
+    conn: &mut PgConnection,
+    code_hash: &[u8],
+) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar(
+        "SELECT grant_id FROM oauth_codes WHERE code_hash = $1 AND used_at IS NOT NULL",
+    )
+    .bind(code_hash)
+    .fetch_optional(conn)
+    .await
 }
 
 pub async fn revoke_grant(conn: &mut PgConnection, grant_id: Uuid) -> sqlx::Result<()> {
@@ -94,11 +102,13 @@ pub async fn revoke_grant(conn: &mut PgConnection, grant_id: Uuid) -> sqlx::Resu
 
 /// Revokes every grant of a user (disable, password reset, logout); returns how many.
 pub async fn revoke_user_grants(conn: &mut PgConnection, user_id: i64) -> sqlx::Result<u64> {
-    let n = sqlx::query("UPDATE oauth_grants SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL")
-        .bind(user_id)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
+    let n = sqlx::query(
+        "UPDATE oauth_grants SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL",
+    )
+    .bind(user_id)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
     sqlx::query(
         "DELETE FROM oauth_tokens WHERE kind = 'access' AND grant_id IN (SELECT id FROM oauth_grants WHERE user_id = $1)",
     )
@@ -135,7 +145,10 @@ pub struct RefreshRow {
 }
 
 /// Uses a refresh token once. `None`: unknown or already used (see `used_refresh_grant`).
-pub async fn use_refresh(conn: &mut PgConnection, token_hash: &[u8]) -> sqlx::Result<Option<RefreshRow>> {
+pub async fn use_refresh(
+    conn: &mut PgConnection,
+    token_hash: &[u8],
+) -> sqlx::Result<Option<RefreshRow>> {
     sqlx::query_as(
         "UPDATE oauth_tokens SET used_at = now()
          WHERE token_hash = $1 AND kind = 'refresh' AND used_at IS NULL
@@ -146,7 +159,10 @@ pub async fn use_refresh(conn: &mut PgConnection, token_hash: &[u8]) -> sqlx::Re
     .await
 }
 
-pub async fn used_refresh_grant(conn: &mut PgConnection, token_hash: &[u8]) -> sqlx::Result<Option<Uuid>> {
+pub async fn used_refresh_grant(
+    conn: &mut PgConnection,
+    token_hash: &[u8],
+) -> sqlx::Result<Option<Uuid>> {
     sqlx::query_scalar("SELECT grant_id FROM oauth_tokens WHERE token_hash = $1 AND kind = 'refresh' AND used_at IS NOT NULL")
         .bind(token_hash)
         .fetch_optional(conn)
@@ -176,7 +192,10 @@ const GRANT_USER: &str = "SELECT g.id AS grant_id, g.client_id, g.scope, g.nonce
         u.role, u.cohort, u.disabled
     FROM oauth_grants g JOIN users u ON u.id = g.user_id";
 
-pub async fn grant_user(conn: &mut PgConnection, grant_id: Uuid) -> sqlx::Result<Option<GrantUser>> {
+pub async fn grant_user(
+    conn: &mut PgConnection,
+    grant_id: Uuid,
+) -> sqlx::Result<Option<GrantUser>> {
     sqlx::query_as(&format!("{GRANT_USER} WHERE g.id = $1"))
         .bind(grant_id)
         .fetch_optional(conn)
@@ -184,7 +203,10 @@ pub async fn grant_user(conn: &mut PgConnection, grant_id: Uuid) -> sqlx::Result
 }
 
 /// The live grant behind an access token (unexpired, grant not revoked, user enabled).
-pub async fn access_token_user(conn: &mut PgConnection, token_hash: &[u8]) -> sqlx::Result<Option<GrantUser>> {
+pub async fn access_token_user(
+    conn: &mut PgConnection,
+    token_hash: &[u8],
+) -> sqlx::Result<Option<GrantUser>> {
     sqlx::query_as(&format!(
         "{GRANT_USER} JOIN oauth_tokens t ON t.grant_id = g.id
          WHERE t.token_hash = $1 AND t.kind = 'access' AND t.expires_at > now()
@@ -197,7 +219,11 @@ pub async fn access_token_user(conn: &mut PgConnection, token_hash: &[u8]) -> sq
 
 /// RFC 7009: a refresh token revokes its grant, an access token only itself. Tokens of other
 /// clients are left alone.
-pub async fn revoke_token(conn: &mut PgConnection, token_hash: &[u8], client_id: &str) -> sqlx::Result<()> {
+pub async fn revoke_token(
+    conn: &mut PgConnection,
+    token_hash: &[u8],
+    client_id: &str,
+) -> sqlx::Result<()> {
     let row: Option<(Uuid, String, String)> = sqlx::query_as(
         "SELECT t.grant_id, t.kind, g.client_id FROM oauth_tokens t JOIN oauth_grants g ON g.id = t.grant_id WHERE t.token_hash = $1",
     )
@@ -209,7 +235,10 @@ pub async fn revoke_token(conn: &mut PgConnection, token_hash: &[u8], client_id:
             if kind == "refresh" {
                 revoke_grant(conn, grant).await?;
             } else {
-                sqlx::query("DELETE FROM oauth_tokens WHERE token_hash = $1").bind(token_hash).execute(conn).await?;
+                sqlx::query("DELETE FROM oauth_tokens WHERE token_hash = $1")
+                    .bind(token_hash)
+                    .execute(conn)
+                    .await?;
             }
         }
         _ => {}
@@ -224,7 +253,11 @@ pub async fn signing_keys(conn: &mut PgConnection) -> sqlx::Result<Vec<(String, 
 }
 
 /// Stores a key unless one exists already (two instances starting at once agree on one).
-pub async fn insert_signing_key(conn: &mut PgConnection, kid: &str, der: &[u8]) -> sqlx::Result<()> {
+pub async fn insert_signing_key(
+    conn: &mut PgConnection,
+    kid: &str,
+    der: &[u8],
+) -> sqlx::Result<()> {
     sqlx::query("INSERT INTO oidc_keys (kid, private_der) SELECT $1, $2 WHERE NOT EXISTS (SELECT 1 FROM oidc_keys)")
         .bind(kid)
         .bind(der)
@@ -234,7 +267,11 @@ pub async fn insert_signing_key(conn: &mut PgConnection, kid: &str, der: &[u8]) 
 }
 
 pub async fn delete_expired(conn: &mut PgConnection) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM oauth_codes WHERE expires_at < now() - interval '1 day'").execute(&mut *conn).await?;
-    sqlx::query("DELETE FROM oauth_tokens WHERE expires_at < now() - interval '1 day'").execute(conn).await?;
+    sqlx::query("DELETE FROM oauth_codes WHERE expires_at < now() - interval '1 day'")
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("DELETE FROM oauth_tokens WHERE expires_at < now() - interval '1 day'")
+        .execute(conn)
+        .await?;
     Ok(())
 }

@@ -16,13 +16,15 @@ pub async fn insert(
     csrf_token: &str,
     user_agent: Option<&str>,
 ) -> sqlx::Result<()> {
-    sqlx::query("INSERT INTO sessions (id_hash, user_id, csrf_token, user_agent) VALUES ($1, $2, $3, $4)")
-        .bind(id_hash)
-        .bind(user_id)
-        .bind(csrf_token)
-        .bind(user_agent.map(|ua| ua.chars().take(200).collect::<String>()))
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "INSERT INTO sessions (id_hash, user_id, csrf_token, user_agent) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(id_hash)
+    .bind(user_id)
+    .bind(csrf_token)
+    .bind(user_agent.map(|ua| ua.chars().take(200).collect::<String>()))
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -61,13 +63,19 @@ pub async fn delete_for_user(conn: &mut PgConnection, user_id: i64) -> sqlx::Res
 }
 
 /// Ends every session of a user except one (after a password change, the other devices).
-pub async fn delete_others(conn: &mut PgConnection, user_id: i64, keep: &[u8]) -> sqlx::Result<u64> {
-    Ok(sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id_hash <> $2")
-        .bind(user_id)
-        .bind(keep)
-        .execute(conn)
-        .await?
-        .rows_affected())
+pub async fn delete_others(
+    conn: &mut PgConnection,
+    user_id: i64,
+    keep: &[u8],
+) -> sqlx::Result<u64> {
+    Ok(
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id_hash <> $2")
+            .bind(user_id)
+            .bind(keep)
+            .execute(conn)
+            .await?
+            .rows_affected(),
+    )
 }
 
 pub async fn delete_expired(

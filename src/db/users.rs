@@ -51,7 +51,8 @@ pub enum InsertUserError {
     Db(#[from] sqlx::Error),
 }
 
-const COLUMNS: &str = "id, subject, username, display_name, role, cohort, password_hash, disabled, created_at";
+const COLUMNS: &str =
+    "id, subject, username, display_name, role, cohort, password_hash, disabled, created_at";
 
 pub async fn insert(conn: &mut PgConnection, new: NewUser<'_>) -> Result<UserRow, InsertUserError> {
     sqlx::query_as::<_, UserRow>(&format!(
@@ -205,7 +206,10 @@ pub async fn list_students(
     conn: &mut PgConnection,
     f: &StudentFilter,
 ) -> sqlx::Result<(Vec<UserRow>, i64)> {
-    let pattern = f.query.as_ref().map(|q| format!("%{}%", escape_like(&q.to_lowercase())));
+    let pattern = f
+        .query
+        .as_ref()
+        .map(|q| format!("%{}%", escape_like(&q.to_lowercase())));
     let dir = if f.descending { "DESC" } else { "ASC" };
     let sql = format!(
         "SELECT {COLUMNS}, count(*) OVER () AS total FROM users
@@ -232,7 +236,9 @@ pub async fn list_students(
             let mut all = f.clone();
             all.offset = 0;
             all.limit = 1;
-            return Box::pin(list_students(conn, &all)).await.map(|(_, t)| (Vec::new(), t));
+            return Box::pin(list_students(conn, &all))
+                .await
+                .map(|(_, t)| (Vec::new(), t));
         }
         None => 0,
     };
@@ -247,7 +253,9 @@ struct UserRowWithTotal {
 }
 
 fn escape_like(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
 }
 
 pub async fn cohorts(conn: &mut PgConnection) -> sqlx::Result<Vec<String>> {

@@ -42,8 +42,20 @@ mod tests {
     #[test]
     fn parses() {
         assert_eq!(Cohort::parse_optional("  ").unwrap(), None);
-        assert_eq!(Cohort::parse_optional(" week-1 ").unwrap().unwrap().as_str(), "week-1");
-        assert_eq!(Cohort::parse_optional(&"x".repeat(65)), Err(CohortError::TooLong));
-        assert_eq!(Cohort::parse_optional("a/b"), Err(CohortError::BadCharacter));
+        assert_eq!(
+            Cohort::parse_optional(" week-1 ")
+                .unwrap()
+                .unwrap()
+                .as_str(),
+            "week-1"
+        );
+        assert_eq!(
+            Cohort::parse_optional(&"x".repeat(65)),
+            Err(CohortError::TooLong)
+        );
+        assert_eq!(
+            Cohort::parse_optional("a/b"),
+            Err(CohortError::BadCharacter)
+        );
     }
 }

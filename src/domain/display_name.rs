@@ -39,12 +39,21 @@ mod tests {
     use super::*;
     #[test]
     fn normalises_whitespace() {
-        assert_eq!(DisplayName::parse("  José   Núñez ").unwrap().as_str(), "José Núñez");
+        assert_eq!(
+            DisplayName::parse("  José   Núñez ").unwrap().as_str(),
+            "José Núñez"
+        );
     }
     #[test]
     fn rejects_empty_long_control() {
         assert_eq!(DisplayName::parse("   "), Err(DisplayNameError::Empty));
-        assert_eq!(DisplayName::parse(&"x".repeat(101)), Err(DisplayNameError::TooLong));
-        assert_eq!(DisplayName::parse("a\u{7}b"), Err(DisplayNameError::Control));
+        assert_eq!(
+            DisplayName::parse(&"x".repeat(101)),
+            Err(DisplayNameError::TooLong)
+        );
+        assert_eq!(
+            DisplayName::parse("a\u{7}b"),
+            Err(DisplayNameError::Control)
+        );
     }
 }

@@ -54,16 +54,32 @@ mod tests {
     use super::*;
     #[test]
     fn too_short() {
-        assert_eq!(NewPassword::parse("abc", 8, "ada").err(), Some(PasswordError::TooShort(8)));
+        assert_eq!(
+            NewPassword::parse("abc", 8, "ada").err(),
+            Some(PasswordError::TooShort(8))
+        );
     }
     #[test]
     fn too_long() {
-        assert_eq!(NewPassword::parse(&"x".repeat(129), 8, "ada").err(), Some(PasswordError::TooLong));
+        assert_eq!(
+            NewPassword::parse(&"x".repeat(129), 8, "ada").err(),
+            Some(PasswordError::TooLong)
+        );
     }
     #[test]
     fn common_passwords_rejected() {
-        for p in ["password", "password1", "12345678", "qwertyuiop", "iloveyou"] {
-            assert_eq!(NewPassword::parse(p, 8, "ada").err(), Some(PasswordError::TooWeak), "{p}");
+        for p in [
+            "password",
+            "password1",
+            "12345678",
+            "qwertyuiop",
+            "iloveyou",
+        ] {
+            assert_eq!(
+                NewPassword::parse(p, 8, "ada").err(),
+                Some(PasswordError::TooWeak),
+                "{p}"
+            );
         }
     }
     #[test]

@@ -10,10 +10,44 @@ pub const MAX_LEN: usize = 32;
 
 /// Names that collide with system accounts, services or hub routes.
 const RESERVED: &[&str] = &[
-    "root", "admin", "administrator", "jovyan", "postgres", "hubdesk", "jupyter", "jupyterhub",
-    "hub", "nobody", "daemon", "bin", "sys", "sync", "www-data", "nginx", "docker", "ubuntu",
-    "debian", "ec2-user", "nfs", "system", "support", "login", "logout", "setup", "api", "user",
-    "users", "services", "static", "health", "proxy", "mail", "ftp", "sshd", "guest", "test",
+    "root",
+    "admin",
+    "administrator",
+    "jovyan",
+    "postgres",
+    "hubdesk",
+    "jupyter",
+    "jupyterhub",
+    "hub",
+    "nobody",
+    "daemon",
+    "bin",
+    "sys",
+    "sync",
+    "www-data",
+    "nginx",
+    "docker",
+    "ubuntu",
+    "debian",
+    "ec2-user",
+    "nfs",
+    "system",
+    "support",
+    "login",
+    "logout",
+    "setup",
+    "api",
+    "user",
+    "users",
+    "services",
+    "static",
+    "health",
+    "proxy",
+    "mail",
+    "ftp",
+    "sshd",
+    "guest",
+    "test",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -90,7 +124,10 @@ mod tests {
     }
     #[test]
     fn rejects_too_long() {
-        assert_eq!(Username::parse(&"a".repeat(33)), Err(UsernameError::TooLong));
+        assert_eq!(
+            Username::parse(&"a".repeat(33)),
+            Err(UsernameError::TooLong)
+        );
     }
     #[test]
     fn rejects_uppercase() {
@@ -116,7 +153,10 @@ mod tests {
     #[test]
     fn rejects_reserved() {
         for bad in ["root", "admin", "jovyan", "postgres"] {
-            assert!(matches!(Username::parse(bad), Err(UsernameError::Reserved(_))));
+            assert!(matches!(
+                Username::parse(bad),
+                Err(UsernameError::Reserved(_))
+            ));
         }
     }
     #[test]

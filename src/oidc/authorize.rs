@@ -12,11 +12,17 @@ use crate::{
 };
 
 /// Where an error goes once the client and redirect URI are trusted: back to the client.
-fn error_redirect(redirect_uri: &str, state: Option<&str>, code: &str, description: &str) -> HttpResponse {
+fn error_redirect(
+    redirect_uri: &str,
+    state: Option<&str>,
+    code: &str,
+    description: &str,
+) -> HttpResponse {
     let mut url = url::Url::parse(redirect_uri).expect("registered redirect URIs are valid URLs");
     {
         let mut q = url.query_pairs_mut();
-        q.append_pair("error", code).append_pair("error_description", description);
+        q.append_pair("error", code)
+            .append_pair("error_description", description);
         if let Some(s) = state {
             q.append_pair("state", s);
         }
@@ -33,19 +39,34 @@ fn found(location: &str) -> HttpResponse {
 
 /// PKCE challenges are BASE64URL(SHA256(verifier)): exactly 43 URL-safe characters.
 pub fn valid_challenge(c: &str) -> bool {
-    c.len() == 43 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    c.len() == 43
+        && c.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-pub async fn authorize(state: web::Data<AppState>, req: HttpRequest, user: MaybeUser) -> Result<HttpResponse, WebError> {
+pub async fn authorize(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    user: MaybeUser,
+) -> Result<HttpResponse, WebError> {
     let p = Params::parse(req.query_string().as_bytes());
     // Until client and redirect URI are known good, errors are shown here, never redirected.
-    if p.duplicates.iter().any(|d| d == "client_id" || d == "redirect_uri") {
-        return Err(WebError::BadRequest("The sign-in request repeats client_id or redirect_uri.".into()));
+    if p.duplicates
+        .iter()
+        .any(|d| d == "client_id" || d == "redirect_uri")
+    {
+        return Err(WebError::BadRequest(
+            "The sign-in request repeats client_id or redirect_uri.".into(),
+        ));
     }
     let client = p
         .get("client_id")
         .and_then(|id| state.oidc.clients.get(id))
-        .ok_or_else(|| WebError::BadRequest("The sign-in request names an unknown application (client_id).".into()))?;
+        .ok_or_else(|| {
+            WebError::BadRequest(
+                "The sign-in request names an unknown application (client_id).".into(),
+            )
+        })?;
     let redirect_uri = p
         .get("redirect_uri")
         .filter(|r| client.has_redirect_uri(r))
@@ -60,7 +81,12 @@ pub async fn authorize(state: web::Data<AppState>, req: HttpRequest, user: Maybe
     match p.get("response_type") {
         Some("code") => {}
         None => return fail("invalid_request", "response_type is required"),
-        Some(_) => return fail("unsupported_response_type", "only response_type=code is supported"),
+        Some(_) => {
+            return fail(
+                "unsupported_response_type",
+                "only response_type=code is supported",
+            )
+        }
     }
     let scope = p.get("scope").unwrap_or("openid");
     let scopes: Vec<&str> = scope.split(' ').filter(|s| !s.is_empty()).collect();
@@ -68,12 +94,32 @@ pub async fn authorize(state: web::Data<AppState>, req: HttpRequest, user: Maybe
         return fail("invalid_scope", &format!("unknown scope '{bad}'"));
     }
     let challenge = match (p.get("code_challenge"), p.get("code_challenge_method")) {
-        (None, None) if client.require_pkce => return fail("invalid_request", "PKCE is required: send code_challenge with code_challenge_method=S256"),
+        (None, None) if client.require_pkce => {
+            return fail(
+                "invalid_request",
+                "PKCE is required: send code_challenge with code_challenge_method=S256",
+            )
+        }
         (None, None) => None,
-        (None, Some(_)) => return fail("invalid_request", "code_challenge_method without code_challenge"),
+        (None, Some(_)) => {
+            return fail(
+                "invalid_request",
+                "code_challenge_method without code_challenge",
+            )
+        }
         (Some(c), Some("S256")) if valid_challenge(c) => Some(c.to_string()),
-        (Some(_), Some("S256")) => return fail("invalid_request", "code_challenge must be 43 base64url characters"),
-        (Some(_), _) => return fail("invalid_request", "only code_challenge_method=S256 is supported"),
+        (Some(_), Some("S256")) => {
+            return fail(
+                "invalid_request",
+                "code_challenge must be 43 base64url characters",
+            )
+        }
+        (Some(_), _) => {
+            return fail(
+                "invalid_request",
+                "only code_challenge_method=S256 is supported",
+            )
+        }
     };
     let nonce = p.get("nonce").map(str::to_string);
     if nonce.as_ref().is_some_and(|n| n.len() > 512) {
@@ -83,10 +129,15 @@ pub async fn authorize(state: web::Data<AppState>, req: HttpRequest, user: Maybe
 
     let user = match user.0 {
         Some(u) if !prompt.split(' ').any(|x| x == "login") => u,
-        _ if prompt.split(' ').any(|x| x == "none") => return fail("login_required", "the user is not logged in"),
+        _ if prompt.split(' ').any(|x| x == "none") => {
+            return fail("login_required", "the user is not logged in")
+        }
         _ => {
             // Log in, then come back to this very request (minus prompt=login, or it would loop).
-            let back = format!("/oauth/authorize?{}", strip_prompt_login(req.query_string()));
+            let back = format!(
+                "/oauth/authorize?{}",
+                strip_prompt_login(req.query_string())
+            );
             return Ok(HttpResponse::SeeOther()
                 .insert_header(("Location", format!("/login?next={}", urlencode(&back))))
                 .insert_header(("Cache-Control", "no-store"))
@@ -109,8 +160,16 @@ pub async fn authorize(state: web::Data<AppState>, req: HttpRequest, user: Maybe
         },
     )
     .await?;
-    db::oauth::insert_code(&mut tx, &secret::hash_token(&code), grant_id, &client.id, &redirect_uri, challenge.as_deref(), CODE_TTL_SECS)
-        .await?;
+    db::oauth::insert_code(
+        &mut tx,
+        &secret::hash_token(&code),
+        grant_id,
+        &client.id,
+        &redirect_uri,
+        challenge.as_deref(),
+        CODE_TTL_SECS,
+    )
+    .await?;
     tx.commit().await?;
 
     let mut url = url::Url::parse(&redirect_uri).map_err(|e| WebError::Internal(e.into()))?;
@@ -134,8 +193,14 @@ fn strip_prompt_login(query: &str) -> String {
 pub fn pkce_matches(verifier: &str, challenge: &str) -> bool {
     use sha2::{Digest, Sha256};
     let valid = (43..=128).contains(&verifier.len())
-        && verifier.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
-    valid && secret::equal(&URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes())), challenge)
+        && verifier
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
+    valid
+        && secret::equal(
+            &URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes())),
+            challenge,
+        )
 }
 
 #[cfg(test)]
@@ -143,9 +208,18 @@ mod tests {
     use super::*;
     #[test]
     fn rfc7636_appendix_b_example() {
-        assert!(pkce_matches("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"));
-        assert!(!pkce_matches("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXX", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"));
-        assert!(!pkce_matches("short", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"));
+        assert!(pkce_matches(
+            "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        ));
+        assert!(!pkce_matches(
+            "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXX",
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        ));
+        assert!(!pkce_matches(
+            "short",
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        ));
     }
     #[test]
     fn prompt_login_is_stripped_for_the_return_trip() {

@@ -31,7 +31,10 @@ impl UserInfo {
             sub: g.subject.to_string(),
             preferred_username: g.username.clone(),
             name: g.display_name.clone(),
-            groups: groups(Role::parse(&g.role).unwrap_or(Role::Student), g.cohort.as_deref()),
+            groups: groups(
+                Role::parse(&g.role).unwrap_or(Role::Student),
+                g.cohort.as_deref(),
+            ),
         }
     }
 }
@@ -56,8 +59,14 @@ mod tests {
     use super::*;
     #[test]
     fn role_and_cohort_groups() {
-        assert_eq!(groups(Role::Student, Some("blue")), vec!["students", "cohort-blue"]);
-        assert_eq!(groups(Role::Student, Some("admins")), vec!["students", "cohort-admins"]);
+        assert_eq!(
+            groups(Role::Student, Some("blue")),
+            vec!["students", "cohort-blue"]
+        );
+        assert_eq!(
+            groups(Role::Student, Some("admins")),
+            vec!["students", "cohort-admins"]
+        );
         assert_eq!(groups(Role::Counselor, None), vec!["counselors"]);
         assert_eq!(groups(Role::Admin, Some("x")), vec!["admins", "counselors"]);
     }

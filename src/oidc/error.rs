@@ -13,7 +13,11 @@ pub struct OAuthError {
 
 impl OAuthError {
     pub fn new(code: &'static str, description: impl Into<String>) -> Self {
-        Self { code, description: description.into(), basic_challenge: false }
+        Self {
+            code,
+            description: description.into(),
+            basic_challenge: false,
+        }
     }
     pub fn invalid_request(d: impl Into<String>) -> Self {
         Self::new("invalid_request", d)
@@ -22,7 +26,11 @@ impl OAuthError {
         Self::new("invalid_grant", d)
     }
     pub fn invalid_client(basic: bool) -> Self {
-        Self { code: "invalid_client", description: "client authentication failed".into(), basic_challenge: basic }
+        Self {
+            code: "invalid_client",
+            description: "client authentication failed".into(),
+            basic_challenge: basic,
+        }
     }
     pub fn server_error() -> Self {
         Self::new("server_error", "internal error")
@@ -58,7 +66,8 @@ impl ResponseError for OAuthError {
     }
     fn error_response(&self) -> HttpResponse {
         let mut resp = HttpResponse::build(self.status_code());
-        resp.insert_header(("Cache-Control", "no-store")).insert_header(("Pragma", "no-cache"));
+        resp.insert_header(("Cache-Control", "no-store"))
+            .insert_header(("Pragma", "no-cache"));
         if self.basic_challenge {
             resp.insert_header(("WWW-Authenticate", "Basic realm=\"hubdesk\""));
         }

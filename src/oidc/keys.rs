@@ -26,19 +26,28 @@ impl SigningKey {
             let kid = kid_of(&secret.public_key());
             db::oauth::insert_signing_key(&mut conn, &kid, der.as_bytes()).await?;
         }
-        let (kid, der) = db::oauth::signing_keys(&mut conn).await?.into_iter().next().context("no signing key")?;
+        let (kid, der) = db::oauth::signing_keys(&mut conn)
+            .await?
+            .into_iter()
+            .next()
+            .context("no signing key")?;
         Self::from_der(kid, &der)
     }
 
     fn from_der(kid: String, der: &[u8]) -> anyhow::Result<Self> {
-        let secret = p256::SecretKey::from_pkcs8_der(der).context("stored signing key unreadable")?;
+        let secret =
+            p256::SecretKey::from_pkcs8_der(der).context("stored signing key unreadable")?;
         let mut jwk = serde_json::to_value(secret.public_key().to_jwk()).context("JWK")?;
         if let Some(obj) = jwk.as_object_mut() {
             obj.insert("kid".into(), kid.clone().into());
             obj.insert("use".into(), "sig".into());
             obj.insert("alg".into(), "ES256".into());
         }
-        Ok(Self { kid, encoding: EncodingKey::from_ec_der(der), jwk })
+        Ok(Self {
+            kid,
+            encoding: EncodingKey::from_ec_der(der),
+            jwk,
+        })
     }
 
     pub fn sign(&self, claims: &impl Serialize) -> anyhow::Result<String> {

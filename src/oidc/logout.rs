@@ -19,7 +19,10 @@ pub struct LoggedOutPage {
     pub hub_url: String,
 }
 
-pub async fn end_session(state: web::Data<AppState>, user: MaybeUser) -> Result<HttpResponse, WebError> {
+pub async fn end_session(
+    state: web::Data<AppState>,
+    user: MaybeUser,
+) -> Result<HttpResponse, WebError> {
     if let Some(user) = user.0 {
         let mut tx = state.pool.begin().await?;
         db::sessions::delete(&mut tx, &user.session_hash).await?;
@@ -27,8 +30,12 @@ pub async fn end_session(state: web::Data<AppState>, user: MaybeUser) -> Result<
         tx.commit().await?;
         tracing::info!(username = %user.username, "logged out via the hub");
     }
-    let page = LoggedOutPage { page: Page::anonymous(&state, String::new(), "Logged out"), hub_url: state.config.hub_url.clone() };
+    let page = LoggedOutPage {
+        page: Page::anonymous(&state, String::new(), "Logged out"),
+        hub_url: state.config.hub_url.clone(),
+    };
     let mut resp = html(&page)?;
-    resp.add_cookie(&session::removal_cookie(&state)).map_err(|e| WebError::Internal(e.into()))?;
+    resp.add_cookie(&session::removal_cookie(&state))
+        .map_err(|e| WebError::Internal(e.into()))?;
     Ok(resp)
 }

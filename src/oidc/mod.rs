@@ -29,12 +29,15 @@ pub struct Oidc {
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/.well-known/openid-configuration", web::get().to(discovery::configuration))
-        .route("/oauth/jwks.json", web::get().to(discovery::jwks))
-        .route("/oauth/authorize", web::get().to(authorize::authorize))
-        .route("/oauth/token", web::post().to(token::token))
-        .route("/oauth/userinfo", web::get().to(userinfo::userinfo))
-        .route("/oauth/userinfo", web::post().to(userinfo::userinfo))
-        .route("/oauth/revoke", web::post().to(token::revoke))
-        .route("/oauth/logout", web::get().to(logout::end_session));
+    cfg.route(
+        "/.well-known/openid-configuration",
+        web::get().to(discovery::configuration),
+    )
+    .route("/oauth/jwks.json", web::get().to(discovery::jwks))
+    .route("/oauth/authorize", web::get().to(authorize::authorize))
+    .route("/oauth/token", web::post().to(token::token))
+    .route("/oauth/userinfo", web::get().to(userinfo::userinfo))
+    .route("/oauth/userinfo", web::post().to(userinfo::userinfo))
+    .route("/oauth/revoke", web::post().to(token::revoke))
+    .route("/oauth/logout", web::get().to(logout::end_session));
 }

@@ -15,7 +15,9 @@ impl Params {
             if v.is_empty() {
                 continue;
             }
-            if p.values.insert(k.to_string(), v.to_string()).is_some() && !p.duplicates.contains(&k.to_string()) {
+            if p.values.insert(k.to_string(), v.to_string()).is_some()
+                && !p.duplicates.contains(&k.to_string())
+            {
                 p.duplicates.push(k.to_string());
             }
         }

@@ -20,37 +20,72 @@ use crate::{
 
 /// Reads a form body; anything else is `invalid_request`.
 fn form_params(req: &HttpRequest, body: &[u8]) -> Result<Params, OAuthError> {
-    let ct = req.headers().get("Content-Type").and_then(|v| v.to_str().ok()).unwrap_or("");
-    if !ct.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded") {
-        return Err(OAuthError::invalid_request("the body must be application/x-www-form-urlencoded"));
+    let ct = req
+        .headers()
+        .get("Content-Type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !ct
+        .to_ascii_lowercase()
+        .starts_with("application/x-www-form-urlencoded")
+    {
+        return Err(OAuthError::invalid_request(
+            "the body must be application/x-www-form-urlencoded",
+        ));
     }
     let p = Params::parse(body);
     if let Some(d) = p.duplicates.first() {
-        return Err(OAuthError::invalid_request(format!("parameter '{d}' is repeated")));
+        return Err(OAuthError::invalid_request(format!(
+            "parameter '{d}' is repeated"
+        )));
     }
     Ok(p)
 }
 
 /// Client authentication: HTTP Basic (RFC 6749 §2.3.1, form-encoded id and secret) or
 /// `client_id` + `client_secret` in the body; never both.
-fn authenticate<'a>(state: &'a AppState, req: &HttpRequest, p: &Params) -> Result<&'a RegisteredClient, OAuthError> {
-    let header = req.headers().get("Authorization").and_then(|v| v.to_str().ok());
-    let basic = header.and_then(|h| h.strip_prefix("Basic ").or_else(|| h.strip_prefix("basic ")));
+fn authenticate<'a>(
+    state: &'a AppState,
+    req: &HttpRequest,
+    p: &Params,
+) -> Result<&'a RegisteredClient, OAuthError> {
+    let header = req
+        .headers()
+        .get("Authorization")
+        .and_then(|v| v.to_str().ok());
+    let basic = header.and_then(|h| {
+        h.strip_prefix("Basic ")
+            .or_else(|| h.strip_prefix("basic "))
+    });
     if header.is_some() && basic.is_none() {
         return Err(OAuthError::invalid_client(true));
     }
     let (id, secret, used_basic) = match basic {
         Some(b) => {
             if p.get("client_secret").is_some() {
-                return Err(OAuthError::invalid_request("use one client authentication method, not two"));
+                return Err(OAuthError::invalid_request(
+                    "use one client authentication method, not two",
+                ));
             }
-            let decoded = STANDARD.decode(b.trim()).map_err(|_| OAuthError::invalid_client(true))?;
-            let decoded = String::from_utf8(decoded).map_err(|_| OAuthError::invalid_client(true))?;
-            let (id, secret) = decoded.split_once(':').ok_or_else(|| OAuthError::invalid_client(true))?;
-            let dec = |s: &str| url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default();
+            let decoded = STANDARD
+                .decode(b.trim())
+                .map_err(|_| OAuthError::invalid_client(true))?;
+            let decoded =
+                String::from_utf8(decoded).map_err(|_| OAuthError::invalid_client(true))?;
+            let (id, secret) = decoded
+                .split_once(':')
+                .ok_or_else(|| OAuthError::invalid_client(true))?;
+            let dec = |s: &str| {
+                url::form_urlencoded::parse(format!("x={s}").as_bytes())
+                    .next()
+                    .map(|(_, v)| v.into_owned())
+                    .unwrap_or_default()
+            };
             let (id, secret) = (dec(id), dec(secret));
             if p.get("client_id").is_some_and(|body_id| body_id != id) {
-                return Err(OAuthError::invalid_request("client_id in the body differs from the Basic credentials"));
+                return Err(OAuthError::invalid_request(
+                    "client_id in the body differs from the Basic credentials",
+                ));
             }
             (id, secret, true)
         }
@@ -59,23 +94,42 @@ fn authenticate<'a>(state: &'a AppState, req: &HttpRequest, p: &Params) -> Resul
             _ => return Err(OAuthError::invalid_client(false)),
         },
     };
-    state.oidc.clients.authenticate(&id, &secret).ok_or(OAuthError::invalid_client(used_basic))
+    state
+        .oidc
+        .clients
+        .authenticate(&id, &secret)
+        .ok_or(OAuthError::invalid_client(used_basic))
 }
 
-pub async fn token(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, OAuthError> {
+pub async fn token(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, OAuthError> {
     let p = form_params(&req, &body)?;
     let client = authenticate(&state, &req, &p)?;
     match p.get("grant_type") {
         Some("authorization_code") => authorization_code(&state, client, &p).await,
         Some("refresh_token") => refresh(&state, client, &p).await,
         None => Err(OAuthError::invalid_request("grant_type is required")),
-        Some(_) => Err(OAuthError::new("unsupported_grant_type", "supported: authorization_code, refresh_token")),
+        Some(_) => Err(OAuthError::new(
+            "unsupported_grant_type",
+            "supported: authorization_code, refresh_token",
+        )),
     }
 }
 
-async fn authorization_code(state: &AppState, client: &RegisteredClient, p: &Params) -> Result<HttpResponse, OAuthError> {
-    let code = p.get("code").ok_or_else(|| OAuthError::invalid_request("code is required"))?;
-    let redirect_uri = p.get("redirect_uri").ok_or_else(|| OAuthError::invalid_request("redirect_uri is required"))?;
+async fn authorization_code(
+    state: &AppState,
+    client: &RegisteredClient,
+    p: &Params,
+) -> Result<HttpResponse, OAuthError> {
+    let code = p
+        .get("code")
+        .ok_or_else(|| OAuthError::invalid_request("code is required"))?;
+    let redirect_uri = p
+        .get("redirect_uri")
+        .ok_or_else(|| OAuthError::invalid_request("redirect_uri is required"))?;
     let hash = secret::hash_token(code);
     let mut tx = state.pool.begin().await?;
     let Some(row) = db::oauth::redeem_code(&mut tx, &hash).await? else {
@@ -84,7 +138,9 @@ async fn authorization_code(state: &AppState, client: &RegisteredClient, p: &Par
             db::oauth::revoke_grant(&mut tx, grant).await?;
             tx.commit().await?;
             tracing::warn!(client = %client.id, "authorization code reused; grant revoked");
-            return Err(OAuthError::invalid_grant("the authorization code was already used"));
+            return Err(OAuthError::invalid_grant(
+                "the authorization code was already used",
+            ));
         }
         return Err(OAuthError::invalid_grant("unknown authorization code"));
     };
@@ -94,7 +150,9 @@ async fn authorization_code(state: &AppState, client: &RegisteredClient, p: &Par
         tx.commit().await?;
         return Err(e);
     }
-    let grant = db::oauth::grant_user(&mut tx, row.grant_id).await?.ok_or_else(|| OAuthError::invalid_grant("grant not found"))?;
+    let grant = db::oauth::grant_user(&mut tx, row.grant_id)
+        .await?
+        .ok_or_else(|| OAuthError::invalid_grant("grant not found"))?;
     if grant.revoked || grant.disabled {
         tx.commit().await?;
         return Err(OAuthError::invalid_grant("the authorization was revoked"));
@@ -104,28 +162,49 @@ async fn authorization_code(state: &AppState, client: &RegisteredClient, p: &Par
     Ok(resp)
 }
 
-fn check_code(client: &RegisteredClient, p: &Params, redirect_uri: &str, row: &db::oauth::CodeRow) -> Result<(), OAuthError> {
+fn check_code(
+    client: &RegisteredClient,
+    p: &Params,
+    redirect_uri: &str,
+    row: &db::oauth::CodeRow,
+) -> Result<(), OAuthError> {
     if row.client_id != client.id {
-        return Err(OAuthError::invalid_grant("the code was issued to another client"));
+        return Err(OAuthError::invalid_grant(
+            "the code was issued to another client",
+        ));
     }
     if row.expired {
-        return Err(OAuthError::invalid_grant("the authorization code has expired"));
+        return Err(OAuthError::invalid_grant(
+            "the authorization code has expired",
+        ));
     }
     if row.redirect_uri != redirect_uri {
-        return Err(OAuthError::invalid_grant("redirect_uri does not match the authorization request"));
+        return Err(OAuthError::invalid_grant(
+            "redirect_uri does not match the authorization request",
+        ));
     }
     match (&row.code_challenge, p.get("code_verifier")) {
         (Some(challenge), Some(verifier)) if pkce_matches(verifier, challenge) => Ok(()),
-        (Some(_), Some(_)) => Err(OAuthError::invalid_grant("code_verifier does not match the code_challenge")),
+        (Some(_), Some(_)) => Err(OAuthError::invalid_grant(
+            "code_verifier does not match the code_challenge",
+        )),
         (Some(_), None) => Err(OAuthError::invalid_grant("code_verifier is required")),
         // RFC 9700 §2.1.1: a verifier for a code issued without a challenge is a downgrade.
-        (None, Some(_)) => Err(OAuthError::invalid_grant("code_verifier sent but no code_challenge was used")),
+        (None, Some(_)) => Err(OAuthError::invalid_grant(
+            "code_verifier sent but no code_challenge was used",
+        )),
         (None, None) => Ok(()),
     }
 }
 
-async fn refresh(state: &AppState, client: &RegisteredClient, p: &Params) -> Result<HttpResponse, OAuthError> {
-    let token = p.get("refresh_token").ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
+async fn refresh(
+    state: &AppState,
+    client: &RegisteredClient,
+    p: &Params,
+) -> Result<HttpResponse, OAuthError> {
+    let token = p
+        .get("refresh_token")
+        .ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
     let hash = secret::hash_token(token);
     let mut tx = state.pool.begin().await?;
     let Some(row) = db::oauth::use_refresh(&mut tx, &hash).await? else {
@@ -135,11 +214,15 @@ async fn refresh(state: &AppState, client: &RegisteredClient, p: &Params) -> Res
             db::oauth::revoke_grant(&mut tx, grant).await?;
             tx.commit().await?;
             tracing::warn!(client = %client.id, "refresh token replayed; grant revoked");
-            return Err(OAuthError::invalid_grant("the refresh token was already used"));
+            return Err(OAuthError::invalid_grant(
+                "the refresh token was already used",
+            ));
         }
         return Err(OAuthError::invalid_grant("unknown refresh token"));
     };
-    let grant = db::oauth::grant_user(&mut tx, row.grant_id).await?.ok_or_else(|| OAuthError::invalid_grant("grant not found"))?;
+    let grant = db::oauth::grant_user(&mut tx, row.grant_id)
+        .await?
+        .ok_or_else(|| OAuthError::invalid_grant("grant not found"))?;
     let problem = if grant.client_id != client.id {
         Some("the refresh token was issued to another client")
     } else if row.expired {
@@ -148,13 +231,20 @@ async fn refresh(state: &AppState, client: &RegisteredClient, p: &Params) -> Res
         Some("the authorization was revoked")
     } else if let Some(scope) = p.get("scope") {
         let granted: Vec<&str> = grant.scope.split(' ').collect();
-        scope.split(' ').any(|s| !s.is_empty() && !granted.contains(&s)).then_some("scope exceeds the original grant")
+        scope
+            .split(' ')
+            .any(|s| !s.is_empty() && !granted.contains(&s))
+            .then_some("scope exceeds the original grant")
     } else {
         None
     };
     if let Some(problem) = problem {
         tx.commit().await?;
-        return Err(if problem.starts_with("scope") { OAuthError::new("invalid_scope", problem) } else { OAuthError::invalid_grant(problem) });
+        return Err(if problem.starts_with("scope") {
+            OAuthError::new("invalid_scope", problem)
+        } else {
+            OAuthError::invalid_grant(problem)
+        });
     }
     let resp = issue(state, &mut tx, client, &grant).await?;
     tx.commit().await?;
@@ -162,12 +252,31 @@ async fn refresh(state: &AppState, client: &RegisteredClient, p: &Params) -> Res
 }
 
 /// New access and refresh tokens (and an id_token for `openid`) for a grant.
-async fn issue(state: &AppState, conn: &mut sqlx::PgConnection, client: &RegisteredClient, grant: &GrantUser) -> Result<HttpResponse, OAuthError> {
+async fn issue(
+    state: &AppState,
+    conn: &mut sqlx::PgConnection,
+    client: &RegisteredClient,
+    grant: &GrantUser,
+) -> Result<HttpResponse, OAuthError> {
     let cfg = &state.config.oidc;
     let access = secret::random_token();
     let refresh = secret::random_token();
-    db::oauth::insert_token(conn, &secret::hash_token(&access), grant.grant_id, "access", cfg.access_token_ttl_secs).await?;
-    db::oauth::insert_token(conn, &secret::hash_token(&refresh), grant.grant_id, "refresh", cfg.refresh_token_ttl_secs).await?;
+    db::oauth::insert_token(
+        conn,
+        &secret::hash_token(&access),
+        grant.grant_id,
+        "access",
+        cfg.access_token_ttl_secs,
+    )
+    .await?;
+    db::oauth::insert_token(
+        conn,
+        &secret::hash_token(&refresh),
+        grant.grant_id,
+        "refresh",
+        cfg.refresh_token_ttl_secs,
+    )
+    .await?;
     let mut body = json!({
         "access_token": access,
         "token_type": "Bearer",
@@ -187,19 +296,33 @@ async fn issue(state: &AppState, conn: &mut sqlx::PgConnection, client: &Registe
             nonce: grant.nonce.as_deref(),
             preferred_username: &grant.username,
             name: &grant.display_name,
-            groups: groups(Role::parse(&grant.role).unwrap_or(Role::Student), grant.cohort.as_deref()),
+            groups: groups(
+                Role::parse(&grant.role).unwrap_or(Role::Student),
+                grant.cohort.as_deref(),
+            ),
         };
         body["id_token"] = state.oidc.key.sign(&claims)?.into();
     }
-    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).insert_header(("Pragma", "no-cache")).json(body))
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .insert_header(("Pragma", "no-cache"))
+        .json(body))
 }
 
 /// RFC 7009: always 200 for a token the client may not know about; 401 for bad client auth.
-pub async fn revoke(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, OAuthError> {
+pub async fn revoke(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, OAuthError> {
     let p = form_params(&req, &body)?;
     let client = authenticate(&state, &req, &p)?;
-    let token = p.get("token").ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+    let token = p
+        .get("token")
+        .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
     let mut conn = state.pool.acquire().await?;
     db::oauth::revoke_token(&mut conn, &secret::hash_token(token), &client.id).await?;
-    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).finish())
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .finish())
 }

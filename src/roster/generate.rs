@@ -16,7 +16,10 @@ pub fn password() -> String {
     let mut word = || -> String {
         (0..2)
             .flat_map(|_| {
-                [*CONSONANTS.choose(&mut rng).unwrap_or(&b'b'), *VOWELS.choose(&mut rng).unwrap_or(&b'a')]
+                [
+                    *CONSONANTS.choose(&mut rng).unwrap_or(&b'b'),
+                    *VOWELS.choose(&mut rng).unwrap_or(&b'a'),
+                ]
             })
             .map(char::from)
             .collect()
@@ -64,7 +67,13 @@ pub fn username_base(display_name: &str) -> String {
 /// The first of `base`, `base2`, `base3`, … that parses and is not in `taken`.
 pub fn unique_username(base: &str, taken: &HashSet<String>) -> Username {
     (1..)
-        .map(|n| if n == 1 { base.to_string() } else { format!("{base}{n}") })
+        .map(|n| {
+            if n == 1 {
+                base.to_string()
+            } else {
+                format!("{base}{n}")
+            }
+        })
         .filter(|cand| !taken.contains(cand))
         .find_map(|cand| Username::parse(&cand).ok())
         .expect("a numbered username is always free")

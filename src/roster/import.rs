@@ -22,7 +22,10 @@ pub struct RowError {
 
 impl RowError {
     fn new(line: u64, message: impl Into<String>) -> Self {
-        Self { line, message: message.into() }
+        Self {
+            line,
+            message: message.into(),
+        }
     }
 }
 
@@ -55,7 +58,9 @@ enum Column {
 fn column(name: &str) -> Option<Column> {
     let n = name.trim().to_ascii_lowercase().replace([' ', '-'], "_");
     match n.as_str() {
-        "display_name" | "name" | "full_name" | "student" | "student_name" => Some(Column::DisplayName),
+        "display_name" | "name" | "full_name" | "student" | "student_name" => {
+            Some(Column::DisplayName)
+        }
         "username" | "user" | "login" | "user_name" => Some(Column::Username),
         "cohort" | "group" | "class" | "team" => Some(Column::Cohort),
         _ => None,
@@ -66,7 +71,10 @@ fn column(name: &str) -> Option<Column> {
 /// names). Every problem is reported with its line number.
 pub fn parse(input: &[u8]) -> Result<Vec<ImportRow>, Vec<RowError>> {
     if input.len() > MAX_BYTES {
-        return Err(vec![RowError::new(0, format!("the import is larger than {} KiB", MAX_BYTES / 1024))]);
+        return Err(vec![RowError::new(
+            0,
+            format!("the import is larger than {} KiB", MAX_BYTES / 1024),
+        )]);
     }
     let input = input.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(input);
     let first_line = input.split(|b| *b == b'\n').next().unwrap_or_default();
@@ -95,10 +103,17 @@ pub fn parse(input: &[u8]) -> Result<Vec<ImportRow>, Vec<RowError>> {
             }
         };
         let line = record.position().map(|p| p.line()).unwrap_or(0);
-        let cells: Vec<String> = match record.iter().map(|c| std::str::from_utf8(c).map(str::to_string)).collect() {
+        let cells: Vec<String> = match record
+            .iter()
+            .map(|c| std::str::from_utf8(c).map(str::to_string))
+            .collect()
+        {
             Ok(c) => c,
             Err(_) => {
-                errors.push(RowError::new(line, "not valid UTF-8 text (save the file as CSV UTF-8)"));
+                errors.push(RowError::new(
+                    line,
+                    "not valid UTF-8 text (save the file as CSV UTF-8)",
+                ));
                 continue;
             }
         };
@@ -130,7 +145,10 @@ pub fn parse(input: &[u8]) -> Result<Vec<ImportRow>, Vec<RowError>> {
         }
         let cols = columns.as_ref().expect("set on the first row");
         if cells.len() > cols.len() && cells[cols.len()..].iter().any(|c| !c.trim().is_empty()) {
-            errors.push(RowError::new(line, format!("{} values but only {} columns", cells.len(), cols.len())));
+            errors.push(RowError::new(
+                line,
+                format!("{} values but only {} columns", cells.len(), cols.len()),
+            ));
             continue;
         }
         match row(cols, &cells, line) {
@@ -138,14 +156,20 @@ pub fn parse(input: &[u8]) -> Result<Vec<ImportRow>, Vec<RowError>> {
             Err(e) => errors.extend(e),
         }
         if rows.len() + errors.len() > MAX_ROWS {
-            errors.push(RowError::new(line, format!("an import holds at most {MAX_ROWS} students")));
+            errors.push(RowError::new(
+                line,
+                format!("an import holds at most {MAX_ROWS} students"),
+            ));
             break;
         }
     }
     errors.extend(duplicate_usernames(&rows));
     errors.sort_by_key(|e| e.line);
     if rows.is_empty() && errors.is_empty() {
-        errors.push(RowError::new(0, "no students found: give one name per line, or a CSV with a display_name column"));
+        errors.push(RowError::new(
+            0,
+            "no students found: give one name per line, or a CSV with a display_name column",
+        ));
     }
     if errors.is_empty() {
         Ok(rows)
@@ -159,17 +183,28 @@ fn header(cells: &[String], line: u64) -> Result<Vec<Column>, Vec<RowError>> {
     let mut errors = Vec::new();
     for cell in cells {
         match column(cell) {
-            Some(c) if cols.contains(&c) => errors.push(RowError::new(line, format!("column '{}' appears twice", cell.trim()))),
+            Some(c) if cols.contains(&c) => errors.push(RowError::new(
+                line,
+                format!("column '{}' appears twice", cell.trim()),
+            )),
             Some(c) => cols.push(c),
-            None if cell.trim().is_empty() => errors.push(RowError::new(line, "a column has no name")),
+            None if cell.trim().is_empty() => {
+                errors.push(RowError::new(line, "a column has no name"))
+            }
             None => errors.push(RowError::new(
                 line,
-                format!("unknown column '{}' (known: display_name, username, cohort)", cell.trim()),
+                format!(
+                    "unknown column '{}' (known: display_name, username, cohort)",
+                    cell.trim()
+                ),
             )),
         }
     }
     if !cols.contains(&Column::DisplayName) && errors.is_empty() {
-        errors.push(RowError::new(line, "the header needs a display_name column"));
+        errors.push(RowError::new(
+            line,
+            "the header needs a display_name column",
+        ));
     }
     if errors.is_empty() {
         Ok(cols)
@@ -179,7 +214,13 @@ fn header(cells: &[String], line: u64) -> Result<Vec<Column>, Vec<RowError>> {
 }
 
 fn row(cols: &[Column], cells: &[String], line: u64) -> Result<ImportRow, Vec<RowError>> {
-    let get = |want: Column| cols.iter().position(|c| *c == want).and_then(|i| cells.get(i)).map(String::as_str).unwrap_or("");
+    let get = |want: Column| {
+        cols.iter()
+            .position(|c| *c == want)
+            .and_then(|i| cells.get(i))
+            .map(String::as_str)
+            .unwrap_or("")
+    };
     let mut errors = Vec::new();
     let display_name = DisplayName::parse(get(Column::DisplayName))
         .map_err(|e| errors.push(RowError::new(line, format!("display name: {e}"))))
@@ -190,7 +231,12 @@ fn row(cols: &[Column], cells: &[String], line: u64) -> Result<ImportRow, Vec<Ro
     } else {
         // Case is forgiven here: "Ada" and "ada" are the same person, and a duplicate.
         Username::parse(&raw_username.to_ascii_lowercase())
-            .map_err(|e| errors.push(RowError::new(line, format!("username '{raw_username}': {e}"))))
+            .map_err(|e| {
+                errors.push(RowError::new(
+                    line,
+                    format!("username '{raw_username}': {e}"),
+                ))
+            })
             .ok()
     };
     let cohort = Cohort::parse_optional(get(Column::Cohort))
@@ -198,7 +244,12 @@ fn row(cols: &[Column], cells: &[String], line: u64) -> Result<ImportRow, Vec<Ro
         .ok()
         .flatten();
     match (errors.is_empty(), display_name) {
-        (true, Some(display_name)) => Ok(ImportRow { line, display_name, username, cohort }),
+        (true, Some(display_name)) => Ok(ImportRow {
+            line,
+            display_name,
+            username,
+            cohort,
+        }),
         _ => Err(errors),
     }
 }
@@ -210,7 +261,10 @@ fn duplicate_usernames(rows: &[ImportRow]) -> Vec<RowError> {
     for r in rows {
         if let Some(u) = &r.username {
             match first_line.get(u.as_str()) {
-                Some(prev) => errors.push(RowError::new(r.line, format!("username '{u}' is also on line {prev}"))),
+                Some(prev) => errors.push(RowError::new(
+                    r.line,
+                    format!("username '{u}' is also on line {prev}"),
+                )),
                 None => {
                     first_line.insert(u.as_str(), r.line);
                 }
@@ -222,7 +276,10 @@ fn duplicate_usernames(rows: &[ImportRow]) -> Vec<RowError> {
 
 /// Resolves usernames: given ones must be unique in the file and free in the database;
 /// missing ones are generated from the display name.
-pub async fn plan(conn: &mut PgConnection, rows: Vec<ImportRow>) -> Result<Vec<PlannedStudent>, Vec<RowError>> {
+pub async fn plan(
+    conn: &mut PgConnection,
+    rows: Vec<ImportRow>,
+) -> Result<Vec<PlannedStudent>, Vec<RowError>> {
     let mut errors = duplicate_usernames(&rows);
     let first_line: HashMap<String, u64> = rows
         .iter()
@@ -234,7 +291,10 @@ pub async fn plan(conn: &mut PgConnection, rows: Vec<ImportRow>) -> Result<Vec<P
         .await
         .map_err(|e| vec![RowError::new(0, format!("database: {e}"))])?;
     for name in existing {
-        errors.push(RowError::new(first_line[&name], format!("username '{name}' already exists")));
+        errors.push(RowError::new(
+            first_line[&name],
+            format!("username '{name}' already exists"),
+        ));
     }
     if !errors.is_empty() {
         errors.sort_by_key(|e| e.line);
@@ -275,7 +335,11 @@ pub fn to_csv(planned: &[PlannedStudent]) -> String {
     let mut w = csv::Writer::from_writer(Vec::new());
     let _ = w.write_record(["display_name", "username", "cohort"]);
     for p in planned {
-        let _ = w.write_record([p.display_name.as_str(), p.username.as_str(), p.cohort.as_ref().map(Cohort::as_str).unwrap_or("")]);
+        let _ = w.write_record([
+            p.display_name.as_str(),
+            p.username.as_str(),
+            p.cohort.as_ref().map(Cohort::as_str).unwrap_or(""),
+        ]);
     }
     String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
 }
@@ -285,7 +349,10 @@ mod tests {
     use super::*;
 
     fn lines(r: Result<Vec<ImportRow>, Vec<RowError>>) -> Vec<(u64, String)> {
-        r.expect_err("expected errors").into_iter().map(|e| (e.line, e.message)).collect()
+        r.expect_err("expected errors")
+            .into_iter()
+            .map(|e| (e.line, e.message))
+            .collect()
     }
 
     #[test]
@@ -298,7 +365,11 @@ mod tests {
 
     #[test]
     fn header_with_all_columns_and_bom() {
-        let rows = parse("\u{feff}Display Name,Username,Cohort\nAda Lovelace,ada,week-1\n\"Hopper, Grace\",,\n".as_bytes()).unwrap();
+        let rows = parse(
+            "\u{feff}Display Name,Username,Cohort\nAda Lovelace,ada,week-1\n\"Hopper, Grace\",,\n"
+                .as_bytes(),
+        )
+        .unwrap();
         assert_eq!(rows[0].username.as_ref().unwrap().as_str(), "ada");
         assert_eq!(rows[0].cohort.as_ref().unwrap().as_str(), "week-1");
         assert_eq!(rows[1].display_name.as_str(), "Hopper, Grace");
@@ -313,14 +384,21 @@ mod tests {
 
     #[test]
     fn unknown_column_is_reported_on_line_1() {
-        let errs = lines(parse("display_name,email\nAda,ada@example.org\n".as_bytes()));
+        let errs = lines(parse(
+            "display_name,email\nAda,ada@example.org\n".as_bytes(),
+        ));
         assert_eq!(errs[0].0, 1);
         assert!(errs[0].1.contains("unknown column 'email'"));
     }
 
     #[test]
     fn invalid_username_and_long_fields_report_their_lines() {
-        let input = format!("display_name,username,cohort\nAda,ada,\nBad,../etc,\nLong,{},\n{},,\nC,cc,{}\n", "a".repeat(33), "n".repeat(101), "c".repeat(65));
+        let input = format!(
+            "display_name,username,cohort\nAda,ada,\nBad,../etc,\nLong,{},\n{},,\nC,cc,{}\n",
+            "a".repeat(33),
+            "n".repeat(101),
+            "c".repeat(65)
+        );
         let errs = lines(parse(input.as_bytes()));
         let got: Vec<u64> = errs.iter().map(|e| e.0).collect();
         assert_eq!(got, vec![3, 4, 5, 6]);
@@ -331,7 +409,13 @@ mod tests {
         let mut input = b"display_name\nAda\n".to_vec();
         input.extend_from_slice(b"Jos\xe9 N\xfa\xf1ez\n");
         let errs = lines(parse(&input));
-        assert_eq!(errs, vec![(3, "not valid UTF-8 text (save the file as CSV UTF-8)".to_string())]);
+        assert_eq!(
+            errs,
+            vec![(
+                3,
+                "not valid UTF-8 text (save the file as CSV UTF-8)".to_string()
+            )]
+        );
     }
 
     #[test]
@@ -353,7 +437,12 @@ mod tests {
 
     #[test]
     fn case_variants_of_a_username_are_duplicates() {
-        let errs = lines(parse("display_name,username\nAda,Ada\nAda Two,ADA\n".as_bytes()));
-        assert_eq!(errs, vec![(3, "username 'ada' is also on line 2".to_string())]);
+        let errs = lines(parse(
+            "display_name,username\nAda,Ada\nAda Two,ADA\n".as_bytes(),
+        ));
+        assert_eq!(
+            errs,
+            vec![(3, "username 'ada' is also on line 2".to_string())]
+        );
     }
 }

@@ -87,7 +87,11 @@ pub async fn create_students(
         &mut tx,
         Entry {
             actor: &actor.label(),
-            action: if out.len() == 1 { "student.create" } else { "student.import" },
+            action: if out.len() == 1 {
+                "student.create"
+            } else {
+                "student.import"
+            },
             target: target.as_deref(),
             detail: Some(&detail),
         },
@@ -98,7 +102,10 @@ pub async fn create_students(
 }
 
 /// Finds a student by name (staff accounts are not managed through the student pages).
-pub async fn find_student(state: &AppState, username: &str) -> Result<db::users::UserRow, RosterError> {
+pub async fn find_student(
+    state: &AppState,
+    username: &str,
+) -> Result<db::users::UserRow, RosterError> {
     let not_found = || RosterError::NotFound(username.to_string());
     let name = Username::parse(username).map_err(|_| not_found())?;
     let mut conn = state.pool.acquire().await?;
@@ -109,7 +116,11 @@ pub async fn find_student(state: &AppState, username: &str) -> Result<db::users:
 }
 
 /// New generated password; the student's sessions end (and, with OIDC, their tokens).
-pub async fn reset_password(state: &AppState, actor: &Actor, username: &str) -> Result<Credential, RosterError> {
+pub async fn reset_password(
+    state: &AppState,
+    actor: &Actor,
+    username: &str,
+) -> Result<Credential, RosterError> {
     let user = find_student(state, username).await?;
     let password = generate::password();
     let hash = state.hasher.hash(&password).await?;
@@ -120,28 +131,54 @@ pub async fn reset_password(state: &AppState, actor: &Actor, username: &str) -> 
     let detail = format!("{ended} session(s) ended, {revoked} hub authorization(s) revoked");
     db::audit::record(
         &mut tx,
-        Entry { actor: &actor.label(), action: "student.reset_password", target: Some(&user.username), detail: Some(&detail) },
+        Entry {
+            actor: &actor.label(),
+            action: "student.reset_password",
+            target: Some(&user.username),
+            detail: Some(&detail),
+        },
     )
     .await?;
     tx.commit().await?;
-    Ok(Credential { username: user.username, display_name: user.display_name, cohort: user.cohort, password })
+    Ok(Credential {
+        username: user.username,
+        display_name: user.display_name,
+        cohort: user.cohort,
+        password,
+    })
 }
 
-pub async fn set_disabled(state: &AppState, actor: &Actor, username: &str, disabled: bool) -> Result<(), RosterError> {
+pub async fn set_disabled(
+    state: &AppState,
+    actor: &Actor,
+    username: &str,
+    disabled: bool,
+) -> Result<(), RosterError> {
     let user = find_student(state, username).await?;
     let mut tx = state.pool.begin().await?;
     db::users::set_disabled(&mut tx, user.id, disabled).await?;
     let detail = if disabled {
         let ended = db::sessions::delete_for_user(&mut tx, user.id).await?;
         let revoked = db::oauth::revoke_user_grants(&mut tx, user.id).await?;
-        Some(format!("{ended} session(s) ended, {revoked} hub authorization(s) revoked"))
+        Some(format!(
+            "{ended} session(s) ended, {revoked} hub authorization(s) revoked"
+        ))
     } else {
         None
     };
-    let action = if disabled { "student.disable" } else { "student.enable" };
+    let action = if disabled {
+        "student.disable"
+    } else {
+        "student.enable"
+    };
     db::audit::record(
         &mut tx,
-        Entry { actor: &actor.label(), action, target: Some(&user.username), detail: detail.as_deref() },
+        Entry {
+            actor: &actor.label(),
+            action,
+            target: Some(&user.username),
+            detail: detail.as_deref(),
+        },
     )
     .await?;
     tx.commit().await?;
@@ -149,12 +186,21 @@ pub async fn set_disabled(state: &AppState, actor: &Actor, username: &str, disab
 }
 
 /// Lifts a login lock on the account (any role).
-pub async fn unlock(state: &AppState, actor: &Actor, username: &Username) -> Result<(), RosterError> {
+pub async fn unlock(
+    state: &AppState,
+    actor: &Actor,
+    username: &Username,
+) -> Result<(), RosterError> {
     let mut tx = state.pool.begin().await?;
     throttle::clear_account(&mut tx, username).await?;
     db::audit::record(
         &mut tx,
-        Entry { actor: &actor.label(), action: "account.unlock", target: Some(username.as_str()), detail: None },
+        Entry {
+            actor: &actor.label(),
+            action: "account.unlock",
+            target: Some(username.as_str()),
+            detail: None,
+        },
     )
     .await?;
     tx.commit().await?;
@@ -172,14 +218,25 @@ pub async fn create_staff(
 ) -> Result<(), RosterError> {
     let hash = state.hasher.hash(password.expose()).await?;
     let mut tx = state.pool.begin().await?;
-    let new = db::users::NewUser { username, display_name, role, cohort: None::<&Cohort>, password_hash: &hash };
+    let new = db::users::NewUser {
+        username,
+        display_name,
+        role,
+        cohort: None::<&Cohort>,
+        password_hash: &hash,
+    };
     db::users::insert(&mut tx, new).await.map_err(|e| match e {
         InsertUserError::Duplicate => RosterError::Duplicate(username.to_string()),
         InsertUserError::Db(e) => RosterError::Db(e),
     })?;
     db::audit::record(
         &mut tx,
-        Entry { actor: &actor.label(), action: "staff.create", target: Some(username.as_str()), detail: Some(role.as_str()) },
+        Entry {
+            actor: &actor.label(),
+            action: "staff.create",
+            target: Some(username.as_str()),
+            detail: Some(role.as_str()),
+        },
     )
     .await?;
     tx.commit().await?;

@@ -81,7 +81,9 @@ impl ResponseError for ApiError {
             Self::Internal(e) => {
                 let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
                 tracing::error!(correlation_id = %id, error = ?e, "internal API error");
-                resp.json(json!({"error": "internal", "message": "internal error", "correlation_id": id}))
+                resp.json(
+                    json!({"error": "internal", "message": "internal error", "correlation_id": id}),
+                )
             }
             other => {
                 let code = match other {
@@ -113,9 +115,14 @@ impl FromRequest for ApiClient {
                 .map(str::trim)
                 .filter(|t| !t.is_empty() && t.len() < 200)
                 .ok_or(ApiError::Unauthorized)?;
-            let state = req.app_data::<web::Data<AppState>>().ok_or(ApiError::Unauthorized)?.clone();
+            let state = req
+                .app_data::<web::Data<AppState>>()
+                .ok_or(ApiError::Unauthorized)?
+                .clone();
             let mut conn = state.pool.acquire().await?;
-            let name = db::tokens::authenticate(&mut conn, &secret::hash_token(token)).await?.ok_or(ApiError::Unauthorized)?;
+            let name = db::tokens::authenticate(&mut conn, &secret::hash_token(token))
+                .await?
+                .ok_or(ApiError::Unauthorized)?;
             Ok(ApiClient(Actor::Token(name)))
         })
     }
@@ -134,7 +141,12 @@ async fn list(state: web::Data<AppState>, _: ApiClient) -> Result<HttpResponse, 
     let (rows, _) = db::users::list_students(&mut conn, &StudentFilter::default()).await?;
     let out: Vec<StudentOut> = rows
         .into_iter()
-        .map(|r| StudentOut { status: r.status(), username: r.username, display_name: r.display_name, cohort: r.cohort })
+        .map(|r| StudentOut {
+            status: r.status(),
+            username: r.username,
+            display_name: r.display_name,
+            cohort: r.cohort,
+        })
         .collect();
     Ok(HttpResponse::Ok().json(out))
 }
@@ -147,46 +159,93 @@ struct CreateIn {
     cohort: Option<String>,
 }
 
-async fn create(state: web::Data<AppState>, client: ApiClient, body: web::Json<CreateIn>) -> Result<HttpResponse, ApiError> {
-    let display_name = DisplayName::parse(&body.display_name).map_err(|e| ApiError::BadRequest(format!("display_name: {e}")))?;
-    let username = match body.username.as_deref().map(str::trim).filter(|u| !u.is_empty()) {
-        Some(u) => Some(Username::parse(u).map_err(|e| ApiError::BadRequest(format!("username: {e}")))?),
+async fn create(
+    state: web::Data<AppState>,
+    client: ApiClient,
+    body: web::Json<CreateIn>,
+) -> Result<HttpResponse, ApiError> {
+    let display_name = DisplayName::parse(&body.display_name)
+        .map_err(|e| ApiError::BadRequest(format!("display_name: {e}")))?;
+    let username = match body
+        .username
+        .as_deref()
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+    {
+        Some(u) => {
+            Some(Username::parse(u).map_err(|e| ApiError::BadRequest(format!("username: {e}")))?)
+        }
         None => None,
     };
     let cohort = Cohort::parse_optional(body.cohort.as_deref().unwrap_or(""))
         .map_err(|e| ApiError::BadRequest(format!("cohort: {e}")))?;
-    let row = ImportRow { line: 1, display_name, username, cohort };
+    let row = ImportRow {
+        line: 1,
+        display_name,
+        username,
+        cohort,
+    };
     let mut conn = state.pool.acquire().await?;
-    let planned = roster::import::plan(&mut conn, vec![row]).await.map_err(|errs| {
-        ApiError::Conflict(errs.into_iter().map(|e| e.message).collect::<Vec<_>>().join("; "))
-    })?;
+    let planned = roster::import::plan(&mut conn, vec![row])
+        .await
+        .map_err(|errs| {
+            ApiError::Conflict(
+                errs.into_iter()
+                    .map(|e| e.message)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+        })?;
     drop(conn);
     let mut creds = roster::ops::create_students(&state, &client.0, &planned, "api").await?;
     let c = creds.remove(0);
     Ok(HttpResponse::Created().json(json!({"username": c.username, "password": c.password})))
 }
 
-async fn import(state: web::Data<AppState>, client: ApiClient, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+async fn import(
+    state: web::Data<AppState>,
+    client: ApiClient,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
     let rows = roster::import::parse(&body).map_err(ApiError::Rows)?;
     let mut conn = state.pool.acquire().await?;
-    let planned = roster::import::plan(&mut conn, rows).await.map_err(ApiError::Rows)?;
+    let planned = roster::import::plan(&mut conn, rows)
+        .await
+        .map_err(ApiError::Rows)?;
     drop(conn);
     let creds = roster::ops::create_students(&state, &client.0, &planned, "api").await?;
-    let created: Vec<_> = creds.into_iter().map(|c| json!({"username": c.username, "password": c.password})).collect();
+    let created: Vec<_> = creds
+        .into_iter()
+        .map(|c| json!({"username": c.username, "password": c.password}))
+        .collect();
     Ok(HttpResponse::Created().json(json!({ "created": created })))
 }
 
-async fn reset_password(state: web::Data<AppState>, client: ApiClient, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+async fn reset_password(
+    state: web::Data<AppState>,
+    client: ApiClient,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let cred = roster::ops::reset_password(&state, &client.0, &path).await?;
-    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(json!({"password": cred.password})))
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(json!({"password": cred.password})))
 }
 
-async fn disable(state: web::Data<AppState>, client: ApiClient, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+async fn disable(
+    state: web::Data<AppState>,
+    client: ApiClient,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     roster::ops::set_disabled(&state, &client.0, &path, true).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
-async fn enable(state: web::Data<AppState>, client: ApiClient, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+async fn enable(
+    state: web::Data<AppState>,
+    client: ApiClient,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     roster::ops::set_disabled(&state, &client.0, &path, false).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -196,13 +255,20 @@ async fn api_not_found() -> Result<HttpResponse, ApiError> {
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.app_data(web::JsonConfig::default().limit(64 * 1024).error_handler(|e, _| ApiError::BadRequest(format!("invalid JSON: {e}")).into()))
-        .app_data(web::PayloadConfig::new(MAX_BYTES + 1))
-        .route("/students", web::get().to(list))
-        .route("/students", web::post().to(create))
-        .route("/students/import", web::post().to(import))
-        .route("/students/{username}/reset-password", web::post().to(reset_password))
-        .route("/students/{username}/disable", web::post().to(disable))
-        .route("/students/{username}/enable", web::post().to(enable))
-        .default_service(web::to(api_not_found));
+    cfg.app_data(
+        web::JsonConfig::default()
+            .limit(64 * 1024)
+            .error_handler(|e, _| ApiError::BadRequest(format!("invalid JSON: {e}")).into()),
+    )
+    .app_data(web::PayloadConfig::new(MAX_BYTES + 1))
+    .route("/students", web::get().to(list))
+    .route("/students", web::post().to(create))
+    .route("/students/import", web::post().to(import))
+    .route(
+        "/students/{username}/reset-password",
+        web::post().to(reset_password),
+    )
+    .route("/students/{username}/disable", web::post().to(disable))
+    .route("/students/{username}/enable", web::post().to(enable))
+    .default_service(web::to(api_not_found));
 }

@@ -6,7 +6,10 @@ use serde::Deserialize;
 use super::{html, Page};
 use crate::{
     auth::RequireCounselor,
-    db::{self, audit::{AuditFilter, AuditRow}},
+    db::{
+        self,
+        audit::{AuditFilter, AuditRow},
+    },
     error::{urlencode, WebError},
     state::AppState,
 };
@@ -34,7 +37,10 @@ pub struct AuditQuery {
 const PAGE: i64 = 100;
 
 fn non_empty(s: &Option<String>) -> Option<String> {
-    s.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string)
+    s.as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
 }
 
 pub async fn list(
@@ -66,5 +72,13 @@ pub async fn list(
             rows.last().map(|r| r.id).unwrap_or(0)
         )
     });
-    html(&AuditPage { page: Page::for_user(&state, &user, "Audit log"), rows, actor, action, target, actions, older_href })
+    html(&AuditPage {
+        page: Page::for_user(&state, &user, "Audit log"),
+        rows,
+        actor,
+        action,
+        target,
+        actions,
+        older_href,
+    })
 }

@@ -38,7 +38,12 @@ pub fn qr_data_uri(text: &str) -> String {
     }
 }
 
-pub fn render(state: &AppState, page: Page, heading: String, creds: Vec<Credential>) -> Result<HttpResponse, WebError> {
+pub fn render(
+    state: &AppState,
+    page: Page,
+    heading: String,
+    creds: Vec<Credential>,
+) -> Result<HttpResponse, WebError> {
     let login_url = format!("{}/login", state.config.public_url);
     let cards = creds
         .into_iter()
@@ -53,5 +58,10 @@ pub fn render(state: &AppState, page: Page, heading: String, creds: Vec<Credenti
             }
         })
         .collect();
-    html(&CardsPage { page, heading, login_url, cards })
+    html(&CardsPage {
+        page,
+        heading,
+        login_url,
+        cards,
+    })
 }

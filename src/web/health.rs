@@ -11,9 +11,15 @@ pub async fn healthz() -> HttpResponse {
 
 /// Ready to serve: the database answers.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let ping = tokio::time::timeout(Duration::from_secs(3), sqlx::query("SELECT 1").execute(&state.pool)).await;
+    let ping = tokio::time::timeout(
+        Duration::from_secs(3),
+        sqlx::query("SELECT 1").execute(&state.pool),
+    )
+    .await;
     match ping {
         Ok(Ok(_)) => HttpResponse::Ok().content_type("text/plain").body("ready"),
-        _ => HttpResponse::ServiceUnavailable().content_type("text/plain").body("database unavailable"),
+        _ => HttpResponse::ServiceUnavailable()
+            .content_type("text/plain")
+            .body("database unavailable"),
     }
 }

@@ -38,7 +38,10 @@ pub async fn home(
     if user.role.is_staff() {
         return Ok(see_other("/students"));
     }
-    let notice = q.password_changed.as_ref().map(|_| "Your password has been changed.");
+    let notice = q
+        .password_changed
+        .as_ref()
+        .map(|_| "Your password has been changed.");
     let page = HomePage {
         page: Page::for_user(&state, &user, "Welcome").with_notice(notice),
         hub_url: state.config.hub_url.clone(),
@@ -61,7 +64,10 @@ impl PasswordPage {
     }
 }
 
-pub async fn password_form(state: web::Data<AppState>, user: RequireUser) -> Result<HttpResponse, WebError> {
+pub async fn password_form(
+    state: web::Data<AppState>,
+    user: RequireUser,
+) -> Result<HttpResponse, WebError> {
     html(&PasswordPage {
         page: Page::for_user(&state, &user, "Change password"),
         errors: HashMap::new(),
@@ -91,15 +97,28 @@ pub async fn password_submit(
     }
     let mut errors = HashMap::new();
     let mut conn = state.pool.acquire().await?;
-    let row = db::users::find_by_id(&mut conn, user.id).await?.ok_or(WebError::NotFound)?;
+    let row = db::users::find_by_id(&mut conn, user.id)
+        .await?
+        .ok_or(WebError::NotFound)?;
     drop(conn);
-    match state.hasher.verify(Some(&row.password_hash), &form.current_password).await? {
+    match state
+        .hasher
+        .verify(Some(&row.password_hash), &form.current_password)
+        .await?
+    {
         Verified::No => {
-            errors.insert("current_password", "That is not your current password.".to_string());
+            errors.insert(
+                "current_password",
+                "That is not your current password.".to_string(),
+            );
         }
         Verified::Yes | Verified::YesRehashed(_) => {}
     }
-    let new = match NewPassword::parse(&form.new_password, state.config.password.min_length, user.username.as_str()) {
+    let new = match NewPassword::parse(
+        &form.new_password,
+        state.config.password.min_length,
+        user.username.as_str(),
+    ) {
         Ok(p) => Some(p),
         Err(e) => {
             errors.insert("new_password", format!("{}.", capitalise(&e.to_string())));
@@ -107,10 +126,16 @@ pub async fn password_submit(
         }
     };
     if form.new_password != form.confirm_password {
-        errors.insert("confirm_password", "The two new passwords do not match.".to_string());
+        errors.insert(
+            "confirm_password",
+            "The two new passwords do not match.".to_string(),
+        );
     }
     if form.new_password == form.current_password && !form.new_password.is_empty() {
-        errors.insert("new_password", "The new password must differ from the current one.".to_string());
+        errors.insert(
+            "new_password",
+            "The new password must differ from the current one.".to_string(),
+        );
     }
     let (Some(new), true) = (new, errors.is_empty()) else {
         let page = PasswordPage {

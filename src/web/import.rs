@@ -34,8 +34,15 @@ pub struct PreviewPage {
     pub generated: usize,
 }
 
-pub async fn form(state: web::Data<AppState>, user: RequireCounselor) -> Result<HttpResponse, WebError> {
-    html(&ImportPage { page: Page::for_user(&state, &user, "Import a class"), text: String::new(), errors: Vec::new() })
+pub async fn form(
+    state: web::Data<AppState>,
+    user: RequireCounselor,
+) -> Result<HttpResponse, WebError> {
+    html(&ImportPage {
+        page: Page::for_user(&state, &user, "Import a class"),
+        text: String::new(),
+        errors: Vec::new(),
+    })
 }
 
 #[derive(Deserialize)]
@@ -48,8 +55,15 @@ pub struct TextForm {
 
 /// Reads the submitted CSV from a multipart upload (`file` wins over `text` when both are
 /// given) or a plain form. Returns (csrf token, bytes).
-async fn read_submission(req: &HttpRequest, payload: web::Payload) -> Result<(String, Vec<u8>), WebError> {
-    let content_type = req.headers().get("Content-Type").and_then(|v| v.to_str().ok()).unwrap_or("");
+async fn read_submission(
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<(String, Vec<u8>), WebError> {
+    let content_type = req
+        .headers()
+        .get("Content-Type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     if content_type.starts_with("multipart/form-data") {
         let mut multipart = Multipart::new(req.headers(), payload);
         let (mut token, mut file, mut text) = (String::new(), Vec::new(), Vec::new());
@@ -60,7 +74,10 @@ async fn read_submission(req: &HttpRequest, payload: web::Payload) -> Result<(St
             while let Some(chunk) = field.next().await {
                 let chunk = chunk.map_err(|e| WebError::BadRequest(format!("upload: {e}")))?;
                 if buf.len() + chunk.len() > MAX_BYTES + 4096 {
-                    return Err(WebError::BadRequest(format!("the upload is larger than {} KiB", MAX_BYTES / 1024)));
+                    return Err(WebError::BadRequest(format!(
+                        "the upload is larger than {} KiB",
+                        MAX_BYTES / 1024
+                    )));
                 }
                 buf.extend_from_slice(&chunk);
             }
@@ -71,15 +88,27 @@ async fn read_submission(req: &HttpRequest, payload: web::Payload) -> Result<(St
                 _ => {}
             }
         }
-        Ok((token, if file.iter().any(|b| !b.is_ascii_whitespace()) { file } else { text }))
+        Ok((
+            token,
+            if file.iter().any(|b| !b.is_ascii_whitespace()) {
+                file
+            } else {
+                text
+            },
+        ))
     } else {
         let bytes = payload
             .to_bytes_limited(MAX_BYTES * 4)
             .await
-            .map_err(|_| WebError::BadRequest(format!("the import is larger than {} KiB", MAX_BYTES / 1024)))?
+            .map_err(|_| {
+                WebError::BadRequest(format!(
+                    "the import is larger than {} KiB",
+                    MAX_BYTES / 1024
+                ))
+            })?
             .map_err(|e| WebError::BadRequest(format!("reading form: {e}")))?;
-        let form: TextForm =
-            serde_urlencoded::from_bytes(&bytes).map_err(|e| WebError::BadRequest(format!("form: {e}")))?;
+        let form: TextForm = serde_urlencoded::from_bytes(&bytes)
+            .map_err(|e| WebError::BadRequest(format!("form: {e}")))?;
         Ok((form.csrf_token, form.text.into_bytes()))
     }
 }
@@ -106,12 +135,21 @@ pub async fn preview(
         Ok(rows) => {
             let generated = rows.iter().filter(|r| r.generated_username).count();
             let csv = roster::import::to_csv(&rows);
-            html(&PreviewPage { page: Page::for_user(&state, &user, "Check the import"), rows, csv, generated })
+            html(&PreviewPage {
+                page: Page::for_user(&state, &user, "Check the import"),
+                rows,
+                csv,
+                generated,
+            })
         }
         Err(errors) => {
             // Keep what was submitted so nothing is lost: the counselor fixes it in place.
             let text = String::from_utf8_lossy(&bytes).into_owned();
-            let page = ImportPage { page: Page::for_user(&state, &user, "Import a class"), text, errors };
+            let page = ImportPage {
+                page: Page::for_user(&state, &user, "Import a class"),
+                text,
+                errors,
+            };
             html_status(StatusCode::UNPROCESSABLE_ENTITY, &page)
         }
     }
@@ -141,21 +179,38 @@ pub async fn commit(
         Err(e) => Err(e),
     };
     let result = match planned {
-        Ok(rows) => roster::ops::create_students(&state, &Actor::User(user.username.clone()), &rows, "import")
-            .await
-            .map_err(|e| match e {
-                roster::RosterError::Duplicate(name) => Ok(vec![RowError { line: 0, message: format!("username '{name}' was taken meanwhile") }]),
-                other => Err(other),
-            }),
+        Ok(rows) => roster::ops::create_students(
+            &state,
+            &Actor::User(user.username.clone()),
+            &rows,
+            "import",
+        )
+        .await
+        .map_err(|e| match e {
+            roster::RosterError::Duplicate(name) => Ok(vec![RowError {
+                line: 0,
+                message: format!("username '{name}' was taken meanwhile"),
+            }]),
+            other => Err(other),
+        }),
         Err(errors) => Err(Ok(errors)),
     };
     match result {
         Ok(creds) => {
             let heading = format!("{} students created", creds.len());
-            cards::render(&state, Page::for_user(&state, &user, "Login cards"), heading, creds)
+            cards::render(
+                &state,
+                Page::for_user(&state, &user, "Login cards"),
+                heading,
+                creds,
+            )
         }
         Err(Ok(errors)) => {
-            let page = ImportPage { page: Page::for_user(&state, &user, "Import a class"), text: form.csv.clone(), errors };
+            let page = ImportPage {
+                page: Page::for_user(&state, &user, "Import a class"),
+                text: form.csv.clone(),
+                errors,
+            };
             html_status(StatusCode::CONFLICT, &page)
         }
         Err(Err(e)) => Err(e.into()),

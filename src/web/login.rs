@@ -39,7 +39,15 @@ pub async fn form(
     // Already logged in: still show the form (a shared laptop may need to switch person),
     // with a way to carry on as the current one.
     let current = user.0.map(|u| u.username.to_string());
-    render(&state, &req, next, q.username.clone().unwrap_or_default(), None, current, StatusCode::OK)
+    render(
+        &state,
+        &req,
+        next,
+        q.username.clone().unwrap_or_default(),
+        None,
+        current,
+        StatusCode::OK,
+    )
 }
 
 fn render(
@@ -52,10 +60,17 @@ fn render(
     status: StatusCode,
 ) -> Result<HttpResponse, WebError> {
     let token = csrf::anon_token(state, req);
-    let page = LoginPage { page: Page::anonymous(state, token.token, "Log in"), next, username, error, current };
+    let page = LoginPage {
+        page: Page::anonymous(state, token.token, "Log in"),
+        next,
+        username,
+        error,
+        current,
+    };
     let mut resp = html_status(status, &page)?;
     if let Some(c) = token.set_cookie {
-        resp.add_cookie(&c).map_err(|e| WebError::Internal(e.into()))?;
+        resp.add_cookie(&c)
+            .map_err(|e| WebError::Internal(e.into()))?;
     }
     Ok(resp)
 }
@@ -81,10 +96,23 @@ pub async fn submit(
     let form = form.into_inner();
     let next = safe_next(form.next.as_deref());
     let typed = form.username.trim().to_string();
-    let fail = |msg: &str, status| render(&state, &req, next.clone(), typed.clone(), Some(msg.to_string()), None, status);
+    let fail = |msg: &str, status| {
+        render(
+            &state,
+            &req,
+            next.clone(),
+            typed.clone(),
+            Some(msg.to_string()),
+            None,
+            status,
+        )
+    };
 
     if !csrf::verify_anon(&state, &req, &form.csrf_token) {
-        return fail("This form had expired. Please try again.", StatusCode::FORBIDDEN);
+        return fail(
+            "This form had expired. Please try again.",
+            StatusCode::FORBIDDEN,
+        );
     }
     if form.username.trim().is_empty() || form.password.is_empty() {
         return fail("Enter your username and password.", StatusCode::BAD_REQUEST);
@@ -96,8 +124,14 @@ pub async fn submit(
     let addr = client_addr(&state, &req);
     let mut conn = state.pool.acquire().await?;
     if let Some(until) = throttle::locked_until(&mut conn, username.as_ref(), &addr).await? {
-        let secs = (until - time::OffsetDateTime::now_utc()).whole_seconds().max(1);
-        let wait = if secs < 90 { format!("{secs} seconds") } else { format!("{} minutes", (secs + 59) / 60) };
+        let secs = (until - time::OffsetDateTime::now_utc())
+            .whole_seconds()
+            .max(1);
+        let wait = if secs < 90 {
+            format!("{secs} seconds")
+        } else {
+            format!("{} minutes", (secs + 59) / 60)
+        };
         return fail(
             &format!("Too many failed attempts. Try again in {wait}, or ask a counselor to unlock your account."),
             StatusCode::TOO_MANY_REQUESTS,
@@ -108,7 +142,13 @@ pub async fn submit(
         None => None,
     };
     drop(conn);
-    let verified = state.hasher.verify(user.as_ref().map(|u| u.password_hash.as_str()), &form.password).await?;
+    let verified = state
+        .hasher
+        .verify(
+            user.as_ref().map(|u| u.password_hash.as_str()),
+            &form.password,
+        )
+        .await?;
     let mut conn = state.pool.acquire().await?;
     let user = match (user, verified) {
         (Some(user), Verified::Yes) => user,
@@ -117,12 +157,16 @@ pub async fn submit(
             user
         }
         _ => {
-            throttle::record_failure(&mut conn, &state.config.throttle, username.as_ref(), &addr).await?;
+            throttle::record_failure(&mut conn, &state.config.throttle, username.as_ref(), &addr)
+                .await?;
             return fail(WRONG, StatusCode::UNAUTHORIZED);
         }
     };
     if user.disabled {
-        return fail("This account is disabled. Please ask a counselor.", StatusCode::FORBIDDEN);
+        return fail(
+            "This account is disabled. Please ask a counselor.",
+            StatusCode::FORBIDDEN,
+        );
     }
     if let Some(u) = &username {
         throttle::clear_account(&mut conn, u).await?;
@@ -132,10 +176,16 @@ pub async fn submit(
         db::sessions::delete(&mut conn, &hash_token(old.value())).await?;
     }
     drop(conn);
-    let ua = req.headers().get("User-Agent").and_then(|v| v.to_str().ok());
+    let ua = req
+        .headers()
+        .get("User-Agent")
+        .and_then(|v| v.to_str().ok());
     let cookie = session::create(&state, user.id, ua).await?;
     tracing::info!(username = %user.username, "login");
-    Ok(HttpResponse::SeeOther().insert_header(("Location", next)).cookie(cookie).finish())
+    Ok(HttpResponse::SeeOther()
+        .insert_header(("Location", next))
+        .cookie(cookie)
+        .finish())
 }
 
 #[derive(Deserialize)]

@@ -48,7 +48,13 @@ impl Page {
     }
 
     pub fn anonymous(state: &AppState, csrf: String, title: impl Into<String>) -> Self {
-        Self { title: title.into(), camp: state.config.camp_name.clone(), user: None, csrf, notice: None }
+        Self {
+            title: title.into(),
+            camp: state.config.camp_name.clone(),
+            user: None,
+            csrf,
+            notice: None,
+        }
     }
 
     pub fn with_notice(mut self, notice: Option<&str>) -> Self {
@@ -69,21 +75,36 @@ pub fn html_status(status: StatusCode, t: &impl Template) -> Result<HttpResponse
 }
 
 pub fn see_other(location: &str) -> HttpResponse {
-    HttpResponse::SeeOther().insert_header(("Location", location.to_string())).finish()
+    HttpResponse::SeeOther()
+        .insert_header(("Location", location.to_string()))
+        .finish()
 }
 
 /// The client's address for throttling: the peer, or `X-Forwarded-For` behind our own proxy.
 pub fn client_addr(state: &AppState, req: &HttpRequest) -> String {
     let info = req.connection_info();
-    let addr = if state.config.behind_proxy { info.realip_remote_addr() } else { info.peer_addr() };
-    addr.map(|a| a.parse::<std::net::SocketAddr>().map(|s| s.ip().to_string()).unwrap_or_else(|_| a.to_string()))
-        .unwrap_or_else(|| "unknown".into())
+    let addr = if state.config.behind_proxy {
+        info.realip_remote_addr()
+    } else {
+        info.peer_addr()
+    };
+    addr.map(|a| {
+        a.parse::<std::net::SocketAddr>()
+            .map(|s| s.ip().to_string())
+            .unwrap_or_else(|_| a.to_string())
+    })
+    .unwrap_or_else(|| "unknown".into())
 }
 
 /// Only local paths are followed after login: no `//host`, no `/\host`, no scheme.
 pub fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\") && !n.contains(['\r', '\n']) => {
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.starts_with("/\\")
+                && !n.contains(['\r', '\n']) =>
+        {
             n.to_string()
         }
         _ => "/".into(),
@@ -132,10 +153,22 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/students/import", web::post().to(import::preview))
         .route("/students/import/commit", web::post().to(import::commit))
         .route("/students/{username}", web::get().to(students::detail))
-        .route("/students/{username}/reset-password", web::post().to(students::reset_password))
-        .route("/students/{username}/disable", web::post().to(students::disable))
-        .route("/students/{username}/enable", web::post().to(students::enable))
-        .route("/students/{username}/unlock", web::post().to(students::unlock))
+        .route(
+            "/students/{username}/reset-password",
+            web::post().to(students::reset_password),
+        )
+        .route(
+            "/students/{username}/disable",
+            web::post().to(students::disable),
+        )
+        .route(
+            "/students/{username}/enable",
+            web::post().to(students::enable),
+        )
+        .route(
+            "/students/{username}/unlock",
+            web::post().to(students::unlock),
+        )
         .route("/staff", web::get().to(staff::list))
         .route("/staff", web::post().to(staff::create))
         .route("/audit", web::get().to(audit::list))

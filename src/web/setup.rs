@@ -23,7 +23,10 @@ pub async fn first_run_url(state: &AppState) -> anyhow::Result<Option<String>> {
     }
     let token = secret::random_token();
     db::setup::insert(&mut conn, &secret::hash_token(&token), 24 * 3600).await?;
-    Ok(Some(format!("{}/setup?token={token}", state.config.public_url)))
+    Ok(Some(format!(
+        "{}/setup?token={token}",
+        state.config.public_url
+    )))
 }
 
 #[derive(Template)]
@@ -53,7 +56,15 @@ async fn token_ok(state: &AppState, token: &str) -> Result<bool, WebError> {
     Ok(db::setup::is_valid(&mut conn, &secret::hash_token(token)).await?)
 }
 
-fn page(state: &AppState, req: &HttpRequest, token: String, username: String, display_name: String, errors: HashMap<&'static str, String>, status: StatusCode) -> Result<HttpResponse, WebError> {
+fn page(
+    state: &AppState,
+    req: &HttpRequest,
+    token: String,
+    username: String,
+    display_name: String,
+    errors: HashMap<&'static str, String>,
+    status: StatusCode,
+) -> Result<HttpResponse, WebError> {
     let anon = csrf::anon_token(state, req);
     let p = SetupPage {
         page: Page::anonymous(state, anon.token, "Set up hubdesk"),
@@ -65,19 +76,32 @@ fn page(state: &AppState, req: &HttpRequest, token: String, username: String, di
     };
     let mut resp = html_status(status, &p)?;
     if let Some(c) = anon.set_cookie {
-        resp.add_cookie(&c).map_err(|e| WebError::Internal(e.into()))?;
+        resp.add_cookie(&c)
+            .map_err(|e| WebError::Internal(e.into()))?;
     }
     Ok(resp)
 }
 
-pub async fn form(state: web::Data<AppState>, req: HttpRequest, q: web::Query<SetupQuery>) -> Result<HttpResponse, WebError> {
+pub async fn form(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    q: web::Query<SetupQuery>,
+) -> Result<HttpResponse, WebError> {
     let token = q.token.clone().unwrap_or_default();
     if !token_ok(&state, &token).await? {
         return Err(WebError::BadRequest(
             "This setup link is invalid, already used or expired. Restart hubdesk to print a new one (only while no admin exists).".into(),
         ));
     }
-    page(&state, &req, token, String::new(), String::new(), HashMap::new(), StatusCode::OK)
+    page(
+        &state,
+        &req,
+        token,
+        String::new(),
+        String::new(),
+        HashMap::new(),
+        StatusCode::OK,
+    )
 }
 
 #[derive(Deserialize)]
@@ -96,12 +120,18 @@ pub struct SetupForm {
     csrf_token: String,
 }
 
-pub async fn submit(state: web::Data<AppState>, req: HttpRequest, form: web::Form<SetupForm>) -> Result<HttpResponse, WebError> {
+pub async fn submit(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<SetupForm>,
+) -> Result<HttpResponse, WebError> {
     if !csrf::verify_anon(&state, &req, &form.csrf_token) {
         return Err(WebError::Csrf);
     }
     if !token_ok(&state, &form.token).await? {
-        return Err(WebError::BadRequest("This setup link is invalid, already used or expired.".into()));
+        return Err(WebError::BadRequest(
+            "This setup link is invalid, already used or expired.".into(),
+        ));
     }
     let mut errors = HashMap::new();
     let username = Username::parse(&form.username.trim().to_ascii_lowercase())
@@ -110,32 +140,74 @@ pub async fn submit(state: web::Data<AppState>, req: HttpRequest, form: web::For
     let display_name = DisplayName::parse(&form.display_name)
         .map_err(|e| errors.insert("display_name", format!("Name: {e}.")))
         .ok();
-    let password = NewPassword::parse(&form.password, state.config.password.min_length, username.as_ref().map(Username::as_str).unwrap_or(""))
-        .map_err(|e| errors.insert("password", format!("{}.", capitalise(&e.to_string()))))
-        .ok();
+    let password = NewPassword::parse(
+        &form.password,
+        state.config.password.min_length,
+        username.as_ref().map(Username::as_str).unwrap_or(""),
+    )
+    .map_err(|e| errors.insert("password", format!("{}.", capitalise(&e.to_string()))))
+    .ok();
     if form.password != form.confirm_password {
         errors.insert("confirm_password", "The two passwords do not match.".into());
     }
-    let (Some(username), Some(display_name), Some(password), true) = (username, display_name, password, errors.is_empty()) else {
-        return page(&state, &req, form.token.clone(), form.username.clone(), form.display_name.clone(), errors, StatusCode::UNPROCESSABLE_ENTITY);
+    let (Some(username), Some(display_name), Some(password), true) =
+        (username, display_name, password, errors.is_empty())
+    else {
+        return page(
+            &state,
+            &req,
+            form.token.clone(),
+            form.username.clone(),
+            form.display_name.clone(),
+            errors,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        );
     };
     let hash = state.hasher.hash(password.expose()).await?;
     let mut tx = state.pool.begin().await?;
     if !db::setup::consume(&mut tx, &secret::hash_token(&form.token)).await? {
-        return Err(WebError::BadRequest("This setup link was just used.".into()));
+        return Err(WebError::BadRequest(
+            "This setup link was just used.".into(),
+        ));
     }
-    let new = db::users::NewUser { username: &username, display_name: &display_name, role: Role::Admin, cohort: None, password_hash: &hash };
+    let new = db::users::NewUser {
+        username: &username,
+        display_name: &display_name,
+        role: Role::Admin,
+        cohort: None,
+        password_hash: &hash,
+    };
     let user = match db::users::insert(&mut tx, new).await {
         Ok(u) => u,
         Err(InsertUserError::Duplicate) => {
             errors.insert("username", "This username is taken.".into());
-            return page(&state, &req, form.token.clone(), form.username.clone(), form.display_name.clone(), errors, StatusCode::UNPROCESSABLE_ENTITY);
+            return page(
+                &state,
+                &req,
+                form.token.clone(),
+                form.username.clone(),
+                form.display_name.clone(),
+                errors,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            );
         }
         Err(InsertUserError::Db(e)) => return Err(e.into()),
     };
     db::setup::clear(&mut tx).await?;
-    db::audit::record(&mut tx, db::audit::Entry { actor: "setup", action: "staff.create", target: Some(username.as_str()), detail: Some("first admin") }).await?;
+    db::audit::record(
+        &mut tx,
+        db::audit::Entry {
+            actor: "setup",
+            action: "staff.create",
+            target: Some(username.as_str()),
+            detail: Some("first admin"),
+        },
+    )
+    .await?;
     tx.commit().await?;
     let cookie = session::create(&state, user.id, None).await?;
-    Ok(HttpResponse::SeeOther().insert_header(("Location", "/students")).cookie(cookie).finish())
+    Ok(HttpResponse::SeeOther()
+        .insert_header(("Location", "/students"))
+        .cookie(cookie)
+        .finish())
 }

@@ -38,7 +38,11 @@ pub struct StaffQuery {
     created: Option<String>,
 }
 
-pub async fn list(state: web::Data<AppState>, user: RequireAdmin, q: web::Query<StaffQuery>) -> Result<HttpResponse, WebError> {
+pub async fn list(
+    state: web::Data<AppState>,
+    user: RequireAdmin,
+    q: web::Query<StaffQuery>,
+) -> Result<HttpResponse, WebError> {
     let mut conn = state.pool.acquire().await?;
     let staff = db::users::list_staff(&mut conn).await?;
     let notice = q.created.as_ref().map(|u| format!("Account {u} created."));
@@ -67,7 +71,11 @@ pub struct StaffForm {
     csrf_token: String,
 }
 
-pub async fn create(state: web::Data<AppState>, user: RequireAdmin, form: web::Form<StaffForm>) -> Result<HttpResponse, WebError> {
+pub async fn create(
+    state: web::Data<AppState>,
+    user: RequireAdmin,
+    form: web::Form<StaffForm>,
+) -> Result<HttpResponse, WebError> {
     if !csrf::verify_user(&user, &form.csrf_token) {
         return Err(WebError::Csrf);
     }
@@ -99,7 +107,9 @@ pub async fn create(state: web::Data<AppState>, user: RequireAdmin, form: web::F
     .map_err(|e| errors.insert("password", format!("{}.", capitalise(&e.to_string()))))
     .ok();
     if let (Some(u), Some(d), Some(r), Some(p)) = (&username, &display_name, role, &password) {
-        match roster::ops::create_staff(&state, &Actor::User(user.username.clone()), u, d, r, p).await {
+        match roster::ops::create_staff(&state, &Actor::User(user.username.clone()), u, d, r, p)
+            .await
+        {
             Ok(()) => return Ok(see_other(&format!("/staff?created={u}"))),
             Err(RosterError::Duplicate(_)) => {
                 errors.insert("username", "This username is taken.".into());

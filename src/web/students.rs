@@ -59,7 +59,13 @@ pub struct StudentsPage {
 
 fn list_href(q: &str, cohort: &str, status: &str, sort: &str, dir: &str, page: i64) -> String {
     let mut parts = Vec::new();
-    for (k, v) in [("q", q), ("cohort", cohort), ("status", status), ("sort", sort), ("dir", dir)] {
+    for (k, v) in [
+        ("q", q),
+        ("cohort", cohort),
+        ("status", status),
+        ("sort", sort),
+        ("dir", dir),
+    ] {
         if !v.is_empty() {
             parts.push(format!("{k}={}", urlencode(v)));
         }
@@ -173,7 +179,10 @@ impl NewStudentPage {
     }
 }
 
-pub async fn new_form(state: web::Data<AppState>, user: RequireCounselor) -> Result<HttpResponse, WebError> {
+pub async fn new_form(
+    state: web::Data<AppState>,
+    user: RequireCounselor,
+) -> Result<HttpResponse, WebError> {
     let mut conn = state.pool.acquire().await?;
     let cohorts = db::users::cohorts(&mut conn).await?;
     html(&NewStudentPage {
@@ -213,21 +222,42 @@ pub async fn new_submit(
     let username = match form.username.trim() {
         "" => None,
         raw => Username::parse(&raw.to_ascii_lowercase())
-            .map_err(|e| errors.insert("username", format!("{}.", super::home::capitalise(&e.to_string()))))
+            .map_err(|e| {
+                errors.insert(
+                    "username",
+                    format!("{}.", super::home::capitalise(&e.to_string())),
+                )
+            })
             .ok(),
     };
     let cohort = Cohort::parse_optional(&form.cohort)
-        .map_err(|e| errors.insert("cohort", format!("{}.", super::home::capitalise(&e.to_string()))))
+        .map_err(|e| {
+            errors.insert(
+                "cohort",
+                format!("{}.", super::home::capitalise(&e.to_string())),
+            )
+        })
         .ok()
         .flatten();
     let planned = match (display_name, errors.is_empty()) {
         (Some(display_name), true) => {
-            let row = roster::import::ImportRow { line: 1, display_name, username, cohort };
+            let row = roster::import::ImportRow {
+                line: 1,
+                display_name,
+                username,
+                cohort,
+            };
             let mut conn = state.pool.acquire().await?;
             match roster::import::plan(&mut conn, vec![row]).await {
                 Ok(p) => Some(p),
                 Err(e) => {
-                    errors.insert("username", e.into_iter().map(|e| e.message).collect::<Vec<_>>().join("; "));
+                    errors.insert(
+                        "username",
+                        e.into_iter()
+                            .map(|e| e.message)
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                    );
                     None
                 }
             }
@@ -235,7 +265,14 @@ pub async fn new_submit(
         _ => None,
     };
     let created = match planned {
-        Some(p) => match roster::ops::create_students(&state, &Actor::User(user.username.clone()), &p, "form").await {
+        Some(p) => match roster::ops::create_students(
+            &state,
+            &Actor::User(user.username.clone()),
+            &p,
+            "form",
+        )
+        .await
+        {
             Ok(c) => Some(c),
             Err(roster::RosterError::Duplicate(name)) => {
                 errors.insert("username", format!("Username '{name}' already exists."));
@@ -248,7 +285,12 @@ pub async fn new_submit(
     match created {
         Some(creds) => {
             let heading = format!("Created {}", creds[0].username);
-            cards::render(&state, Page::for_user(&state, &user, "New student"), heading, creds)
+            cards::render(
+                &state,
+                Page::for_user(&state, &user, "New student"),
+                heading,
+                creds,
+            )
         }
         None => {
             let mut conn = state.pool.acquire().await?;
@@ -292,7 +334,11 @@ pub async fn detail(
     let locked = throttle::account_locked(&mut conn, &name).await?;
     let history = db::audit::list(
         &mut conn,
-        &AuditFilter { target: Some(student.username.clone()), limit: 20, ..Default::default() },
+        &AuditFilter {
+            target: Some(student.username.clone()),
+            limit: 20,
+            ..Default::default()
+        },
     )
     .await?;
     let notice = match q.notice.as_deref() {
@@ -332,7 +378,12 @@ pub async fn reset_password(
     let actor = check(&user, &form)?;
     let cred = roster::ops::reset_password(&state, &actor, &path).await?;
     let heading = format!("New password for {}", cred.username);
-    cards::render(&state, Page::for_user(&state, &user, "New password"), heading, vec![cred])
+    cards::render(
+        &state,
+        Page::for_user(&state, &user, "New password"),
+        heading,
+        vec![cred],
+    )
 }
 
 pub async fn disable(
@@ -343,7 +394,10 @@ pub async fn disable(
 ) -> Result<HttpResponse, WebError> {
     let actor = check(&user, &form)?;
     roster::ops::set_disabled(&state, &actor, &path, true).await?;
-    Ok(see_other(&format!("/students/{}?notice=disabled", path.as_str())))
+    Ok(see_other(&format!(
+        "/students/{}?notice=disabled",
+        path.as_str()
+    )))
 }
 
 pub async fn enable(
@@ -354,7 +408,10 @@ pub async fn enable(
 ) -> Result<HttpResponse, WebError> {
     let actor = check(&user, &form)?;
     roster::ops::set_disabled(&state, &actor, &path, false).await?;
-    Ok(see_other(&format!("/students/{}?notice=enabled", path.as_str())))
+    Ok(see_other(&format!(
+        "/students/{}?notice=enabled",
+        path.as_str()
+    )))
 }
 
 pub async fn unlock(
@@ -367,7 +424,10 @@ pub async fn unlock(
     let student = roster::ops::find_student(&state, &path).await?;
     let name = Username::parse(&student.username).map_err(|e| WebError::Internal(e.into()))?;
     roster::ops::unlock(&state, &actor, &name).await?;
-    Ok(see_other(&format!("/students/{}?notice=unlocked", path.as_str())))
+    Ok(see_other(&format!(
+        "/students/{}?notice=unlocked",
+        path.as_str()
+    )))
 }
 
 /// A spreadsheet treats a cell starting with = + - @ (or tab/CR) as a formula: prefix a quote.
@@ -379,19 +439,32 @@ pub fn neutralise(cell: &str) -> String {
     }
 }
 
-pub async fn export(state: web::Data<AppState>, user: RequireCounselor) -> Result<HttpResponse, WebError> {
+pub async fn export(
+    state: web::Data<AppState>,
+    user: RequireCounselor,
+) -> Result<HttpResponse, WebError> {
     let mut conn = state.pool.acquire().await?;
     let (rows, _) = db::users::list_students(&mut conn, &StudentFilter::default()).await?;
     db::audit::record(
         &mut conn,
-        db::audit::Entry { actor: user.username.as_str(), action: "roster.export", target: None, detail: Some(&format!("{} students", rows.len())) },
+        db::audit::Entry {
+            actor: user.username.as_str(),
+            action: "roster.export",
+            target: None,
+            detail: Some(&format!("{} students", rows.len())),
+        },
     )
     .await?;
     let mut w = csv::Writer::from_writer(Vec::new());
-    let header_ok = w.write_record(["username", "display_name", "cohort", "status", "created_at"]).is_ok();
+    let header_ok = w
+        .write_record(["username", "display_name", "cohort", "status", "created_at"])
+        .is_ok();
     debug_assert!(header_ok);
     for r in &rows {
-        let created = r.created_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+        let created = r
+            .created_at
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
         w.write_record([
             neutralise(&r.username),
             neutralise(&r.display_name),
@@ -401,7 +474,9 @@ pub async fn export(state: web::Data<AppState>, user: RequireCounselor) -> Resul
         ])
         .map_err(|e| WebError::Internal(e.into()))?;
     }
-    let body = w.into_inner().map_err(|e| WebError::Internal(anyhow::anyhow!("csv: {e}")))?;
+    let body = w
+        .into_inner()
+        .map_err(|e| WebError::Internal(anyhow::anyhow!("csv: {e}")))?;
     Ok(HttpResponse::Ok()
         .content_type("text/csv; charset=utf-8")
         .insert_header(("Content-Disposition", "attachment; filename=\"roster.csv\""))

@@ -11,12 +11,26 @@ async fn student_changes_password() {
     other_device.login_ok("ada", &old).await;
     let new = "violet-otter-compass-93";
     let r = app
-        .post_form("/account/password", &[("current_password", &old), ("new_password", new), ("confirm_password", new)])
+        .post_form(
+            "/account/password",
+            &[
+                ("current_password", &old),
+                ("new_password", new),
+                ("confirm_password", new),
+            ],
+        )
         .await;
     assert_eq!(r.status(), 303);
     assert_eq!(TestApp::location(&r), "/?password_changed=1");
-    assert!(app.get_html("/?password_changed=1").await.contains("Your password has been changed."));
-    assert_eq!(other_device.get("/").await.status(), 303, "other devices are logged out");
+    assert!(app
+        .get_html("/?password_changed=1")
+        .await
+        .contains("Your password has been changed."));
+    assert_eq!(
+        other_device.get("/").await.status(),
+        303,
+        "other devices are logged out"
+    );
     let fresh = app.other_browser();
     assert_eq!(fresh.login("ada", &old).await.status(), 401);
     fresh.login_ok("ada", new).await;
@@ -27,15 +41,42 @@ async fn password_change_errors_are_shown_beside_the_fields() {
     let app = spawn_app().await;
     let old = app.create_student("Ada Lovelace", "ada", None).await;
     app.login_ok("ada", &old).await;
-    let r = app.post_form("/account/password", &[("current_password", "nope"), ("new_password", "password"), ("confirm_password", "other")]).await;
+    let r = app
+        .post_form(
+            "/account/password",
+            &[
+                ("current_password", "nope"),
+                ("new_password", "password"),
+                ("confirm_password", "other"),
+            ],
+        )
+        .await;
     assert_eq!(r.status(), 422);
     let html = r.text().await.unwrap();
     assert!(html.contains("id=\"current_password-error\""));
     assert!(html.contains("id=\"new_password-error\""));
     assert!(html.contains("id=\"confirm_password-error\""));
-    let r = app.post_form("/account/password", &[("current_password", &old), ("new_password", "short"), ("confirm_password", "short")]).await;
+    let r = app
+        .post_form(
+            "/account/password",
+            &[
+                ("current_password", &old),
+                ("new_password", "short"),
+                ("confirm_password", "short"),
+            ],
+        )
+        .await;
     assert!(r.text().await.unwrap().contains("at least 8 characters"));
-    let r = app.post_form("/account/password", &[("current_password", &old), ("new_password", "password123"), ("confirm_password", "password123")]).await;
+    let r = app
+        .post_form(
+            "/account/password",
+            &[
+                ("current_password", &old),
+                ("new_password", "password123"),
+                ("confirm_password", "password123"),
+            ],
+        )
+        .await;
     assert!(r.text().await.unwrap().contains("too common"));
     // Nothing changed.
     app.other_browser().login_ok("ada", &old).await;
@@ -45,9 +86,19 @@ async fn password_change_errors_are_shown_beside_the_fields() {
 async fn roles_are_enforced_on_every_page() {
     let app = spawn_app().await;
     let pw = app.create_student("Ada Lovelace", "ada", None).await;
-    let staff_pages = ["/students", "/students/new", "/students/import", "/students/ada", "/students/export.csv", "/audit"];
+    let staff_pages = [
+        "/students",
+        "/students/new",
+        "/students/import",
+        "/students/ada",
+        "/students/export.csv",
+        "/audit",
+    ];
     // Anonymous: sent to the login form, coming back afterwards.
-    for p in staff_pages.iter().chain(["/staff", "/account/password"].iter()) {
+    for p in staff_pages
+        .iter()
+        .chain(["/staff", "/account/password"].iter())
+    {
         let r = app.get(p).await;
         assert_eq!(r.status(), 303, "{p}");
         assert!(TestApp::location(&r).starts_with("/login?next="), "{p}");
@@ -58,8 +109,20 @@ async fn roles_are_enforced_on_every_page() {
         assert_eq!(app.get(p).await.status(), 403, "{p}");
     }
     let token = csrf_from(&app.get_html("/").await);
-    for p in ["/students/new", "/students/ada/disable", "/students/ada/reset-password", "/students/import/commit", "/staff"] {
-        let r = app.client.post(app.url(p)).form(&[("csrf_token", token.as_str()), ("display_name", "x")]).send().await.unwrap();
+    for p in [
+        "/students/new",
+        "/students/ada/disable",
+        "/students/ada/reset-password",
+        "/students/import/commit",
+        "/staff",
+    ] {
+        let r = app
+            .client
+            .post(app.url(p))
+            .form(&[("csrf_token", token.as_str()), ("display_name", "x")])
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 403, "{p}");
     }
     // Counselor: everything but the admin pages.
@@ -69,18 +132,53 @@ async fn roles_are_enforced_on_every_page() {
         assert_eq!(c.get(p).await.status(), 200, "{p}");
     }
     assert_eq!(c.get("/staff").await.status(), 403);
-    let r = c.post_form_from("/students", "/staff", &[("username", "sneaky"), ("display_name", "S"), ("role", "admin"), ("password", PASSWORD)]).await;
+    let r = c
+        .post_form_from(
+            "/students",
+            "/staff",
+            &[
+                ("username", "sneaky"),
+                ("display_name", "S"),
+                ("role", "admin"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
     assert_eq!(r.status(), 403);
-    assert_eq!(c.get("/").await.status(), 303, "staff land on the student list");
+    assert_eq!(
+        c.get("/").await.status(),
+        303,
+        "staff land on the student list"
+    );
 }
 
 #[tokio::test]
 async fn admin_creates_counselors_and_admins() {
     let app = spawn_app().await;
     app.as_admin().await;
-    let r = app.post_form("/staff", &[("username", "carla"), ("display_name", "Carla Counselor"), ("role", "counselor"), ("password", PASSWORD)]).await;
+    let r = app
+        .post_form(
+            "/staff",
+            &[
+                ("username", "carla"),
+                ("display_name", "Carla Counselor"),
+                ("role", "counselor"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
     assert_eq!(r.status(), 303);
-    let r = app.post_form("/staff", &[("username", "carla"), ("display_name", "Again"), ("role", "admin"), ("password", "x")]).await;
+    let r = app
+        .post_form(
+            "/staff",
+            &[
+                ("username", "carla"),
+                ("display_name", "Again"),
+                ("role", "admin"),
+                ("password", "x"),
+            ],
+        )
+        .await;
     assert_eq!(r.status(), 422);
     let html = r.text().await.unwrap();
     assert!(html.contains("id=\"username-error\"") && html.contains("id=\"password-error\""));
@@ -91,27 +189,63 @@ async fn admin_creates_counselors_and_admins() {
     // Admins see everything counselors see.
     assert_eq!(app.get("/students").await.status(), 200);
     assert_eq!(app.get("/audit").await.status(), 200);
-    assert_eq!(app.count("SELECT count(*) FROM users WHERE username='carla' AND role='counselor'").await, 1);
+    assert_eq!(
+        app.count("SELECT count(*) FROM users WHERE username='carla' AND role='counselor'")
+            .await,
+        1
+    );
 }
 
 #[tokio::test]
 async fn first_run_setup_link_creates_the_first_admin_once() {
     let app = spawn_app().await;
-    let url = hubdesk::web::setup::first_run_url(&app.state).await.unwrap().expect("no admin yet");
-    let path = url.trim_start_matches(&app.state.config.public_url).to_string();
+    let url = hubdesk::web::setup::first_run_url(&app.state)
+        .await
+        .unwrap()
+        .expect("no admin yet");
+    let path = url
+        .trim_start_matches(&app.state.config.public_url)
+        .to_string();
     let page = app.get_html(&path).await;
     assert!(page.contains("Create the first admin"));
     let token = path.split("token=").nth(1).unwrap().to_string();
     let r = app
-        .post_form_from(&path, "/setup", &[("token", &token), ("username", "Root"), ("display_name", "R"), ("password", "x"), ("confirm_password", "y")])
+        .post_form_from(
+            &path,
+            "/setup",
+            &[
+                ("token", &token),
+                ("username", "Root"),
+                ("display_name", "R"),
+                ("password", "x"),
+                ("confirm_password", "y"),
+            ],
+        )
         .await;
     assert_eq!(r.status(), 422, "bad fields re-render");
     let r = app
-        .post_form_from(&path, "/setup", &[("token", &token), ("username", "camp-boss"), ("display_name", "Camp Boss"), ("password", PASSWORD), ("confirm_password", PASSWORD)])
+        .post_form_from(
+            &path,
+            "/setup",
+            &[
+                ("token", &token),
+                ("username", "camp-boss"),
+                ("display_name", "Camp Boss"),
+                ("password", PASSWORD),
+                ("confirm_password", PASSWORD),
+            ],
+        )
         .await;
     assert_eq!(r.status(), 303);
-    assert_eq!(app.get("/students").await.status(), 200, "logged in as the new admin");
+    assert_eq!(
+        app.get("/students").await.status(),
+        200,
+        "logged in as the new admin"
+    );
     assert_eq!(app.get(&path).await.status(), 400, "link is single use");
-    assert!(hubdesk::web::setup::first_run_url(&app.state).await.unwrap().is_none());
+    assert!(hubdesk::web::setup::first_run_url(&app.state)
+        .await
+        .unwrap()
+        .is_none());
     let _ = Role::Admin;
 }

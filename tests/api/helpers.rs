@@ -19,7 +19,8 @@ fn server_url() -> String {
         Ok(url) if !url.is_empty() => url,
         _ => {
             let dir = std::env::var("CARGO_TARGET_TMPDIR").unwrap_or_else(|_| "/tmp".into());
-            let pg = EmbeddedPostgres::start(&std::path::Path::new(&dir).join("test-postgres")).expect("embedded PostgreSQL");
+            let pg = EmbeddedPostgres::start(&std::path::Path::new(&dir).join("test-postgres"))
+                .expect("embedded PostgreSQL");
             let url = pg.url("postgres");
             std::mem::forget(pg);
             url
@@ -55,15 +56,22 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     let server = server_url();
     let db_name = format!("t_{}", uuid::Uuid::new_v4().simple());
-    let admin = db::pool_for(&server).await.expect("connect to test PostgreSQL");
-    admin.execute(format!("CREATE DATABASE \"{db_name}\"").as_str()).await.expect("create test database");
+    let admin = db::pool_for(&server)
+        .await
+        .expect("connect to test PostgreSQL");
+    admin
+        .execute(format!("CREATE DATABASE \"{db_name}\"").as_str())
+        .await
+        .expect("create test database");
     admin.close().await;
 
-    let mut config = Config::default();
-    config.bind = "127.0.0.1:0".into();
-    config.database_url = Some(with_database(&server, &db_name));
-    config.hub_url = "http://127.0.0.1:9/hub/".into();
-    config.camp_name = "Test Camp".into();
+    let mut config = Config {
+        bind: "127.0.0.1:0".into(),
+        database_url: Some(with_database(&server, &db_name)),
+        hub_url: "http://127.0.0.1:9/hub/".into(),
+        camp_name: "Test Camp".into(),
+        ..Config::default()
+    };
     config.oidc.clients = vec![
         hubdesk::config::OidcClientConfig {
             id: HUB_CLIENT.into(),
@@ -81,17 +89,31 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
         },
     ];
     tweak(&mut config);
-    let pool = db::pool_for(config.database_url.as_deref().unwrap()).await.expect("test pool");
+    let pool = db::pool_for(config.database_url.as_deref().unwrap())
+        .await
+        .expect("test pool");
     db::MIGRATOR.run(&pool).await.expect("migrations");
-    let app = Application::build(config, pool.clone()).await.expect("build app");
+    let app = Application::build(config, pool.clone())
+        .await
+        .expect("build app");
     let addr = format!("http://127.0.0.1:{}", app.port());
     let state = app.state.clone();
     tokio::spawn(app.run_until_stopped());
-    TestApp { addr, client: client(), pool, state, db_name }
+    TestApp {
+        addr,
+        client: client(),
+        pool,
+        state,
+        db_name,
+    }
 }
 
 pub fn client() -> Client {
-    Client::builder().redirect(Policy::none()).cookie_store(true).build().unwrap()
+    Client::builder()
+        .redirect(Policy::none())
+        .cookie_store(true)
+        .build()
+        .unwrap()
 }
 
 /// The value of the first `csrf_token` hidden field in an HTML page.
@@ -119,38 +141,70 @@ impl TestApp {
         self.post_form_from(path, path, fields).await
     }
 
-    pub async fn post_form_from(&self, token_page: &str, path: &str, fields: &[(&str, &str)]) -> Response {
+    pub async fn post_form_from(
+        &self,
+        token_page: &str,
+        path: &str,
+        fields: &[(&str, &str)],
+    ) -> Response {
         let token = csrf_from(&self.get_html(token_page).await);
         let mut form: Vec<(&str, &str)> = fields.to_vec();
         form.push(("csrf_token", &token));
-        self.client.post(self.url(path)).form(&form).send().await.unwrap()
+        self.client
+            .post(self.url(path))
+            .form(&form)
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn create_user(&self, role: Role, username: &str, password: &str) {
         let name = Username::parse(username).unwrap();
         let display = DisplayName::parse(&format!("{username} person")).unwrap();
         let pw = NewPassword::parse(password, 8, username).unwrap();
-        roster::ops::create_staff(&self.state, &Actor::System, &name, &display, role, &pw).await.unwrap();
+        roster::ops::create_staff(&self.state, &Actor::System, &name, &display, role, &pw)
+            .await
+            .unwrap();
     }
 
     /// Creates a student through the roster and returns the generated password.
-    pub async fn create_student(&self, display_name: &str, username: &str, cohort: Option<&str>) -> String {
-        let csv = format!("display_name,username,cohort\n{display_name},{username},{}\n", cohort.unwrap_or(""));
+    pub async fn create_student(
+        &self,
+        display_name: &str,
+        username: &str,
+        cohort: Option<&str>,
+    ) -> String {
+        let csv = format!(
+            "display_name,username,cohort\n{display_name},{username},{}\n",
+            cohort.unwrap_or("")
+        );
         let rows = roster::import::parse(csv.as_bytes()).unwrap();
         let mut conn = self.pool.acquire().await.unwrap();
         let plan = roster::import::plan(&mut conn, rows).await.unwrap();
-        let creds = roster::ops::create_students(&self.state, &Actor::System, &plan, "test").await.unwrap();
+        let creds = roster::ops::create_students(&self.state, &Actor::System, &plan, "test")
+            .await
+            .unwrap();
         creds[0].password.clone()
     }
 
     pub async fn login(&self, username: &str, password: &str) -> Response {
-        self.post_form_from("/login", "/login", &[("username", username), ("password", password)]).await
+        self.post_form_from(
+            "/login",
+            "/login",
+            &[("username", username), ("password", password)],
+        )
+        .await
     }
 
     /// Logs in and asserts success.
     pub async fn login_ok(&self, username: &str, password: &str) {
         let r = self.login(username, password).await;
-        assert_eq!(r.status(), 303, "login of {username} failed: {}", r.text().await.unwrap_or_default());
+        assert_eq!(
+            r.status(),
+            303,
+            "login of {username} failed: {}",
+            r.text().await.unwrap_or_default()
+        );
     }
 
     pub async fn as_counselor(&self) {
@@ -179,13 +233,22 @@ impl TestApp {
     }
 
     pub fn location(r: &Response) -> String {
-        r.headers().get("location").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default()
+        r.headers()
+            .get("location")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default()
     }
 
     pub async fn api_token(&self) -> String {
         let token = hubdesk::auth::secret::random_token();
         let mut conn = self.pool.acquire().await.unwrap();
-        db::tokens::insert(&mut conn, "sync", &hubdesk::auth::secret::hash_token(&token)).await.unwrap();
+        db::tokens::insert(
+            &mut conn,
+            "sync",
+            &hubdesk::auth::secret::hash_token(&token),
+        )
+        .await
+        .unwrap();
         token
     }
 }

@@ -9,9 +9,18 @@ async fn student_logs_in_and_lands_on_the_notebook_button() {
     let r = app.login("ada", &pw).await;
     assert_eq!(r.status(), 303);
     assert_eq!(TestApp::location(&r), "/");
-    let cookie = r.headers().get("set-cookie").unwrap().to_str().unwrap().to_string();
+    let cookie = r
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
     assert!(cookie.starts_with("hubdesk-session="), "{cookie}");
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
     let home = app.get_html("/").await;
     assert!(home.contains("id=\"open-notebook\""), "{home}");
     assert!(home.contains("http://127.0.0.1:9/hub/"));
@@ -44,12 +53,28 @@ async fn wrong_password_and_unknown_user_get_the_same_message() {
 async fn login_without_csrf_is_rejected() {
     let app = spawn_app().await;
     let pw = app.create_student("Ada Lovelace", "ada", None).await;
-    let r = app.client.post(app.url("/login")).form(&[("username", "ada"), ("password", pw.as_str())]).send().await.unwrap();
+    let r = app
+        .client
+        .post(app.url("/login"))
+        .form(&[("username", "ada"), ("password", pw.as_str())])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 403);
     assert!(app.get("/").await.status() == 303, "must not be logged in");
     // A forged token with a cookie of its own choosing fails too.
     let _ = app.get("/login").await;
-    let r = app.client.post(app.url("/login")).form(&[("username", "ada"), ("password", pw.as_str()), ("csrf_token", "x".repeat(43).as_str())]).send().await.unwrap();
+    let r = app
+        .client
+        .post(app.url("/login"))
+        .form(&[
+            ("username", "ada"),
+            ("password", pw.as_str()),
+            ("csrf_token", "x".repeat(43).as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 403);
 }
 
@@ -62,7 +87,12 @@ async fn next_parameter_only_allows_local_paths() {
     let r = app
         .client
         .post(app.url("/login"))
-        .form(&[("username", "ada"), ("password", pw.as_str()), ("csrf_token", token.as_str()), ("next", "//evil.example/x")])
+        .form(&[
+            ("username", "ada"),
+            ("password", pw.as_str()),
+            ("csrf_token", token.as_str()),
+            ("next", "//evil.example/x"),
+        ])
         .send()
         .await
         .unwrap();
@@ -74,13 +104,23 @@ async fn session_id_is_rotated_at_login_and_logout_is_a_post() {
     let app = spawn_app().await;
     let pw = app.create_student("Ada Lovelace", "ada", None).await;
     app.login_ok("ada", &pw).await;
-    let first: Vec<Vec<u8>> = sqlx::query_scalar("SELECT id_hash FROM sessions").fetch_all(&app.pool).await.unwrap();
+    let first: Vec<Vec<u8>> = sqlx::query_scalar("SELECT id_hash FROM sessions")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
     app.login_ok("ada", &pw).await; // logging in again from the same browser
-    let second: Vec<Vec<u8>> = sqlx::query_scalar("SELECT id_hash FROM sessions").fetch_all(&app.pool).await.unwrap();
+    let second: Vec<Vec<u8>> = sqlx::query_scalar("SELECT id_hash FROM sessions")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
     assert_eq!(second.len(), 1, "old session deleted");
     assert_ne!(first, second);
 
-    assert_eq!(app.get("/logout").await.status(), 404, "GET must not log out");
+    assert_eq!(
+        app.get("/logout").await.status(),
+        404,
+        "GET must not log out"
+    );
     assert_eq!(app.get("/").await.status(), 200, "still logged in");
     let r = app.post_form_from("/", "/logout", &[]).await;
     assert_eq!(r.status(), 303);
@@ -93,7 +133,13 @@ async fn logout_without_csrf_is_rejected() {
     let app = spawn_app().await;
     let pw = app.create_student("Ada Lovelace", "ada", None).await;
     app.login_ok("ada", &pw).await;
-    let r = app.client.post(app.url("/logout")).form(&[("csrf_token", "nope")]).send().await.unwrap();
+    let r = app
+        .client
+        .post(app.url("/logout"))
+        .form(&[("csrf_token", "nope")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 403);
     assert_eq!(app.get("/").await.status(), 200);
 }
@@ -107,15 +153,27 @@ async fn repeated_failures_lock_the_account_and_a_counselor_can_unlock() {
     }
     let locked = app.login("ada", &pw).await;
     assert_eq!(locked.status(), 429, "even the right password waits");
-    assert!(locked.text().await.unwrap().contains("Too many failed attempts"));
+    assert!(locked
+        .text()
+        .await
+        .unwrap()
+        .contains("Too many failed attempts"));
     // Persisted in the database.
-    assert_eq!(app.count("SELECT count(*) FROM login_throttle WHERE key = 'user:ada' AND locked_until > now()").await, 1);
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM login_throttle WHERE key = 'user:ada' AND locked_until > now()"
+        )
+        .await,
+        1
+    );
 
     let counselor = app.other_browser();
     counselor.as_counselor().await;
     let page = counselor.get_html("/students/ada").await;
     assert!(page.contains("Unlock login"));
-    let r = counselor.post_form_from("/students/ada", "/students/ada/unlock", &[]).await;
+    let r = counselor
+        .post_form_from("/students/ada", "/students/ada/unlock", &[])
+        .await;
     assert_eq!(r.status(), 303);
     assert_eq!(app.login("ada", &pw).await.status(), 303);
 }
@@ -138,7 +196,10 @@ async fn hubdesk_app_with_low_address_limit() -> TestApp {
 async fn disabled_account_cannot_log_in() {
     let app = spawn_app().await;
     let pw = app.create_student("Ada Lovelace", "ada", None).await;
-    sqlx::query("UPDATE users SET disabled = true WHERE username = 'ada'").execute(&app.pool).await.unwrap();
+    sqlx::query("UPDATE users SET disabled = true WHERE username = 'ada'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
     let r = app.login("ada", &pw).await;
     assert_eq!(r.status(), 403);
     assert!(r.text().await.unwrap().contains("disabled"));
@@ -148,14 +209,32 @@ async fn disabled_account_cannot_log_in() {
 async fn old_argon2_hashes_are_upgraded_at_login() {
     let app = spawn_app().await;
     app.create_user(Role::Student, "old", PASSWORD).await;
-    use argon2::{password_hash::{PasswordHasher, SaltString}, Algorithm, Argon2, Params, Version};
-    let weak = Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::new(8192, 1, 1, None).unwrap())
-        .hash_password(PASSWORD.as_bytes(), &SaltString::from_b64("c2FsdHNhbHRzYWx0").unwrap())
-        .unwrap()
-        .to_string();
-    sqlx::query("UPDATE users SET password_hash = $1 WHERE username = 'old'").bind(&weak).execute(&app.pool).await.unwrap();
+    use argon2::{
+        password_hash::{PasswordHasher, SaltString},
+        Algorithm, Argon2, Params, Version,
+    };
+    let weak = Argon2::new(
+        Algorithm::Argon2id,
+        Version::V0x13,
+        Params::new(8192, 1, 1, None).unwrap(),
+    )
+    .hash_password(
+        PASSWORD.as_bytes(),
+        &SaltString::from_b64("c2FsdHNhbHRzYWx0").unwrap(),
+    )
+    .unwrap()
+    .to_string();
+    sqlx::query("UPDATE users SET password_hash = $1 WHERE username = 'old'")
+        .bind(&weak)
+        .execute(&app.pool)
+        .await
+        .unwrap();
     app.login_ok("old", PASSWORD).await;
-    let stored: String = sqlx::query_scalar("SELECT password_hash FROM users WHERE username = 'old'").fetch_one(&app.pool).await.unwrap();
+    let stored: String =
+        sqlx::query_scalar("SELECT password_hash FROM users WHERE username = 'old'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
     assert!(stored.contains("m=19456,t=2,p=1"), "{stored}");
 }
 
@@ -167,10 +246,17 @@ async fn sessions_survive_a_restart_of_the_app() {
     // A second app instance on the same database stands for a restarted hubdesk.
     let mut config = (*app.state.config).clone();
     config.bind = "127.0.0.1:0".into();
-    let second = hubdesk::startup::Application::build(config, app.pool.clone()).await.unwrap();
+    let second = hubdesk::startup::Application::build(config, app.pool.clone())
+        .await
+        .unwrap();
     let port = second.port();
     tokio::spawn(second.run_until_stopped());
-    let r = app.client.get(format!("http://127.0.0.1:{port}/")).send().await.unwrap();
+    let r = app
+        .client
+        .get(format!("http://127.0.0.1:{port}/"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
 }
 
@@ -179,7 +265,10 @@ async fn idle_sessions_expire() {
     let app = spawn_app().await;
     let pw = app.create_student("Ada Lovelace", "ada", None).await;
     app.login_ok("ada", &pw).await;
-    sqlx::query("UPDATE sessions SET last_seen_at = now() - interval '13 hours'").execute(&app.pool).await.unwrap();
+    sqlx::query("UPDATE sessions SET last_seen_at = now() - interval '13 hours'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
     assert_eq!(app.get("/").await.status(), 303);
     assert_eq!(app.count("SELECT count(*) FROM sessions").await, 0);
 }
@@ -189,6 +278,9 @@ async fn absolute_session_lifetime_is_enforced() {
     let app = spawn_app().await;
     let pw = app.create_student("Ada Lovelace", "ada", None).await;
     app.login_ok("ada", &pw).await;
-    sqlx::query("UPDATE sessions SET created_at = now() - interval '8 days'").execute(&app.pool).await.unwrap();
+    sqlx::query("UPDATE sessions SET created_at = now() - interval '8 days'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
     assert_eq!(app.get("/").await.status(), 303);
 }

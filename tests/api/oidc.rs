@@ -31,12 +31,18 @@ fn authorize_path(extra: &[(&str, &str)]) -> String {
             pairs.push((k, v));
         }
     }
-    let q = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
+    let q = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish();
     format!("/oauth/authorize?{q}")
 }
 
 fn query_of(location: &str) -> std::collections::HashMap<String, String> {
-    url::Url::parse(location).unwrap().query_pairs().into_owned().collect()
+    url::Url::parse(location)
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect()
 }
 
 /// Logged-in browser → authorization code.
@@ -54,7 +60,10 @@ async fn code_for(app: &TestApp) -> String {
 async fn exchange(app: &TestApp, code: &str, verifier: &str) -> Response {
     app.client
         .post(app.url("/oauth/token"))
-        .header("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
+        .header(
+            "Content-Type",
+            "application/x-www-form-urlencoded; charset=utf-8",
+        )
         .header("Accept", "application/json")
         .body(
             url::form_urlencoded::Serializer::new(String::new())
@@ -75,23 +84,43 @@ async fn exchange(app: &TestApp, code: &str, verifier: &str) -> Response {
 }
 
 async fn token_form(app: &TestApp, pairs: &[(&str, &str)]) -> Response {
-    let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
-    app.client.post(app.url("/oauth/token")).header("Content-Type", "application/x-www-form-urlencoded").body(body).send().await.unwrap()
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish();
+    app.client
+        .post(app.url("/oauth/token"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
 }
 
 async fn userinfo(app: &TestApp, token: &str) -> Response {
-    app.client.get(app.url("/oauth/userinfo")).bearer_auth(token).send().await.unwrap()
+    app.client
+        .get(app.url("/oauth/userinfo"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
 }
 
 async fn error_of(r: Response) -> (StatusCode, String) {
     let status = r.status();
-    assert_eq!(r.headers().get("cache-control").map(|v| v.to_str().unwrap()), Some("no-store"));
+    assert_eq!(
+        r.headers()
+            .get("cache-control")
+            .map(|v| v.to_str().unwrap()),
+        Some("no-store")
+    );
     let body: Value = r.json().await.unwrap();
     (status, body["error"].as_str().unwrap().to_string())
 }
 
 async fn logged_in_student(app: &TestApp) {
-    let pw = app.create_student("Ada Lovelace", "ada", Some("blue")).await;
+    let pw = app
+        .create_student("Ada Lovelace", "ada", Some("blue"))
+        .await;
     app.login_ok("ada", &pw).await;
 }
 
@@ -117,14 +146,30 @@ async fn full_code_flow_with_pkce_and_client_secret_post() {
     assert!(t["refresh_token"].is_string() && t["id_token"].is_string());
     assert_eq!(t["scope"], "openid profile groups");
 
-    let info: Value = userinfo(&app, t["access_token"].as_str().unwrap()).await.json().await.unwrap();
+    let info: Value = userinfo(&app, t["access_token"].as_str().unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(info["preferred_username"], "ada");
     assert_eq!(info["name"], "Ada Lovelace");
-    assert_eq!(info["groups"], serde_json::json!(["students", "cohort-blue"]));
-    let sub: String = sqlx::query_scalar("SELECT subject::text FROM users WHERE username = 'ada'").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(
+        info["groups"],
+        serde_json::json!(["students", "cohort-blue"])
+    );
+    let sub: String = sqlx::query_scalar("SELECT subject::text FROM users WHERE username = 'ada'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
     assert_eq!(info["sub"], sub);
     // POST works too.
-    let r = app.client.post(app.url("/oauth/userinfo")).bearer_auth(t["access_token"].as_str().unwrap()).send().await.unwrap();
+    let r = app
+        .client
+        .post(app.url("/oauth/userinfo"))
+        .bearer_auth(t["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
 }
 
@@ -146,10 +191,13 @@ async fn id_token_is_signed_with_the_published_key() {
     let jwks: Value = app.get("/oauth/jwks.json").await.json().await.unwrap();
     let jwk = &jwks["keys"][0];
     assert_eq!(jwk["kid"], header["kid"]);
-    let bare = serde_json::json!({"kty": jwk["kty"], "crv": jwk["crv"], "x": jwk["x"], "y": jwk["y"]});
+    let bare =
+        serde_json::json!({"kty": jwk["kty"], "crv": jwk["crv"], "x": jwk["x"], "y": jwk["y"]});
     let public = p256::PublicKey::from_jwk_str(&bare.to_string()).unwrap();
     let sig = Signature::from_slice(&URL_SAFE_NO_PAD.decode(parts[2]).unwrap()).unwrap();
-    VerifyingKey::from(public).verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &sig).expect("valid signature");
+    VerifyingKey::from(public)
+        .verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &sig)
+        .expect("valid signature");
     assert_eq!(claims["iss"], app.state.config.public_url.as_str());
     assert_eq!(claims["aud"], HUB_CLIENT);
     assert_eq!(claims["nonce"], "n-0S6_WzA2Mj");
@@ -157,21 +205,34 @@ async fn id_token_is_signed_with_the_published_key() {
     assert!(claims["exp"].as_i64().unwrap() > claims["iat"].as_i64().unwrap());
 
     // The key persists: a restarted hubdesk on the same database publishes the same one.
-    let again = hubdesk::state::AppState::new(app.pool.clone(), (*app.state.config).clone()).await.unwrap();
+    let again = hubdesk::state::AppState::new(app.pool.clone(), (*app.state.config).clone())
+        .await
+        .unwrap();
     assert_eq!(again.oidc.key.kid, jwk["kid"].as_str().unwrap());
 }
 
 #[tokio::test]
 async fn discovery_document() {
     let app = spawn_app().await;
-    let d: Value = app.get("/.well-known/openid-configuration").await.json().await.unwrap();
+    let d: Value = app
+        .get("/.well-known/openid-configuration")
+        .await
+        .json()
+        .await
+        .unwrap();
     let iss = app.state.config.public_url.clone();
     assert_eq!(d["issuer"], iss.as_str());
-    assert_eq!(d["authorization_endpoint"], format!("{iss}/oauth/authorize"));
+    assert_eq!(
+        d["authorization_endpoint"],
+        format!("{iss}/oauth/authorize")
+    );
     assert_eq!(d["token_endpoint"], format!("{iss}/oauth/token"));
     assert_eq!(d["userinfo_endpoint"], format!("{iss}/oauth/userinfo"));
     assert_eq!(d["jwks_uri"], format!("{iss}/oauth/jwks.json"));
-    assert_eq!(d["code_challenge_methods_supported"], serde_json::json!(["S256"]));
+    assert_eq!(
+        d["code_challenge_methods_supported"],
+        serde_json::json!(["S256"])
+    );
 }
 
 #[tokio::test]
@@ -180,13 +241,38 @@ async fn client_secret_basic_works_and_basic_with_wrong_secret_is_401() {
     logged_in_student(&app).await;
     let code = code_for(&app).await;
     let body = format!("grant_type=authorization_code&code={code}&redirect_uri={}&code_verifier={VERIFIER}&data=None", crate::helpers::urlenc(HUB_CALLBACK));
-    let r = app.client.post(app.url("/oauth/token")).basic_auth(HUB_CLIENT, Some(HUB_SECRET)).header("Content-Type", "application/x-www-form-urlencoded").body(body.clone()).send().await.unwrap();
+    let r = app
+        .client
+        .post(app.url("/oauth/token"))
+        .basic_auth(HUB_CLIENT, Some(HUB_SECRET))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let code = code_for(&app).await;
-    let body = body.replace(&body[body.find("code=").unwrap()..body.find("&redirect").unwrap()], &format!("code={code}"));
-    let r = app.client.post(app.url("/oauth/token")).basic_auth(HUB_CLIENT, Some("wrong-secret")).header("Content-Type", "application/x-www-form-urlencoded").body(body).send().await.unwrap();
+    let body = body.replace(
+        &body[body.find("code=").unwrap()..body.find("&redirect").unwrap()],
+        &format!("code={code}"),
+    );
+    let r = app
+        .client
+        .post(app.url("/oauth/token"))
+        .basic_auth(HUB_CLIENT, Some("wrong-secret"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
-    assert!(r.headers().get("www-authenticate").unwrap().to_str().unwrap().starts_with("Basic"));
+    assert!(r
+        .headers()
+        .get("www-authenticate")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .starts_with("Basic"));
     assert_eq!(error_of(r).await.1, "invalid_client");
 }
 
@@ -199,11 +285,26 @@ async fn no_session_goes_to_login_and_comes_back() {
     assert_eq!(r.status(), 303);
     let loc = TestApp::location(&r);
     assert!(loc.starts_with("/login?next="), "{loc}");
-    let next = url::form_urlencoded::parse(loc.split_once('?').unwrap().1.as_bytes()).find(|(k, _)| k == "next").unwrap().1.to_string();
+    let next = url::form_urlencoded::parse(loc.split_once('?').unwrap().1.as_bytes())
+        .find(|(k, _)| k == "next")
+        .unwrap()
+        .1
+        .to_string();
     assert_eq!(next, path);
     let page = app.get_html(&loc).await;
     let token = crate::helpers::csrf_from(&page);
-    let r = app.client.post(app.url("/login")).form(&[("username", "ada"), ("password", pw.as_str()), ("next", next.as_str()), ("csrf_token", token.as_str())]).send().await.unwrap();
+    let r = app
+        .client
+        .post(app.url("/login"))
+        .form(&[
+            ("username", "ada"),
+            ("password", pw.as_str()),
+            ("next", next.as_str()),
+            ("csrf_token", token.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 303);
     assert_eq!(TestApp::location(&r), path);
     let code = code_for(&app).await;
@@ -217,10 +318,16 @@ async fn unknown_client_or_unregistered_redirect_uri_never_redirects() {
     for bad in [
         authorize_path(&[("client_id", "nope")]),
         authorize_path(&[("redirect_uri", "http://127.0.0.1:8000/hub/oauth_callback/")]),
-        authorize_path(&[("redirect_uri", "http://127.0.0.1:8000/hub/oauth_callback?x=1")]),
+        authorize_path(&[(
+            "redirect_uri",
+            "http://127.0.0.1:8000/hub/oauth_callback?x=1",
+        )]),
         authorize_path(&[("redirect_uri", "http://evil.example/hub/oauth_callback")]),
         authorize_path(&[("redirect_uri", "")]),
-        format!("{}&redirect_uri=http%3A%2F%2Fevil.example%2F", authorize_path(&[])),
+        format!(
+            "{}&redirect_uri=http%3A%2F%2Fevil.example%2F",
+            authorize_path(&[])
+        ),
     ] {
         let r = app.get(&bad).await;
         assert_eq!(r.status(), 400, "{bad}");
@@ -233,14 +340,35 @@ async fn authorize_errors_redirect_with_rfc_codes_and_state() {
     let app = spawn_app().await;
     logged_in_student(&app).await;
     let cases: Vec<(String, &str)> = vec![
-        (authorize_path(&[("response_type", "token")]), "unsupported_response_type"),
+        (
+            authorize_path(&[("response_type", "token")]),
+            "unsupported_response_type",
+        ),
         (authorize_path(&[("response_type", "")]), "invalid_request"),
-        (authorize_path(&[("code_challenge", ""), ("code_challenge_method", "")]), "invalid_request"),
-        (authorize_path(&[("code_challenge_method", "plain")]), "invalid_request"),
-        (authorize_path(&[("code_challenge_method", "")]), "invalid_request"),
-        (authorize_path(&[("code_challenge", "tooshort")]), "invalid_request"),
-        (authorize_path(&[("scope", "openid admin")]), "invalid_scope"),
-        (format!("{}&state=again", authorize_path(&[])), "invalid_request"),
+        (
+            authorize_path(&[("code_challenge", ""), ("code_challenge_method", "")]),
+            "invalid_request",
+        ),
+        (
+            authorize_path(&[("code_challenge_method", "plain")]),
+            "invalid_request",
+        ),
+        (
+            authorize_path(&[("code_challenge_method", "")]),
+            "invalid_request",
+        ),
+        (
+            authorize_path(&[("code_challenge", "tooshort")]),
+            "invalid_request",
+        ),
+        (
+            authorize_path(&[("scope", "openid admin")]),
+            "invalid_scope",
+        ),
+        (
+            format!("{}&state=again", authorize_path(&[])),
+            "invalid_request",
+        ),
     ];
     for (path, want) in cases {
         let r = app.get(&path).await;
@@ -266,21 +394,54 @@ async fn pkce_mismatch_missing_verifier_and_downgrade_fail() {
     let app = spawn_app().await;
     logged_in_student(&app).await;
     let code = code_for(&app).await;
-    assert_eq!(error_of(exchange(&app, &code, "x".repeat(50).as_str()).await).await, (StatusCode::BAD_REQUEST, "invalid_grant".into()));
+    assert_eq!(
+        error_of(exchange(&app, &code, "x".repeat(50).as_str()).await).await,
+        (StatusCode::BAD_REQUEST, "invalid_grant".into())
+    );
     // The failed attempt spent the code.
-    assert_eq!(error_of(exchange(&app, &code, VERIFIER).await).await.1, "invalid_grant");
+    assert_eq!(
+        error_of(exchange(&app, &code, VERIFIER).await).await.1,
+        "invalid_grant"
+    );
     let code = code_for(&app).await;
-    let r = token_form(&app, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", HUB_CALLBACK), ("client_id", HUB_CLIENT), ("client_secret", HUB_SECRET)]).await;
+    let r = token_form(
+        &app,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", HUB_CALLBACK),
+            ("client_id", HUB_CLIENT),
+            ("client_secret", HUB_SECRET),
+        ],
+    )
+    .await;
     assert_eq!(error_of(r).await.1, "invalid_grant");
 
     // A client without required PKCE may skip it, but a verifier without a challenge is a downgrade.
     let other_cb = "http://127.0.0.1:8001/callback";
     let q = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs([("response_type", "code"), ("client_id", "other-app"), ("redirect_uri", other_cb), ("scope", "openid"), ("state", "s")])
+        .extend_pairs([
+            ("response_type", "code"),
+            ("client_id", "other-app"),
+            ("redirect_uri", other_cb),
+            ("scope", "openid"),
+            ("state", "s"),
+        ])
         .finish();
     let r = app.get(&format!("/oauth/authorize?{q}")).await;
     let code = query_of(&TestApp::location(&r))["code"].clone();
-    let r = token_form(&app, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", other_cb), ("client_id", "other-app"), ("client_secret", OTHER_SECRET), ("code_verifier", VERIFIER)]).await;
+    let r = token_form(
+        &app,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", other_cb),
+            ("client_id", "other-app"),
+            ("client_secret", OTHER_SECRET),
+            ("code_verifier", VERIFIER),
+        ],
+    )
+    .await;
     assert_eq!(error_of(r).await.1, "invalid_grant");
 }
 
@@ -292,9 +453,25 @@ async fn reused_code_fails_and_revokes_what_it_issued() {
     let first: Value = exchange(&app, &code, VERIFIER).await.json().await.unwrap();
     let access = first["access_token"].as_str().unwrap();
     assert_eq!(userinfo(&app, access).await.status(), 200);
-    assert_eq!(error_of(exchange(&app, &code, VERIFIER).await).await.1, "invalid_grant");
-    assert_eq!(userinfo(&app, access).await.status(), 401, "first tokens revoked");
-    let r = token_form(&app, &[("grant_type", "refresh_token"), ("refresh_token", first["refresh_token"].as_str().unwrap()), ("client_id", HUB_CLIENT), ("client_secret", HUB_SECRET)]).await;
+    assert_eq!(
+        error_of(exchange(&app, &code, VERIFIER).await).await.1,
+        "invalid_grant"
+    );
+    assert_eq!(
+        userinfo(&app, access).await.status(),
+        401,
+        "first tokens revoked"
+    );
+    let r = token_form(
+        &app,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", first["refresh_token"].as_str().unwrap()),
+            ("client_id", HUB_CLIENT),
+            ("client_secret", HUB_SECRET),
+        ],
+    )
+    .await;
     assert_eq!(error_of(r).await.1, "invalid_grant");
 }
 
@@ -304,8 +481,14 @@ async fn two_concurrent_redemptions_exactly_one_succeeds() {
     logged_in_student(&app).await;
     for _ in 0..5 {
         let code = code_for(&app).await;
-        let (a, b) = tokio::join!(exchange(&app, &code, VERIFIER), exchange(&app, &code, VERIFIER));
-        let ok = [a.status(), b.status()].iter().filter(|s| **s == 200).count();
+        let (a, b) = tokio::join!(
+            exchange(&app, &code, VERIFIER),
+            exchange(&app, &code, VERIFIER)
+        );
+        let ok = [a.status(), b.status()]
+            .iter()
+            .filter(|s| **s == 200)
+            .count();
         assert_eq!(ok, 1);
     }
 }
@@ -315,15 +498,43 @@ async fn expired_code_wrong_client_and_wrong_redirect_uri_fail() {
     let app = spawn_app().await;
     logged_in_student(&app).await;
     let code = code_for(&app).await;
-    sqlx::query("UPDATE oauth_codes SET expires_at = now() - interval '1 second'").execute(&app.pool).await.unwrap();
-    assert_eq!(error_of(exchange(&app, &code, VERIFIER).await).await.1, "invalid_grant");
+    sqlx::query("UPDATE oauth_codes SET expires_at = now() - interval '1 second'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        error_of(exchange(&app, &code, VERIFIER).await).await.1,
+        "invalid_grant"
+    );
 
     let code = code_for(&app).await;
-    let r = token_form(&app, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", HUB_CALLBACK), ("client_id", "other-app"), ("client_secret", OTHER_SECRET), ("code_verifier", VERIFIER)]).await;
+    let r = token_form(
+        &app,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", HUB_CALLBACK),
+            ("client_id", "other-app"),
+            ("client_secret", OTHER_SECRET),
+            ("code_verifier", VERIFIER),
+        ],
+    )
+    .await;
     assert_eq!(error_of(r).await.1, "invalid_grant");
 
     let code = code_for(&app).await;
-    let r = token_form(&app, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", "http://127.0.0.1:8000/hub/oauth_callback/"), ("client_id", HUB_CLIENT), ("client_secret", HUB_SECRET), ("code_verifier", VERIFIER)]).await;
+    let r = token_form(
+        &app,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", "http://127.0.0.1:8000/hub/oauth_callback/"),
+            ("client_id", HUB_CLIENT),
+            ("client_secret", HUB_SECRET),
+            ("code_verifier", VERIFIER),
+        ],
+    )
+    .await;
     assert_eq!(error_of(r).await.1, "invalid_grant");
 }
 
@@ -332,12 +543,25 @@ async fn client_authentication_failures() {
     let app = spawn_app().await;
     logged_in_student(&app).await;
     let code = code_for(&app).await;
-    let base = [("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", HUB_CALLBACK), ("code_verifier", VERIFIER)];
-    for creds in [vec![("client_id", HUB_CLIENT)], vec![("client_id", HUB_CLIENT), ("client_secret", "wrong")], vec![("client_id", "ghost"), ("client_secret", HUB_SECRET)], vec![]] {
+    let base = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", HUB_CALLBACK),
+        ("code_verifier", VERIFIER),
+    ];
+    for creds in [
+        vec![("client_id", HUB_CLIENT)],
+        vec![("client_id", HUB_CLIENT), ("client_secret", "wrong")],
+        vec![("client_id", "ghost"), ("client_secret", HUB_SECRET)],
+        vec![],
+    ] {
         let mut pairs = base.to_vec();
         pairs.extend(creds);
         let r = token_form(&app, &pairs).await;
-        assert_eq!(error_of(r).await, (StatusCode::UNAUTHORIZED, "invalid_client".into()));
+        assert_eq!(
+            error_of(r).await,
+            (StatusCode::UNAUTHORIZED, "invalid_client".into())
+        );
     }
     // The code survived failed client authentication.
     assert_eq!(exchange(&app, &code, VERIFIER).await.status(), 200);
@@ -349,19 +573,50 @@ async fn token_request_shape_errors() {
     let auth = [("client_id", HUB_CLIENT), ("client_secret", HUB_SECRET)];
     let mut pairs = auth.to_vec();
     pairs.push(("grant_type", "password"));
-    assert_eq!(error_of(token_form(&app, &pairs).await).await.1, "unsupported_grant_type");
+    assert_eq!(
+        error_of(token_form(&app, &pairs).await).await.1,
+        "unsupported_grant_type"
+    );
     let mut pairs = auth.to_vec();
     pairs.push(("grant_type", "client_credentials"));
-    assert_eq!(error_of(token_form(&app, &pairs).await).await.1, "unsupported_grant_type");
-    assert_eq!(error_of(token_form(&app, &auth).await).await.1, "invalid_request");
+    assert_eq!(
+        error_of(token_form(&app, &pairs).await).await.1,
+        "unsupported_grant_type"
+    );
+    assert_eq!(
+        error_of(token_form(&app, &auth).await).await.1,
+        "invalid_request"
+    );
     let mut pairs = auth.to_vec();
-    pairs.extend([("grant_type", "authorization_code"), ("code", "a"), ("code", "b"), ("redirect_uri", HUB_CALLBACK)]);
-    assert_eq!(error_of(token_form(&app, &pairs).await).await.1, "invalid_request");
-    let r = app.client.post(app.url("/oauth/token")).json(&serde_json::json!({"grant_type": "authorization_code"})).send().await.unwrap();
+    pairs.extend([
+        ("grant_type", "authorization_code"),
+        ("code", "a"),
+        ("code", "b"),
+        ("redirect_uri", HUB_CALLBACK),
+    ]);
+    assert_eq!(
+        error_of(token_form(&app, &pairs).await).await.1,
+        "invalid_request"
+    );
+    let r = app
+        .client
+        .post(app.url("/oauth/token"))
+        .json(&serde_json::json!({"grant_type": "authorization_code"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(error_of(r).await.1, "invalid_request");
     let mut pairs = auth.to_vec();
-    pairs.extend([("grant_type", "authorization_code"), ("code", "made-up"), ("redirect_uri", HUB_CALLBACK), ("code_verifier", VERIFIER)]);
-    assert_eq!(error_of(token_form(&app, &pairs).await).await.1, "invalid_grant");
+    pairs.extend([
+        ("grant_type", "authorization_code"),
+        ("code", "made-up"),
+        ("redirect_uri", HUB_CALLBACK),
+        ("code_verifier", VERIFIER),
+    ]);
+    assert_eq!(
+        error_of(token_form(&app, &pairs).await).await.1,
+        "invalid_grant"
+    );
 }
 
 #[tokio::test]
@@ -372,35 +627,92 @@ async fn refresh_tokens_rotate_and_a_replay_revokes_the_grant() {
     let refresh = |rt: String| {
         let app = &app;
         async move {
-            token_form(app, &[("grant_type", "refresh_token"), ("refresh_token", rt.as_str()), ("client_id", HUB_CLIENT), ("client_secret", HUB_SECRET)]).await
+            token_form(
+                app,
+                &[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", rt.as_str()),
+                    ("client_id", HUB_CLIENT),
+                    ("client_secret", HUB_SECRET),
+                ],
+            )
+            .await
         }
     };
     let r = refresh(t1["refresh_token"].as_str().unwrap().to_string()).await;
     assert_eq!(r.status(), 200);
     let t2: Value = r.json().await.unwrap();
     assert_ne!(t2["refresh_token"], t1["refresh_token"]);
-    assert_eq!(userinfo(&app, t2["access_token"].as_str().unwrap()).await.status(), 200);
+    assert_eq!(
+        userinfo(&app, t2["access_token"].as_str().unwrap())
+            .await
+            .status(),
+        200
+    );
     // Replay of the old refresh token: refused, and the new tokens die with the grant.
-    assert_eq!(error_of(refresh(t1["refresh_token"].as_str().unwrap().to_string()).await).await.1, "invalid_grant");
-    assert_eq!(userinfo(&app, t2["access_token"].as_str().unwrap()).await.status(), 401);
-    assert_eq!(error_of(refresh(t2["refresh_token"].as_str().unwrap().to_string()).await).await.1, "invalid_grant");
+    assert_eq!(
+        error_of(refresh(t1["refresh_token"].as_str().unwrap().to_string()).await)
+            .await
+            .1,
+        "invalid_grant"
+    );
+    assert_eq!(
+        userinfo(&app, t2["access_token"].as_str().unwrap())
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(
+        error_of(refresh(t2["refresh_token"].as_str().unwrap().to_string()).await)
+            .await
+            .1,
+        "invalid_grant"
+    );
 }
 
 #[tokio::test]
 async fn bad_bearer_tokens_get_rfc6750_errors() {
     let app = spawn_app().await;
-    let r = app.client.get(app.url("/oauth/userinfo")).send().await.unwrap();
+    let r = app
+        .client
+        .get(app.url("/oauth/userinfo"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
-    assert!(r.headers().get("www-authenticate").unwrap().to_str().unwrap().starts_with("Bearer"));
+    assert!(r
+        .headers()
+        .get("www-authenticate")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .starts_with("Bearer"));
     for bad in ["x", &"A".repeat(43), "Basic abc"] {
         let r = userinfo(&app, bad).await;
         assert_eq!(r.status(), 401);
-        assert!(r.headers().get("www-authenticate").unwrap().to_str().unwrap().contains("invalid_token"));
+        assert!(r
+            .headers()
+            .get("www-authenticate")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .contains("invalid_token"));
     }
     logged_in_student(&app).await;
     let t = tokens(&app).await;
-    sqlx::query("UPDATE oauth_tokens SET expires_at = now() - interval '1 second' WHERE kind = 'access'").execute(&app.pool).await.unwrap();
-    assert_eq!(userinfo(&app, t["access_token"].as_str().unwrap()).await.status(), 401, "expired");
+    sqlx::query(
+        "UPDATE oauth_tokens SET expires_at = now() - interval '1 second' WHERE kind = 'access'",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        userinfo(&app, t["access_token"].as_str().unwrap())
+            .await
+            .status(),
+        401,
+        "expired"
+    );
 }
 
 #[tokio::test]
@@ -412,26 +724,63 @@ async fn disable_reset_and_logout_revoke_tokens() {
     let refresh_ok = |t: Value| {
         let app = &app;
         async move {
-            token_form(app, &[("grant_type", "refresh_token"), ("refresh_token", t["refresh_token"].as_str().unwrap()), ("client_id", HUB_CLIENT), ("client_secret", HUB_SECRET)]).await.status()
+            token_form(
+                app,
+                &[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", t["refresh_token"].as_str().unwrap()),
+                    ("client_id", HUB_CLIENT),
+                    ("client_secret", HUB_SECRET),
+                ],
+            )
+            .await
+            .status()
         }
     };
 
     // Disable.
     let t = tokens(&app).await;
-    counselor.post_form_from("/students/ada", "/students/ada/disable", &[]).await;
-    assert_eq!(userinfo(&app, t["access_token"].as_str().unwrap()).await.status(), 401);
+    counselor
+        .post_form_from("/students/ada", "/students/ada/disable", &[])
+        .await;
+    assert_eq!(
+        userinfo(&app, t["access_token"].as_str().unwrap())
+            .await
+            .status(),
+        401
+    );
     assert_eq!(refresh_ok(t).await, 400);
-    counselor.post_form_from("/students/ada", "/students/ada/enable", &[]).await;
+    counselor
+        .post_form_from("/students/ada", "/students/ada/enable", &[])
+        .await;
 
     // Password reset.
     let pw = {
-        let html = counselor.post_form_from("/students/ada", "/students/ada/reset-password", &[]).await.text().await.unwrap();
-        html.split("class=\"card-password\">").nth(1).unwrap().split('<').next().unwrap().to_string()
+        let html = counselor
+            .post_form_from("/students/ada", "/students/ada/reset-password", &[])
+            .await
+            .text()
+            .await
+            .unwrap();
+        html.split("class=\"card-password\">")
+            .nth(1)
+            .unwrap()
+            .split('<')
+            .next()
+            .unwrap()
+            .to_string()
     };
     app.login_ok("ada", &pw).await;
     let t = tokens(&app).await;
-    counselor.post_form_from("/students/ada", "/students/ada/reset-password", &[]).await;
-    assert_eq!(userinfo(&app, t["access_token"].as_str().unwrap()).await.status(), 401);
+    counselor
+        .post_form_from("/students/ada", "/students/ada/reset-password", &[])
+        .await;
+    assert_eq!(
+        userinfo(&app, t["access_token"].as_str().unwrap())
+            .await
+            .status(),
+        401
+    );
     assert_eq!(refresh_ok(t).await, 400);
 }
 
@@ -444,7 +793,12 @@ async fn hub_logout_ends_the_hubdesk_session_and_tokens() {
     assert_eq!(r.status(), 200);
     assert!(r.text().await.unwrap().contains("You are logged out"));
     assert_eq!(app.get("/").await.status(), 303, "session ended");
-    assert_eq!(userinfo(&app, t["access_token"].as_str().unwrap()).await.status(), 401);
+    assert_eq!(
+        userinfo(&app, t["access_token"].as_str().unwrap())
+            .await
+            .status(),
+        401
+    );
     // The next authorize asks for a login again.
     let r = app.get(&authorize_path(&[])).await;
     assert_eq!(r.status(), 303);
@@ -457,7 +811,12 @@ async fn hubdesk_logout_revokes_tokens_too() {
     logged_in_student(&app).await;
     let t = tokens(&app).await;
     app.post_form_from("/", "/logout", &[]).await;
-    assert_eq!(userinfo(&app, t["access_token"].as_str().unwrap()).await.status(), 401);
+    assert_eq!(
+        userinfo(&app, t["access_token"].as_str().unwrap())
+            .await
+            .status(),
+        401
+    );
 }
 
 #[tokio::test]
@@ -467,27 +826,72 @@ async fn revocation_endpoint() {
     let t = tokens(&app).await;
     let r = token_revoke(&app, t["access_token"].as_str().unwrap(), HUB_SECRET).await;
     assert_eq!(r.status(), 200);
-    assert_eq!(userinfo(&app, t["access_token"].as_str().unwrap()).await.status(), 401);
+    assert_eq!(
+        userinfo(&app, t["access_token"].as_str().unwrap())
+            .await
+            .status(),
+        401
+    );
     let t = tokens(&app).await;
-    assert_eq!(token_revoke(&app, t["refresh_token"].as_str().unwrap(), HUB_SECRET).await.status(), 200);
-    assert_eq!(userinfo(&app, t["access_token"].as_str().unwrap()).await.status(), 401, "refresh revocation ends the grant");
-    assert_eq!(token_revoke(&app, "unknown-token", HUB_SECRET).await.status(), 200);
-    assert_eq!(token_revoke(&app, "unknown-token", "wrong").await.status(), 401);
+    assert_eq!(
+        token_revoke(&app, t["refresh_token"].as_str().unwrap(), HUB_SECRET)
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        userinfo(&app, t["access_token"].as_str().unwrap())
+            .await
+            .status(),
+        401,
+        "refresh revocation ends the grant"
+    );
+    assert_eq!(
+        token_revoke(&app, "unknown-token", HUB_SECRET)
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        token_revoke(&app, "unknown-token", "wrong").await.status(),
+        401
+    );
 }
 
 async fn token_revoke(app: &TestApp, token: &str, secret: &str) -> Response {
-    let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs([("token", token), ("client_id", HUB_CLIENT), ("client_secret", secret)]).finish();
-    app.client.post(app.url("/oauth/revoke")).header("Content-Type", "application/x-www-form-urlencoded").body(body).send().await.unwrap()
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("token", token),
+            ("client_id", HUB_CLIENT),
+            ("client_secret", secret),
+        ])
+        .finish();
+    app.client
+        .post(app.url("/oauth/revoke"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
 async fn subject_is_never_reused_for_a_recreated_username() {
     let app = spawn_app().await;
     app.create_student("Ada", "ada", None).await;
-    let first: String = sqlx::query_scalar("SELECT subject::text FROM users WHERE username='ada'").fetch_one(&app.pool).await.unwrap();
-    sqlx::query("DELETE FROM users WHERE username='ada'").execute(&app.pool).await.unwrap();
+    let first: String = sqlx::query_scalar("SELECT subject::text FROM users WHERE username='ada'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM users WHERE username='ada'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
     app.create_student("Ada Again", "ada", None).await;
-    let second: String = sqlx::query_scalar("SELECT subject::text FROM users WHERE username='ada'").fetch_one(&app.pool).await.unwrap();
+    let second: String = sqlx::query_scalar("SELECT subject::text FROM users WHERE username='ada'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
     assert_ne!(first, second);
 }
 
@@ -496,6 +900,10 @@ async fn admin_and_counselor_groups() {
     let app = spawn_app().await;
     app.as_admin().await;
     let t = tokens(&app).await;
-    let info: Value = userinfo(&app, t["access_token"].as_str().unwrap()).await.json().await.unwrap();
+    let info: Value = userinfo(&app, t["access_token"].as_str().unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(info["groups"], serde_json::json!(["admins", "counselors"]));
 }

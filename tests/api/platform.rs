@@ -17,7 +17,12 @@ async fn security_headers_on_every_page() {
         let r = app.get(path).await;
         let h = r.headers();
         let csp = h.get("content-security-policy").unwrap().to_str().unwrap();
-        assert!(csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{path}");
+        assert!(
+            csp.contains("frame-ancestors 'none'")
+                && csp.contains("script-src 'self'")
+                && !csp.contains("unsafe-inline"),
+            "{path}"
+        );
         assert_eq!(h.get("x-content-type-options").unwrap(), "nosniff");
         assert!(h.get("referrer-policy").is_some());
     }
@@ -43,7 +48,10 @@ async fn database_outage_gives_503_and_recovers_without_restart() {
         u.to_string()
     };
     let maint = hubdesk::db::pool_for(&maint_url).await.unwrap();
-    maint.execute(format!("ALTER DATABASE \"{}\" ALLOW_CONNECTIONS false", app.db_name).as_str()).await.unwrap();
+    maint
+        .execute(format!("ALTER DATABASE \"{}\" ALLOW_CONNECTIONS false", app.db_name).as_str())
+        .await
+        .unwrap();
     sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()")
         .bind(&app.db_name)
         .execute(&maint)
@@ -59,7 +67,10 @@ async fn database_outage_gives_503_and_recovers_without_restart() {
     assert_eq!(r.status(), 503);
     assert!(r.text().await.unwrap().contains("Database unavailable"));
 
-    maint.execute(format!("ALTER DATABASE \"{}\" ALLOW_CONNECTIONS true", app.db_name).as_str()).await.unwrap();
+    maint
+        .execute(format!("ALTER DATABASE \"{}\" ALLOW_CONNECTIONS true", app.db_name).as_str())
+        .await
+        .unwrap();
     let mut ready = false;
     for _ in 0..50 {
         if app.get("/readyz").await.status() == 200 {

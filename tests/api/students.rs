@@ -4,12 +4,28 @@ use crate::helpers::{spawn_app, TestApp};
 async fn counselor_creates_one_student_and_sees_a_card_once() {
     let app = spawn_app().await;
     app.as_counselor().await;
-    let r = app.post_form("/students/new", &[("display_name", "Ada Lovelace"), ("username", ""), ("cohort", "blue")]).await;
+    let r = app
+        .post_form(
+            "/students/new",
+            &[
+                ("display_name", "Ada Lovelace"),
+                ("username", ""),
+                ("cohort", "blue"),
+            ],
+        )
+        .await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers().get("cache-control").unwrap(), "no-store");
     let html = r.text().await.unwrap();
     assert!(html.contains("class=\"card-username\">adal<"), "{html}");
-    let pw = html.split("class=\"card-password\">").nth(1).unwrap().split('<').next().unwrap().to_string();
+    let pw = html
+        .split("class=\"card-password\">")
+        .nth(1)
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap()
+        .to_string();
     assert_eq!(pw.len(), 17);
     let student = app.other_browser();
     student.login_ok("adal", &pw).await;
@@ -21,14 +37,27 @@ async fn counselor_creates_one_student_and_sees_a_card_once() {
 async fn bad_fields_rerender_with_messages_beside_them_and_keep_input() {
     let app = spawn_app().await;
     app.as_counselor().await;
-    let r = app.post_form("/students/new", &[("display_name", "  "), ("username", "../etc"), ("cohort", "a/b")]).await;
+    let r = app
+        .post_form(
+            "/students/new",
+            &[
+                ("display_name", "  "),
+                ("username", "../etc"),
+                ("cohort", "a/b"),
+            ],
+        )
+        .await;
     assert_eq!(r.status(), 422);
     let html = r.text().await.unwrap();
     assert!(html.contains("id=\"display_name-error\""));
     assert!(html.contains("id=\"username-error\""));
     assert!(html.contains("id=\"cohort-error\""));
     assert!(html.contains("value=\"../etc\""), "input kept");
-    assert_eq!(app.count("SELECT count(*) FROM users WHERE role = 'student'").await, 0);
+    assert_eq!(
+        app.count("SELECT count(*) FROM users WHERE role = 'student'")
+            .await,
+        0
+    );
 }
 
 #[tokio::test]
@@ -36,10 +65,23 @@ async fn duplicate_username_including_case_variant_is_refused() {
     let app = spawn_app().await;
     app.as_counselor().await;
     app.create_student("Ada Lovelace", "ada", None).await;
-    let r = app.post_form("/students/new", &[("display_name", "Another Ada"), ("username", "ADA"), ("cohort", "")]).await;
+    let r = app
+        .post_form(
+            "/students/new",
+            &[
+                ("display_name", "Another Ada"),
+                ("username", "ADA"),
+                ("cohort", ""),
+            ],
+        )
+        .await;
     assert_eq!(r.status(), 422);
     assert!(r.text().await.unwrap().contains("already exists"));
-    assert_eq!(app.count("SELECT count(*) FROM users WHERE role = 'student'").await, 1);
+    assert_eq!(
+        app.count("SELECT count(*) FROM users WHERE role = 'student'")
+            .await,
+        1
+    );
 }
 
 #[tokio::test]
@@ -48,16 +90,35 @@ async fn list_searches_filters_sorts_and_pages() {
     app.as_counselor().await;
     let mut csv = String::from("display_name,username,cohort\n");
     for i in 0..120 {
-        csv.push_str(&format!("Student {i:03},s{i:03},{}\n", if i % 2 == 0 { "even" } else { "odd" }));
+        csv.push_str(&format!(
+            "Student {i:03},s{i:03},{}\n",
+            if i % 2 == 0 { "even" } else { "odd" }
+        ));
     }
     let rows = hubdesk::roster::import::parse(csv.as_bytes()).unwrap();
     let mut conn = app.pool.acquire().await.unwrap();
-    let plan = hubdesk::roster::import::plan(&mut conn, rows).await.unwrap();
-    hubdesk::roster::ops::create_students(&app.state, &hubdesk::roster::Actor::System, &plan, "test").await.unwrap();
-    sqlx::query("UPDATE users SET disabled = true WHERE username = 's007'").execute(&app.pool).await.unwrap();
+    let plan = hubdesk::roster::import::plan(&mut conn, rows)
+        .await
+        .unwrap();
+    hubdesk::roster::ops::create_students(
+        &app.state,
+        &hubdesk::roster::Actor::System,
+        &plan,
+        "test",
+    )
+    .await
+    .unwrap();
+    sqlx::query("UPDATE users SET disabled = true WHERE username = 's007'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
 
     let page = app.get_html("/students").await;
-    assert_eq!(page.matches("<tr class=\"student").count(), 50, "first page");
+    assert_eq!(
+        page.matches("<tr class=\"student").count(),
+        50,
+        "first page"
+    );
     assert!(page.contains("Page 1 of 3"));
     let page = app.get_html("/students?q=student%2001").await;
     assert_eq!(page.matches("<tr class=\"student").count(), 10); // 010..019
@@ -67,12 +128,23 @@ async fn list_searches_filters_sorts_and_pages() {
     assert_eq!(page.matches("<tr class=\"student").count(), 1);
     assert!(page.contains("data-username=\"s007\""));
     let page = app.get_html("/students?sort=username&dir=desc").await;
-    let first = page.split("data-username=\"").nth(1).unwrap().split('"').next().unwrap();
+    let first = page
+        .split("data-username=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
     assert_eq!(first, "s119");
     let page = app.get_html("/students?page=3").await;
     assert_eq!(page.matches("<tr class=\"student").count(), 20);
     // Nonsense parameters are ignored, not errors.
-    assert_eq!(app.get("/students?sort=;drop&dir=sideways&page=-4").await.status(), 200);
+    assert_eq!(
+        app.get("/students?sort=;drop&dir=sideways&page=-4")
+            .await
+            .status(),
+        200
+    );
     assert_eq!(app.get("/students?page=abc").await.status(), 400);
 }
 
@@ -94,12 +166,25 @@ async fn reset_password_ends_the_students_sessions() {
     assert_eq!(student.get("/").await.status(), 200);
 
     app.as_counselor().await;
-    let r = app.post_form_from("/students/ada", "/students/ada/reset-password", &[]).await;
+    let r = app
+        .post_form_from("/students/ada", "/students/ada/reset-password", &[])
+        .await;
     assert_eq!(r.status(), 200);
     let html = r.text().await.unwrap();
-    let new = html.split("class=\"card-password\">").nth(1).unwrap().split('<').next().unwrap().to_string();
+    let new = html
+        .split("class=\"card-password\">")
+        .nth(1)
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap()
+        .to_string();
     assert_ne!(new, old);
-    assert_eq!(student.get("/").await.status(), 303, "student's session ended");
+    assert_eq!(
+        student.get("/").await.status(),
+        303,
+        "student's session ended"
+    );
     assert_eq!(student.login("ada", &old).await.status(), 401);
     student.login_ok("ada", &new).await;
     assert_eq!(app.count("SELECT count(*) FROM audit_log WHERE action = 'student.reset_password' AND target = 'ada'").await, 1);
@@ -112,13 +197,16 @@ async fn disable_ends_sessions_and_enable_restores_login() {
     let student = app.other_browser();
     student.login_ok("ada", &pw).await;
     app.as_counselor().await;
-    let r = app.post_form_from("/students/ada", "/students/ada/disable", &[]).await;
+    let r = app
+        .post_form_from("/students/ada", "/students/ada/disable", &[])
+        .await;
     assert_eq!(r.status(), 303);
     assert_eq!(student.get("/").await.status(), 303);
     assert_eq!(student.login("ada", &pw).await.status(), 403);
     let page = app.get_html("/students/ada").await;
     assert!(page.contains("badge disabled"));
-    app.post_form_from("/students/ada", "/students/ada/enable", &[]).await;
+    app.post_form_from("/students/ada", "/students/ada/enable", &[])
+        .await;
     student.login_ok("ada", &pw).await;
     let audit = app.get_html("/audit?target=ada").await;
     assert!(audit.contains("student.disable") && audit.contains("student.enable"));
@@ -129,11 +217,24 @@ async fn actions_without_csrf_are_rejected() {
     let app = spawn_app().await;
     let pw = app.create_student("Ada Lovelace", "ada", None).await;
     app.as_counselor().await;
-    for path in ["/students/ada/disable", "/students/ada/reset-password", "/students/new"] {
-        let r = app.client.post(app.url(path)).form(&[("display_name", "X")]).send().await.unwrap();
+    for path in [
+        "/students/ada/disable",
+        "/students/ada/reset-password",
+        "/students/new",
+    ] {
+        let r = app
+            .client
+            .post(app.url(path))
+            .form(&[("display_name", "X")])
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 403, "{path}");
     }
-    assert_eq!(app.count("SELECT count(*) FROM users WHERE disabled").await, 0);
+    assert_eq!(
+        app.count("SELECT count(*) FROM users WHERE disabled").await,
+        0
+    );
     let student = app.other_browser();
     student.login_ok("ada", &pw).await;
 }
@@ -145,22 +246,34 @@ async fn unknown_student_is_a_404_page() {
     let r = app.get("/students/nobody").await;
     assert_eq!(r.status(), 404);
     assert!(r.text().await.unwrap().contains("Not found"));
-    let r = app.post_form_from("/students", "/students/nobody/disable", &[]).await;
+    let r = app
+        .post_form_from("/students", "/students/nobody/disable", &[])
+        .await;
     assert_eq!(r.status(), 404);
 }
 
 #[tokio::test]
 async fn roster_export_neutralises_formulas_and_has_no_passwords() {
     let app = spawn_app().await;
-    app.create_student("=HYPERLINK(\"http://x\")", "eve", Some("blue")).await;
+    app.create_student("=HYPERLINK(\"http://x\")", "eve", Some("blue"))
+        .await;
     app.create_student("Ada Lovelace", "ada", None).await;
     app.as_counselor().await;
     let r = app.get("/students/export.csv").await;
     assert_eq!(r.status(), 200);
-    assert!(r.headers().get("content-type").unwrap().to_str().unwrap().starts_with("text/csv"));
+    assert!(r
+        .headers()
+        .get("content-type")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
     let body = r.text().await.unwrap();
     assert!(body.starts_with("username,display_name,cohort,status,created_at\n"));
-    assert!(body.contains("eve,\"'=HYPERLINK(\"\"http://x\"\")\",blue,active"), "{body}");
+    assert!(
+        body.contains("eve,\"'=HYPERLINK(\"\"http://x\"\")\",blue,active"),
+        "{body}"
+    );
     assert!(!body.contains("argon2"));
 }
 
@@ -170,8 +283,10 @@ async fn audit_log_is_filterable() {
     app.create_student("Ada Lovelace", "ada", None).await;
     app.create_student("Grace Hopper", "grace", None).await;
     app.as_counselor().await;
-    app.post_form_from("/students/ada", "/students/ada/disable", &[]).await;
-    app.post_form_from("/students/grace", "/students/grace/reset-password", &[]).await;
+    app.post_form_from("/students/ada", "/students/ada/disable", &[])
+        .await;
+    app.post_form_from("/students/grace", "/students/grace/reset-password", &[])
+        .await;
     let all = app.get_html("/audit").await;
     assert!(all.matches("class=\"audit-entry\"").count() >= 4);
     let by_action = app.get_html("/audit?action=student.disable").await;

@@ -463,8 +463,8 @@ def hubs(oidc_hubdesk, hub_ports, tmp_path_factory, _report_sections) -> Iterato
 # browser helpers
 
 
-def wait(driver: WebDriver, timeout: float = WAIT) -> WebDriverWait:
-    return WebDriverWait(driver, timeout)
+def wait(driver: WebDriver, timeout: float = WAIT, poll_frequency: float = 0.5) -> WebDriverWait:
+    return WebDriverWait(driver, timeout, poll_frequency=poll_frequency)
 
 
 def on(driver: WebDriver, base_url: str, path: str) -> bool:
