@@ -25,6 +25,7 @@ impl AppState {
         let oidc = Oidc {
             clients: ClientRegistry::from_config(&config.oidc.clients),
             key,
+            cache: Default::default(),
         };
         Ok(Self {
             pool,

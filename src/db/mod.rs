@@ -59,6 +59,8 @@ impl Database {
 }
 
 pub async fn pool_for(url: &str) -> anyhow::Result<PgPool> {
+    // libpq accepts `postgres://user@/db?host=/socket/dir` (empty host); sqlx wants a host.
+    let url = url.replacen("@/", "@localhost/", 1);
     let options: PgConnectOptions = url
         .parse::<PgConnectOptions>()
         .context("DATABASE_URL is not a valid PostgreSQL URL")?

@@ -202,13 +202,21 @@ pub async fn grant_user(
         .await
 }
 
+#[derive(Debug, sqlx::FromRow)]
+pub struct AccessToken {
+    #[sqlx(flatten)]
+    pub grant: GrantUser,
+    pub token_expires_at: OffsetDateTime,
+}
+
 /// The live grant behind an access token (unexpired, grant not revoked, user enabled).
 pub async fn access_token_user(
     conn: &mut PgConnection,
     token_hash: &[u8],
-) -> sqlx::Result<Option<GrantUser>> {
+) -> sqlx::Result<Option<AccessToken>> {
+    let select = GRANT_USER.replacen("SELECT ", "SELECT t.expires_at AS token_expires_at, ", 1);
     sqlx::query_as(&format!(
-        "{GRANT_USER} JOIN oauth_tokens t ON t.grant_id = g.id
+        "{select} JOIN oauth_tokens t ON t.grant_id = g.id
          WHERE t.token_hash = $1 AND t.kind = 'access' AND t.expires_at > now()
            AND g.revoked_at IS NULL AND NOT u.disabled"
     ))
@@ -217,13 +225,20 @@ pub async fn access_token_user(
     .await
 }
 
+/// What a revocation request ended.
+pub enum Revoked {
+    Nothing,
+    Grant(Uuid),
+    Token,
+}
+
 /// RFC 7009: a refresh token revokes its grant, an access token only itself. Tokens of other
 /// clients are left alone.
 pub async fn revoke_token(
     conn: &mut PgConnection,
     token_hash: &[u8],
     client_id: &str,
-) -> sqlx::Result<()> {
+) -> sqlx::Result<Revoked> {
     let row: Option<(Uuid, String, String)> = sqlx::query_as(
         "SELECT t.grant_id, t.kind, g.client_id FROM oauth_tokens t JOIN oauth_grants g ON g.id = t.grant_id WHERE t.token_hash = $1",
     )
@@ -234,16 +249,17 @@ pub async fn revoke_token(
         Some((grant, kind, owner)) if owner == client_id => {
             if kind == "refresh" {
                 revoke_grant(conn, grant).await?;
+                Ok(Revoked::Grant(grant))
             } else {
                 sqlx::query("DELETE FROM oauth_tokens WHERE token_hash = $1")
                     .bind(token_hash)
                     .execute(conn)
                     .await?;
+                Ok(Revoked::Token)
             }
         }
-        _ => {}
+        _ => Ok(Revoked::Nothing),
     }
-    Ok(())
 }
 
 pub async fn signing_keys(conn: &mut PgConnection) -> sqlx::Result<Vec<(String, Vec<u8>)>> {

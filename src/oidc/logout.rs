@@ -28,6 +28,7 @@ pub async fn end_session(
         db::sessions::delete(&mut tx, &user.session_hash).await?;
         db::oauth::revoke_user_grants(&mut tx, user.id).await?;
         tx.commit().await?;
+        state.oidc.cache.forget_user(user.id);
         tracing::info!(username = %user.username, "logged out via the hub");
     }
     let page = LoggedOutPage {

@@ -2,6 +2,7 @@
 //! refresh token rotation, userinfo, discovery, JWKS, end-session and revocation.
 //! Errors follow RFC 6749 §4.1.2.1 (redirect) and §5.2 (token endpoint JSON).
 pub mod authorize;
+pub mod cache;
 pub mod claims;
 pub mod clients;
 pub mod discovery;
@@ -26,6 +27,7 @@ pub const SCOPES: &[&str] = &["openid", "profile", "groups", "email", "offline_a
 pub struct Oidc {
     pub clients: ClientRegistry,
     pub key: SigningKey,
+    pub cache: cache::TokenCache,
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

@@ -137,6 +137,7 @@ async fn authorization_code(
         if let Some(grant) = db::oauth::used_code_grant(&mut tx, &hash).await? {
             db::oauth::revoke_grant(&mut tx, grant).await?;
             tx.commit().await?;
+            state.oidc.cache.forget_grant(grant);
             tracing::warn!(client = %client.id, "authorization code reused; grant revoked");
             return Err(OAuthError::invalid_grant(
                 "the authorization code was already used",
@@ -213,6 +214,7 @@ async fn refresh(
             // client is broken): end the whole grant.
             db::oauth::revoke_grant(&mut tx, grant).await?;
             tx.commit().await?;
+            state.oidc.cache.forget_grant(grant);
             tracing::warn!(client = %client.id, "refresh token replayed; grant revoked");
             return Err(OAuthError::invalid_grant(
                 "the refresh token was already used",
@@ -321,7 +323,12 @@ pub async fn revoke(
         .get("token")
         .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
     let mut conn = state.pool.acquire().await?;
-    db::oauth::revoke_token(&mut conn, &secret::hash_token(token), &client.id).await?;
+    let hash = secret::hash_token(token);
+    match db::oauth::revoke_token(&mut conn, &hash, &client.id).await? {
+        db::oauth::Revoked::Grant(g) => state.oidc.cache.forget_grant(g),
+        db::oauth::Revoked::Token => state.oidc.cache.forget_token(&hash),
+        db::oauth::Revoked::Nothing => {}
+    }
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
         .finish())

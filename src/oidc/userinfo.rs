@@ -1,5 +1,5 @@
 //! The userinfo endpoint (OIDC Core §5.3): GET or POST with a bearer token.
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, web::Bytes, HttpRequest, HttpResponse};
 
 use super::{claims::UserInfo, error::BearerError};
 use crate::{auth::secret, db, state::AppState};
@@ -21,11 +21,29 @@ pub async fn userinfo(
     if token.len() != 43 {
         return Err(BearerError::Invalid);
     }
-    let mut conn = state.pool.acquire().await?;
-    let grant = db::oauth::access_token_user(&mut conn, &secret::hash_token(token))
-        .await?
-        .ok_or(BearerError::Invalid)?;
+    let hash = secret::hash_token(token);
+    let body = match state.oidc.cache.get(&hash) {
+        Some(body) => body,
+        None => {
+            let mut conn = state.pool.acquire().await?;
+            let t = db::oauth::access_token_user(&mut conn, &hash)
+                .await?
+                .ok_or(BearerError::Invalid)?;
+            let body = Bytes::from(
+                serde_json::to_vec(&UserInfo::of(&t.grant)).map_err(|_| BearerError::Internal)?,
+            );
+            state.oidc.cache.insert(
+                hash,
+                body.clone(),
+                t.grant.user_id,
+                t.grant.grant_id,
+                t.token_expires_at,
+            );
+            body
+        }
+    };
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
-        .json(UserInfo::of(&grant)))
+        .content_type("application/json")
+        .body(body))
 }

@@ -140,6 +140,7 @@ pub async fn reset_password(
     )
     .await?;
     tx.commit().await?;
+    state.oidc.cache.forget_user(user.id);
     Ok(Credential {
         username: user.username,
         display_name: user.display_name,
@@ -182,6 +183,7 @@ pub async fn set_disabled(
     )
     .await?;
     tx.commit().await?;
+    state.oidc.cache.forget_user(user.id);
     Ok(())
 }
 

@@ -208,6 +208,7 @@ pub async fn logout(
         // Logging out of hubdesk also ends the hub's hold on this person's identity.
         db::oauth::revoke_user_grants(&mut tx, user.id).await?;
         tx.commit().await?;
+        state.oidc.cache.forget_user(user.id);
     }
     Ok(HttpResponse::SeeOther()
         .insert_header(("Location", "/login"))
