@@ -135,13 +135,7 @@ async fn authorization_code(
     let Some(row) = db::oauth::redeem_code(&mut tx, &hash).await? else {
         // A second use of a code is an attack signal: revoke what the first use obtained.
         if let Some(grant) = db::oauth::used_code_grant(&mut tx, &hash).await? {
-            db::oauth::revoke_grant(&mut tx, grant).await?;
-            tx.commit().await?;
-            state.oidc.cache.forget_grant(grant);
-            tracing::warn!(client = %client.id, "authorization code reused; grant revoked");
-            return Err(OAuthError::invalid_grant(
-                "the authorization code was already used",
-            ));
+            return Err(revoke_replayed(state, tx, client, grant, "authorization code").await);
         }
         return Err(OAuthError::invalid_grant("unknown authorization code"));
     };
@@ -198,6 +192,26 @@ fn check_code(
     }
 }
 
+/// A spent code or refresh token came back: revoke the grant it belongs to, and say so.
+async fn revoke_replayed(
+    state: &AppState,
+    mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    client: &RegisteredClient,
+    grant: uuid::Uuid,
+    what: &str,
+) -> OAuthError {
+    let revoked = async {
+        db::oauth::revoke_grant(&mut tx, grant).await?;
+        tx.commit().await
+    };
+    if let Err(e) = revoked.await {
+        return e.into();
+    }
+    state.oidc.cache.forget_grant(grant);
+    tracing::warn!(client = %client.id, "{what} used twice; grant revoked");
+    OAuthError::invalid_grant(format!("the {what} was already used"))
+}
+
 async fn refresh(
     state: &AppState,
     client: &RegisteredClient,
@@ -212,13 +226,7 @@ async fn refresh(
         if let Some(grant) = db::oauth::used_refresh_grant(&mut tx, &hash).await? {
             // Refresh tokens rotate; an old one coming back means it was stolen (or the
             // client is broken): end the whole grant.
-            db::oauth::revoke_grant(&mut tx, grant).await?;
-            tx.commit().await?;
-            state.oidc.cache.forget_grant(grant);
-            tracing::warn!(client = %client.id, "refresh token replayed; grant revoked");
-            return Err(OAuthError::invalid_grant(
-                "the refresh token was already used",
-            ));
+            return Err(revoke_replayed(state, tx, client, grant, "refresh token").await);
         }
         return Err(OAuthError::invalid_grant("unknown refresh token"));
     };
