@@ -155,11 +155,27 @@ impl Config {
             }
             None => fig = fig.merge(Toml::file("hubdesk.toml")),
         }
-        fig = fig.merge(Env::prefixed("HUBDESK_").split("__")).merge(
-            Env::raw()
-                .only(&["DATABASE_URL"])
-                .map(|_| "database_url".into()),
-        );
+        // Variables handled elsewhere (the CLI's --config, the single-client OIDC shortcut, the
+        // embedded PostgreSQL's binaries) are not configuration keys.
+        let not_keys = |k: &figment::value::UncasedStr| {
+            !matches!(
+                k.as_str().to_ascii_lowercase().as_str(),
+                "config"
+                    | "pg_bin"
+                    | "oidc_client_id"
+                    | "oidc_client_secret"
+                    | "oidc_client_secret_file"
+                    | "oidc_redirect_uris"
+                    | "oidc_require_pkce"
+            )
+        };
+        fig = fig
+            .merge(Env::prefixed("HUBDESK_").filter(not_keys).split("__"))
+            .merge(
+                Env::raw()
+                    .only(&["DATABASE_URL"])
+                    .map(|_| "database_url".into()),
+            );
         let mut config: Config = fig.extract().context("invalid configuration")?;
         config.add_env_client()?;
         config.finish()?;

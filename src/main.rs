@@ -25,6 +25,14 @@ async fn main() {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Some(Command::Oidc {
+        action: OidcAction::NewSecret,
+    }) = cli.command
+    {
+        // base64url: URL-safe, so it survives Basic auth and form encoding untouched.
+        println!("{}", secret::random_token());
+        return Ok(());
+    }
     let config = Config::load(cli.config.as_deref())?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config).await,
@@ -101,13 +109,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{token}");
             Ok(())
         }
-        Command::Oidc {
-            action: OidcAction::NewSecret,
-        } => {
-            // base64url: URL-safe, so it survives Basic auth and form encoding untouched.
-            println!("{}", secret::random_token());
-            Ok(())
-        }
+        Command::Oidc { .. } => unreachable!("handled before loading the configuration"),
         Command::BenchHash { rounds } => {
             let hasher = Hasher::new(&config.password, 1)?;
             let ms = hasher.measure_verify_ms(rounds)?;

@@ -144,7 +144,7 @@ pub struct RefreshRow {
     pub expired: bool,
 }
 
-/// Uses a refresh token once. `None`: unknown or already used (see `used_refresh_grant`).
+/// Uses a refresh token once. `None`: unknown or already used (see `used_refresh`).
 pub async fn use_refresh(
     conn: &mut PgConnection,
     token_hash: &[u8],
@@ -159,14 +159,32 @@ pub async fn use_refresh(
     .await
 }
 
-pub async fn used_refresh_grant(
+#[derive(Debug, sqlx::FromRow)]
+pub struct UsedRefresh {
+    pub grant_id: Uuid,
+    pub expired: bool,
+    /// Used within the grace period (a concurrent refresh by the same client).
+    pub recent: bool,
+    pub grant_revoked: bool,
+}
+
+/// A refresh token that was used already, if it exists.
+pub async fn used_refresh(
     conn: &mut PgConnection,
     token_hash: &[u8],
-) -> sqlx::Result<Option<Uuid>> {
-    sqlx::query_scalar("SELECT grant_id FROM oauth_tokens WHERE token_hash = $1 AND kind = 'refresh' AND used_at IS NOT NULL")
-        .bind(token_hash)
-        .fetch_optional(conn)
-        .await
+    grace_secs: i64,
+) -> sqlx::Result<Option<UsedRefresh>> {
+    sqlx::query_as(
+        "SELECT t.grant_id, t.expires_at < now() AS expired,
+                t.used_at > now() - make_interval(secs => $2) AS recent,
+                g.revoked_at IS NOT NULL AS grant_revoked
+         FROM oauth_tokens t JOIN oauth_grants g ON g.id = t.grant_id
+         WHERE t.token_hash = $1 AND t.kind = 'refresh' AND t.used_at IS NOT NULL",
+    )
+    .bind(token_hash)
+    .bind(grace_secs as f64)
+    .fetch_optional(conn)
+    .await
 }
 
 /// What a token or grant speaks for: the grant and its (still enabled) user.

@@ -12,9 +12,19 @@ pub fn groups(role: Role, cohort: Option<&str>) -> Vec<String> {
         Role::Admin => vec!["admins".into(), "counselors".into()],
     };
     if let (Role::Student, Some(c)) = (role, cohort) {
-        g.push(format!("cohort-{c}"));
+        g.push(format!("cohort-{}", slug(c)));
     }
     g
+}
+
+/// "Class 9B" → "class-9b": group names end up in hub URLs and scope filters.
+pub fn slug(s: &str) -> String {
+    let lower = deunicode::deunicode(s).to_ascii_lowercase();
+    let parts: Vec<&str> = lower
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|p| !p.is_empty())
+        .collect();
+    parts.join("-")
 }
 
 #[derive(Debug, Serialize)]
@@ -68,6 +78,11 @@ mod tests {
             vec!["students", "cohort-admins"]
         );
         assert_eq!(groups(Role::Counselor, None), vec!["counselors"]);
+        assert_eq!(
+            groups(Role::Student, Some("Class 9B")),
+            vec!["students", "cohort-class-9b"]
+        );
+        assert_eq!(slug("Équipe  Rouge_2"), "equipe-rouge-2");
         assert_eq!(groups(Role::Admin, Some("x")), vec!["admins", "counselors"]);
     }
 }

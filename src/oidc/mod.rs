@@ -22,7 +22,7 @@ pub use keys::SigningKey;
 pub const CODE_TTL_SECS: i64 = 60;
 
 /// Scopes hubdesk knows; others are refused with `invalid_scope`.
-pub const SCOPES: &[&str] = &["openid", "profile", "groups", "email", "offline_access"];
+pub const SCOPES: &[&str] = &["openid", "profile", "groups", "offline_access"];
 
 pub struct Oidc {
     pub clients: ClientRegistry,

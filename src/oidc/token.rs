@@ -192,6 +192,9 @@ fn check_code(
     }
 }
 
+/// How long a just-used refresh token is still honoured (concurrent refreshes by one client).
+pub const REFRESH_GRACE_SECS: i64 = 30;
+
 /// A spent code or refresh token came back: revoke the grant it belongs to, and say so.
 async fn revoke_replayed(
     state: &AppState,
@@ -222,13 +225,27 @@ async fn refresh(
         .ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
     let hash = secret::hash_token(token);
     let mut tx = state.pool.begin().await?;
-    let Some(row) = db::oauth::use_refresh(&mut tx, &hash).await? else {
-        if let Some(grant) = db::oauth::used_refresh_grant(&mut tx, &hash).await? {
-            // Refresh tokens rotate; an old one coming back means it was stolen (or the
-            // client is broken): end the whole grant.
-            return Err(revoke_replayed(state, tx, client, grant, "refresh token").await);
-        }
-        return Err(OAuthError::invalid_grant("unknown refresh token"));
+    let row = match db::oauth::use_refresh(&mut tx, &hash).await? {
+        Some(row) => row,
+        None => match db::oauth::used_refresh(&mut tx, &hash, REFRESH_GRACE_SECS).await? {
+            None => return Err(OAuthError::invalid_grant("unknown refresh token")),
+            Some(used) if used.grant_revoked => {
+                return Err(OAuthError::invalid_grant("the authorization was revoked"))
+            }
+            // The hub does not serialise refreshes: several requests of one browser may
+            // present the same refresh token within moments. Each gets fresh tokens.
+            Some(used) if used.recent => db::oauth::RefreshRow {
+                grant_id: used.grant_id,
+                expired: used.expired,
+            },
+            // Refresh tokens rotate; an old one coming back later means it was stolen (or
+            // the client is broken): end the whole grant.
+            Some(used) => {
+                return Err(
+                    revoke_replayed(state, tx, client, used.grant_id, "refresh token").await,
+                )
+            }
+        },
     };
     let grant = db::oauth::grant_user(&mut tx, row.grant_id)
         .await?
@@ -249,7 +266,9 @@ async fn refresh(
         None
     };
     if let Some(problem) = problem {
-        tx.commit().await?;
+        // Roll back: a refused refresh does not spend the token, so the client's retries get
+        // the same answer instead of looking like a replay.
+        drop(tx);
         return Err(if problem.starts_with("scope") {
             OAuthError::new("invalid_scope", problem)
         } else {

@@ -649,7 +649,16 @@ async fn refresh_tokens_rotate_and_a_replay_revokes_the_grant() {
             .status(),
         200
     );
-    // Replay of the old refresh token: refused, and the new tokens die with the grant.
+    // Concurrent refreshes by the hub present the same token moments apart: honoured.
+    let again = refresh(t1["refresh_token"].as_str().unwrap().to_string()).await;
+    assert_eq!(again.status(), 200, "within the grace period");
+    // Later, the old refresh token is a replay: refused, and the new tokens die with the grant.
+    sqlx::query(
+        "UPDATE oauth_tokens SET used_at = now() - interval '1 minute' WHERE used_at IS NOT NULL",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
     assert_eq!(
         error_of(refresh(t1["refresh_token"].as_str().unwrap().to_string()).await)
             .await
@@ -906,4 +915,41 @@ async fn admin_and_counselor_groups() {
         .await
         .unwrap();
     assert_eq!(info["groups"], serde_json::json!(["admins", "counselors"]));
+}
+
+#[tokio::test]
+async fn refused_refresh_does_not_spend_the_token_or_raise_a_replay() {
+    let app = spawn_app().await;
+    logged_in_student(&app).await;
+    let t = tokens(&app).await;
+    sqlx::query("UPDATE users SET disabled = true WHERE username = 'ada'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        let r = token_form(
+            &app,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", t["refresh_token"].as_str().unwrap()),
+                ("client_id", HUB_CLIENT),
+                ("client_secret", HUB_SECRET),
+            ],
+        )
+        .await;
+        assert_eq!(error_of(r).await.1, "invalid_grant");
+    }
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM oauth_tokens WHERE kind = 'refresh' AND used_at IS NOT NULL"
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM oauth_grants WHERE revoked_at IS NOT NULL")
+            .await,
+        0,
+        "no replay alarm"
+    );
 }

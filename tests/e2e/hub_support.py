@@ -13,6 +13,10 @@ Fixtures (imported by test_hub_login.py):
 
 The hub runs from the venv running pytest (``jupyterhub`` and ``configurable-http-proxy`` next to
 ``sys.executable``). No single-user server is ever spawned: logins use ``next=/hub/home``.
+
+Environment (besides conftest.py's HUBDESK_BIN, DATABASE_URL, HUBDESK_E2E_READY_TIMEOUT):
+  HUB_E2E_OIDC_CONFIG     env (default): OIDC client via HUBDESK_OIDC_*; toml: via ./hubdesk.toml
+  HUB_E2E_READY_TIMEOUT   seconds to wait for a hub's /hub/api/ (default 60)
 """
 
 from __future__ import annotations
@@ -319,10 +323,18 @@ def hub_ports() -> dict[str, HubPorts]:
     }
 
 
+class _Running(list):
+    """Objects with .logs() whose logs go into the report of a failing test; hubs only when the
+    test asked for them (``used``, reset after each test)."""
+
+    def __init__(self):
+        super().__init__()
+        self.used: set[str] = set()
+
+
 @pytest.fixture(scope="session")
-def _report_sections(request) -> list:
-    """Objects with .logs() whose logs go into the report of a failing test."""
-    running: list = []
+def _report_sections(request) -> _Running:
+    running = _Running()
 
     class Reporter:
         @pytest.hookimpl(hookwrapper=True)
@@ -331,8 +343,13 @@ def _report_sections(request) -> list:
             rep = outcome.get_result()
             if rep.failed and rep.when in ("setup", "call"):
                 for obj in running:
-                    title = f"jupyterhub {obj.name} {obj.url}" if isinstance(obj, Hub) else f"hubdesk (oidc) {obj.url}"
-                    rep.sections.append((title, obj.logs()))
+                    if isinstance(obj, Hub):
+                        if obj.name in running.used:
+                            rep.sections.append((f"jupyterhub {obj.name} {obj.url}", obj.logs()))
+                    else:
+                        rep.sections.append((f"hubdesk (oidc) {obj.url}", obj.logs()))
+            if rep.when == "teardown":
+                running.used.clear()
 
     plugin = Reporter()
     request.config.pluginmanager.register(plugin, "hub-support-reporter")
@@ -348,7 +365,9 @@ def oidc_hubdesk(hubdesk_bin, hub_ports, tmp_path_factory, _report_sections) -> 
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUBDESK_")}
     env.setdefault("RUST_BACKTRACE", "1")
     env["HUBDESK_DATA_DIR"] = str(data_dir)
-    env["HUBDESK_HUB_URL"] = hub_ports["default"].url + "/hub/"
+    # hubdesk's "Open my notebook" link. /hub/home rather than /hub/ so that following it
+    # never spawns a server (there is no single-user server image in the tests).
+    env["HUBDESK_HUB_URL"] = hub_ports["default"].url + "/hub/home"
     client_secret = secrets.token_urlsafe(32)
     redirect_uris = [p.callback for p in hub_ports.values()]
     if os.environ.get("HUB_E2E_OIDC_CONFIG", "env") == "toml":
@@ -431,6 +450,7 @@ def hubs(oidc_hubdesk, hub_ports, tmp_path_factory, _report_sections) -> Iterato
     started: dict[str, Hub] = {}
 
     def get(name: str) -> Hub:
+        _report_sections.used.add(name)
         if name in started:
             return started[name]
         ports = hub_ports[name]

@@ -8,6 +8,8 @@ the hub's REST API (with the token of the `hubdesk` service the shipped config d
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 
 import pytest
@@ -76,6 +78,19 @@ def test_student_logs_in_through_the_hub(variant, browser, oidc_hubdesk, hubs):
     assert not token_log, "the hub logged OAuth errors:\n" + "\n".join(token_log)
 
 
+def test_student_logged_in_at_hubdesk_opens_the_hub_without_a_second_password(browser, oidc_hubdesk, hubs):
+    """The student's path: log in at hubdesk, click "Open my notebook", be on the hub (single sign-on)."""
+    hd, hub = oidc_hubdesk, hubs("default")
+    username, password = hd.create_student("Sam Single")
+    browser.get(f"{hd.url}/login")
+    submit_hubdesk_login(browser, hd, username, password)
+    link = wait(browser).until(EC.element_to_be_clickable((By.CSS_SELECTOR, "a#open-notebook")))
+    assert link.get_attribute("href").startswith(hub.url), link.get_attribute("href")
+    link.click()
+    wait_on(browser, hub.url, "/hub/home", "the notebook link did not log the student in to the hub")
+    assert hub.user(username.lower()) is not None
+
+
 def test_tokens_the_hub_receives_are_oidc(browser, oidc_hubdesk, hubs):
     """The token response and discovery document match what the shipped hub config assumes."""
     hd, hub = oidc_hubdesk, hubs("default")
@@ -123,7 +138,7 @@ def test_counselor_refused_by_a_hub_that_allows_only_students_and_admins(browser
     assert browser_hub_user(browser, hub) is None
 
 
-def test_counselor_allowed_by_the_shipped_hub_config(browser, oidc_hubdesk, hubs):
+def test_counselor_allowed_by_the_default_hub(browser, oidc_hubdesk, hubs):
     hd, hub = oidc_hubdesk, hubs("default")
     password = hd.create_staff("connie", "counselor", "Connie Counselor")
     hub_login(browser, hub, hd, "connie", password)
@@ -158,6 +173,11 @@ def test_disabled_student_cannot_log_in_to_the_hub(browser, oidc_hubdesk, hubs):
     wait(browser).until(EC.visibility_of_element_located((By.CSS_SELECTOR, ".error")))
     assert hub.user(username.lower()) is None
 
+    # enabled again: the same hub login goes through
+    hd.set_student_status(username, "enable")
+    hub_login(browser, hub, hd, username, password)
+    _assert_hub_user(hub, username, groups_has={"students"}, admin=False)
+
 
 def test_hub_refreshes_tokens_and_drops_a_student_disabled_meanwhile(browser, oidc_hubdesk, hubs):
     """auth_refresh_age=2 s, access tokens live ACCESS_TOKEN_TTL s.
@@ -191,6 +211,8 @@ def test_hub_refreshes_tokens_and_drops_a_student_disabled_meanwhile(browser, oi
     # -- disabled: the next refresh fails, the hub wants a new login, hubdesk refuses it
     hd.set_student_status(username, "disable")
     disabled_at = time.monotonic()
+    r = hd.userinfo(second["access_token"])  # renewed moments ago: not expired
+    assert r.status_code == 401, f"userinfo for a disabled student: {r.status_code} {r.text[:200]}"
 
     def sent_back_to_hubdesk(driver) -> bool:
         driver.get(f"{hub.url}/hub/home")
@@ -207,6 +229,42 @@ def test_hub_refreshes_tokens_and_drops_a_student_disabled_meanwhile(browser, oi
     submit_hubdesk_login(browser, hd, username, password)
     assert on(browser, hd.url, "/login"), f"the disabled student got past hubdesk's login: {browser.current_url}"
     assert browser_hub_user(browser, hub) is None
+
+
+def test_concurrent_hub_requests_after_token_expiry_keep_the_student_logged_in(browser, oidc_hubdesk, hubs):
+    """JupyterHub does not serialize refresh_user: requests arriving together after the access
+    token expired (several tabs, a notebook server's API calls) each run grant_type=refresh_token
+    with the same refresh token. That must not end the student's hub session."""
+    hd, hub = oidc_hubdesk, hubs("refresh")
+    username, password = hd.create_student("Conny Concurrent")
+    name = username.lower()
+    hub_login(browser, hub, hd, username, password)
+    cookies = {c["name"]: c["value"] for c in browser.get_cookies()}
+    token = hub.auth_state(name)["access_token"]
+    wait(browser, ACCESS_TOKEN_TTL + 20, poll_frequency=0.5).until(
+        lambda _: hd.userinfo(token).status_code == 401, "the access token never expired"
+    )
+
+    results: list[tuple[int, str | None]] = []
+
+    def home() -> None:
+        r = requests.get(f"{hub.url}/hub/home", cookies=cookies, allow_redirects=False, timeout=30)
+        results.append((r.status_code, r.headers.get("Location")))
+
+    threads = [threading.Thread(target=home) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(code == 200 for code, _ in results), (
+        f"concurrent requests after token expiry were sent to log in again: {results}"
+    )
+    # ...and the tokens the hub kept still work at its next refresh
+    time.sleep(REFRESH_AGE + 0.5)  # the hub's auth age must pass once more
+    r = requests.get(f"{hub.url}/hub/home", cookies=cookies, allow_redirects=False, timeout=30)
+    assert r.status_code == 200, (
+        f"after the concurrent refreshes the hub wants a new login: {r.status_code} {r.headers.get('Location')}"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -245,3 +303,87 @@ def test_hub_logout_ends_the_hubdesk_session(browser, oidc_hubdesk, hubs):
     wait_on(browser, hub.url, "/hub/home", "logging in again after logout failed")
     me = browser_hub_user(browser, hub)
     assert me is not None and me["name"] == name
+
+
+# --------------------------------------------------------------------------------------------
+# the shipped config itself (no processes)
+
+
+def _load_hub_config(monkeypatch, tmp_path, **env):
+    from traitlets.config import Config
+
+    from hub_support import HUB_CONFIG
+
+    for k in [k for k in os.environ if k.startswith(("HUB_", "HUBDESK_", "JUPYTERHUB_"))]:
+        monkeypatch.delenv(k)
+    base = {"HUBDESK_URL": "https://desk.example/", "HUB_STATE_DIR": str(tmp_path / "state"),
+            "JUPYTERHUB_CRYPT_KEY": "00" * 32, "HUB_OAUTH_CLIENT_SECRET": "s" * 43}
+    for k, v in {**base, **env}.items():
+        if v is None:
+            monkeypatch.delenv(k, raising=False)
+        else:
+            monkeypatch.setenv(k, v)
+    c = Config()
+    exec(compile(HUB_CONFIG.read_text(), str(HUB_CONFIG), "exec"),
+         {"get_config": lambda: c, "load_subconfig": lambda path: None})
+    return c
+
+
+def test_shipped_hub_config_defaults(monkeypatch, tmp_path):
+    c = _load_hub_config(monkeypatch, tmp_path)
+    a = c.GenericOAuthenticator
+    assert c.JupyterHub.authenticator_class == "generic-oauth"
+    assert a.authorize_url == "https://desk.example/oauth/authorize"
+    assert a.token_url == "https://desk.example/oauth/token"
+    assert a.userdata_url == "https://desk.example/oauth/userinfo"
+    assert a.logout_redirect_url == "https://desk.example/oauth/logout"
+    assert a.oauth_callback_url == "http://127.0.0.1:8000/hub/oauth_callback"
+    assert a.client_id == "jupyterhub" and a.client_secret == "s" * 43
+    assert a.username_claim == "preferred_username"
+    assert a.scope == ["openid", "profile", "groups"]
+    assert a.manage_groups is True and a.auth_state_groups_key == "oauth_user.groups"
+    assert a.allowed_groups == {"students", "counselors", "admins"} and a.admin_groups == {"admins"}
+    assert a.enable_pkce is True and a.basic_auth is False
+    assert a.enable_auth_state is True and a.auth_refresh_age == 300 and a.refresh_pre_spawn is True
+    assert c.JupyterHub.db_url == f"sqlite:///{tmp_path / 'state' / 'jupyterhub.sqlite'}"
+    assert c.JupyterHub.cookie_secret_file == str(tmp_path / "state" / "jupyterhub_cookie_secret")
+    assert "services" not in c.JupyterHub  # no token, no service
+
+
+def test_shipped_hub_config_from_env(monkeypatch, tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text("from-a-file\n")
+    token = tmp_path / "token"
+    token.write_text("service-token-123\n")
+    c = _load_hub_config(
+        monkeypatch, tmp_path,
+        HUBDESK_INTERNAL_URL="http://hubdesk:8080", HUB_PUBLIC_URL="https://hub.example/",
+        HUB_OAUTH_CLIENT_SECRET=None, HUB_OAUTH_CLIENT_SECRET_FILE=str(secret),
+        HUB_OAUTH_BASIC_AUTH="true", HUB_ALLOWED_GROUPS="students, admins", HUB_AUTH_REFRESH_AGE="2",
+        HUB_SERVICE_TOKEN_FILE=str(token), HUB_SPAWNER="dockerspawner.SwarmSpawner",
+        HUB_BIND_URL="http://0.0.0.0:8000", HUB_INTERNAL_IP="0.0.0.0", HUB_CONNECT_IP="jupyterhub",
+        HUB_PROXY_COMMAND="/usr/bin/configurable-http-proxy --no-x-forward",
+    )
+    a = c.GenericOAuthenticator
+    assert a.authorize_url == "https://desk.example/oauth/authorize"  # browser-facing
+    assert a.token_url == "http://hubdesk:8080/oauth/token"
+    assert a.userdata_url == "http://hubdesk:8080/oauth/userinfo"
+    assert a.oauth_callback_url == "https://hub.example/hub/oauth_callback"
+    assert a.client_secret == "from-a-file" and a.basic_auth is True
+    assert a.allowed_groups == {"students", "admins"} and a.auth_refresh_age == 2
+    assert c.JupyterHub.spawner_class == "dockerspawner.SwarmSpawner"
+    assert c.JupyterHub.hub_ip == "0.0.0.0" and c.JupyterHub.hub_connect_ip == "jupyterhub"
+    assert c.ConfigurableHTTPProxy.command == ["/usr/bin/configurable-http-proxy", "--no-x-forward"]
+    assert c.JupyterHub.services == [{"name": "hubdesk", "api_token": "service-token-123", "display": False}]
+    (role,) = c.JupyterHub.load_roles
+    assert role["services"] == ["hubdesk"]
+    assert set(role["scopes"]) == {"list:users", "read:users", "read:servers", "delete:servers"}
+
+
+def test_shipped_hub_config_refuses_to_start_without_secrets(monkeypatch, tmp_path):
+    with pytest.raises(ValueError, match="HUB_OAUTH_CLIENT_SECRET"):
+        _load_hub_config(monkeypatch, tmp_path, HUB_OAUTH_CLIENT_SECRET=None)
+    with pytest.raises(ValueError, match="CRYPT_KEY"):
+        _load_hub_config(monkeypatch, tmp_path, JUPYTERHUB_CRYPT_KEY=None)
+    with pytest.raises(ValueError, match="HUBDESK_URL"):
+        _load_hub_config(monkeypatch, tmp_path, HUBDESK_URL=None)
