@@ -1,12 +1,17 @@
-//! argon2id hashing on the blocking pool, with a bound on concurrent hashes (each one holds
-//! `m` KiB of memory) and a dummy verify for unknown users so timing reveals nothing.
-use std::sync::Arc;
+//! argon2id hashing on the blocking pool, with a bound on concurrent hashes and a dummy verify
+//! for unknown users so timing reveals nothing.
+//!
+//! Memory: each hash needs `m` KiB of working memory (19 MiB at the OWASP floor). Allocating it
+//! per hash makes glibc keep freed buffers in per-thread arenas (RSS grew by ~20 MiB per hash,
+//! to over 1 GiB in a login burst), and zeroing fresh pages costs CPU. So the hasher keeps one
+//! buffer per permit and reuses it: memory stays at permits × m.
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
-use argon2::{
-    password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString},
-    Algorithm, Argon2, Params, Version,
-};
+use argon2::{password_hash::PasswordHash, Algorithm, Argon2, Block, Params, Version};
+use base64::{engine::general_purpose::STANDARD_NO_PAD, Engine};
+use rand::RngCore;
+use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
 use crate::config::PasswordConfig;
@@ -15,6 +20,7 @@ use crate::config::PasswordConfig;
 pub struct Hasher {
     params: Params,
     permits: Arc<Semaphore>,
+    buffers: Arc<Buffers>,
     dummy_hash: Arc<str>,
 }
 
@@ -27,6 +33,37 @@ pub enum Verified {
     No,
 }
 
+/// Reusable argon2 working memory, at most one buffer per permit.
+struct Buffers {
+    free: Mutex<Vec<Vec<Block>>>,
+    keep: usize,
+}
+
+impl Buffers {
+    fn take(&self, blocks: usize) -> Vec<Block> {
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        match free.iter().position(|b| b.len() >= blocks) {
+            Some(i) => free.swap_remove(i),
+            None => vec![Block::default(); blocks],
+        }
+    }
+
+    fn give(&self, buffer: Vec<Block>) {
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        if free.len() < self.keep {
+            free.push(buffer);
+        }
+    }
+
+    /// Runs `f` with a buffer of at least `blocks` blocks.
+    fn with<R>(&self, blocks: usize, f: impl FnOnce(&mut [Block]) -> R) -> R {
+        let mut buffer = self.take(blocks);
+        let result = f(&mut buffer);
+        self.give(buffer);
+        result
+    }
+}
+
 impl Hasher {
     pub fn new(cfg: &PasswordConfig, permits: usize) -> anyhow::Result<Self> {
         let params = Params::new(
@@ -36,25 +73,36 @@ impl Hasher {
             None,
         )
         .map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?;
-        let dummy_hash = hash_with(&params, "hubdesk-dummy-password")?.into();
+        let permits = permits.max(1);
+        let buffers = Arc::new(Buffers {
+            free: Mutex::new(Vec::new()),
+            keep: permits,
+        });
+        let dummy_hash = buffers
+            .with(params.block_count(), |mem| {
+                hash_with(&params, "hubdesk-dummy-password", mem)
+            })?
+            .into();
         Ok(Self {
             params,
-            permits: Arc::new(Semaphore::new(permits.max(1))),
+            permits: Arc::new(Semaphore::new(permits)),
+            buffers,
             dummy_hash,
         })
-    }
-
-    fn argon2(params: &Params) -> Argon2<'static> {
-        Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
     }
 
     pub async fn hash(&self, password: &str) -> anyhow::Result<String> {
         let _permit = self.permits.acquire().await.context("hasher closed")?;
         let params = self.params.clone();
+        let buffers = self.buffers.clone();
         let password = password.to_string();
-        tokio::task::spawn_blocking(move || hash_with(&params, &password))
-            .await
-            .context("hashing task")?
+        tokio::task::spawn_blocking(move || {
+            buffers.with(params.block_count(), |mem| {
+                hash_with(&params, &password, mem)
+            })
+        })
+        .await
+        .context("hashing task")?
     }
 
     /// Verifies `password` against `stored`; with `None` (unknown user) a dummy hash is verified
@@ -66,20 +114,26 @@ impl Hasher {
             .map(str::to_string)
             .unwrap_or_else(|| self.dummy_hash.to_string());
         let params = self.params.clone();
+        let buffers = self.buffers.clone();
         let password = password.to_string();
-        let outcome = tokio::task::spawn_blocking(move || verify_with(&params, &stored, &password))
-            .await
-            .context("verify task")??;
+        let outcome = tokio::task::spawn_blocking(move || {
+            buffers.with(params.block_count(), |mem| {
+                verify_with(&params, &stored, &password, mem)
+            })
+        })
+        .await
+        .context("verify task")??;
         Ok(if known { outcome } else { Verified::No })
     }
 
     /// Single-thread verify time in milliseconds (median of `rounds`), for `hubdesk bench-hash`.
     pub fn measure_verify_ms(&self, rounds: usize) -> anyhow::Result<f64> {
-        let hash = hash_with(&self.params, "measure-me-please")?;
+        let mut mem = vec![Block::default(); self.params.block_count()];
+        let hash = hash_with(&self.params, "measure-me-please", &mut mem)?;
         let mut times: Vec<f64> = (0..rounds.max(1))
             .map(|_| {
                 let t = std::time::Instant::now();
-                let _ = verify_with(&self.params, &hash, "measure-me-please");
+                let _ = verify_with(&self.params, &hash, "measure-me-please", &mut mem);
                 t.elapsed().as_secs_f64() * 1000.0
             })
             .collect();
@@ -97,39 +151,84 @@ impl Hasher {
     }
 }
 
-fn hash_with(params: &Params, password: &str) -> anyhow::Result<String> {
-    let salt = SaltString::generate(&mut OsRng);
-    Hasher::argon2(params)
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| anyhow::anyhow!("hashing password: {e}"))
+/// argon2id over the given working memory, as a PHC string
+/// (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`, unpadded standard base64).
+fn hash_with(params: &Params, password: &str, mem: &mut [Block]) -> anyhow::Result<String> {
+    let mut salt = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut salt);
+    let mut out = [0u8; 32];
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
+        .hash_password_into_with_memory(password.as_bytes(), &salt, &mut out, mem)
+        .map_err(|e| anyhow::anyhow!("hashing password: {e}"))?;
+    Ok(format!(
+        "$argon2id$v=19$m={},t={},p={}${}${}",
+        params.m_cost(),
+        params.t_cost(),
+        params.p_cost(),
+        STANDARD_NO_PAD.encode(salt),
+        STANDARD_NO_PAD.encode(out)
+    ))
 }
 
-fn verify_with(params: &Params, stored: &str, password: &str) -> anyhow::Result<Verified> {
+/// Verifies against a PHC string with the parameters it names (old hashes keep working),
+/// comparing in constant time; reports when the hash should be upgraded.
+fn verify_with(
+    params: &Params,
+    stored: &str,
+    password: &str,
+    mem: &mut [Block],
+) -> anyhow::Result<Verified> {
     let parsed =
         PasswordHash::new(stored).map_err(|e| anyhow::anyhow!("stored hash unreadable: {e}"))?;
-    // Verify with the hash's own parameters (argon2 reads them from the PHC string).
-    let ok = Argon2::default()
-        .verify_password(password.as_bytes(), &parsed)
-        .is_ok();
-    if !ok {
+    let algorithm =
+        Algorithm::try_from(parsed.algorithm).map_err(|e| anyhow::anyhow!("stored hash: {e}"))?;
+    let version = match parsed.version {
+        Some(v) => Version::try_from(v).map_err(|e| anyhow::anyhow!("stored hash: {e}"))?,
+        None => Version::V0x13,
+    };
+    let stored_params =
+        Params::try_from(&parsed).map_err(|e| anyhow::anyhow!("stored hash: {e}"))?;
+    let mut salt_buf = [0u8; 64];
+    let salt = parsed
+        .salt
+        .context("stored hash has no salt")?
+        .decode_b64(&mut salt_buf)
+        .map_err(|e| anyhow::anyhow!("stored hash salt: {e}"))?;
+    let expected = parsed.hash.context("stored hash has no output")?;
+    let expected = expected.as_bytes();
+    let mut out = vec![0u8; expected.len()];
+    let argon2 = Argon2::new(algorithm, version, stored_params.clone());
+    let needed = stored_params.block_count();
+    let computed = if mem.len() >= needed {
+        argon2.hash_password_into_with_memory(password.as_bytes(), salt, &mut out, &mut *mem)
+    } else {
+        argon2.hash_password_into_with_memory(
+            password.as_bytes(),
+            salt,
+            &mut out,
+            vec![Block::default(); needed],
+        )
+    };
+    computed.map_err(|e| anyhow::anyhow!("verifying password: {e}"))?;
+    if !bool::from(out.as_slice().ct_eq(expected)) {
         return Ok(Verified::No);
     }
-    let current = parsed.algorithm.as_str() == "argon2id"
-        && Params::try_from(&parsed).is_ok_and(|p| {
-            p.m_cost() == params.m_cost()
-                && p.t_cost() == params.t_cost()
-                && p.p_cost() == params.p_cost()
-        });
+    let current = algorithm == Algorithm::Argon2id
+        && version == Version::V0x13
+        && stored_params.m_cost() == params.m_cost()
+        && stored_params.t_cost() == params.t_cost()
+        && stored_params.p_cost() == params.p_cost();
     if current {
         Ok(Verified::Yes)
     } else {
-        Ok(Verified::YesRehashed(hash_with(params, password)?))
+        Ok(Verified::YesRehashed(hash_with(params, password, mem)?))
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use argon2::password_hash::{PasswordHasher, PasswordVerifier, SaltString};
+
     use super::*;
     use crate::config::Config;
 
@@ -153,6 +252,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn interoperates_with_the_argon2_crates_own_phc_handling() {
+        let h = hasher();
+        let ours = h.hash("correct horse").await.unwrap();
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(Argon2::default()
+            .verify_password(b"correct horse", &parsed)
+            .is_ok());
+        let theirs = Argon2::default()
+            .hash_password(
+                b"battery staple",
+                &SaltString::generate(&mut argon2::password_hash::rand_core::OsRng),
+            )
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            h.verify(Some(&theirs), "battery staple").await.unwrap(),
+            Verified::Yes
+        );
+    }
+
+    #[tokio::test]
     async fn unknown_user_never_verifies() {
         let h = hasher();
         assert_eq!(
@@ -164,10 +284,34 @@ mod tests {
     #[tokio::test]
     async fn old_parameters_are_rehashed() {
         let old = Params::new(8192, 1, 1, None).unwrap();
-        let stored = hash_with(&old, "pw-pw-pw-pw").unwrap();
+        let stored = hash_with(&old, "pw-pw-pw-pw", &mut vec![Block::default(); 8192]).unwrap();
         match hasher().verify(Some(&stored), "pw-pw-pw-pw").await.unwrap() {
             Verified::YesRehashed(new) => assert!(new.contains("m=19456,t=2,p=1")),
             other => panic!("expected rehash, got {other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn larger_stored_parameters_still_verify() {
+        let big = Params::new(32768, 2, 1, None).unwrap();
+        let stored = hash_with(&big, "pw-pw-pw-pw", &mut vec![Block::default(); 32768]).unwrap();
+        assert!(matches!(
+            hasher().verify(Some(&stored), "pw-pw-pw-pw").await.unwrap(),
+            Verified::YesRehashed(_)
+        ));
+    }
+
+    #[test]
+    fn buffers_are_reused_and_bounded() {
+        let b = Buffers {
+            free: Mutex::new(Vec::new()),
+            keep: 1,
+        };
+        let first = b.take(16);
+        let ptr = first.as_ptr();
+        b.give(first);
+        b.give(vec![Block::default(); 16]);
+        assert_eq!(b.free.lock().unwrap().len(), 1, "keeps at most `keep`");
+        assert_eq!(b.take(16).as_ptr(), ptr, "reused");
     }
 }
