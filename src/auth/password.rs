@@ -312,6 +312,7 @@ mod tests {
         b.give(first);
         b.give(vec![Block::default(); 16]);
         assert_eq!(b.free.lock().unwrap().len(), 1, "keeps at most `keep`");
-        assert_eq!(b.take(16).as_ptr(), ptr, "reused");
+        let again = b.take(16);
+        assert_eq!(again.as_ptr(), ptr, "reused");
     }
 }
