@@ -77,6 +77,9 @@ pub fn parse(input: &[u8]) -> Result<Vec<ImportRow>, Vec<RowError>> {
         )]);
     }
     let input = input.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(input);
+    // Browsers submit textareas with CRLF; the csv reader's line numbers assume LF.
+    let normalised = normalise_newlines(input);
+    let input = normalised.as_slice();
     let first_line = input.split(|b| *b == b'\n').next().unwrap_or_default();
     let delimiter = [b'\t', b';', b',']
         .into_iter()
@@ -176,6 +179,22 @@ pub fn parse(input: &[u8]) -> Result<Vec<ImportRow>, Vec<RowError>> {
     } else {
         Err(errors)
     }
+}
+
+fn normalise_newlines(input: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(input.len());
+    let mut bytes = input.iter().peekable();
+    while let Some(&b) = bytes.next() {
+        if b == b'\r' {
+            if bytes.peek() == Some(&&b'\n') {
+                bytes.next();
+            }
+            out.push(b'\n');
+        } else {
+            out.push(b);
+        }
+    }
+    out
 }
 
 fn header(cells: &[String], line: u64) -> Result<Vec<Column>, Vec<RowError>> {
@@ -444,5 +463,20 @@ mod tests {
             errs,
             vec![(3, "username 'ada' is also on line 2".to_string())]
         );
+    }
+}
+
+#[cfg(test)]
+mod crlf_tests {
+    use super::*;
+
+    #[test]
+    fn browser_textareas_send_crlf_and_line_numbers_still_count_the_header() {
+        let rows = parse(b"display_name,cohort\r\nJose,X\r\nAda,Y\rZoe,Z\r\n").unwrap();
+        assert_eq!(
+            rows.iter().map(|r| r.line).collect::<Vec<_>>(),
+            vec![2, 3, 4]
+        );
+        assert_eq!(rows[2].display_name.as_str(), "Zoe");
     }
 }

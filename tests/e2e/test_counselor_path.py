@@ -156,6 +156,9 @@ def test_counselor_imports_class_and_student_changes_password(browser, hubdesk, 
     assert not errors, "unexpected import errors: " + "; ".join(e.text for e in errors)
     rows = data_rows(preview)
     assert len(rows) == 25, f"preview shows {len(rows)} rows, expected 25"
+    # Line numbers count the header, whatever newlines the browser submits (it sends CRLF).
+    first_line = rows[0].find_elements(By.TAG_NAME, "td")[0].text.strip()
+    assert first_line == "2", f"first student shown on line {first_line!r}, expected '2'"
     preview_text = preview.text
     for name in ("José Núñez", "Zoë O'Brien", "Łukasz Wójcik", "María García", "María López"):
         assert name in preview_text, f"{name!r} missing from the preview"
