@@ -31,6 +31,8 @@ CREATE TABLE oauth_codes (
     used_at         TIMESTAMPTZ
 );
 
+CREATE INDEX oauth_codes_grant_idx ON oauth_codes (grant_id);
+
 CREATE TABLE oauth_tokens (
     token_hash  BYTEA PRIMARY KEY,
     grant_id    UUID NOT NULL REFERENCES oauth_grants(id) ON DELETE CASCADE,

@@ -87,7 +87,9 @@ pub async fn load(state: &AppState, req: &HttpRequest) -> Result<Option<CurrentU
     }
     let hash = hash_token(cookie.value());
     let mut conn = state.pool.acquire().await?;
-    let Some(session) = db::sessions::find(&mut conn, &hash).await? else {
+    let Some(db::sessions::SessionWithUser { session, user }) =
+        db::sessions::find_with_user(&mut conn, &hash).await?
+    else {
         return Ok(None);
     };
     let now = OffsetDateTime::now_utc();
@@ -97,9 +99,6 @@ pub async fn load(state: &AppState, req: &HttpRequest) -> Result<Option<CurrentU
         db::sessions::delete(&mut conn, &hash).await?;
         return Ok(None);
     }
-    let Some(user) = db::users::find_by_id(&mut conn, session.user_id).await? else {
-        return Ok(None);
-    };
     if user.disabled {
         db::sessions::delete(&mut conn, &hash).await?;
         return Ok(None);

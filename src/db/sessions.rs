@@ -1,4 +1,6 @@
 use sqlx::PgConnection;
+
+use super::users::UserRow;
 use time::OffsetDateTime;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -28,13 +30,43 @@ pub async fn insert(
     Ok(())
 }
 
-pub async fn find(conn: &mut PgConnection, id_hash: &[u8]) -> sqlx::Result<Option<SessionRow>> {
-    sqlx::query_as(
-        "SELECT user_id, csrf_token, created_at, last_seen_at FROM sessions WHERE id_hash = $1",
+#[derive(Debug, sqlx::FromRow)]
+struct SessionUserRow {
+    csrf_token: String,
+    session_created_at: OffsetDateTime,
+    last_seen_at: OffsetDateTime,
+    #[sqlx(flatten)]
+    user: UserRow,
+}
+
+pub struct SessionWithUser {
+    pub session: SessionRow,
+    pub user: UserRow,
+}
+
+/// The session and its user in one round trip (every page view asks).
+pub async fn find_with_user(
+    conn: &mut PgConnection,
+    id_hash: &[u8],
+) -> sqlx::Result<Option<SessionWithUser>> {
+    let row: Option<SessionUserRow> = sqlx::query_as(
+        "SELECT s.csrf_token, s.created_at AS session_created_at, s.last_seen_at,
+                u.id, u.subject, u.username, u.display_name, u.role, u.cohort, u.password_hash,
+                u.disabled, u.created_at
+         FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id_hash = $1",
     )
     .bind(id_hash)
     .fetch_optional(conn)
-    .await
+    .await?;
+    Ok(row.map(|r| SessionWithUser {
+        session: SessionRow {
+            user_id: r.user.id,
+            csrf_token: r.csrf_token,
+            created_at: r.session_created_at,
+            last_seen_at: r.last_seen_at,
+        },
+        user: r.user,
+    }))
 }
 
 pub async fn touch(conn: &mut PgConnection, id_hash: &[u8]) -> sqlx::Result<()> {
