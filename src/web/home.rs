@@ -1,11 +1,9 @@
 //! The student's landing page and password change.
-use std::collections::HashMap;
-
 use actix_web::{http::StatusCode, web, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use super::{html, html_status, see_other, Page};
+use super::{form::FieldErrors, html, html_status, see_other, Page};
 use crate::{
     auth::{csrf, MaybeUser, RequireUser, Verified},
     db,
@@ -54,13 +52,13 @@ pub async fn home(
 #[template(path = "password.html")]
 pub struct PasswordPage {
     pub page: Page,
-    pub errors: HashMap<&'static str, String>,
+    pub errors: FieldErrors,
     pub min_length: usize,
 }
 
 impl PasswordPage {
     pub fn error(&self, field: &str) -> String {
-        self.errors.get(field).cloned().unwrap_or_default()
+        self.errors.get(field)
     }
 }
 
@@ -70,7 +68,7 @@ pub async fn password_form(
 ) -> Result<HttpResponse, WebError> {
     html(&PasswordPage {
         page: Page::for_user(&state, &user, "Change password"),
-        errors: HashMap::new(),
+        errors: FieldErrors::default(),
         min_length: state.config.password.min_length,
     })
 }
@@ -95,7 +93,7 @@ pub async fn password_submit(
     if !csrf::verify_user(&user, &form.csrf_token) {
         return Err(WebError::Csrf);
     }
-    let mut errors = HashMap::new();
+    let mut errors = FieldErrors::default();
     let mut conn = state.pool.acquire().await?;
     let row = db::users::find_by_id(&mut conn, user.id)
         .await?
@@ -106,35 +104,24 @@ pub async fn password_submit(
         .verify(Some(&row.password_hash), &form.current_password)
         .await?
     {
-        Verified::No => {
-            errors.insert(
-                "current_password",
-                "That is not your current password.".to_string(),
-            );
-        }
+        Verified::No => errors.add("current_password", "That is not your current password."),
         Verified::Yes | Verified::YesRehashed(_) => {}
     }
-    let new = match NewPassword::parse(
-        &form.new_password,
-        state.config.password.min_length,
-        user.username.as_str(),
-    ) {
-        Ok(p) => Some(p),
-        Err(e) => {
-            errors.insert("new_password", format!("{}.", capitalise(&e.to_string())));
-            None
-        }
-    };
+    let new = errors.check(
+        "new_password",
+        NewPassword::parse(
+            &form.new_password,
+            state.config.password.min_length,
+            user.username.as_str(),
+        ),
+    );
     if form.new_password != form.confirm_password {
-        errors.insert(
-            "confirm_password",
-            "The two new passwords do not match.".to_string(),
-        );
+        errors.add("confirm_password", "The two new passwords do not match.");
     }
     if form.new_password == form.current_password && !form.new_password.is_empty() {
-        errors.insert(
+        errors.add(
             "new_password",
-            "The new password must differ from the current one.".to_string(),
+            "The new password must differ from the current one.",
         );
     }
     let (Some(new), true) = (new, errors.is_empty()) else {
@@ -163,12 +150,4 @@ pub async fn password_submit(
     .await?;
     tx.commit().await?;
     Ok(see_other("/?password_changed=1"))
-}
-
-pub fn capitalise(s: &str) -> String {
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
-        None => String::new(),
-    }
 }

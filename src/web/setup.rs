@@ -1,15 +1,16 @@
 //! First run: a one-time URL printed at start creates the first admin.
-use std::collections::HashMap;
-
 use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use super::{home::capitalise, html_status, Page};
+use super::{
+    form::{self, FieldErrors, NewAccount},
+    html_status, Page,
+};
 use crate::{
     auth::{csrf, secret, session},
     db::{self, users::InsertUserError},
-    domain::{DisplayName, NewPassword, Role, Username},
+    domain::Role,
     error::WebError,
     state::AppState,
 };
@@ -36,13 +37,13 @@ pub struct SetupPage {
     pub token: String,
     pub username: String,
     pub display_name: String,
-    pub errors: HashMap<&'static str, String>,
+    pub errors: FieldErrors,
     pub min_length: usize,
 }
 
 impl SetupPage {
     pub fn error(&self, field: &str) -> String {
-        self.errors.get(field).cloned().unwrap_or_default()
+        self.errors.get(field)
     }
 }
 
@@ -62,7 +63,7 @@ fn page(
     token: String,
     username: String,
     display_name: String,
-    errors: HashMap<&'static str, String>,
+    errors: FieldErrors,
     status: StatusCode,
 ) -> Result<HttpResponse, WebError> {
     let anon = csrf::anon_token(state, req);
@@ -99,7 +100,7 @@ pub async fn form(
         token,
         String::new(),
         String::new(),
-        HashMap::new(),
+        FieldErrors::default(),
         StatusCode::OK,
     )
 }
@@ -133,25 +134,25 @@ pub async fn submit(
             "This setup link is invalid, already used or expired.".into(),
         ));
     }
-    let mut errors = HashMap::new();
-    let username = Username::parse(&form.username.trim().to_ascii_lowercase())
-        .map_err(|e| errors.insert("username", format!("{}.", capitalise(&e.to_string()))))
-        .ok();
-    let display_name = DisplayName::parse(&form.display_name)
-        .map_err(|e| errors.insert("display_name", format!("Name: {e}.")))
-        .ok();
-    let password = NewPassword::parse(
+    let mut errors = FieldErrors::default();
+    let account = form::new_account(
+        &mut errors,
+        &form.username,
+        &form.display_name,
         &form.password,
         state.config.password.min_length,
-        username.as_ref().map(Username::as_str).unwrap_or(""),
-    )
-    .map_err(|e| errors.insert("password", format!("{}.", capitalise(&e.to_string()))))
-    .ok();
+    );
     if form.password != form.confirm_password {
-        errors.insert("confirm_password", "The two passwords do not match.".into());
+        errors.add("confirm_password", "The two passwords do not match.");
     }
-    let (Some(username), Some(display_name), Some(password), true) =
-        (username, display_name, password, errors.is_empty())
+    let (
+        Some(NewAccount {
+            username,
+            display_name,
+            password,
+        }),
+        true,
+    ) = (account, errors.is_empty())
     else {
         return page(
             &state,
@@ -180,7 +181,7 @@ pub async fn submit(
     let user = match db::users::insert(&mut tx, new).await {
         Ok(u) => u,
         Err(InsertUserError::Duplicate) => {
-            errors.insert("username", "This username is taken.".into());
+            errors.add("username", "This username is taken.");
             return page(
                 &state,
                 &req,

@@ -1,15 +1,16 @@
 //! Admins manage counselors and other admins.
-use std::collections::HashMap;
-
 use actix_web::{http::StatusCode, web, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use super::{home::capitalise, html, html_status, see_other, Page};
+use super::{
+    form::{self, FieldErrors},
+    html, html_status, see_other, Page,
+};
 use crate::{
     auth::{csrf, RequireAdmin},
     db::{self, users::UserRow},
-    domain::{DisplayName, NewPassword, Role, Username},
+    domain::{Role, Username},
     error::WebError,
     roster::{self, Actor, RosterError},
     state::AppState,
@@ -23,13 +24,13 @@ pub struct StaffPage {
     pub username: String,
     pub display_name: String,
     pub role: String,
-    pub errors: HashMap<&'static str, String>,
+    pub errors: FieldErrors,
     pub min_length: usize,
 }
 
 impl StaffPage {
     pub fn error(&self, field: &str) -> String {
-        self.errors.get(field).cloned().unwrap_or_default()
+        self.errors.get(field)
     }
 }
 
@@ -52,7 +53,7 @@ pub async fn list(
         username: String::new(),
         display_name: String::new(),
         role: "counselor".into(),
-        errors: HashMap::new(),
+        errors: FieldErrors::default(),
         min_length: state.config.password.min_length,
     })
 }
@@ -79,41 +80,45 @@ pub async fn create(
     if !csrf::verify_user(&user, &form.csrf_token) {
         return Err(WebError::Csrf);
     }
-    let mut errors = HashMap::new();
-    let username = Username::parse(&form.username.trim().to_ascii_lowercase())
-        .map_err(|e| errors.insert("username", format!("{}.", capitalise(&e.to_string()))))
-        .ok();
-    if let Some(u) = &username {
+    let mut errors = FieldErrors::default();
+    let account = form::new_account(
+        &mut errors,
+        &form.username,
+        &form.display_name,
+        &form.password,
+        state.config.password.min_length,
+    );
+    // Say "taken" now, with the other messages, rather than after they are fixed.
+    if let Ok(name) = Username::parse(&form.username.trim().to_ascii_lowercase()) {
         let mut conn = state.pool.acquire().await?;
-        if db::users::find_by_username(&mut conn, u).await?.is_some() {
-            errors.insert("username", "This username is taken.".into());
+        if db::users::find_by_username(&mut conn, &name)
+            .await?
+            .is_some()
+        {
+            errors.add("username", "This username is taken.");
         }
     }
-    let display_name = DisplayName::parse(&form.display_name)
-        .map_err(|e| errors.insert("display_name", format!("Name: {e}.")))
-        .ok();
     let role = match Role::parse(&form.role) {
         Some(r @ (Role::Counselor | Role::Admin)) => Some(r),
         _ => {
-            errors.insert("role", "Choose counselor or admin.".into());
+            errors.add("role", "Choose counselor or admin.");
             None
         }
     };
-    let password = NewPassword::parse(
-        &form.password,
-        state.config.password.min_length,
-        username.as_ref().map(Username::as_str).unwrap_or(""),
-    )
-    .map_err(|e| errors.insert("password", format!("{}.", capitalise(&e.to_string()))))
-    .ok();
-    if let (Some(u), Some(d), Some(r), Some(p)) = (&username, &display_name, role, &password) {
-        match roster::ops::create_staff(&state, &Actor::User(user.username.clone()), u, d, r, p)
-            .await
+    if let (Some(a), Some(role), true) = (&account, role, errors.is_empty()) {
+        let actor = Actor::User(user.username.clone());
+        match roster::ops::create_staff(
+            &state,
+            &actor,
+            &a.username,
+            &a.display_name,
+            role,
+            &a.password,
+        )
+        .await
         {
-            Ok(()) => return Ok(see_other(&format!("/staff?created={u}"))),
-            Err(RosterError::Duplicate(_)) => {
-                errors.insert("username", "This username is taken.".into());
-            }
+            Ok(()) => return Ok(see_other(&format!("/staff?created={}", a.username))),
+            Err(RosterError::Duplicate(_)) => errors.add("username", "This username is taken."),
             Err(e) => return Err(e.into()),
         }
     }

@@ -1,11 +1,13 @@
 //! The counselor's student pages.
-use std::collections::HashMap;
-
 use actix_web::{http::StatusCode, web, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use super::{cards, html, html_status, see_other, Page};
+use super::{
+    cards,
+    form::{self, FieldErrors},
+    html, html_status, see_other, Page,
+};
 use crate::{
     auth::{csrf, throttle, RequireCounselor},
     db::{
@@ -170,12 +172,12 @@ pub struct NewStudentPage {
     pub username: String,
     pub cohort: String,
     pub cohorts: Vec<String>,
-    pub errors: HashMap<&'static str, String>,
+    pub errors: FieldErrors,
 }
 
 impl NewStudentPage {
     pub fn error(&self, field: &str) -> String {
-        self.errors.get(field).cloned().unwrap_or_default()
+        self.errors.get(field)
     }
 }
 
@@ -191,7 +193,7 @@ pub async fn new_form(
         username: String::new(),
         cohort: String::new(),
         cohorts,
-        errors: HashMap::new(),
+        errors: FieldErrors::default(),
     })
 }
 
@@ -215,29 +217,14 @@ pub async fn new_submit(
     if !csrf::verify_user(&user, &form.csrf_token) {
         return Err(WebError::Csrf);
     }
-    let mut errors = HashMap::new();
-    let display_name = DisplayName::parse(&form.display_name)
-        .map_err(|e| errors.insert("display_name", format!("Name: {e}.")))
-        .ok();
+    let mut errors = FieldErrors::default();
+    let display_name = errors.check("display_name", DisplayName::parse(&form.display_name));
     let username = match form.username.trim() {
         "" => None,
-        raw => Username::parse(&raw.to_ascii_lowercase())
-            .map_err(|e| {
-                errors.insert(
-                    "username",
-                    format!("{}.", super::home::capitalise(&e.to_string())),
-                )
-            })
-            .ok(),
+        raw => errors.check("username", Username::parse(&raw.to_ascii_lowercase())),
     };
-    let cohort = Cohort::parse_optional(&form.cohort)
-        .map_err(|e| {
-            errors.insert(
-                "cohort",
-                format!("{}.", super::home::capitalise(&e.to_string())),
-            )
-        })
-        .ok()
+    let cohort = errors
+        .check("cohort", Cohort::parse_optional(&form.cohort))
         .flatten();
     let planned = match (display_name, errors.is_empty()) {
         (Some(display_name), true) => {
@@ -251,13 +238,9 @@ pub async fn new_submit(
             match roster::import::plan(&mut conn, vec![row]).await {
                 Ok(p) => Some(p),
                 Err(e) => {
-                    errors.insert(
-                        "username",
-                        e.into_iter()
-                            .map(|e| e.message)
-                            .collect::<Vec<_>>()
-                            .join("; "),
-                    );
+                    let messages: Vec<String> =
+                        e.into_iter().map(|e| form::sentence(&e.message)).collect();
+                    errors.add("username", messages.join(" "));
                     None
                 }
             }
@@ -275,7 +258,7 @@ pub async fn new_submit(
         {
             Ok(c) => Some(c),
             Err(roster::RosterError::Duplicate(name)) => {
-                errors.insert("username", format!("Username '{name}' already exists."));
+                errors.add("username", format!("Username '{name}' already exists."));
                 None
             }
             Err(e) => return Err(e.into()),
