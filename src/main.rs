@@ -109,7 +109,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{token}");
             Ok(())
         }
-        Command::Oidc { .. } => unreachable!("handled before loading the configuration"),
+        // Answered above, before the configuration is read.
+        Command::Oidc { .. } => Ok(()),
         Command::BenchHash { rounds } => {
             let hasher = Hasher::new(&config.password, 1)?;
             let ms = hasher.measure_verify_ms(rounds)?;

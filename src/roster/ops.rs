@@ -81,22 +81,21 @@ pub async fn create_students(
             password,
         });
     }
-    let detail = format!("{} student(s) via {via}", out.len());
-    let target = (out.len() == 1).then(|| out[0].username.clone());
-    db::audit::record(
-        &mut tx,
-        Entry {
-            actor: &actor.label(),
-            action: if out.len() == 1 {
-                "student.create"
-            } else {
-                "student.import"
-            },
-            target: target.as_deref(),
+    // One entry per student, so each student's history shows who created them.
+    let (action, detail) = match out.len() {
+        1 => ("student.create", format!("via {via}")),
+        n => ("student.import", format!("one of {n} imported via {via}")),
+    };
+    let actor = actor.label();
+    for c in &out {
+        let entry = Entry {
+            actor: &actor,
+            action,
+            target: Some(&c.username),
             detail: Some(&detail),
-        },
-    )
-    .await?;
+        };
+        db::audit::record(&mut tx, entry).await?;
+    }
     tx.commit().await?;
     Ok(out)
 }

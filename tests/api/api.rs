@@ -161,6 +161,6 @@ async fn api_lists_creates_imports_resets_disables_and_enables() {
     assert_eq!(
         app.count("SELECT count(*) FROM audit_log WHERE actor = 'token:sync'")
             .await,
-        5
+        6
     );
 }

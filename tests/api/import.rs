@@ -66,7 +66,7 @@ async fn paste_preview_then_commit_creates_the_class() {
     assert_eq!(
         app.count("SELECT count(*) FROM audit_log WHERE action='student.import'")
             .await,
-        1
+        3
     );
 }
 
