@@ -18,8 +18,18 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-
 
 impl Application {
     pub async fn build(config: Config, pool: PgPool) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(config.bind_addr()?)?;
+        Self::build_on(listener, config, pool).await
+    }
+
+    /// Serves on a listener bound by the caller (tests bind port 0 first, so the public URL
+    /// in the configuration can name the real port).
+    pub async fn build_on(
+        listener: TcpListener,
+        config: Config,
+        pool: PgPool,
+    ) -> anyhow::Result<Self> {
         let state = AppState::new(pool, config).await?;
-        let listener = TcpListener::bind(state.config.bind_addr()?)?;
         let port = listener.local_addr()?.port();
         spawn_session_sweeper(state.clone());
         let data = web::Data::new(state.clone());

@@ -93,7 +93,10 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
         .await
         .expect("test pool");
     db::MIGRATOR.run(&pool).await.expect("migrations");
-    let app = Application::build(config, pool.clone())
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    config.public_url = format!("http://127.0.0.1:{port}");
+    let app = Application::build_on(listener, config, pool.clone())
         .await
         .expect("build app");
     let addr = format!("http://127.0.0.1:{}", app.port());

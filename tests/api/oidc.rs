@@ -221,6 +221,7 @@ async fn discovery_document() {
         .await
         .unwrap();
     let iss = app.state.config.public_url.clone();
+    assert_eq!(iss, app.addr, "the issuer is the URL the app is reached at");
     assert_eq!(d["issuer"], iss.as_str());
     assert_eq!(
         d["authorization_endpoint"],
