@@ -12,9 +12,21 @@ pub struct NewGrant<'a> {
     pub auth_time: OffsetDateTime,
 }
 
-pub async fn insert_grant(conn: &mut PgConnection, g: NewGrant<'_>) -> sqlx::Result<()> {
+/// Records a grant and its authorization code in one statement (one round trip, atomic).
+pub async fn insert_grant_with_code(
+    conn: &mut PgConnection,
+    g: NewGrant<'_>,
+    code_hash: &[u8],
+    redirect_uri: &str,
+    code_challenge: Option<&str>,
+    ttl_secs: i64,
+) -> sqlx::Result<()> {
     sqlx::query(
-        "INSERT INTO oauth_grants (id, client_id, user_id, scope, nonce, auth_time) VALUES ($1, $2, $3, $4, $5, $6)",
+        "WITH g AS (
+             INSERT INTO oauth_grants (id, client_id, user_id, scope, nonce, auth_time)
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id, client_id)
+         INSERT INTO oauth_codes (code_hash, grant_id, client_id, redirect_uri, code_challenge, expires_at)
+         SELECT $7, g.id, g.client_id, $8, $9, now() + make_interval(secs => $10) FROM g",
     )
     .bind(g.id)
     .bind(g.client_id)
@@ -22,27 +34,7 @@ pub async fn insert_grant(conn: &mut PgConnection, g: NewGrant<'_>) -> sqlx::Res
     .bind(g.scope)
     .bind(g.nonce)
     .bind(g.auth_time)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-pub async fn insert_code(
-    conn: &mut PgConnection,
-    code_hash: &[u8],
-    grant_id: Uuid,
-    client_id: &str,
-    redirect_uri: &str,
-    code_challenge: Option<&str>,
-    ttl_secs: i64,
-) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO oauth_codes (code_hash, grant_id, client_id, redirect_uri, code_challenge, expires_at)
-         VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6))",
-    )
     .bind(code_hash)
-    .bind(grant_id)
-    .bind(client_id)
     .bind(redirect_uri)
     .bind(code_challenge)
     .bind(ttl_secs as f64)
@@ -51,25 +43,29 @@ pub async fn insert_code(
     Ok(())
 }
 
+/// A just-redeemed code with the grant and user it speaks for.
 #[derive(Debug, sqlx::FromRow)]
-pub struct CodeRow {
-    pub grant_id: Uuid,
-    pub client_id: String,
+pub struct RedeemedCode {
+    #[sqlx(flatten)]
+    pub grant: GrantUser,
     pub redirect_uri: String,
     pub code_challenge: Option<String>,
     pub expired: bool,
 }
 
-/// Marks the code used and returns it, atomically: of two concurrent redemptions exactly one
-/// gets the row.
+/// Marks the code used and returns it with its grant, atomically: of two concurrent
+/// redemptions exactly one gets the row.
 pub async fn redeem_code(
     conn: &mut PgConnection,
     code_hash: &[u8],
-) -> sqlx::Result<Option<CodeRow>> {
-    sqlx::query_as(
-        "UPDATE oauth_codes SET used_at = now() WHERE code_hash = $1 AND used_at IS NULL
-         RETURNING grant_id, client_id, redirect_uri, code_challenge, expires_at < now() AS expired",
-    )
+) -> sqlx::Result<Option<RedeemedCode>> {
+    sqlx::query_as(&format!(
+        "WITH c AS (
+             UPDATE oauth_codes SET used_at = now() WHERE code_hash = $1 AND used_at IS NULL
+             RETURNING grant_id, redirect_uri, code_challenge, expires_at < now() AS expired)
+         {GRANT_USER_COLUMNS}, c.redirect_uri, c.code_challenge, c.expired
+         FROM c JOIN oauth_grants g ON g.id = c.grant_id JOIN users u ON u.id = g.user_id"
+    ))
     .bind(code_hash)
     .fetch_optional(conn)
     .await
@@ -118,21 +114,25 @@ pub async fn revoke_user_grants(conn: &mut PgConnection, user_id: i64) -> sqlx::
     Ok(n)
 }
 
-pub async fn insert_token(
+/// A new access token and refresh token for a grant, in one statement.
+pub async fn insert_tokens(
     conn: &mut PgConnection,
-    token_hash: &[u8],
     grant_id: Uuid,
-    kind: &str,
-    ttl_secs: i64,
+    access_hash: &[u8],
+    access_ttl_secs: i64,
+    refresh_hash: &[u8],
+    refresh_ttl_secs: i64,
 ) -> sqlx::Result<()> {
     sqlx::query(
-        "INSERT INTO oauth_tokens (token_hash, grant_id, kind, expires_at)
-         VALUES ($1, $2, $3, now() + make_interval(secs => $4))",
+        "INSERT INTO oauth_tokens (token_hash, grant_id, kind, expires_at) VALUES
+            ($1, $2, 'access', now() + make_interval(secs => $3)),
+            ($4, $2, 'refresh', now() + make_interval(secs => $5))",
     )
-    .bind(token_hash)
+    .bind(access_hash)
     .bind(grant_id)
-    .bind(kind)
-    .bind(ttl_secs as f64)
+    .bind(access_ttl_secs as f64)
+    .bind(refresh_hash)
+    .bind(refresh_ttl_secs as f64)
     .execute(conn)
     .await?;
     Ok(())
@@ -205,19 +205,22 @@ pub struct GrantUser {
     pub disabled: bool,
 }
 
-const GRANT_USER: &str = "SELECT g.id AS grant_id, g.client_id, g.scope, g.nonce, g.auth_time,
+const GRANT_USER_COLUMNS: &str =
+    "SELECT g.id AS grant_id, g.client_id, g.scope, g.nonce, g.auth_time,
         g.revoked_at IS NOT NULL AS revoked, u.id AS user_id, u.subject, u.username, u.display_name,
-        u.role, u.cohort, u.disabled
-    FROM oauth_grants g JOIN users u ON u.id = g.user_id";
+        u.role, u.cohort, u.disabled";
+const GRANT_USER_FROM: &str = " FROM oauth_grants g JOIN users u ON u.id = g.user_id";
 
 pub async fn grant_user(
     conn: &mut PgConnection,
     grant_id: Uuid,
 ) -> sqlx::Result<Option<GrantUser>> {
-    sqlx::query_as(&format!("{GRANT_USER} WHERE g.id = $1"))
-        .bind(grant_id)
-        .fetch_optional(conn)
-        .await
+    sqlx::query_as(&format!(
+        "{GRANT_USER_COLUMNS}{GRANT_USER_FROM} WHERE g.id = $1"
+    ))
+    .bind(grant_id)
+    .fetch_optional(conn)
+    .await
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -232,9 +235,8 @@ pub async fn access_token_user(
     conn: &mut PgConnection,
     token_hash: &[u8],
 ) -> sqlx::Result<Option<AccessToken>> {
-    let select = GRANT_USER.replacen("SELECT ", "SELECT t.expires_at AS token_expires_at, ", 1);
     sqlx::query_as(&format!(
-        "{select} JOIN oauth_tokens t ON t.grant_id = g.id
+        "{GRANT_USER_COLUMNS}, t.expires_at AS token_expires_at{GRANT_USER_FROM} JOIN oauth_tokens t ON t.grant_id = g.id
          WHERE t.token_hash = $1 AND t.kind = 'access' AND t.expires_at > now()
            AND g.revoked_at IS NULL AND NOT u.disabled"
     ))

@@ -147,9 +147,9 @@ pub async fn authorize(
 
     let code = secret::random_token();
     let grant_id = Uuid::new_v4();
-    let mut tx = state.pool.begin().await?;
-    db::oauth::insert_grant(
-        &mut tx,
+    let mut conn = state.pool.acquire().await?;
+    db::oauth::insert_grant_with_code(
+        &mut conn,
         db::oauth::NewGrant {
             id: grant_id,
             client_id: &client.id,
@@ -158,19 +158,13 @@ pub async fn authorize(
             nonce: nonce.as_deref(),
             auth_time: user.authenticated_at,
         },
-    )
-    .await?;
-    db::oauth::insert_code(
-        &mut tx,
         &secret::hash_token(&code),
-        grant_id,
-        &client.id,
         &redirect_uri,
         challenge.as_deref(),
         CODE_TTL_SECS,
     )
     .await?;
-    tx.commit().await?;
+    drop(conn);
 
     let mut url = url::Url::parse(&redirect_uri).map_err(|e| WebError::Internal(e.into()))?;
     {

@@ -145,14 +145,11 @@ async fn authorization_code(
         tx.commit().await?;
         return Err(e);
     }
-    let grant = db::oauth::grant_user(&mut tx, row.grant_id)
-        .await?
-        .ok_or_else(|| OAuthError::invalid_grant("grant not found"))?;
-    if grant.revoked || grant.disabled {
+    if row.grant.revoked || row.grant.disabled {
         tx.commit().await?;
         return Err(OAuthError::invalid_grant("the authorization was revoked"));
     }
-    let resp = issue(state, &mut tx, client, &grant).await?;
+    let resp = issue(state, &mut tx, client, &row.grant).await?;
     tx.commit().await?;
     Ok(resp)
 }
@@ -161,9 +158,9 @@ fn check_code(
     client: &RegisteredClient,
     p: &Params,
     redirect_uri: &str,
-    row: &db::oauth::CodeRow,
+    row: &db::oauth::RedeemedCode,
 ) -> Result<(), OAuthError> {
-    if row.client_id != client.id {
+    if row.grant.client_id != client.id {
         return Err(OAuthError::invalid_grant(
             "the code was issued to another client",
         ));
@@ -290,19 +287,12 @@ async fn issue(
     let cfg = &state.config.oidc;
     let access = secret::random_token();
     let refresh = secret::random_token();
-    db::oauth::insert_token(
+    db::oauth::insert_tokens(
         conn,
+        grant.grant_id,
         &secret::hash_token(&access),
-        grant.grant_id,
-        "access",
         cfg.access_token_ttl_secs,
-    )
-    .await?;
-    db::oauth::insert_token(
-        conn,
         &secret::hash_token(&refresh),
-        grant.grant_id,
-        "refresh",
         cfg.refresh_token_ttl_secs,
     )
     .await?;
