@@ -284,3 +284,60 @@ async fn absolute_session_lifetime_is_enforced() {
         .unwrap();
     assert_eq!(app.get("/").await.status(), 303);
 }
+
+#[tokio::test]
+async fn cookies_are_host_prefixed_and_secure_behind_tls() {
+    let app = crate::helpers::spawn_app_with(|_| {}).await;
+    let pw = app.create_student("Ada Lovelace", "ada", None).await;
+    // Same database, but configured as served over https (TLS ends at the proxy).
+    let mut config = (*app.state.config).clone();
+    config.public_url = "https://desk.camp.example".into();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let tls = hubdesk::startup::Application::build_on(listener, config, app.pool.clone())
+        .await
+        .unwrap();
+    tokio::spawn(tls.run_until_stopped());
+    let client = crate::helpers::client();
+    let page = client
+        .get(format!("http://127.0.0.1:{port}/login"))
+        .send()
+        .await
+        .unwrap();
+    let csrf_cookie = page
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        csrf_cookie.starts_with("__Host-hubdesk-csrf=")
+            && csrf_cookie.contains("Secure")
+            && csrf_cookie.contains("Path=/"),
+        "{csrf_cookie}"
+    );
+    let token = csrf_from(&page.text().await.unwrap());
+    let csrf_value = csrf_cookie.split(';').next().unwrap().to_string();
+    let r = client
+        .post(format!("http://127.0.0.1:{port}/login"))
+        .header("Cookie", csrf_value)
+        .form(&[
+            ("username", "ada"),
+            ("password", pw.as_str()),
+            ("csrf_token", token.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let session = r.headers().get("set-cookie").unwrap().to_str().unwrap();
+    assert!(session.starts_with("__Host-hubdesk-session="), "{session}");
+    for attr in ["Secure", "HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(session.contains(attr), "{attr} missing: {session}");
+    }
+    assert!(
+        !session.contains("Domain="),
+        "__Host- cookies carry no Domain"
+    );
+}
