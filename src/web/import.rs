@@ -12,7 +12,7 @@ use crate::{
     roster::{
         self,
         import::{PlannedStudent, RowError, MAX_BYTES},
-        Actor,
+        Actor, RosterError,
     },
     state::AppState,
 };
@@ -113,6 +113,36 @@ async fn read_submission(
     }
 }
 
+/// Parses and plans a submission; the inner error lists every bad line.
+async fn parse_and_plan(
+    state: &AppState,
+    bytes: &[u8],
+) -> Result<Result<Vec<PlannedStudent>, Vec<RowError>>, WebError> {
+    let rows = match roster::import::parse(bytes) {
+        Ok(rows) => rows,
+        Err(errors) => return Ok(Err(errors)),
+    };
+    let mut conn = state.pool.acquire().await?;
+    Ok(roster::import::plan(&mut conn, rows).await)
+}
+
+/// The import form again, with the errors and with what was submitted, so nothing is lost:
+/// the counselor fixes it in place.
+fn rejected(
+    state: &AppState,
+    user: &RequireCounselor,
+    text: String,
+    errors: Vec<RowError>,
+    status: StatusCode,
+) -> Result<HttpResponse, WebError> {
+    let page = ImportPage {
+        page: Page::for_user(state, user, "Import a class"),
+        text,
+        errors,
+    };
+    html_status(status, &page)
+}
+
 pub async fn preview(
     state: web::Data<AppState>,
     user: RequireCounselor,
@@ -123,15 +153,7 @@ pub async fn preview(
     if !csrf::verify_user(&user, &token) {
         return Err(WebError::Csrf);
     }
-    let parsed = roster::import::parse(&bytes);
-    let planned = match parsed {
-        Ok(rows) => {
-            let mut conn = state.pool.acquire().await?;
-            roster::import::plan(&mut conn, rows).await
-        }
-        Err(e) => Err(e),
-    };
-    match planned {
+    match parse_and_plan(&state, &bytes).await? {
         Ok(rows) => {
             let generated = rows.iter().filter(|r| r.generated_username).count();
             let csv = roster::import::to_csv(&rows);
@@ -143,14 +165,14 @@ pub async fn preview(
             })
         }
         Err(errors) => {
-            // Keep what was submitted so nothing is lost: the counselor fixes it in place.
             let text = String::from_utf8_lossy(&bytes).into_owned();
-            let page = ImportPage {
-                page: Page::for_user(&state, &user, "Import a class"),
+            rejected(
+                &state,
+                &user,
                 text,
                 errors,
-            };
-            html_status(StatusCode::UNPROCESSABLE_ENTITY, &page)
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
         }
     }
 }
@@ -163,6 +185,8 @@ pub struct CommitForm {
     csrf_token: String,
 }
 
+/// Creates the previewed class. Everything is checked again: the database may have changed
+/// since the preview (another counselor, the API).
 pub async fn commit(
     state: web::Data<AppState>,
     user: RequireCounselor,
@@ -171,48 +195,39 @@ pub async fn commit(
     if !csrf::verify_user(&user, &form.csrf_token) {
         return Err(WebError::Csrf);
     }
-    let planned = match roster::import::parse(form.csv.as_bytes()) {
-        Ok(rows) => {
-            let mut conn = state.pool.acquire().await?;
-            roster::import::plan(&mut conn, rows).await
-        }
-        Err(e) => Err(e),
-    };
-    let result = match planned {
-        Ok(rows) => roster::ops::create_students(
-            &state,
-            &Actor::User(user.username.clone()),
-            &rows,
-            "import",
-        )
-        .await
-        .map_err(|e| match e {
-            roster::RosterError::Duplicate(name) => Ok(vec![RowError {
-                line: 0,
-                message: format!("username '{name}' was taken meanwhile"),
-            }]),
-            other => Err(other),
-        }),
-        Err(errors) => Err(Ok(errors)),
-    };
-    match result {
-        Ok(creds) => {
-            let heading = format!("{} students created", creds.len());
-            cards::render(
+    let planned = match parse_and_plan(&state, form.csv.as_bytes()).await? {
+        Ok(planned) => planned,
+        Err(errors) => {
+            return rejected(
                 &state,
-                Page::for_user(&state, &user, "Login cards"),
-                heading,
-                creds,
+                &user,
+                form.csv.clone(),
+                errors,
+                StatusCode::CONFLICT,
             )
         }
-        Err(Ok(errors)) => {
-            let page = ImportPage {
-                page: Page::for_user(&state, &user, "Import a class"),
-                text: form.csv.clone(),
+    };
+    let actor = Actor::User(user.username.clone());
+    let creds = match roster::ops::create_students(&state, &actor, &planned, "import").await {
+        Ok(creds) => creds,
+        Err(RosterError::Duplicate(name)) => {
+            let message = format!("username '{name}' was taken meanwhile");
+            let errors = vec![RowError { line: 0, message }];
+            return rejected(
+                &state,
+                &user,
+                form.csv.clone(),
                 errors,
-            };
-            html_status(StatusCode::CONFLICT, &page)
+                StatusCode::CONFLICT,
+            );
         }
-        Err(Err(e)) => Err(e.into()),
-    }
+        Err(e) => return Err(e.into()),
+    };
+    let heading = format!("{} students created", creds.len());
+    cards::render(
+        &state,
+        Page::for_user(&state, &user, "Login cards"),
+        heading,
+        creds,
+    )
 }
