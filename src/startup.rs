@@ -1,7 +1,11 @@
 //! Builds the HTTP server around an `AppState`. Binds first (port 0 in tests), runs later.
 use std::{net::TcpListener, time::Duration};
 
-use actix_web::{dev::Server, middleware, web, App, HttpServer};
+use actix_web::{
+    dev::{Server, Service},
+    http::Method,
+    middleware, web, App, HttpServer,
+};
 use sqlx::PgPool;
 
 use crate::{config::Config, error::WebError, state::AppState, web::routes};
@@ -49,6 +53,14 @@ impl Application {
                 .app_data(
                     web::PathConfig::default().error_handler(|_, _| WebError::NotFound.into()),
                 )
+                // HEAD is GET without a body (the HTTP codec drops the body): monitors and
+                // link checkers use it.
+                .wrap_fn(|mut req, srv| {
+                    if req.method() == Method::HEAD {
+                        req.head_mut().method = Method::GET;
+                    }
+                    srv.call(req)
+                })
                 .wrap(
                     middleware::DefaultHeaders::new()
                         .add(("Content-Security-Policy", CSP))

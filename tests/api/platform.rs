@@ -82,3 +82,15 @@ async fn database_outage_gives_503_and_recovers_without_restart() {
     assert!(ready, "recovers without a restart");
     assert_eq!(app.get("/").await.status(), 200, "session still valid");
 }
+
+#[tokio::test]
+async fn head_requests_answer_like_get_without_a_body() {
+    let app = spawn_app().await;
+    for path in ["/healthz", "/login"] {
+        let r = app.client.head(app.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        assert!(r.bytes().await.unwrap().is_empty(), "{path}");
+    }
+    let r = app.client.head(app.url("/logout")).send().await.unwrap();
+    assert_eq!(r.status(), 404, "HEAD never reaches a POST route");
+}
