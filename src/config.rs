@@ -142,6 +142,33 @@ impl Default for Config {
     }
 }
 
+/// Top-level configuration keys (a `HUBDESK_<KEY>` variable sets one).
+const KEYS: &[&str] = &[
+    "bind",
+    "data_dir",
+    "public_url",
+    "hub_url",
+    "database_url",
+    "database_url_file",
+    "camp_name",
+    "behind_proxy",
+    "session",
+    "password",
+    "throttle",
+    "oidc",
+];
+
+/// `HUBDESK_*` variables that are read elsewhere, not configuration keys.
+const HANDLED_ELSEWHERE: &[&str] = &[
+    "config",
+    "pg_bin",
+    "oidc_client_id",
+    "oidc_client_secret",
+    "oidc_client_secret_file",
+    "oidc_redirect_uris",
+    "oidc_require_pkce",
+];
+
 impl Config {
     /// Loads defaults, then the TOML file (explicit path must exist; `hubdesk.toml` is optional),
     /// then `HUBDESK_*` variables (`HUBDESK_SESSION__IDLE_TIMEOUT_MINUTES` for nested keys) and
@@ -155,22 +182,23 @@ impl Config {
             }
             None => fig = fig.merge(Toml::file("hubdesk.toml")),
         }
-        // Variables handled elsewhere (the CLI's --config, the single-client OIDC shortcut, the
-        // embedded PostgreSQL's binaries) are not configuration keys.
-        let not_keys = |k: &figment::value::UncasedStr| {
-            !matches!(
-                k.as_str().to_ascii_lowercase().as_str(),
-                "config"
-                    | "pg_bin"
-                    | "oidc_client_id"
-                    | "oidc_client_secret"
-                    | "oidc_client_secret_file"
-                    | "oidc_redirect_uris"
-                    | "oidc_require_pkce"
-            )
+        // Only variables that name a configuration key are configuration; others (the CLI's
+        // HUBDESK_CONFIG, the OIDC single-client shortcut, HUBDESK_PG_BIN, or a neighbour's
+        // variable such as the hub's HUBDESK_URL) are left alone, with a warning for unknown ones.
+        let keys = |k: &figment::value::UncasedStr| {
+            let key = k.as_str().to_ascii_lowercase();
+            let top = key.split("__").next().unwrap_or_default();
+            let known = KEYS.contains(&top);
+            if !known && !HANDLED_ELSEWHERE.contains(&key.as_str()) {
+                tracing::warn!(
+                    "ignoring HUBDESK_{}: not a configuration key",
+                    k.as_str().to_ascii_uppercase()
+                );
+            }
+            known
         };
         fig = fig
-            .merge(Env::prefixed("HUBDESK_").filter(not_keys).split("__"))
+            .merge(Env::prefixed("HUBDESK_").filter(keys).split("__"))
             .merge(
                 Env::raw()
                     .only(&["DATABASE_URL"])
@@ -332,6 +360,21 @@ mod tests {
         c.finish().unwrap();
         assert_eq!(c.public_url, "http://127.0.0.1:8080");
         assert!(!c.secure_cookies());
+    }
+
+    #[test]
+    fn keys_list_matches_the_struct() {
+        let value = serde_json::to_value(Config::default()).unwrap();
+        let mut fields: Vec<&str> = value
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut keys = KEYS.to_vec();
+        fields.sort();
+        keys.sort();
+        assert_eq!(fields, keys);
     }
 
     #[test]
