@@ -134,6 +134,18 @@ pub async fn submit(
             "This setup link is invalid, already used or expired.".into(),
         ));
     }
+    // The form again, with the messages and what was typed (never the passwords).
+    let rerender = |errors| {
+        page(
+            &state,
+            &req,
+            form.token.clone(),
+            form.username.clone(),
+            form.display_name.clone(),
+            errors,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+    };
     let mut errors = FieldErrors::default();
     let account = form::new_account(
         &mut errors,
@@ -154,15 +166,7 @@ pub async fn submit(
         true,
     ) = (account, errors.is_empty())
     else {
-        return page(
-            &state,
-            &req,
-            form.token.clone(),
-            form.username.clone(),
-            form.display_name.clone(),
-            errors,
-            StatusCode::UNPROCESSABLE_ENTITY,
-        );
+        return rerender(errors);
     };
     let hash = state.hasher.hash(password.expose()).await?;
     let mut tx = state.pool.begin().await?;
@@ -182,15 +186,7 @@ pub async fn submit(
         Ok(u) => u,
         Err(InsertUserError::Duplicate) => {
             errors.add("username", "This username is taken.");
-            return page(
-                &state,
-                &req,
-                form.token.clone(),
-                form.username.clone(),
-                form.display_name.clone(),
-                errors,
-                StatusCode::UNPROCESSABLE_ENTITY,
-            );
+            return rerender(errors);
         }
         Err(InsertUserError::Db(e)) => return Err(e.into()),
     };
