@@ -16,6 +16,9 @@ pub enum WebError {
     NotFound,
     #[error("{0}")]
     BadRequest(String),
+    /// The request is understood but the account's state forbids it.
+    #[error("{0}")]
+    Conflict(String),
     #[error("this form has expired; go back, reload the page and try again")]
     Csrf,
     #[error("the database is unavailable; please try again in a moment")]
@@ -46,6 +49,7 @@ impl From<RosterError> for WebError {
         match e {
             RosterError::NotFound(_) => Self::NotFound,
             RosterError::Duplicate(_) => Self::BadRequest(e.to_string()),
+            RosterError::OwnAccount => Self::Conflict(e.to_string()),
             RosterError::Db(e) => e.into(),
             RosterError::Internal(e) => Self::Internal(e),
         }
@@ -68,6 +72,7 @@ impl ResponseError for WebError {
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Csrf => StatusCode::FORBIDDEN,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -94,6 +99,7 @@ impl ResponseError for WebError {
             Self::Forbidden | Self::Csrf => "Not allowed",
             Self::NotFound => "Not found",
             Self::BadRequest(_) => "Something is not right",
+            Self::Conflict(_) => "Not possible",
             Self::Unavailable => "Database unavailable",
             _ => "Something went wrong",
         };

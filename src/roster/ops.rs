@@ -41,8 +41,11 @@ pub struct Credential {
 pub enum RosterError {
     #[error("username '{0}' already exists")]
     Duplicate(String),
-    #[error("no student named '{0}'")]
+    /// The message names what was looked for: "no student named 'x'".
+    #[error("{0}")]
     NotFound(String),
+    #[error("you cannot do this to your own account; change your password on the account page")]
+    OwnAccount,
     #[error("database unavailable")]
     Db(#[from] sqlx::Error),
     #[error(transparent)]
@@ -100,27 +103,77 @@ pub async fn create_students(
     Ok(out)
 }
 
+/// Which accounts an operation may touch: the student pages and the API manage students only;
+/// the staff page (admins) manages counselors and admins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Desk {
+    Students,
+    Staff,
+}
+
+impl Desk {
+    fn holds(self, role: Role) -> bool {
+        match self {
+            Self::Students => role == Role::Student,
+            Self::Staff => role != Role::Student,
+        }
+    }
+
+    /// The audit action for `what` done at this desk, e.g. `student.disable`.
+    fn action(self, what: &str) -> String {
+        match self {
+            Self::Students => format!("student.{what}"),
+            Self::Staff => format!("staff.{what}"),
+        }
+    }
+}
+
 /// Finds a student by name (staff accounts are not managed through the student pages).
 pub async fn find_student(
     state: &AppState,
     username: &str,
 ) -> Result<db::users::UserRow, RosterError> {
-    let not_found = || RosterError::NotFound(username.to_string());
+    find_account(state, Desk::Students, username).await
+}
+
+/// Finds an account the desk manages; any other account is "not found".
+pub async fn find_account(
+    state: &AppState,
+    desk: Desk,
+    username: &str,
+) -> Result<db::users::UserRow, RosterError> {
+    let not_found = || {
+        RosterError::NotFound(match desk {
+            Desk::Students => format!("no student named '{username}'"),
+            Desk::Staff => format!("no counselor or admin named '{username}'"),
+        })
+    };
     let name = Username::parse(username).map_err(|_| not_found())?;
     let mut conn = state.pool.acquire().await?;
     match db::users::find_by_username(&mut conn, &name).await? {
-        Some(u) if u.role() == Role::Student => Ok(u),
+        Some(u) if desk.holds(u.role()) => Ok(u),
         _ => Err(not_found()),
     }
 }
 
-/// New generated password; the student's sessions end (and, with OIDC, their tokens).
+/// Nobody resets or disables their own account through a desk: an admin could lock
+/// themselves out. Their own password is changed on the account page.
+fn refuse_own(actor: &Actor, user: &db::users::UserRow) -> Result<(), RosterError> {
+    match actor {
+        Actor::User(me) if me.as_str() == user.username => Err(RosterError::OwnAccount),
+        _ => Ok(()),
+    }
+}
+
+/// New generated password; the person's sessions end (and, with OIDC, their tokens).
 pub async fn reset_password(
     state: &AppState,
     actor: &Actor,
+    desk: Desk,
     username: &str,
 ) -> Result<Credential, RosterError> {
-    let user = find_student(state, username).await?;
+    let user = find_account(state, desk, username).await?;
+    refuse_own(actor, &user)?;
     let password = generate::password();
     let hash = state.hasher.hash(&password).await?;
     let mut tx = state.pool.begin().await?;
@@ -132,7 +185,7 @@ pub async fn reset_password(
         &mut tx,
         Entry {
             actor: &actor.label(),
-            action: "student.reset_password",
+            action: &desk.action("reset_password"),
             target: Some(&user.username),
             detail: Some(&detail),
         },
@@ -148,13 +201,16 @@ pub async fn reset_password(
     })
 }
 
+/// Disables (the person's sessions end and their tokens are revoked) or re-enables an account.
 pub async fn set_disabled(
     state: &AppState,
     actor: &Actor,
+    desk: Desk,
     username: &str,
     disabled: bool,
 ) -> Result<(), RosterError> {
-    let user = find_student(state, username).await?;
+    let user = find_account(state, desk, username).await?;
+    refuse_own(actor, &user)?;
     let mut tx = state.pool.begin().await?;
     db::users::set_disabled(&mut tx, user.id, disabled).await?;
     let detail = if disabled {
@@ -166,16 +222,12 @@ pub async fn set_disabled(
     } else {
         None
     };
-    let action = if disabled {
-        "student.disable"
-    } else {
-        "student.enable"
-    };
+    let action = desk.action(if disabled { "disable" } else { "enable" });
     db::audit::record(
         &mut tx,
         Entry {
             actor: &actor.label(),
-            action,
+            action: &action,
             target: Some(&user.username),
             detail: detail.as_deref(),
         },

@@ -14,6 +14,7 @@ use crate::{
     roster::{
         self,
         import::{ImportRow, RowError, MAX_BYTES},
+        ops::Desk,
         Actor, RosterError,
     },
     state::AppState,
@@ -51,7 +52,7 @@ impl From<RosterError> for ApiError {
     fn from(e: RosterError) -> Self {
         match e {
             RosterError::NotFound(_) => Self::NotFound(e.to_string()),
-            RosterError::Duplicate(_) => Self::Conflict(e.to_string()),
+            RosterError::Duplicate(_) | RosterError::OwnAccount => Self::Conflict(e.to_string()),
             RosterError::Db(e) => e.into(),
             RosterError::Internal(e) => Self::Internal(e),
         }
@@ -226,7 +227,7 @@ async fn reset_password(
     client: ApiClient,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let cred = roster::ops::reset_password(&state, &client.0, &path).await?;
+    let cred = roster::ops::reset_password(&state, &client.0, Desk::Students, &path).await?;
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
         .json(json!({"password": cred.password})))
@@ -237,7 +238,7 @@ async fn disable(
     client: ApiClient,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    roster::ops::set_disabled(&state, &client.0, &path, true).await?;
+    roster::ops::set_disabled(&state, &client.0, Desk::Students, &path, true).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -246,7 +247,7 @@ async fn enable(
     client: ApiClient,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    roster::ops::set_disabled(&state, &client.0, &path, false).await?;
+    roster::ops::set_disabled(&state, &client.0, Desk::Students, &path, false).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -1,7 +1,32 @@
 //! Form validation shared by the pages: messages collected per field, shown beside the field.
 use std::{collections::HashMap, fmt::Display};
 
-use crate::domain::{DisplayName, NewPassword, Username};
+use serde::Deserialize;
+
+use crate::{
+    auth::{csrf, CurrentUser},
+    domain::{DisplayName, NewPassword, Username},
+    error::WebError,
+    roster::Actor,
+};
+
+/// The body of a button-only form (reset, disable, enable, unlock): just the CSRF token.
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    #[serde(default)]
+    csrf_token: String,
+}
+
+impl CsrfForm {
+    /// The person acting, for the audit log, once their CSRF token checks out.
+    pub fn actor(&self, user: &CurrentUser) -> Result<Actor, WebError> {
+        if csrf::verify_user(user, &self.csrf_token) {
+            Ok(Actor::User(user.username.clone()))
+        } else {
+            Err(WebError::Csrf)
+        }
+    }
+}
 
 /// Error messages by field name.
 #[derive(Debug, Default)]

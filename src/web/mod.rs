@@ -172,6 +172,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route("/staff", web::get().to(staff::list))
         .route("/staff", web::post().to(staff::create))
+        .route(
+            "/staff/{username}/reset-password",
+            web::post().to(staff::reset_password),
+        )
+        .route("/staff/{username}/disable", web::post().to(staff::disable))
+        .route("/staff/{username}/enable", web::post().to(staff::enable))
         .route("/audit", web::get().to(audit::list))
         .configure(crate::oidc::routes)
         .service(web::scope("/api/v1").configure(api::routes))

@@ -4,7 +4,8 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::{
-    form::{self, FieldErrors},
+    cards,
+    form::{self, CsrfForm, FieldErrors},
     html, html_status, see_other, Page,
 };
 use crate::{
@@ -12,7 +13,7 @@ use crate::{
     db::{self, users::UserRow},
     domain::{Role, Username},
     error::WebError,
-    roster::{self, Actor, RosterError},
+    roster::{self, ops::Desk, Actor, RosterError},
     state::AppState,
 };
 
@@ -32,11 +33,34 @@ impl StaffPage {
     pub fn error(&self, field: &str) -> String {
         self.errors.get(field)
     }
+
+    /// The admin looking at the page gets no buttons on their own row.
+    pub fn is_me(&self, username: &str) -> bool {
+        self.page
+            .user
+            .as_ref()
+            .is_some_and(|u| u.username == username)
+    }
 }
 
 #[derive(Deserialize)]
 pub struct StaffQuery {
     created: Option<String>,
+    disabled: Option<String>,
+    enabled: Option<String>,
+}
+
+impl StaffQuery {
+    fn notice(&self) -> Option<String> {
+        let account = |u: &String, what: &str| format!("Account {u} {what}.");
+        (self.created.as_ref().map(|u| account(u, "created")))
+            .or_else(|| {
+                self.disabled
+                    .as_ref()
+                    .map(|u| account(u, "disabled: logged out everywhere"))
+            })
+            .or_else(|| self.enabled.as_ref().map(|u| account(u, "enabled again")))
+    }
 }
 
 pub async fn list(
@@ -46,9 +70,8 @@ pub async fn list(
 ) -> Result<HttpResponse, WebError> {
     let mut conn = state.pool.acquire().await?;
     let staff = db::users::list_staff(&mut conn).await?;
-    let notice = q.created.as_ref().map(|u| format!("Account {u} created."));
     html(&StaffPage {
-        page: Page::for_user(&state, &user, "Staff").with_notice(notice.as_deref()),
+        page: Page::for_user(&state, &user, "Staff").with_notice(q.notice().as_deref()),
         staff,
         username: String::new(),
         display_name: String::new(),
@@ -134,4 +157,44 @@ pub async fn create(
         min_length: state.config.password.min_length,
     };
     html_status(StatusCode::UNPROCESSABLE_ENTITY, &page)
+}
+
+/// A new generated password for a counselor or admin, shown once on a login card.
+pub async fn reset_password(
+    state: web::Data<AppState>,
+    user: RequireAdmin,
+    path: web::Path<String>,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, WebError> {
+    let actor = form.actor(&user)?;
+    let cred = roster::ops::reset_password(&state, &actor, Desk::Staff, &path).await?;
+    let heading = format!("New password for {}", cred.username);
+    cards::render(
+        &state,
+        Page::for_user(&state, &user, "New password"),
+        heading,
+        vec![cred],
+    )
+}
+
+pub async fn disable(
+    state: web::Data<AppState>,
+    user: RequireAdmin,
+    path: web::Path<String>,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, WebError> {
+    let actor = form.actor(&user)?;
+    roster::ops::set_disabled(&state, &actor, Desk::Staff, &path, true).await?;
+    Ok(see_other(&format!("/staff?disabled={}", path.as_str())))
+}
+
+pub async fn enable(
+    state: web::Data<AppState>,
+    user: RequireAdmin,
+    path: web::Path<String>,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, WebError> {
+    let actor = form.actor(&user)?;
+    roster::ops::set_disabled(&state, &actor, Desk::Staff, &path, false).await?;
+    Ok(see_other(&format!("/staff?enabled={}", path.as_str())))
 }

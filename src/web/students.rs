@@ -5,7 +5,7 @@ use serde::Deserialize;
 
 use super::{
     cards,
-    form::{self, FieldErrors},
+    form::{self, CsrfForm, FieldErrors},
     html, html_status, see_other, Page,
 };
 use crate::{
@@ -17,7 +17,7 @@ use crate::{
     },
     domain::{Cohort, DisplayName, Username},
     error::{urlencode, WebError},
-    roster::{self, import::PlannedStudent, Actor},
+    roster::{self, import::PlannedStudent, ops::Desk, Actor},
     state::AppState,
 };
 
@@ -338,28 +338,14 @@ pub async fn detail(
     })
 }
 
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    #[serde(default)]
-    csrf_token: String,
-}
-
-fn check(user: &RequireCounselor, form: &CsrfForm) -> Result<Actor, WebError> {
-    if csrf::verify_user(user, &form.csrf_token) {
-        Ok(Actor::User(user.username.clone()))
-    } else {
-        Err(WebError::Csrf)
-    }
-}
-
 pub async fn reset_password(
     state: web::Data<AppState>,
     user: RequireCounselor,
     path: web::Path<String>,
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, WebError> {
-    let actor = check(&user, &form)?;
-    let cred = roster::ops::reset_password(&state, &actor, &path).await?;
+    let actor = form.actor(&user)?;
+    let cred = roster::ops::reset_password(&state, &actor, Desk::Students, &path).await?;
     let heading = format!("New password for {}", cred.username);
     cards::render(
         &state,
@@ -375,8 +361,8 @@ pub async fn disable(
     path: web::Path<String>,
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, WebError> {
-    let actor = check(&user, &form)?;
-    roster::ops::set_disabled(&state, &actor, &path, true).await?;
+    let actor = form.actor(&user)?;
+    roster::ops::set_disabled(&state, &actor, Desk::Students, &path, true).await?;
     Ok(see_other(&format!(
         "/students/{}?notice=disabled",
         path.as_str()
@@ -389,8 +375,8 @@ pub async fn enable(
     path: web::Path<String>,
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, WebError> {
-    let actor = check(&user, &form)?;
-    roster::ops::set_disabled(&state, &actor, &path, false).await?;
+    let actor = form.actor(&user)?;
+    roster::ops::set_disabled(&state, &actor, Desk::Students, &path, false).await?;
     Ok(see_other(&format!(
         "/students/{}?notice=enabled",
         path.as_str()
@@ -403,7 +389,7 @@ pub async fn unlock(
     path: web::Path<String>,
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, WebError> {
-    let actor = check(&user, &form)?;
+    let actor = form.actor(&user)?;
     let student = roster::ops::find_student(&state, &path).await?;
     let name = Username::parse(&student.username).map_err(|e| WebError::Internal(e.into()))?;
     roster::ops::unlock(&state, &actor, &name).await?;

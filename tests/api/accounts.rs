@@ -249,3 +249,146 @@ async fn first_run_setup_link_creates_the_first_admin_once() {
         .is_none());
     let _ = Role::Admin;
 }
+
+#[tokio::test]
+async fn admin_disables_and_enables_a_counselor() {
+    let app = spawn_app().await;
+    app.as_admin().await;
+    app.create_user(Role::Counselor, "carla", PASSWORD).await;
+    let carla = app.other_browser();
+    carla.login_ok("carla", PASSWORD).await;
+    assert_eq!(carla.get("/students").await.status(), 200);
+
+    // The staff page offers the actions on carla's row, none on the admin's own row.
+    let page = app.get_html("/staff").await;
+    assert!(page.contains("action=\"/staff/carla/disable\""));
+    assert!(!page.contains("action=\"/staff/boss/disable\""));
+
+    let r = app
+        .post_form_from("/staff", "/staff/carla/disable", &[])
+        .await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(TestApp::location(&r), "/staff?disabled=carla");
+    assert!(app
+        .get_html("/staff?disabled=carla")
+        .await
+        .contains("Account carla disabled"));
+    // Her session ended and she cannot log in again.
+    assert_eq!(carla.get("/students").await.status(), 303);
+    let r = carla.login("carla", PASSWORD).await;
+    assert_eq!(r.status(), 403, "a disabled counselor cannot log in");
+    assert_eq!(
+        app.count("SELECT count(*) FROM audit_log WHERE action = 'staff.disable' AND target = 'carla' AND actor = 'boss'")
+            .await,
+        1
+    );
+
+    let r = app
+        .post_form_from("/staff", "/staff/carla/enable", &[])
+        .await;
+    assert_eq!(r.status(), 303);
+    carla.login_ok("carla", PASSWORD).await;
+    assert_eq!(carla.get("/students").await.status(), 200);
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM audit_log WHERE action = 'staff.enable' AND target = 'carla'"
+        )
+        .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn admin_resets_a_counselors_password() {
+    let app = spawn_app().await;
+    app.as_admin().await;
+    app.create_user(Role::Counselor, "carla", PASSWORD).await;
+    let carla = app.other_browser();
+    carla.login_ok("carla", PASSWORD).await;
+
+    let r = app
+        .post_form_from("/staff", "/staff/carla/reset-password", &[])
+        .await;
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    let marker = "class=\"card-password\">";
+    let start = html
+        .find(marker)
+        .expect("the new password is shown on a card")
+        + marker.len();
+    let new_password = html[start..].split('<').next().unwrap().trim().to_string();
+    assert!(
+        new_password.len() >= 10,
+        "generated password: {new_password:?}"
+    );
+
+    assert_eq!(
+        carla.get("/students").await.status(),
+        303,
+        "her session ended"
+    );
+    assert_eq!(
+        carla.login("carla", PASSWORD).await.status(),
+        401,
+        "old password refused"
+    );
+    carla.login_ok("carla", &new_password).await;
+    assert_eq!(
+        app.count("SELECT count(*) FROM audit_log WHERE action = 'staff.reset_password' AND target = 'carla'")
+            .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn staff_actions_are_for_admins_on_staff_only() {
+    let app = spawn_app().await;
+    app.as_admin().await;
+    app.create_user(Role::Admin, "olga", PASSWORD).await;
+    app.create_user(Role::Counselor, "carla", PASSWORD).await;
+    app.create_student("Ada Lovelace", "ada", None).await;
+
+    // An admin cannot lock themselves out.
+    for action in ["disable", "reset-password"] {
+        let r = app
+            .post_form_from("/staff", &format!("/staff/boss/{action}"), &[])
+            .await;
+        assert_eq!(r.status(), 409, "{action} of one's own account");
+        assert!(r.text().await.unwrap().contains("your own account"));
+    }
+    // Students are not managed here, staff not on the student pages.
+    let r = app
+        .post_form_from("/staff", "/staff/ada/disable", &[])
+        .await;
+    assert_eq!(r.status(), 404);
+    let r = app
+        .post_form_from("/staff", "/students/carla/disable", &[])
+        .await;
+    assert_eq!(r.status(), 404);
+    // Without the CSRF token: refused.
+    let r = app
+        .client
+        .post(app.url("/staff/carla/disable"))
+        .form(&[("csrf_token", "wrong")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // A counselor: 403.
+    let carla = app.other_browser();
+    carla.login_ok("carla", PASSWORD).await;
+    let r = carla
+        .post_form_from("/students", "/staff/olga/disable", &[])
+        .await;
+    assert_eq!(r.status(), 403);
+    assert_eq!(
+        app.count("SELECT count(*) FROM users WHERE disabled").await,
+        0,
+        "nothing was disabled"
+    );
+    // Another admin can be disabled by this one.
+    let r = app
+        .post_form_from("/staff", "/staff/olga/disable", &[])
+        .await;
+    assert_eq!(r.status(), 303);
+}

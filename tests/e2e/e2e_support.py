@@ -77,3 +77,27 @@ class HubdeskClient(requests.Session):
         r = self.submit("/login", {"username": username, "password": password, "next": "/"})
         assert r.status_code == 303, f"login as {username}: {r.status_code} {r.text[:500]}"
         return r
+
+
+def page_replaced(old_html):
+    """A WebDriverWait predicate: true once `old_html` (the <html> element of the page before a
+    click) no longer belongs to the document.
+
+    Selenium's `staleness_of` only treats StaleElementReferenceException as "gone"; Chromium
+    sometimes answers a probe that races the navigation with a plain WebDriverException
+    ("Node with given id does not belong to the document"), which means the same thing.
+    """
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+
+    def _predicate(_driver) -> bool:
+        try:
+            old_html.is_enabled()
+            return False
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as e:
+            if "does not belong to the document" in str(e) or "No node with given id" in str(e):
+                return True
+            raise
+
+    return _predicate

@@ -44,7 +44,7 @@ from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
 import conftest as base  # the other helper's fixtures/helpers: reused, not modified
-from e2e_support import HubdeskClient
+from e2e_support import HubdeskClient, page_replaced
 
 REPO = base.REPO
 HUB_CONFIG = REPO / "deploy" / "jupyterhub_config.py"
@@ -514,7 +514,7 @@ def submit_hubdesk_login(driver: WebDriver, hd: OidcHubdesk, username: str, pass
     pw.send_keys(password)
     html = driver.find_element(By.TAG_NAME, "html")
     pw.find_element(By.XPATH, "./ancestor::form").find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    wait(driver).until(EC.staleness_of(html), "the login form did not submit")
+    wait(driver).until(page_replaced(html), "the login form did not submit")
     wait(driver).until(lambda d: d.execute_script("return document.readyState") == "complete")
 
 

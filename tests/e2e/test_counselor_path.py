@@ -15,7 +15,7 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
-from e2e_support import scrape
+from e2e_support import page_replaced, scrape
 
 WAIT = 20  # seconds; explicit waits only
 
@@ -85,7 +85,7 @@ def submit_form_of(driver: WebDriver, field: WebElement) -> None:
 def click_and_wait_for_new_page(driver: WebDriver, element: WebElement) -> None:
     html = driver.find_element(By.TAG_NAME, "html")
     element.click()
-    wait(driver).until(EC.staleness_of(html), "the page did not change after the click")
+    wait(driver).until(page_replaced(html), "the page did not change after the click")
     wait(driver).until(lambda d: d.execute_script("return document.readyState") == "complete")
 
 
