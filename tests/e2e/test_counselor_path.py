@@ -251,3 +251,38 @@ def test_student_gets_403_at_students(browser, hubdesk, http):
     browser.get(hubdesk.url + "/students")
     wait(browser).until(lambda d: d.execute_script("return document.readyState") == "complete")
     assert not browser.find_elements(By.CSS_SELECTOR, "#students"), "a student sees the students table"
+
+
+def test_admin_adds_and_disables_a_counselor_after_confirming(browser, hubdesk, screenshot):
+    d, base = browser, hubdesk.url
+    login(d, base, hubdesk.admin_user, hubdesk.admin_password)
+    d.get(base + "/staff")
+    fill(d, "username", "carl")
+    fill(d, "display_name", "Carl Counselor")
+    pw = fill(d, "password", NEW_PASSWORD)
+    submit_form_of(d, pw)
+    assert "Account carl created." in visible(d, ".notice").text
+
+    row = visible(d, "tr.staff[data-username='carl']")
+    assert "active" in row.text
+    # No buttons on the admin's own row: nobody locks themselves out.
+    own = d.find_element(By.CSS_SELECTOR, f"tr.staff[data-username='{hubdesk.admin_user}']")
+    assert not own.find_elements(By.CSS_SELECTOR, "button"), "the admin's own row has actions"
+
+    # Disable asks first; saying no changes nothing.
+    row.find_element(By.CSS_SELECTOR, "button.danger").click()
+    alert = wait(d).until(EC.alert_is_present(), "no confirmation before disabling")
+    assert "Disable Carl Counselor?" in alert.text
+    alert.dismiss()
+    assert path_of(d) == "/staff"
+    assert "active" in visible(d, "tr.staff[data-username='carl']").text
+
+    # Saying yes disables the account.
+    html = d.find_element(By.TAG_NAME, "html")
+    visible(d, "tr.staff[data-username='carl'] button.danger").click()
+    wait(d).until(EC.alert_is_present(), "no confirmation before disabling").accept()
+    wait(d).until(page_replaced(html), "the page did not change after confirming")
+    wait(d).until(lambda drv: drv.execute_script("return document.readyState") == "complete")
+    assert "Account carl disabled" in visible(d, ".notice").text
+    assert "disabled" in visible(d, "tr.staff[data-username='carl'] .badge").text
+    screenshot("staff")
