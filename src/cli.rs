@@ -62,6 +62,9 @@ pub enum AdminAction {
 pub enum OidcAction {
     /// Print a new random client secret (URL-safe characters only).
     NewSecret,
+    /// Make a new id_token signing key; the old one stays in JWKS for a day. Running servers
+    /// switch within a minute.
+    RotateKey,
 }
 
 #[derive(Debug, Subcommand)]

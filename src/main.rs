@@ -27,7 +27,7 @@ async fn main() {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(Command::Oidc {
         action: OidcAction::NewSecret,
-    }) = cli.command
+    }) = &cli.command
     {
         // base64url: URL-safe, so it survives Basic auth and form encoding untouched.
         println!("{}", secret::random_token());
@@ -109,8 +109,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{token}");
             Ok(())
         }
+        Command::Oidc {
+            action: OidcAction::RotateKey,
+        } => {
+            let db = open(&config).await?;
+            let rotated = hubdesk::oidc::keys::rotate(&db.pool).await;
+            db.close().await;
+            let (kid, retired) = rotated.context("rotating the signing key")?;
+            println!(
+                "new signing key {kid}; {retired} key(s) retired (published for another day); \
+                 running servers switch within a minute"
+            );
+            Ok(())
+        }
         // Answered above, before the configuration is read.
-        Command::Oidc { .. } => Ok(()),
+        Command::Oidc {
+            action: OidcAction::NewSecret,
+        } => Ok(()),
         Command::BenchHash { rounds } => {
             let hasher = Hasher::new(&config.password, 1)?;
             let ms = hasher.measure_verify_ms(rounds)?;

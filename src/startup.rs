@@ -36,6 +36,7 @@ impl Application {
         let state = AppState::new(pool, config).await?;
         let port = listener.local_addr()?.port();
         spawn_session_sweeper(state.clone());
+        spawn_key_reloader(state.clone());
         let data = web::Data::new(state.clone());
         let server = HttpServer::new(move || {
             App::new()
@@ -95,6 +96,20 @@ impl Application {
 }
 
 /// Deletes expired sessions, codes and tokens every ten minutes.
+/// Picks up `hubdesk oidc rotate-key` run by another process.
+fn spawn_key_reloader(state: AppState) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(crate::oidc::keys::RELOAD_EVERY);
+        tick.tick().await; // the first tick is immediate; the keys were just loaded
+        loop {
+            tick.tick().await;
+            if let Err(e) = state.oidc.keys.reload(&state.pool).await {
+                tracing::warn!(error = %e, "reloading OIDC signing keys");
+            }
+        }
+    });
+}
+
 fn spawn_session_sweeper(state: AppState) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(600));

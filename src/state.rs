@@ -6,7 +6,7 @@ use sqlx::PgPool;
 use crate::{
     auth::Hasher,
     config::Config,
-    oidc::{ClientRegistry, Oidc, SigningKey},
+    oidc::{ClientRegistry, KeyRing, Oidc},
 };
 
 #[derive(Clone)]
@@ -21,10 +21,10 @@ impl AppState {
     /// Builds the state; loads (or on first start creates) the OIDC signing key.
     pub async fn new(pool: PgPool, config: Config) -> anyhow::Result<Self> {
         let hasher = Hasher::new(&config.password, config.hash_permits())?;
-        let key = SigningKey::load_or_create(&pool).await?;
+        let keys = KeyRing::load_or_create(&pool).await?;
         let oidc = Oidc {
             clients: ClientRegistry::from_config(&config.oidc.clients),
-            key,
+            keys,
             cache: Default::default(),
         };
         Ok(Self {

@@ -282,19 +282,32 @@ pub async fn revoke_token(
     }
 }
 
-pub async fn signing_keys(conn: &mut PgConnection) -> sqlx::Result<Vec<(String, Vec<u8>)>> {
-    sqlx::query_as("SELECT kid, private_der FROM oidc_keys ORDER BY created_at DESC")
-        .fetch_all(conn)
-        .await
+/// How long a retired signing key stays published (and stored) after a rotation.
+pub const RETIRED_KEY_DAYS: i32 = 1;
+
+/// The keys to publish, the signing key (the newest one not retired) first; retired keys
+/// follow while they are younger than `RETIRED_KEY_DAYS`.
+pub async fn published_signing_keys(
+    conn: &mut PgConnection,
+) -> sqlx::Result<Vec<(String, Vec<u8>, bool)>> {
+    sqlx::query_as(
+        "SELECT kid, private_der, retired_at IS NULL AS current FROM oidc_keys
+         WHERE retired_at IS NULL OR retired_at > now() - make_interval(days => $1)
+         ORDER BY retired_at IS NULL DESC, created_at DESC",
+    )
+    .bind(RETIRED_KEY_DAYS)
+    .fetch_all(conn)
+    .await
 }
 
-/// Stores a key unless one exists already (two instances starting at once agree on one).
+/// Stores a key unless a current one exists already (the unique index on the current key makes
+/// two instances starting at once agree on one).
 pub async fn insert_signing_key(
     conn: &mut PgConnection,
     kid: &str,
     der: &[u8],
 ) -> sqlx::Result<()> {
-    sqlx::query("INSERT INTO oidc_keys (kid, private_der) SELECT $1, $2 WHERE NOT EXISTS (SELECT 1 FROM oidc_keys)")
+    sqlx::query("INSERT INTO oidc_keys (kid, private_der) VALUES ($1, $2) ON CONFLICT DO NOTHING")
         .bind(kid)
         .bind(der)
         .execute(conn)
@@ -302,11 +315,29 @@ pub async fn insert_signing_key(
     Ok(())
 }
 
+/// Retires the current signing key(s) and stores `kid` as the new one.
+pub async fn rotate_signing_key(tx: &mut PgConnection, kid: &str, der: &[u8]) -> sqlx::Result<u64> {
+    let retired = sqlx::query("UPDATE oidc_keys SET retired_at = now() WHERE retired_at IS NULL")
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    sqlx::query("INSERT INTO oidc_keys (kid, private_der) VALUES ($1, $2)")
+        .bind(kid)
+        .bind(der)
+        .execute(tx)
+        .await?;
+    Ok(retired)
+}
+
 pub async fn delete_expired(conn: &mut PgConnection) -> sqlx::Result<()> {
     sqlx::query("DELETE FROM oauth_codes WHERE expires_at < now() - interval '1 day'")
         .execute(&mut *conn)
         .await?;
     sqlx::query("DELETE FROM oauth_tokens WHERE expires_at < now() - interval '1 day'")
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("DELETE FROM oidc_keys WHERE retired_at < now() - make_interval(days => $1)")
+        .bind(RETIRED_KEY_DAYS)
         .execute(conn)
         .await?;
     Ok(())

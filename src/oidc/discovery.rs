@@ -30,5 +30,5 @@ pub async fn configuration(state: web::Data<AppState>) -> HttpResponse {
 pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header(("Cache-Control", "public, max-age=300"))
-        .json(json!({ "keys": [state.oidc.key.jwk.clone()] }))
+        .json(state.oidc.keys.jwks())
 }

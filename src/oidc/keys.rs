@@ -1,14 +1,25 @@
-//! The ES256 signing key. Created on first start, kept in PostgreSQL so it survives restarts
-//! (and is shared by every hubdesk on the same database), published in JWKS.
+//! ES256 signing keys. The first is created on first start and kept in PostgreSQL, so it
+//! survives restarts and is shared by every hubdesk on the same database. `hubdesk oidc
+//! rotate-key` stores a new key and retires the old one; every running instance picks the change
+//! up within `RELOAD_EVERY` (see `KeyRing::reload`). A retired key stays in JWKS for
+//! `db::oauth::RETIRED_KEY_DAYS`, so id_tokens it signed still verify, then it is deleted.
+use std::{
+    sync::{Arc, RwLock},
+    time::Duration,
+};
+
 use anyhow::Context;
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 
 use crate::db;
+
+/// How often a running instance re-reads the keys from the database.
+pub const RELOAD_EVERY: Duration = Duration::from_secs(60);
 
 #[derive(Clone)]
 pub struct SigningKey {
@@ -18,20 +29,10 @@ pub struct SigningKey {
 }
 
 impl SigningKey {
-    pub async fn load_or_create(pool: &PgPool) -> anyhow::Result<Self> {
-        let mut conn = pool.acquire().await?;
-        if db::oauth::signing_keys(&mut conn).await?.is_empty() {
-            let secret = p256::SecretKey::random(&mut rand::rngs::OsRng);
-            let der = secret.to_pkcs8_der().context("encoding signing key")?;
-            let kid = kid_of(&secret.public_key());
-            db::oauth::insert_signing_key(&mut conn, &kid, der.as_bytes()).await?;
-        }
-        let (kid, der) = db::oauth::signing_keys(&mut conn)
-            .await?
-            .into_iter()
-            .next()
-            .context("no signing key")?;
-        Self::from_der(kid, &der)
+    fn generate() -> anyhow::Result<(String, Vec<u8>)> {
+        let secret = p256::SecretKey::random(&mut rand::rngs::OsRng);
+        let der = secret.to_pkcs8_der().context("encoding signing key")?;
+        Ok((kid_of(&secret.public_key()), der.as_bytes().to_vec()))
     }
 
     fn from_der(kid: String, der: &[u8]) -> anyhow::Result<Self> {
@@ -55,6 +56,92 @@ impl SigningKey {
         header.kid = Some(self.kid.clone());
         jsonwebtoken::encode(&header, claims, &self.encoding).context("signing id_token")
     }
+}
+
+/// The key that signs and the JWKS document that publishes it with the recently retired ones.
+struct Keys {
+    signing: SigningKey,
+    jwks: serde_json::Value,
+}
+
+pub struct KeyRing {
+    keys: RwLock<Arc<Keys>>,
+}
+
+impl KeyRing {
+    /// Loads the keys, creating the first one on a fresh database.
+    pub async fn load_or_create(pool: &PgPool) -> anyhow::Result<Self> {
+        let mut conn = pool.acquire().await?;
+        let (kid, der) = SigningKey::generate()?;
+        db::oauth::insert_signing_key(&mut conn, &kid, &der).await?;
+        let keys = read(&mut conn).await?;
+        Ok(Self {
+            keys: RwLock::new(Arc::new(keys)),
+        })
+    }
+
+    /// Re-reads the keys (after a rotation by another process).
+    pub async fn reload(&self, pool: &PgPool) -> anyhow::Result<()> {
+        let mut conn = pool.acquire().await?;
+        let keys = read(&mut conn).await?;
+        *self.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys);
+        Ok(())
+    }
+
+    fn current(&self) -> Arc<Keys> {
+        self.keys.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn sign(&self, claims: &impl Serialize) -> anyhow::Result<String> {
+        self.current().signing.sign(claims)
+    }
+
+    /// The kid of the key that signs now.
+    pub fn signing_kid(&self) -> String {
+        self.current().signing.kid.clone()
+    }
+
+    /// `{"keys": [...]}`: the signing key first, then retired keys still published.
+    pub fn jwks(&self) -> serde_json::Value {
+        self.current().jwks.clone()
+    }
+}
+
+async fn read(conn: &mut PgConnection) -> anyhow::Result<Keys> {
+    let rows = db::oauth::published_signing_keys(conn).await?;
+    let mut keys = rows
+        .into_iter()
+        .map(|(kid, der, current)| SigningKey::from_der(kid, &der).map(|k| (k, current)));
+    let (signing, current) = keys.next().context("no signing key stored")??;
+    anyhow::ensure!(current, "every stored signing key is retired");
+    let mut published = vec![signing.jwk.clone()];
+    for key in keys {
+        published.push(key?.0.jwk);
+    }
+    Ok(Keys {
+        signing,
+        jwks: serde_json::json!({ "keys": published }),
+    })
+}
+
+/// Stores a new signing key and retires the current one. Returns the new kid and how many keys
+/// were retired.
+pub async fn rotate(pool: &PgPool) -> anyhow::Result<(String, u64)> {
+    let (kid, der) = SigningKey::generate()?;
+    let mut tx = pool.begin().await?;
+    let retired = db::oauth::rotate_signing_key(&mut tx, &kid, &der).await?;
+    db::audit::record(
+        &mut tx,
+        db::audit::Entry {
+            actor: "cli",
+            action: "oidc.rotate_key",
+            target: Some(&kid),
+            detail: None,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((kid, retired))
 }
 
 fn kid_of(public: &p256::PublicKey) -> String {

@@ -16,7 +16,7 @@ pub mod userinfo;
 use actix_web::web;
 
 pub use clients::{ClientRegistry, RegisteredClient};
-pub use keys::SigningKey;
+pub use keys::KeyRing;
 
 /// Authorization codes live one minute at most.
 pub const CODE_TTL_SECS: i64 = 60;
@@ -26,7 +26,7 @@ pub const SCOPES: &[&str] = &["openid", "profile", "groups", "offline_access"];
 
 pub struct Oidc {
     pub clients: ClientRegistry,
-    pub key: SigningKey,
+    pub keys: KeyRing,
     pub cache: cache::TokenCache,
 }
 

@@ -320,7 +320,7 @@ async fn issue(
                 grant.cohort.as_deref(),
             ),
         };
-        body["id_token"] = state.oidc.key.sign(&claims)?.into();
+        body["id_token"] = state.oidc.keys.sign(&claims)?.into();
     }
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))

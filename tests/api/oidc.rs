@@ -175,7 +175,6 @@ async fn full_code_flow_with_pkce_and_client_secret_post() {
 
 #[tokio::test]
 async fn id_token_is_signed_with_the_published_key() {
-    use p256::ecdsa::{signature::Verifier, Signature, VerifyingKey};
     let app = spawn_app().await;
     logged_in_student(&app).await;
     let code = {
@@ -184,20 +183,13 @@ async fn id_token_is_signed_with_the_published_key() {
     };
     let t: Value = exchange(&app, &code, VERIFIER).await.json().await.unwrap();
     let jwt = t["id_token"].as_str().unwrap();
-    let parts: Vec<&str> = jwt.split('.').collect();
-    let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
-    let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
-    assert_eq!(header["alg"], "ES256");
     let jwks: Value = app.get("/oauth/jwks.json").await.json().await.unwrap();
-    let jwk = &jwks["keys"][0];
-    assert_eq!(jwk["kid"], header["kid"]);
-    let bare =
-        serde_json::json!({"kty": jwk["kty"], "crv": jwk["crv"], "x": jwk["x"], "y": jwk["y"]});
-    let public = p256::PublicKey::from_jwk_str(&bare.to_string()).unwrap();
-    let sig = Signature::from_slice(&URL_SAFE_NO_PAD.decode(parts[2]).unwrap()).unwrap();
-    VerifyingKey::from(public)
-        .verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &sig)
-        .expect("valid signature");
+    let (kid, claims) = verify_id_token(&jwks, jwt).expect("signed by the published key");
+    assert_eq!(
+        jwks["keys"][0]["kid"],
+        kid.as_str(),
+        "the signing key comes first"
+    );
     assert_eq!(claims["iss"], app.state.config.public_url.as_str());
     assert_eq!(claims["aud"], HUB_CLIENT);
     assert_eq!(claims["nonce"], "n-0S6_WzA2Mj");
@@ -208,7 +200,125 @@ async fn id_token_is_signed_with_the_published_key() {
     let again = hubdesk::state::AppState::new(app.pool.clone(), (*app.state.config).clone())
         .await
         .unwrap();
-    assert_eq!(again.oidc.key.kid, jwk["kid"].as_str().unwrap());
+    assert_eq!(again.oidc.keys.signing_kid(), kid);
+}
+
+/// Verifies an ES256 id_token against a JWKS document; returns the kid and the claims.
+fn verify_id_token(jwks: &Value, jwt: &str) -> Result<(String, Value), String> {
+    use p256::ecdsa::{signature::Verifier, Signature, VerifyingKey};
+    let parts: Vec<&str> = jwt.split('.').collect();
+    let decode = |part: &str| -> Value {
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+    };
+    let (header, claims) = (decode(parts[0]), decode(parts[1]));
+    assert_eq!(header["alg"], "ES256");
+    let kid = header["kid"].as_str().ok_or("no kid")?.to_string();
+    let jwk = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == kid.as_str())
+        .ok_or(format!("kid {kid} is not published"))?;
+    let bare =
+        serde_json::json!({"kty": jwk["kty"], "crv": jwk["crv"], "x": jwk["x"], "y": jwk["y"]});
+    let public = p256::PublicKey::from_jwk_str(&bare.to_string()).unwrap();
+    let sig = Signature::from_slice(&URL_SAFE_NO_PAD.decode(parts[2]).unwrap()).unwrap();
+    VerifyingKey::from(public)
+        .verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &sig)
+        .map_err(|e| format!("bad signature: {e}"))?;
+    Ok((kid, claims))
+}
+
+async fn fresh_id_token(app: &TestApp) -> String {
+    let r = app.get(&authorize_path(&[])).await;
+    let code = query_of(&TestApp::location(&r))["code"].clone();
+    let t: Value = exchange(app, &code, VERIFIER).await.json().await.unwrap();
+    t["id_token"].as_str().unwrap().to_string()
+}
+
+async fn jwks_kids(app: &TestApp) -> Vec<String> {
+    let jwks: Value = app.get("/oauth/jwks.json").await.json().await.unwrap();
+    jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn rotate_key_switches_signing_and_keeps_the_old_key_published_for_a_day() {
+    let app = spawn_app().await;
+    logged_in_student(&app).await;
+    let old_token = fresh_id_token(&app).await;
+    let old_kid = app.state.oidc.keys.signing_kid();
+    assert_eq!(jwks_kids(&app).await, vec![old_kid.clone()]);
+
+    // The real command, on the app's database.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hubdesk"))
+        .args(["oidc", "rotate-key"])
+        .env(
+            "DATABASE_URL",
+            app.state.config.database_url.as_deref().unwrap(),
+        )
+        .env("HUBDESK_DATA_DIR", std::env::temp_dir())
+        .output()
+        .expect("run hubdesk oidc rotate-key");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "rotate-key failed: {stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("1 key(s) retired"), "{stdout}");
+
+    // A running server switches at its next reload (every minute; here: now).
+    app.state.oidc.keys.reload(&app.pool).await.unwrap();
+    let new_kid = app.state.oidc.keys.signing_kid();
+    assert_ne!(new_kid, old_kid);
+    assert!(stdout.contains(&new_kid), "{stdout}");
+    assert_eq!(
+        jwks_kids(&app).await,
+        vec![new_kid.clone(), old_kid.clone()]
+    );
+    let jwks: Value = app.get("/oauth/jwks.json").await.json().await.unwrap();
+    let (kid, _) = verify_id_token(&jwks, &fresh_id_token(&app).await).unwrap();
+    assert_eq!(kid, new_kid, "new id_tokens use the new key");
+    let (kid, _) = verify_id_token(&jwks, &old_token).unwrap();
+    assert_eq!(
+        kid, old_kid,
+        "tokens signed before the rotation still verify"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM audit_log WHERE action = 'oidc.rotate_key'")
+            .await,
+        1
+    );
+
+    // A day later the old key leaves JWKS and the sweeper deletes it.
+    sqlx::query("UPDATE oidc_keys SET retired_at = now() - interval '25 hours' WHERE kid = $1")
+        .bind(&old_kid)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    app.state.oidc.keys.reload(&app.pool).await.unwrap();
+    assert_eq!(jwks_kids(&app).await, vec![new_kid.clone()]);
+    let jwks: Value = app.get("/oauth/jwks.json").await.json().await.unwrap();
+    assert!(verify_id_token(&jwks, &old_token).is_err());
+    let mut conn = app.pool.acquire().await.unwrap();
+    hubdesk::db::oauth::delete_expired(&mut conn).await.unwrap();
+    assert_eq!(app.count("SELECT count(*) FROM oidc_keys").await, 1);
+
+    // A restart keeps signing with the new key; no second current key appears.
+    let again = hubdesk::state::AppState::new(app.pool.clone(), (*app.state.config).clone())
+        .await
+        .unwrap();
+    assert_eq!(again.oidc.keys.signing_kid(), new_kid);
+    assert_eq!(
+        app.count("SELECT count(*) FROM oidc_keys WHERE retired_at IS NULL")
+            .await,
+        1
+    );
 }
 
 #[tokio::test]
