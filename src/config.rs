@@ -29,7 +29,8 @@ pub struct Config {
     pub database_url_file: Option<PathBuf>,
     /// Camp name shown on pages and cards.
     pub camp_name: String,
-    /// Trust `X-Forwarded-For` for the client address (only behind your own reverse proxy).
+    /// Behind your own reverse proxy: the client address is the last `X-Forwarded-For` entry
+    /// (the one the proxy appends); the rest of the header is the client's and is ignored.
     pub behind_proxy: bool,
     pub session: SessionConfig,
     pub password: PasswordConfig,

@@ -5,7 +5,11 @@
 //! per hash makes glibc keep freed buffers in per-thread arenas (RSS grew by ~20 MiB per hash,
 //! to over 1 GiB in a login burst), and zeroing fresh pages costs CPU. So the hasher keeps one
 //! buffer per permit and reuses it: memory stays at permits × m.
-use std::sync::{Arc, Mutex};
+use std::{
+    future::Future,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use anyhow::Context;
 use argon2::{password_hash::PasswordHash, Algorithm, Argon2, Block, Params, Version};
@@ -22,6 +26,7 @@ pub struct Hasher {
     permits: Arc<Semaphore>,
     buffers: Arc<Buffers>,
     dummy_hash: Arc<str>,
+    queue_wait: Duration,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -32,6 +37,26 @@ pub enum Verified {
     YesRehashed(String),
     No,
 }
+
+/// How long a login waits for a free hasher before it is told the server is busy. A burst of
+/// 200 logins clears in ~5 s on two cores; a flood of requests must not queue for minutes.
+pub const QUEUE_WAIT: Duration = Duration::from_secs(30);
+
+/// The outcome of [`Hasher::verify_gated`].
+#[derive(Debug)]
+pub enum Gated<T> {
+    /// The answer, and the hasher still held: drop it once a failure is recorded, so the next
+    /// attempt's gate sees that failure.
+    Verified(Verified, HeldHasher),
+    /// The gate, run once a hasher was free, refused with this reason.
+    Refused(T),
+    /// No hasher became free in time (`QUEUE_WAIT` unless set otherwise).
+    Busy,
+}
+
+/// A hasher slot kept after a verify; dropping it lets the next login through.
+#[derive(Debug)]
+pub struct HeldHasher(#[allow(dead_code)] tokio::sync::OwnedSemaphorePermit);
 
 /// Reusable argon2 working memory, at most one buffer per permit.
 struct Buffers {
@@ -88,7 +113,14 @@ impl Hasher {
             permits: Arc::new(Semaphore::new(permits)),
             buffers,
             dummy_hash,
+            queue_wait: QUEUE_WAIT,
         })
+    }
+
+    /// Another wait for [`verify_gated`](Self::verify_gated) than [`QUEUE_WAIT`] (tests).
+    pub fn with_queue_wait(mut self, wait: Duration) -> Self {
+        self.queue_wait = wait;
+        self
     }
 
     pub async fn hash(&self, password: &str) -> anyhow::Result<String> {
@@ -109,6 +141,36 @@ impl Hasher {
     /// so the response takes as long as for a real account, and the answer is `No`.
     pub async fn verify(&self, stored: Option<&str>, password: &str) -> anyhow::Result<Verified> {
         let _permit = self.permits.acquire().await.context("hasher closed")?;
+        self.verify_now(stored, password).await
+    }
+
+    /// Like [`verify`](Self::verify) for logins: waits at most `queue_wait` for a hasher, then,
+    /// holding it, runs `gate` (the throttle check) and verifies only if the gate is open
+    /// (`Ok(None)`). The hasher stays held until the caller drops the returned `HeldHasher`
+    /// (after recording a failure). So parallel attempts cannot slip past a lock that earlier
+    /// failures set: at most one per hasher is between its check and its recorded failure.
+    pub async fn verify_gated<T, Fut>(
+        &self,
+        stored: Option<&str>,
+        password: &str,
+        gate: impl FnOnce() -> Fut,
+    ) -> anyhow::Result<Gated<T>>
+    where
+        Fut: Future<Output = anyhow::Result<Option<T>>>,
+    {
+        let wait = tokio::time::timeout(self.queue_wait, self.permits.clone().acquire_owned());
+        let Ok(permit) = wait.await else {
+            return Ok(Gated::Busy);
+        };
+        let permit = permit.context("hasher closed")?;
+        if let Some(reason) = gate().await? {
+            return Ok(Gated::Refused(reason));
+        }
+        let verified = self.verify_now(stored, password).await?;
+        Ok(Gated::Verified(verified, HeldHasher(permit)))
+    }
+
+    async fn verify_now(&self, stored: Option<&str>, password: &str) -> anyhow::Result<Verified> {
         let known = stored.is_some();
         let stored = stored
             .map(str::to_string)
@@ -249,6 +311,52 @@ mod tests {
             h.verify(Some(&stored), "wrong").await.unwrap(),
             Verified::No
         );
+    }
+
+    #[tokio::test]
+    async fn gated_verify_checks_the_gate_holding_a_hasher_and_gives_up_when_all_are_busy() {
+        let h = Hasher::new(&Config::default().password, 1)
+            .unwrap()
+            .with_queue_wait(Duration::from_millis(100));
+        let stored = h.hash("correct horse").await.unwrap();
+        let open = || async { Ok(None::<&str>) };
+        let held = match h.verify_gated(Some(&stored), "correct horse", open).await {
+            Ok(Gated::Verified(Verified::Yes, held)) => held,
+            other => panic!("{other:?}"),
+        };
+        // While the caller holds the hasher (recording a failure), nobody else gets it.
+        assert!(matches!(
+            h.verify_gated(Some(&stored), "correct horse", open).await,
+            Ok(Gated::Busy)
+        ));
+        drop(held);
+        let closed = || async { Ok(Some("locked")) };
+        assert!(matches!(
+            h.verify_gated(Some(&stored), "correct horse", closed).await,
+            Ok(Gated::Refused("locked"))
+        ));
+        // The only hasher is held (by a gate that takes its time): the next one is told "busy".
+        let (entered_tx, entered_rx) = tokio::sync::oneshot::channel();
+        let slow = {
+            let (h, stored) = (h.clone(), stored.clone());
+            tokio::spawn(async move {
+                let gate = || async move {
+                    entered_tx.send(()).unwrap();
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    Ok(None::<&str>)
+                };
+                h.verify_gated(Some(&stored), "correct horse", gate).await
+            })
+        };
+        entered_rx.await.unwrap();
+        assert!(matches!(
+            h.verify_gated(Some(&stored), "correct horse", open).await,
+            Ok(Gated::Busy)
+        ));
+        assert!(matches!(
+            slow.await.unwrap(),
+            Ok(Gated::Verified(Verified::Yes, _))
+        ));
     }
 
     #[tokio::test]

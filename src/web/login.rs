@@ -5,7 +5,7 @@ use serde::Deserialize;
 
 use super::{client_addr, html_status, safe_next, Page};
 use crate::{
-    auth::{csrf, secret::hash_token, session, throttle, MaybeUser, Verified},
+    auth::{csrf, password::Gated, secret::hash_token, session, throttle, MaybeUser, Verified},
     db,
     domain::Username,
     error::WebError,
@@ -122,8 +122,7 @@ pub async fn submit(
     }
     let username = Username::parse_login(&form.username).ok();
     let addr = client_addr(&state, &req);
-    let mut conn = state.pool.acquire().await?;
-    if let Some(until) = throttle::locked_until(&mut conn, username.as_ref(), &addr).await? {
+    let locked = |until: time::OffsetDateTime| {
         let secs = (until - time::OffsetDateTime::now_utc())
             .whole_seconds()
             .max(1);
@@ -132,36 +131,57 @@ pub async fn submit(
         } else {
             format!("{} minutes", (secs + 59) / 60)
         };
-        return fail(
+        fail(
             &format!("Too many failed attempts. Try again in {wait}, or ask a counselor to unlock your account."),
             StatusCode::TOO_MANY_REQUESTS,
-        );
+        )
+    };
+    let mut conn = state.pool.acquire().await?;
+    if let Some(until) = throttle::locked_until(&mut conn, username.as_ref(), &addr).await? {
+        return locked(until);
     }
     let user = match &username {
         Some(u) => db::users::find_by_username(&mut conn, u).await?,
         None => None,
     };
     drop(conn);
-    let verified = state
+    // Checked again once a hasher is free: parallel guesses queued behind the first failures
+    // meet the lock those failures set.
+    let gate = || async {
+        let mut conn = state.pool.acquire().await?;
+        Ok(throttle::locked_until(&mut conn, username.as_ref(), &addr).await?)
+    };
+    let stored = user.as_ref().map(|u| u.password_hash.as_str());
+    let (verified, hasher) = match state
         .hasher
-        .verify(
-            user.as_ref().map(|u| u.password_hash.as_str()),
-            &form.password,
-        )
-        .await?;
-    let mut conn = state.pool.acquire().await?;
-    let user = match (user, verified) {
-        (Some(user), Verified::Yes) => user,
-        (Some(user), Verified::YesRehashed(new_hash)) => {
-            db::users::set_password_hash(&mut conn, user.id, &new_hash).await?;
-            user
+        .verify_gated(stored, &form.password, gate)
+        .await?
+    {
+        Gated::Verified(v, held) => (v, held),
+        Gated::Refused(until) => return locked(until),
+        Gated::Busy => {
+            return fail(
+                "Many people are logging in right now. Please try again in a moment.",
+                StatusCode::SERVICE_UNAVAILABLE,
+            )
         }
+    };
+    let (user, rehashed) = match (user, verified) {
+        (Some(user), Verified::Yes) => (user, None),
+        (Some(user), Verified::YesRehashed(new_hash)) => (user, Some(new_hash)),
         _ => {
+            let mut conn = state.pool.acquire().await?;
             throttle::record_failure(&mut conn, &state.config.throttle, username.as_ref(), &addr)
                 .await?;
+            drop(hasher); // only now may the next attempt check the lock
             return fail(WRONG, StatusCode::UNAUTHORIZED);
         }
     };
+    drop(hasher);
+    let mut conn = state.pool.acquire().await?;
+    if let Some(new_hash) = rehashed {
+        db::users::set_password_hash(&mut conn, user.id, &new_hash).await?;
+    }
     if user.disabled {
         return fail(
             "This account is disabled. Please ask a counselor.",

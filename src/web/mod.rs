@@ -81,34 +81,110 @@ pub fn see_other(location: &str) -> HttpResponse {
         .finish()
 }
 
-/// The client's address for throttling: the peer, or `X-Forwarded-For` behind our own proxy.
+/// The client's address for throttling: the peer, or, behind our own reverse proxy, the
+/// address that proxy saw.
 pub fn client_addr(state: &AppState, req: &HttpRequest) -> String {
-    let info = req.connection_info();
-    let addr = if state.config.behind_proxy {
-        info.realip_remote_addr()
-    } else {
-        info.peer_addr()
+    let forwarded = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok())
+        .collect::<Vec<_>>();
+    let proxied = state
+        .config
+        .behind_proxy
+        .then(|| forwarded_client(&forwarded))
+        .flatten();
+    let peer = || {
+        req.peer_addr()
+            .map(|a| a.ip().to_string())
+            .unwrap_or_else(|| "unknown".into())
     };
-    addr.map(|a| {
-        a.parse::<std::net::SocketAddr>()
-            .map(|s| s.ip().to_string())
-            .unwrap_or_else(|_| a.to_string())
-    })
-    .unwrap_or_else(|| "unknown".into())
+    proxied.unwrap_or_else(peer)
 }
 
-/// Only local paths are followed after login: no `//host`, no `/\host`, no scheme.
+/// The last address in `X-Forwarded-For`: the one our proxy appended. Earlier entries come from
+/// the client and can say anything (rotating them would dodge the address throttle; naming a
+/// school's address would lock its classroom out).
+fn forwarded_client(headers: &[&str]) -> Option<String> {
+    let last = headers.iter().flat_map(|h| h.split(',')).last()?.trim();
+    let ip = last
+        .parse::<std::net::IpAddr>()
+        .or_else(|_| last.parse::<std::net::SocketAddr>().map(|s| s.ip()))
+        .ok()?;
+    Some(ip.to_string())
+}
+
+/// Only local paths are followed after login: no `//host`, no `/\host`, no scheme, and no
+/// control characters or whitespace anywhere (browsers drop tabs and newlines from URLs, so
+/// `/<TAB>/host` would become `//host`; other control bytes cannot go into a header).
 pub fn safe_next(next: Option<&str>) -> String {
     match next {
         Some(n)
             if n.starts_with('/')
                 && !n.starts_with("//")
-                && !n.starts_with("/\\")
-                && !n.contains(['\r', '\n']) =>
+                && !n.contains('\\')
+                && !n.chars().any(|c| c.is_control() || c.is_whitespace()) =>
         {
             n.to_string()
         }
         _ => "/".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{forwarded_client, safe_next};
+
+    #[test]
+    fn forwarded_client_is_the_address_our_proxy_appended() {
+        assert_eq!(
+            forwarded_client(&["203.0.113.9"]).as_deref(),
+            Some("203.0.113.9")
+        );
+        // A client-supplied entry in front is ignored, also across repeated headers.
+        assert_eq!(
+            forwarded_client(&["10.0.0.1, 203.0.113.9"]).as_deref(),
+            Some("203.0.113.9")
+        );
+        assert_eq!(
+            forwarded_client(&["10.0.0.1", "2001:db8::1"]).as_deref(),
+            Some("2001:db8::1")
+        );
+        assert_eq!(
+            forwarded_client(&["203.0.113.9:4711"]).as_deref(),
+            Some("203.0.113.9")
+        );
+        assert_eq!(forwarded_client(&["1.2.3.4, not-an-address"]), None);
+        assert_eq!(forwarded_client(&[]), None);
+    }
+
+    #[test]
+    fn next_keeps_local_paths_only() {
+        for ok in [
+            "/",
+            "/students?q=a%20b",
+            "/oauth/authorize?client_id=x&state=%2F%2F",
+        ] {
+            assert_eq!(safe_next(Some(ok)), ok);
+        }
+        for bad in [
+            "//evil.example",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "/\u{b}/evil.example",
+            "/\n/evil.example",
+            "/a\\b",
+            "/\u{1}",
+            "/\u{7f}",
+            "/ /evil.example",
+            "/\u{a0}x",
+            "https://evil.example",
+            "evil.example",
+            "",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/", "{bad:?}");
+        }
+        assert_eq!(safe_next(None), "/");
     }
 }
 

@@ -1,6 +1,6 @@
 use hubdesk::domain::Role;
 
-use crate::helpers::{csrf_from, spawn_app, TestApp, PASSWORD};
+use crate::helpers::{csrf_from, spawn_app, urlenc, TestApp, PASSWORD};
 
 #[tokio::test]
 async fn student_logs_in_and_lands_on_the_notebook_button() {
@@ -97,6 +97,24 @@ async fn next_parameter_only_allows_local_paths() {
         .await
         .unwrap();
     assert_eq!(TestApp::location(&r), "/");
+    // A tab (browsers drop it: `/<TAB>/host` is `//host`) and other control bytes.
+    for next in ["/\t/evil.example", "/\u{1}x"] {
+        let page = app.get_html(&format!("/login?next={}", urlenc(next))).await;
+        assert!(!page.contains("evil.example"));
+        let r = app
+            .post_form_from(
+                "/login",
+                "/login",
+                &[
+                    ("username", "ada"),
+                    ("password", pw.as_str()),
+                    ("next", next),
+                ],
+            )
+            .await;
+        assert_eq!(r.status(), 303, "{next:?}");
+        assert_eq!(TestApp::location(&r), "/", "{next:?}");
+    }
 }
 
 #[tokio::test]
@@ -339,5 +357,35 @@ async fn cookies_are_host_prefixed_and_secure_behind_tls() {
     assert!(
         !session.contains("Domain="),
         "__Host- cookies carry no Domain"
+    );
+}
+
+#[tokio::test]
+async fn parallel_guesses_meet_the_lock_the_first_failures_set() {
+    let app = spawn_app().await;
+    app.create_student("Ada Lovelace", "ada", None).await;
+    let token = csrf_from(&app.get_html("/login").await);
+    let threshold = app.state.config.throttle.account_failures as usize;
+    let hashers = app.state.config.hash_permits();
+    let attempts = 24;
+    let guesses = (0..attempts).map(|i| {
+        let (client, url, token) = (app.client.clone(), app.url("/login"), token.clone());
+        async move {
+            let password = format!("guess-number-{i}");
+            let form = [
+                ("username", "ada"),
+                ("password", password.as_str()),
+                ("csrf_token", token.as_str()),
+            ];
+            client.post(url).form(&form).send().await.unwrap().status()
+        }
+    });
+    let statuses = futures_util::future::join_all(guesses).await;
+    let verified = statuses.iter().filter(|s| s.as_u16() == 401).count();
+    let locked = statuses.iter().filter(|s| s.as_u16() == 429).count();
+    assert_eq!(verified + locked, attempts, "{statuses:?}");
+    assert!(
+        verified <= threshold + hashers,
+        "{verified} of {attempts} parallel guesses were checked (lock after {threshold}, {hashers} hashers)"
     );
 }
