@@ -131,63 +131,6 @@ pub fn safe_next(next: Option<&str>) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::{forwarded_client, safe_next};
-
-    #[test]
-    fn forwarded_client_is_the_address_our_proxy_appended() {
-        assert_eq!(
-            forwarded_client(&["203.0.113.9"]).as_deref(),
-            Some("203.0.113.9")
-        );
-        // A client-supplied entry in front is ignored, also across repeated headers.
-        assert_eq!(
-            forwarded_client(&["10.0.0.1, 203.0.113.9"]).as_deref(),
-            Some("203.0.113.9")
-        );
-        assert_eq!(
-            forwarded_client(&["10.0.0.1", "2001:db8::1"]).as_deref(),
-            Some("2001:db8::1")
-        );
-        assert_eq!(
-            forwarded_client(&["203.0.113.9:4711"]).as_deref(),
-            Some("203.0.113.9")
-        );
-        assert_eq!(forwarded_client(&["1.2.3.4, not-an-address"]), None);
-        assert_eq!(forwarded_client(&[]), None);
-    }
-
-    #[test]
-    fn next_keeps_local_paths_only() {
-        for ok in [
-            "/",
-            "/students?q=a%20b",
-            "/oauth/authorize?client_id=x&state=%2F%2F",
-        ] {
-            assert_eq!(safe_next(Some(ok)), ok);
-        }
-        for bad in [
-            "//evil.example",
-            "/\\evil.example",
-            "/\t/evil.example",
-            "/\u{b}/evil.example",
-            "/\n/evil.example",
-            "/a\\b",
-            "/\u{1}",
-            "/\u{7f}",
-            "/ /evil.example",
-            "/\u{a0}x",
-            "https://evil.example",
-            "evil.example",
-            "",
-        ] {
-            assert_eq!(safe_next(Some(bad)), "/", "{bad:?}");
-        }
-        assert_eq!(safe_next(None), "/");
-    }
-}
-
 const APP_CSS: &str = include_str!("../../static/app.css");
 const APP_JS: &str = include_str!("../../static/app.js");
 
@@ -258,4 +201,61 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(crate::oidc::routes)
         .service(web::scope("/api/v1").configure(api::routes))
         .default_service(web::to(not_found));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{forwarded_client, safe_next};
+
+    #[test]
+    fn forwarded_client_is_the_address_our_proxy_appended() {
+        assert_eq!(
+            forwarded_client(&["203.0.113.9"]).as_deref(),
+            Some("203.0.113.9")
+        );
+        // A client-supplied entry in front is ignored, also across repeated headers.
+        assert_eq!(
+            forwarded_client(&["10.0.0.1, 203.0.113.9"]).as_deref(),
+            Some("203.0.113.9")
+        );
+        assert_eq!(
+            forwarded_client(&["10.0.0.1", "2001:db8::1"]).as_deref(),
+            Some("2001:db8::1")
+        );
+        assert_eq!(
+            forwarded_client(&["203.0.113.9:4711"]).as_deref(),
+            Some("203.0.113.9")
+        );
+        assert_eq!(forwarded_client(&["1.2.3.4, not-an-address"]), None);
+        assert_eq!(forwarded_client(&[]), None);
+    }
+
+    #[test]
+    fn next_keeps_local_paths_only() {
+        for ok in [
+            "/",
+            "/students?q=a%20b",
+            "/oauth/authorize?client_id=x&state=%2F%2F",
+        ] {
+            assert_eq!(safe_next(Some(ok)), ok);
+        }
+        for bad in [
+            "//evil.example",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "/\u{b}/evil.example",
+            "/\n/evil.example",
+            "/a\\b",
+            "/\u{1}",
+            "/\u{7f}",
+            "/ /evil.example",
+            "/\u{a0}x",
+            "https://evil.example",
+            "evil.example",
+            "",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/", "{bad:?}");
+        }
+        assert_eq!(safe_next(None), "/");
+    }
 }
