@@ -124,6 +124,10 @@ fn spawn_session_sweeper(state: AppState) {
                 if let Err(e) = crate::db::oauth::delete_expired(&mut conn).await {
                     tracing::warn!(error = %e, "sweeping OAuth codes and tokens");
                 }
+                let window = state.config.throttle.window_minutes * 60;
+                if let Err(e) = crate::db::throttle::delete_stale(&mut conn, window).await {
+                    tracing::warn!(error = %e, "sweeping login throttle");
+                }
             }
         }
     });

@@ -114,25 +114,37 @@ pub async fn revoke_user_grants(conn: &mut PgConnection, user_id: i64) -> sqlx::
     Ok(n)
 }
 
+/// Lifetimes of the tokens issued for a grant.
+pub struct TokenLifetimes {
+    pub access_secs: i64,
+    pub refresh_secs: i64,
+    /// No refresh token outlives the grant's creation plus this: rotation cannot keep a grant
+    /// (or a stolen refresh token) alive for ever.
+    pub grant_max_secs: i64,
+}
+
 /// A new access token and refresh token for a grant, in one statement.
 pub async fn insert_tokens(
     conn: &mut PgConnection,
     grant_id: Uuid,
     access_hash: &[u8],
-    access_ttl_secs: i64,
     refresh_hash: &[u8],
-    refresh_ttl_secs: i64,
+    ttl: &TokenLifetimes,
 ) -> sqlx::Result<()> {
     sqlx::query(
-        "INSERT INTO oauth_tokens (token_hash, grant_id, kind, expires_at) VALUES
-            ($1, $2, 'access', now() + make_interval(secs => $3)),
-            ($4, $2, 'refresh', now() + make_interval(secs => $5))",
+        "INSERT INTO oauth_tokens (token_hash, grant_id, kind, expires_at)
+         SELECT $1, $2, 'access', now() + make_interval(secs => $3)
+         UNION ALL
+         SELECT $4, $2, 'refresh', LEAST(now() + make_interval(secs => $5),
+                                         g.created_at + make_interval(secs => $6))
+           FROM oauth_grants g WHERE g.id = $2",
     )
     .bind(access_hash)
     .bind(grant_id)
-    .bind(access_ttl_secs as f64)
+    .bind(ttl.access_secs as f64)
     .bind(refresh_hash)
-    .bind(refresh_ttl_secs as f64)
+    .bind(ttl.refresh_secs as f64)
+    .bind(ttl.grant_max_secs as f64)
     .execute(conn)
     .await?;
     Ok(())
@@ -336,6 +348,14 @@ pub async fn delete_expired(conn: &mut PgConnection) -> sqlx::Result<()> {
     sqlx::query("DELETE FROM oauth_tokens WHERE expires_at < now() - interval '1 day'")
         .execute(&mut *conn)
         .await?;
+    // A grant whose codes and tokens are all gone (expired a day ago, swept above) is done.
+    sqlx::query(
+        "DELETE FROM oauth_grants g WHERE g.created_at < now() - interval '1 day'
+           AND NOT EXISTS (SELECT 1 FROM oauth_tokens t WHERE t.grant_id = g.id)
+           AND NOT EXISTS (SELECT 1 FROM oauth_codes c WHERE c.grant_id = g.id)",
+    )
+    .execute(&mut *conn)
+    .await?;
     sqlx::query("DELETE FROM oidc_keys WHERE retired_at < now() - make_interval(days => $1)")
         .bind(RETIRED_KEY_DAYS)
         .execute(conn)

@@ -70,3 +70,17 @@ pub async fn is_locked(conn: &mut PgConnection, key: &str) -> sqlx::Result<bool>
     .fetch_one(conn)
     .await
 }
+
+/// Forgets failures older than the window whose lock (if any) has run out.
+pub async fn delete_stale(conn: &mut PgConnection, window_secs: i64) -> sqlx::Result<u64> {
+    let n = sqlx::query(
+        "DELETE FROM login_throttle
+          WHERE last_failure_at < now() - make_interval(secs => $1)
+            AND (locked_until IS NULL OR locked_until < now())",
+    )
+    .bind(window_secs as f64)
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(n)
+}

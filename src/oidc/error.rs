@@ -68,7 +68,9 @@ impl ResponseError for OAuthError {
         let mut resp = HttpResponse::build(self.status_code());
         resp.insert_header(("Cache-Control", "no-store"))
             .insert_header(("Pragma", "no-cache"));
-        if self.basic_challenge {
+        // RFC 9110 §15.5.2: every 401 names a scheme, also when the client sent its secret
+        // in the body (RFC 6749 §5.2 allows the 401 then).
+        if self.basic_challenge || self.status_code() == StatusCode::UNAUTHORIZED {
             resp.insert_header(("WWW-Authenticate", "Basic realm=\"hubdesk\""));
         }
         resp.json(json!({"error": self.code, "error_description": self.description}))

@@ -287,13 +287,17 @@ async fn issue(
     let cfg = &state.config.oidc;
     let access = secret::random_token();
     let refresh = secret::random_token();
+    let ttl = db::oauth::TokenLifetimes {
+        access_secs: cfg.access_token_ttl_secs,
+        refresh_secs: cfg.refresh_token_ttl_secs,
+        grant_max_secs: state.config.absolute_timeout().as_secs() as i64,
+    };
     db::oauth::insert_tokens(
         conn,
         grant.grant_id,
         &secret::hash_token(&access),
-        cfg.access_token_ttl_secs,
         &secret::hash_token(&refresh),
-        cfg.refresh_token_ttl_secs,
+        &ttl,
     )
     .await?;
     let mut body = json!({

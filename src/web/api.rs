@@ -200,7 +200,9 @@ async fn create(
     drop(conn);
     let mut creds = roster::ops::create_students(&state, &client.0, &planned, "api").await?;
     let c = creds.remove(0);
-    Ok(HttpResponse::Created().json(json!({"username": c.username, "password": c.password})))
+    Ok(HttpResponse::Created()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(json!({"username": c.username, "password": c.password})))
 }
 
 async fn import(
@@ -219,7 +221,9 @@ async fn import(
         .into_iter()
         .map(|c| json!({"username": c.username, "password": c.password}))
         .collect();
-    Ok(HttpResponse::Created().json(json!({ "created": created })))
+    Ok(HttpResponse::Created()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(json!({ "created": created })))
 }
 
 async fn reset_password(

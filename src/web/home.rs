@@ -1,11 +1,11 @@
 //! The student's landing page and password change.
-use actix_web::{http::StatusCode, web, HttpResponse};
+use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use super::{form::FieldErrors, html, html_status, see_other, Page};
+use super::{client_addr, form::FieldErrors, html, html_status, see_other, Page};
 use crate::{
-    auth::{csrf, MaybeUser, RequireUser, Verified},
+    auth::{csrf, throttle, MaybeUser, RequireUser, Verified},
     db,
     domain::NewPassword,
     error::WebError,
@@ -87,14 +87,35 @@ pub struct PasswordForm {
 
 pub async fn password_submit(
     state: web::Data<AppState>,
+    req: HttpRequest,
     user: RequireUser,
     form: web::Form<PasswordForm>,
 ) -> Result<HttpResponse, WebError> {
     if !csrf::verify_user(&user, &form.csrf_token) {
         return Err(WebError::Csrf);
     }
+    let page = |errors, status| {
+        let page = PasswordPage {
+            page: Page::for_user(&state, &user, "Change password"),
+            errors,
+            min_length: state.config.password.min_length,
+        };
+        html_status(status, &page)
+    };
     let mut errors = FieldErrors::default();
+    // Guessing the current password from an unattended session counts like failed logins.
+    let addr = client_addr(&state, &req);
     let mut conn = state.pool.acquire().await?;
+    if throttle::locked_until(&mut conn, Some(&user.username), &addr)
+        .await?
+        .is_some()
+    {
+        errors.add(
+            "current_password",
+            "Too many wrong passwords. Try again later, or ask a counselor.",
+        );
+        return page(errors, StatusCode::TOO_MANY_REQUESTS);
+    }
     let row = db::users::find_by_id(&mut conn, user.id)
         .await?
         .ok_or(WebError::NotFound)?;
@@ -104,7 +125,12 @@ pub async fn password_submit(
         .verify(Some(&row.password_hash), &form.current_password)
         .await?
     {
-        Verified::No => errors.add("current_password", "That is not your current password."),
+        Verified::No => {
+            let mut conn = state.pool.acquire().await?;
+            let cfg = &state.config.throttle;
+            throttle::record_failure(&mut conn, cfg, Some(&user.username), &addr).await?;
+            errors.add("current_password", "That is not your current password.")
+        }
         Verified::Yes | Verified::YesRehashed(_) => {}
     }
     let new = errors.check(
@@ -125,19 +151,16 @@ pub async fn password_submit(
         );
     }
     let (Some(new), true) = (new, errors.is_empty()) else {
-        let page = PasswordPage {
-            page: Page::for_user(&state, &user, "Change password"),
-            errors,
-            min_length: state.config.password.min_length,
-        };
-        return html_status(StatusCode::UNPROCESSABLE_ENTITY, &page);
+        return page(errors, StatusCode::UNPROCESSABLE_ENTITY);
     };
     let hash = state.hasher.hash(new.expose()).await?;
     let mut tx = state.pool.begin().await?;
     db::users::set_password_hash(&mut tx, user.id, &hash).await?;
-    // Other devices lose their sessions; this one stays logged in.
+    // Other devices lose their sessions and the hub its tokens (a stolen refresh token dies
+    // here); this browser stays logged in, so the hub signs it in again without a password.
     let ended = db::sessions::delete_others(&mut tx, user.id, &user.session_hash).await?;
-    let detail = format!("{ended} other session(s) ended");
+    let revoked = db::oauth::revoke_user_grants(&mut tx, user.id).await?;
+    let detail = format!("{ended} other session(s) ended, {revoked} hub authorization(s) revoked");
     db::audit::record(
         &mut tx,
         db::audit::Entry {
@@ -149,5 +172,6 @@ pub async fn password_submit(
     )
     .await?;
     tx.commit().await?;
+    state.oidc.cache.forget_user(user.id);
     Ok(see_other("/?password_changed=1"))
 }

@@ -51,15 +51,16 @@ pub struct StaffQuery {
 }
 
 impl StaffQuery {
+    /// The confirmation after a redirect; only a real username is echoed (a crafted link
+    /// cannot put words on the page).
     fn notice(&self) -> Option<String> {
-        let account = |u: &String, what: &str| format!("Account {u} {what}.");
-        (self.created.as_ref().map(|u| account(u, "created")))
-            .or_else(|| {
-                self.disabled
-                    .as_ref()
-                    .map(|u| account(u, "disabled: logged out everywhere"))
-            })
-            .or_else(|| self.enabled.as_ref().map(|u| account(u, "enabled again")))
+        let account = |u: &Option<String>, what: &str| {
+            let name = Username::parse(u.as_deref()?).ok()?;
+            Some(format!("Account {name} {what}."))
+        };
+        account(&self.created, "created")
+            .or_else(|| account(&self.disabled, "disabled: logged out everywhere"))
+            .or_else(|| account(&self.enabled, "enabled again"))
     }
 }
 

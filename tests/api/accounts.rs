@@ -392,3 +392,36 @@ async fn staff_actions_are_for_admins_on_staff_only() {
         .await;
     assert_eq!(r.status(), 303);
 }
+
+#[tokio::test]
+async fn guessing_the_current_password_is_throttled_like_logins() {
+    let app = spawn_app().await;
+    let pw = app.create_student("Ada Lovelace", "ada", None).await;
+    app.login_ok("ada", &pw).await;
+    let threshold = app.state.config.throttle.account_failures;
+    let attempt = |guess: &'static str| {
+        let app = &app;
+        async move {
+            app.post_form(
+                "/account/password",
+                &[
+                    ("current_password", guess),
+                    ("new_password", "violet-otter-compass-93"),
+                    ("confirm_password", "violet-otter-compass-93"),
+                ],
+            )
+            .await
+        }
+    };
+    for _ in 0..threshold {
+        assert_eq!(attempt("not-my-password").await.status(), 422);
+    }
+    let r = attempt("not-my-password").await;
+    assert_eq!(r.status(), 429);
+    assert!(r.text().await.unwrap().contains("Too many wrong passwords"));
+    assert_eq!(
+        app.count("SELECT count(*) FROM audit_log WHERE action = 'account.change_password'")
+            .await,
+        0
+    );
+}

@@ -43,6 +43,7 @@ async fn api_lists_creates_imports_resets_disables_and_enables() {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
+    assert_eq!(r.headers()["cache-control"], "no-store", "a password reply");
     let created: Value = r.json().await.unwrap();
     assert_eq!(created["username"], "adal");
     let pw = created["password"].as_str().unwrap().to_string();
@@ -76,6 +77,7 @@ async fn api_lists_creates_imports_resets_disables_and_enables() {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
+    assert_eq!(r.headers()["cache-control"], "no-store", "a password reply");
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["created"].as_array().unwrap().len(), 2);
     assert_eq!(body["created"][0]["username"], "grace");

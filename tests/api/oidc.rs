@@ -669,9 +669,14 @@ async fn client_authentication_failures() {
         let mut pairs = base.to_vec();
         pairs.extend(creds);
         let r = token_form(&app, &pairs).await;
+        let challenge = r.headers().get("www-authenticate").cloned();
         assert_eq!(
             error_of(r).await,
             (StatusCode::UNAUTHORIZED, "invalid_client".into())
+        );
+        assert!(
+            challenge.is_some_and(|c| c.to_str().unwrap().starts_with("Basic")),
+            "a 401 names its scheme (RFC 9110)"
         );
     }
     // The code survived failed client authentication.
@@ -892,9 +897,20 @@ async fn disable_reset_and_logout_revoke_tokens() {
     };
     app.login_ok("ada", &pw).await;
     let t = tokens(&app).await;
-    counselor
+    let html = counselor
         .post_form_from("/students/ada", "/students/ada/reset-password", &[])
-        .await;
+        .await
+        .text()
+        .await
+        .unwrap();
+    let pw = html
+        .split("class=\"card-password\">")
+        .nth(1)
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap()
+        .to_string();
     assert_eq!(
         userinfo(&app, t["access_token"].as_str().unwrap())
             .await
@@ -902,6 +918,82 @@ async fn disable_reset_and_logout_revoke_tokens() {
         401
     );
     assert_eq!(refresh_ok(t).await, 400);
+
+    // The student changes their own password: the hub's tokens die (a stolen refresh token
+    // with them), while this browser stays logged in and gets new ones without a password.
+    app.login_ok("ada", &pw).await;
+    let t = tokens(&app).await;
+    let new = "violet-otter-compass-93";
+    let r = app
+        .post_form(
+            "/account/password",
+            &[
+                ("current_password", pw.as_str()),
+                ("new_password", new),
+                ("confirm_password", new),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(
+        userinfo(&app, t["access_token"].as_str().unwrap())
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(refresh_ok(t).await, 400);
+    let t = tokens(&app).await;
+    assert_eq!(
+        userinfo(&app, t["access_token"].as_str().unwrap())
+            .await
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn refresh_rotation_cannot_outlive_the_grants_absolute_lifetime() {
+    let app = spawn_app().await;
+    logged_in_student(&app).await;
+    let t = tokens(&app).await;
+    let refresh = |rt: String| {
+        let app = &app;
+        async move {
+            token_form(
+                app,
+                &[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", rt.as_str()),
+                    ("client_id", HUB_CLIENT),
+                    ("client_secret", HUB_SECRET),
+                ],
+            )
+            .await
+        }
+    };
+    // Young grant: the rotated refresh token works.
+    let r = refresh(t["refresh_token"].as_str().unwrap().to_string()).await;
+    assert_eq!(r.status(), 200);
+    let t: Value = r.json().await.unwrap();
+    // The grant is now older than the absolute session lifetime (7 days by default).
+    sqlx::query("UPDATE oauth_grants SET created_at = now() - interval '8 days'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let r = refresh(t["refresh_token"].as_str().unwrap().to_string()).await;
+    assert_eq!(
+        r.status(),
+        200,
+        "the token presented was issued while the grant was young"
+    );
+    let t: Value = r.json().await.unwrap();
+    assert_eq!(
+        error_of(refresh(t["refresh_token"].as_str().unwrap().to_string()).await)
+            .await
+            .1,
+        "invalid_grant",
+        "a refresh token issued past the grant's lifetime is born expired"
+    );
 }
 
 #[tokio::test]
