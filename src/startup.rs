@@ -41,13 +41,7 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
-                .app_data(
-                    web::FormConfig::default()
-                        .limit(4 * 1024 * 1024)
-                        .error_handler(|e, _| {
-                            WebError::BadRequest(format!("The form could not be read: {e}")).into()
-                        }),
-                )
+                .app_data(crate::web::form_config(crate::web::FORM_LIMIT))
                 .app_data(web::QueryConfig::default().error_handler(|e, _| {
                     WebError::BadRequest(format!("Bad query string: {e}")).into()
                 }))

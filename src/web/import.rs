@@ -67,13 +67,15 @@ async fn read_submission(
     if content_type.starts_with("multipart/form-data") {
         let mut multipart = Multipart::new(req.headers(), payload);
         let (mut token, mut file, mut text) = (String::new(), Vec::new(), Vec::new());
+        let mut total = 0usize;
         while let Some(field) = multipart.next().await {
             let mut field = field.map_err(|e| WebError::BadRequest(format!("upload: {e}")))?;
             let name = field.name().unwrap_or("").to_string();
             let mut buf = Vec::new();
             while let Some(chunk) = field.next().await {
                 let chunk = chunk.map_err(|e| WebError::BadRequest(format!("upload: {e}")))?;
-                if buf.len() + chunk.len() > MAX_BYTES + 4096 {
+                total += chunk.len();
+                if buf.len() + chunk.len() > MAX_BYTES + 4096 || total > 2 * MAX_BYTES + 65536 {
                     return Err(WebError::BadRequest(format!(
                         "the upload is larger than {} KiB",
                         MAX_BYTES / 1024

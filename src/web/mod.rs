@@ -152,6 +152,19 @@ async fn not_found() -> Result<HttpResponse, WebError> {
     Err(WebError::NotFound)
 }
 
+/// Forms are small (a login, a name): 64 KiB. Only the import confirmation, which carries the
+/// class as CSV, may be larger.
+pub const FORM_LIMIT: usize = 64 * 1024;
+
+/// How url-encoded forms are read: at most `limit` bytes; unreadable ones get a 400 page.
+pub fn form_config(limit: usize) -> web::FormConfig {
+    web::FormConfig::default()
+        .limit(limit)
+        .error_handler(|e, _| {
+            WebError::BadRequest(format!("The form could not be read: {e}")).into()
+        })
+}
+
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
@@ -171,7 +184,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/students/export.csv", web::get().to(students::export))
         .route("/students/import", web::get().to(import::form))
         .route("/students/import", web::post().to(import::preview))
-        .route("/students/import/commit", web::post().to(import::commit))
+        .service(
+            web::resource("/students/import/commit")
+                // The resolved CSV (≤ 1 MiB) url-encoded, with room for percent escapes.
+                .app_data(form_config(4 * crate::roster::import::MAX_BYTES))
+                .route(web::post().to(import::commit)),
+        )
         .route("/students/{username}", web::get().to(students::detail))
         .route(
             "/students/{username}/reset-password",

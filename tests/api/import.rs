@@ -201,3 +201,39 @@ async fn commit_rechecks_and_refuses_a_username_taken_meanwhile() {
         1
     );
 }
+
+#[tokio::test]
+async fn only_the_import_confirmation_takes_a_large_form() {
+    let app = spawn_app().await;
+    app.as_counselor().await;
+    // 100 KiB: beyond the 64 KiB every other form may carry.
+    let big = format!("display_name\n{}\n", "x".repeat(100 * 1024));
+    let r = app
+        .post_form_from(
+            "/students/import",
+            "/students/import/commit",
+            &[("csv", &big)],
+        )
+        .await;
+    let status = r.status().as_u16();
+    let html = r.text().await.unwrap();
+    assert!(
+        !html.contains("could not be read"),
+        "the confirmation form was refused for its size"
+    );
+    assert!(
+        (400..500).contains(&status),
+        "an over-long name is a row error: {status}"
+    );
+    let r = app
+        .post_form("/students/new", &[("display_name", &big)])
+        .await;
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("could not be read"));
+    let r = app.login(&"x".repeat(100 * 1024), "pw").await;
+    assert_eq!(
+        r.status(),
+        400,
+        "an anonymous 100 KiB form is refused before it is read"
+    );
+}
