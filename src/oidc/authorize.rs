@@ -1,6 +1,7 @@
 //! The authorization endpoint (RFC 6749 §4.1.1, RFC 7636, OIDC Core §3.1.2).
 use actix_web::{web, HttpRequest, HttpResponse};
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{params::Params, CODE_TTL_SECS, SCOPES};
@@ -126,20 +127,35 @@ pub async fn authorize(
         return fail("invalid_request", "nonce is too long");
     }
     let prompt = p.get("prompt").unwrap_or("");
+    let prompt_is = |value: &str| prompt.split(' ').any(|x| x == value);
+    let max_age = match p.get("max_age").map(str::parse::<u32>) {
+        None => None,
+        Some(Ok(secs)) => Some(secs),
+        Some(Err(_)) => return fail("invalid_request", "max_age must be a number of seconds"),
+    };
+    // OpenID Connect Core §3.1.2.1: prompt=login and max_age ask for a recent password.
+    let recent = |u: &crate::auth::CurrentUser| {
+        max_age.is_none_or(|secs| {
+            (OffsetDateTime::now_utc() - u.authenticated_at).whole_seconds() <= i64::from(secs)
+        })
+    };
 
     let user = match user.0 {
-        Some(u) if !prompt.split(' ').any(|x| x == "login") => u,
-        _ if prompt.split(' ').any(|x| x == "none") => {
-            return fail("login_required", "the user is not logged in")
-        }
-        _ => {
-            // Log in, then come back to this very request (minus prompt=login, or it would loop).
+        Some(u) if !prompt_is("login") && recent(&u) => u,
+        _ if prompt_is("none") => return fail("login_required", "the user is not logged in"),
+        current => {
+            // Log in, then come back to this very request. prompt=login becomes a short max_age
+            // so the return trip neither loops nor accepts the old session.
             let back = format!(
                 "/oauth/authorize?{}",
-                strip_prompt_login(req.query_string())
+                return_query(req.query_string(), prompt_is("login"))
             );
+            let mut login = format!("/login?next={}", urlencode(&back));
+            if current.is_some() {
+                login.push_str("&fresh=1"); // no "continue as …" on the form
+            }
             return Ok(HttpResponse::SeeOther()
-                .insert_header(("Location", format!("/login?next={}", urlencode(&back))))
+                .insert_header(("Location", login))
                 .insert_header(("Cache-Control", "no-store"))
                 .finish());
         }
@@ -177,10 +193,29 @@ pub async fn authorize(
     Ok(found(url.as_str()))
 }
 
-fn strip_prompt_login(query: &str) -> String {
-    url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(url::form_urlencoded::parse(query.as_bytes()).filter(|(k, _)| k != "prompt"))
-        .finish()
+/// How recent a login must be when the browser returns from a prompt=login.
+pub const FRESH_LOGIN_SECS: u32 = 120;
+
+/// The authorize query for the trip back from the login form: without `prompt`; after a
+/// prompt=login, with `max_age` at most [`FRESH_LOGIN_SECS`].
+fn return_query(query: &str, after_prompt_login: bool) -> String {
+    let pairs = url::form_urlencoded::parse(query.as_bytes()).collect::<Vec<_>>();
+    let mut out = url::form_urlencoded::Serializer::new(String::new());
+    let mut max_age = None;
+    for (k, v) in &pairs {
+        match k.as_ref() {
+            "prompt" => {}
+            "max_age" if after_prompt_login => max_age = v.parse::<u32>().ok(),
+            _ => {
+                out.append_pair(k, v);
+            }
+        }
+    }
+    if after_prompt_login {
+        let secs = max_age.map_or(FRESH_LOGIN_SECS, |m| m.min(FRESH_LOGIN_SECS));
+        out.append_pair("max_age", &secs.to_string());
+    }
+    out.finish()
 }
 
 /// RFC 7636 §4.6: BASE64URL(SHA256(ASCII(code_verifier))) == code_challenge.
@@ -216,7 +251,18 @@ mod tests {
         ));
     }
     #[test]
-    fn prompt_login_is_stripped_for_the_return_trip() {
-        assert_eq!(strip_prompt_login("a=1&prompt=login&b=x%3D"), "a=1&b=x%3D");
+    fn prompt_login_becomes_a_short_max_age_for_the_return_trip() {
+        assert_eq!(
+            return_query("a=1&prompt=login&b=x%3D", true),
+            "a=1&b=x%3D&max_age=120"
+        );
+        assert_eq!(
+            return_query("a=1&prompt=login&max_age=30", true),
+            "a=1&max_age=30"
+        );
+        assert_eq!(
+            return_query("a=1&max_age=3600&prompt=consent", false),
+            "a=1&max_age=3600"
+        );
     }
 }

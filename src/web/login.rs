@@ -27,6 +27,9 @@ pub struct LoginPage {
 pub struct LoginQuery {
     next: Option<String>,
     username: Option<String>,
+    /// Set by authorize when the client asked for a new login (prompt=login, max_age): the
+    /// current session does not do, so the form offers no "continue as …".
+    fresh: Option<String>,
 }
 
 pub async fn form(
@@ -38,7 +41,9 @@ pub async fn form(
     let next = safe_next(q.next.as_deref());
     // Already logged in: still show the form (a shared laptop may need to switch person),
     // with a way to carry on as the current one.
-    let current = user.0.map(|u| u.username.to_string());
+    let current = (q.fresh.is_none())
+        .then(|| user.0.map(|u| u.username.to_string()))
+        .flatten();
     render(
         &state,
         &req,

@@ -1156,3 +1156,78 @@ async fn refused_refresh_does_not_spend_the_token_or_raise_a_replay() {
         "no replay alarm"
     );
 }
+
+#[tokio::test]
+async fn prompt_login_and_max_age_ask_for_a_recent_password() {
+    let app = spawn_app().await;
+    let pw = app
+        .create_student("Ada Lovelace", "ada", Some("blue"))
+        .await;
+    app.login_ok("ada", &pw).await;
+    let age_session = |minutes: i32| {
+        let pool = app.pool.clone();
+        async move {
+            sqlx::query("UPDATE sessions SET created_at = now() - make_interval(mins => $1)")
+                .bind(minutes)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+    };
+    age_session(10).await;
+
+    // max_age: an older login is not enough; a young enough one is.
+    let r = app.get(&authorize_path(&[("max_age", "3600")])).await;
+    assert_eq!(
+        r.status(),
+        302,
+        "logged in 10 minutes ago, max_age one hour"
+    );
+    let r = app.get(&authorize_path(&[("max_age", "60")])).await;
+    assert_eq!(r.status(), 303);
+    assert!(TestApp::location(&r).starts_with("/login?"));
+    let r = app.get(&authorize_path(&[("max_age", "soon")])).await;
+    assert_eq!(query_of(&TestApp::location(&r))["error"], "invalid_request");
+
+    // prompt=login: to the form, which offers no "continue as ada"...
+    let r = app.get(&authorize_path(&[("prompt", "login")])).await;
+    assert_eq!(r.status(), 303);
+    let login = TestApp::location(&r);
+    assert!(login.contains("fresh=1"), "{login}");
+    let page = app.get_html(&login).await;
+    assert!(
+        !page.contains("id=\"already\""),
+        "the old session is offered"
+    );
+    let next = query_of(&app.url(&login))["next"].clone();
+    assert!(
+        !next.contains("prompt") && next.contains("max_age=120"),
+        "{next}"
+    );
+    // ...and following the return URL with the old session does not skip the password.
+    let r = app.get(&next).await;
+    assert_eq!(r.status(), 303);
+    assert!(TestApp::location(&r).starts_with("/login?"));
+
+    // After a new login the same URL yields a code, and the id_token says when.
+    let before = time::OffsetDateTime::now_utc().unix_timestamp();
+    let r = app
+        .post_form_from(
+            &login,
+            "/login",
+            &[
+                ("username", "ada"),
+                ("password", pw.as_str()),
+                ("next", next.as_str()),
+            ],
+        )
+        .await;
+    assert_eq!(TestApp::location(&r), next);
+    let r = app.get(&next).await;
+    assert_eq!(r.status(), 302);
+    let code = query_of(&TestApp::location(&r))["code"].clone();
+    let t: Value = exchange(&app, &code, VERIFIER).await.json().await.unwrap();
+    let jwks: Value = app.get("/oauth/jwks.json").await.json().await.unwrap();
+    let (_, claims) = verify_id_token(&jwks, t["id_token"].as_str().unwrap()).unwrap();
+    assert!(claims["auth_time"].as_i64().unwrap() >= before - 1);
+}
