@@ -134,10 +134,11 @@ pub async fn authorize(
         Some(Err(_)) => return fail("invalid_request", "max_age must be a number of seconds"),
     };
     // OpenID Connect Core §3.1.2.1: prompt=login and max_age ask for a recent password.
-    let recent = |u: &crate::auth::CurrentUser| {
-        max_age.is_none_or(|secs| {
+    let recent = |u: &crate::auth::CurrentUser| match max_age {
+        None => true,
+        Some(secs) => {
             (OffsetDateTime::now_utc() - u.authenticated_at).whole_seconds() <= i64::from(secs)
-        })
+        }
     };
 
     let user = match user.0 {
