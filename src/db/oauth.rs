@@ -262,10 +262,12 @@ pub enum Revoked {
     Nothing,
     Grant(Uuid),
     Token,
+    /// The token belongs to another client: left alone, and the request refused (§2.1).
+    NotYours,
 }
 
 /// RFC 7009: a refresh token revokes its grant, an access token only itself. Tokens of other
-/// clients are left alone.
+/// clients are left alone (`NotYours`).
 pub async fn revoke_token(
     conn: &mut PgConnection,
     token_hash: &[u8],
@@ -290,7 +292,8 @@ pub async fn revoke_token(
                 Ok(Revoked::Token)
             }
         }
-        _ => Ok(Revoked::Nothing),
+        Some(_) => Ok(Revoked::NotYours),
+        None => Ok(Revoked::Nothing),
     }
 }
 

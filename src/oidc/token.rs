@@ -332,7 +332,8 @@ async fn issue(
         .json(body))
 }
 
-/// RFC 7009: always 200 for a token the client may not know about; 401 for bad client auth.
+/// RFC 7009: 200 for an unknown or already revoked token; 401 for bad client auth; 400
+/// `unauthorized_client` for another client's token (§2.1), which stays valid.
 pub async fn revoke(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -349,6 +350,12 @@ pub async fn revoke(
         db::oauth::Revoked::Grant(g) => state.oidc.cache.forget_grant(g),
         db::oauth::Revoked::Token => state.oidc.cache.forget_token(&hash),
         db::oauth::Revoked::Nothing => {}
+        db::oauth::Revoked::NotYours => {
+            return Err(OAuthError::new(
+                "unauthorized_client",
+                "the token was issued to another client",
+            ))
+        }
     }
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))

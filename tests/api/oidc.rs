@@ -1068,6 +1068,33 @@ async fn revocation_endpoint() {
         token_revoke(&app, "unknown-token", "wrong").await.status(),
         401
     );
+    // Another client cannot revoke the hub's token (RFC 7009 §2.1): refused, token intact.
+    let t = tokens(&app).await;
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("token", t["access_token"].as_str().unwrap()),
+            ("client_id", "other-app"),
+            ("client_secret", OTHER_SECRET),
+        ])
+        .finish();
+    let r = app
+        .client
+        .post(app.url("/oauth/revoke"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_of(r).await,
+        (StatusCode::BAD_REQUEST, "unauthorized_client".into())
+    );
+    assert_eq!(
+        userinfo(&app, t["access_token"].as_str().unwrap())
+            .await
+            .status(),
+        200
+    );
 }
 
 async fn token_revoke(app: &TestApp, token: &str, secret: &str) -> Response {
