@@ -24,7 +24,18 @@ pub enum WebError {
     #[error("the database is unavailable; please try again in a moment")]
     Unavailable,
     #[error("internal error")]
-    Internal(#[from] anyhow::Error),
+    Internal(anyhow::Error),
+}
+
+impl From<anyhow::Error> for WebError {
+    /// A database error that travelled inside an `anyhow::Error` (e.g. from a closure the
+    /// hasher ran) still reads as "database unavailable" when it is one.
+    fn from(e: anyhow::Error) -> Self {
+        match e.downcast::<sqlx::Error>() {
+            Ok(db) => db.into(),
+            Err(e) => Self::Internal(e),
+        }
+    }
 }
 
 impl From<sqlx::Error> for WebError {
