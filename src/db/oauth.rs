@@ -118,9 +118,9 @@ pub async fn revoke_user_grants(conn: &mut PgConnection, user_id: i64) -> sqlx::
 pub struct TokenLifetimes {
     pub access_secs: i64,
     pub refresh_secs: i64,
-    /// No refresh token outlives the grant's creation plus this: rotation cannot keep a grant
-    /// (or a stolen refresh token) alive for ever.
-    pub grant_max_secs: i64,
+    /// No refresh token outlives this (the grant's creation plus its maximum age): rotation
+    /// cannot keep a grant, or a stolen refresh token, alive for ever.
+    pub grant_ends_at: OffsetDateTime,
 }
 
 /// A new access token and refresh token for a grant, in one statement.
@@ -132,19 +132,16 @@ pub async fn insert_tokens(
     ttl: &TokenLifetimes,
 ) -> sqlx::Result<()> {
     sqlx::query(
-        "INSERT INTO oauth_tokens (token_hash, grant_id, kind, expires_at)
-         SELECT $1, $2, 'access', now() + make_interval(secs => $3)
-         UNION ALL
-         SELECT $4, $2, 'refresh', LEAST(now() + make_interval(secs => $5),
-                                         g.created_at + make_interval(secs => $6))
-           FROM oauth_grants g WHERE g.id = $2",
+        "INSERT INTO oauth_tokens (token_hash, grant_id, kind, expires_at) VALUES
+            ($1, $2, 'access', now() + make_interval(secs => $3)),
+            ($4, $2, 'refresh', LEAST(now() + make_interval(secs => $5), $6))",
     )
     .bind(access_hash)
     .bind(grant_id)
     .bind(ttl.access_secs as f64)
     .bind(refresh_hash)
     .bind(ttl.refresh_secs as f64)
-    .bind(ttl.grant_max_secs as f64)
+    .bind(ttl.grant_ends_at)
     .execute(conn)
     .await?;
     Ok(())
@@ -207,6 +204,7 @@ pub struct GrantUser {
     pub scope: String,
     pub nonce: Option<String>,
     pub auth_time: OffsetDateTime,
+    pub grant_created_at: OffsetDateTime,
     pub revoked: bool,
     pub user_id: i64,
     pub subject: Uuid,
@@ -219,7 +217,7 @@ pub struct GrantUser {
 
 const GRANT_USER_COLUMNS: &str =
     "SELECT g.id AS grant_id, g.client_id, g.scope, g.nonce, g.auth_time,
-        g.revoked_at IS NOT NULL AS revoked, u.id AS user_id, u.subject, u.username, u.display_name,
+        g.created_at AS grant_created_at, g.revoked_at IS NOT NULL AS revoked, u.id AS user_id, u.subject, u.username, u.display_name,
         u.role, u.cohort, u.disabled";
 const GRANT_USER_FROM: &str = " FROM oauth_grants g JOIN users u ON u.id = g.user_id";
 

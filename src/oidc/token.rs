@@ -290,7 +290,7 @@ async fn issue(
     let ttl = db::oauth::TokenLifetimes {
         access_secs: cfg.access_token_ttl_secs,
         refresh_secs: cfg.refresh_token_ttl_secs,
-        grant_max_secs: state.config.absolute_timeout().as_secs() as i64,
+        grant_ends_at: grant.grant_created_at + state.config.absolute_timeout(),
     };
     db::oauth::insert_tokens(
         conn,
