@@ -231,10 +231,13 @@ async fn refresh(
             }
             // The hub does not serialise refreshes: several requests of one browser may
             // present the same refresh token within moments. Each gets fresh tokens.
-            Some(used) if used.recent => db::oauth::RefreshRow {
-                grant_id: used.grant_id,
-                expired: used.expired,
-            },
+            Some(used) if used.recent => {
+                tracing::info!(grant = %used.grant_id, "used refresh token presented again within the grace window");
+                db::oauth::RefreshRow {
+                    grant_id: used.grant_id,
+                    expired: used.expired,
+                }
+            }
             // Refresh tokens rotate; an old one coming back later means it was stolen (or
             // the client is broken): end the whole grant.
             Some(used) => {

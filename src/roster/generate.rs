@@ -64,15 +64,18 @@ pub fn username_base(display_name: &str) -> String {
     base
 }
 
-/// The first of `base`, `base2`, `base3`, … that parses and is not in `taken`.
+/// The first of `base`, `base2`, `base3`, … that parses and is not in `taken`. When the number
+/// no longer fits beside the base, the base is shortened, so there is always a next candidate
+/// and, `taken` being finite, an answer.
 pub fn unique_username(base: &str, taken: &HashSet<String>) -> Username {
-    (1..)
+    (1u64..)
         .map(|n| {
             if n == 1 {
-                base.to_string()
-            } else {
-                format!("{base}{n}")
+                return base.to_string();
             }
+            let number = n.to_string();
+            let keep = base.len().min(MAX_LEN.saturating_sub(number.len())).max(1);
+            format!("{}{number}", &base[..keep])
         })
         .filter(|cand| !taken.contains(cand))
         .find_map(|cand| Username::parse(&cand).ok())
@@ -82,6 +85,16 @@ pub fn unique_username(base: &str, taken: &HashSet<String>) -> Username {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unique_username_shortens_the_base_when_the_number_grows() {
+        let base = "abcdefghijklmnopqrstuvwxyzabcd"[..MAX_LEN - 4].to_string();
+        let mut taken: HashSet<String> = HashSet::from([base.clone()]);
+        taken.extend((2..=9999).map(|n| format!("{base}{n}")));
+        let next = unique_username(&base, &taken);
+        assert_eq!(next.as_str().len(), MAX_LEN);
+        assert_eq!(next.as_str(), format!("{}10000", &base[..MAX_LEN - 5]));
+    }
 
     #[test]
     fn passwords_are_readable_and_distinct() {

@@ -215,6 +215,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route("/staff/{username}/disable", web::post().to(staff::disable))
         .route("/staff/{username}/enable", web::post().to(staff::enable))
+        .route("/staff/{username}/unlock", web::post().to(staff::unlock))
         .route("/audit", web::get().to(audit::list))
         .configure(crate::oidc::routes)
         .service(web::scope("/api/v1").configure(api::routes))

@@ -9,7 +9,7 @@ use super::{
     html, html_status, see_other, Page,
 };
 use crate::{
-    auth::{csrf, RequireAdmin},
+    auth::{csrf, throttle, RequireAdmin},
     db::{self, users::UserRow},
     domain::{Role, Username},
     error::WebError,
@@ -22,6 +22,8 @@ use crate::{
 pub struct StaffPage {
     pub page: Page,
     pub staff: Vec<UserRow>,
+    /// Usernames whose login is locked after failed attempts.
+    pub locked: Vec<String>,
     pub username: String,
     pub display_name: String,
     pub role: String,
@@ -32,6 +34,10 @@ pub struct StaffPage {
 impl StaffPage {
     pub fn error(&self, field: &str) -> String {
         self.errors.get(field)
+    }
+
+    pub fn is_locked(&self, username: &str) -> bool {
+        self.locked.iter().any(|u| u == username)
     }
 
     /// The admin looking at the page gets no buttons on their own row.
@@ -48,6 +54,22 @@ pub struct StaffQuery {
     created: Option<String>,
     disabled: Option<String>,
     enabled: Option<String>,
+    unlocked: Option<String>,
+}
+
+/// The staff accounts, and which of them are locked out.
+async fn staff_and_locks(state: &AppState) -> Result<(Vec<UserRow>, Vec<String>), WebError> {
+    let mut conn = state.pool.acquire().await?;
+    let staff = db::users::list_staff(&mut conn).await?;
+    let mut locked = Vec::new();
+    for s in &staff {
+        if let Ok(name) = Username::parse(&s.username) {
+            if throttle::account_locked(&mut conn, &name).await? {
+                locked.push(s.username.clone());
+            }
+        }
+    }
+    Ok((staff, locked))
 }
 
 impl StaffQuery {
@@ -61,6 +83,7 @@ impl StaffQuery {
         account(&self.created, "created")
             .or_else(|| account(&self.disabled, "disabled: logged out everywhere"))
             .or_else(|| account(&self.enabled, "enabled again"))
+            .or_else(|| account(&self.unlocked, "unlocked: they can log in again"))
     }
 }
 
@@ -69,11 +92,11 @@ pub async fn list(
     user: RequireAdmin,
     q: web::Query<StaffQuery>,
 ) -> Result<HttpResponse, WebError> {
-    let mut conn = state.pool.acquire().await?;
-    let staff = db::users::list_staff(&mut conn).await?;
+    let (staff, locked) = staff_and_locks(&state).await?;
     html(&StaffPage {
         page: Page::for_user(&state, &user, "Staff").with_notice(q.notice().as_deref()),
         staff,
+        locked,
         username: String::new(),
         display_name: String::new(),
         role: "counselor".into(),
@@ -146,11 +169,11 @@ pub async fn create(
             Err(e) => return Err(e.into()),
         }
     }
-    let mut conn = state.pool.acquire().await?;
-    let staff = db::users::list_staff(&mut conn).await?;
+    let (staff, locked) = staff_and_locks(&state).await?;
     let page = StaffPage {
         page: Page::for_user(&state, &user, "Staff"),
         staff,
+        locked,
         username: form.username.clone(),
         display_name: form.display_name.clone(),
         role: form.role.clone(),
@@ -198,4 +221,18 @@ pub async fn enable(
     let actor = form.actor(&user)?;
     roster::ops::set_disabled(&state, &actor, Desk::Staff, &path, false).await?;
     Ok(see_other(&format!("/staff?enabled={}", path.as_str())))
+}
+
+/// Lifts the login lock of a counselor or admin.
+pub async fn unlock(
+    state: web::Data<AppState>,
+    user: RequireAdmin,
+    path: web::Path<String>,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, WebError> {
+    let actor = form.actor(&user)?;
+    let account = roster::ops::find_account(&state, Desk::Staff, &path).await?;
+    let name = Username::parse(&account.username).map_err(|e| WebError::Internal(e.into()))?;
+    roster::ops::unlock(&state, &actor, &name).await?;
+    Ok(see_other(&format!("/staff?unlocked={name}")))
 }

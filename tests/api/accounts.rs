@@ -425,3 +425,32 @@ async fn guessing_the_current_password_is_throttled_like_logins() {
         0
     );
 }
+
+#[tokio::test]
+async fn admin_unlocks_a_locked_out_counselor() {
+    let app = spawn_app().await;
+    app.as_admin().await;
+    app.create_user(Role::Counselor, "carla", PASSWORD).await;
+    let carla = app.other_browser();
+    for _ in 0..app.state.config.throttle.account_failures {
+        assert_eq!(carla.login("carla", "not-her-password").await.status(), 401);
+    }
+    assert_eq!(carla.login("carla", PASSWORD).await.status(), 429);
+    let page = app.get_html("/staff").await;
+    assert!(page.contains("badge locked"));
+    assert!(page.contains("action=\"/staff/carla/unlock\""));
+
+    let r = app
+        .post_form_from("/staff", "/staff/carla/unlock", &[])
+        .await;
+    assert_eq!(TestApp::location(&r), "/staff?unlocked=carla");
+    assert!(!app.get_html("/staff").await.contains("badge locked"));
+    carla.login_ok("carla", PASSWORD).await;
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM audit_log WHERE action = 'account.unlock' AND target = 'carla'"
+        )
+        .await,
+        1
+    );
+}
