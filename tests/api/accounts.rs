@@ -1,6 +1,6 @@
 use hubdesk::domain::Role;
 
-use crate::helpers::{csrf_from, spawn_app, TestApp, PASSWORD};
+use crate::helpers::{csrf_from, password_on_card, spawn_app, TestApp, PASSWORD};
 
 #[tokio::test]
 async fn student_changes_password() {
@@ -311,12 +311,7 @@ async fn admin_resets_a_counselors_password() {
         .await;
     assert_eq!(r.status(), 200);
     let html = r.text().await.unwrap();
-    let marker = "class=\"card-password\">";
-    let start = html
-        .find(marker)
-        .expect("the new password is shown on a card")
-        + marker.len();
-    let new_password = html[start..].split('<').next().unwrap().trim().to_string();
+    let new_password = password_on_card(&html);
     assert!(
         new_password.len() >= 10,
         "generated password: {new_password:?}"

@@ -119,6 +119,13 @@ pub fn client() -> Client {
         .unwrap()
 }
 
+/// The password on the first login card of a credentials page.
+pub fn password_on_card(html: &str) -> String {
+    let marker = "class=\"card-password\">";
+    let start = html.find(marker).expect("a login card with a password") + marker.len();
+    html[start..].split('<').next().unwrap().trim().to_string()
+}
+
 /// The value of the first `csrf_token` hidden field in an HTML page.
 pub fn csrf_from(html: &str) -> String {
     let marker = "name=\"csrf_token\" value=\"";

@@ -4,7 +4,9 @@ use reqwest::{Response, StatusCode};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::helpers::{spawn_app, TestApp, HUB_CALLBACK, HUB_CLIENT, HUB_SECRET, OTHER_SECRET};
+use crate::helpers::{
+    password_on_card, spawn_app, TestApp, HUB_CALLBACK, HUB_CLIENT, HUB_SECRET, OTHER_SECRET,
+};
 
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk-and-some-more";
 /// The hub's state is base64url JSON and may end in '='.
@@ -122,6 +124,20 @@ async fn logged_in_student(app: &TestApp) {
         .create_student("Ada Lovelace", "ada", Some("blue"))
         .await;
     app.login_ok("ada", &pw).await;
+}
+
+/// grant_type=refresh_token as the hub sends it (client_secret_post).
+async fn refresh_with(app: &TestApp, refresh_token: String) -> Response {
+    token_form(
+        app,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token.as_str()),
+            ("client_id", HUB_CLIENT),
+            ("client_secret", HUB_SECRET),
+        ],
+    )
+    .await
 }
 
 async fn tokens(app: &TestApp) -> Value {
@@ -740,21 +756,7 @@ async fn refresh_tokens_rotate_and_a_replay_revokes_the_grant() {
     let app = spawn_app().await;
     logged_in_student(&app).await;
     let t1 = tokens(&app).await;
-    let refresh = |rt: String| {
-        let app = &app;
-        async move {
-            token_form(
-                app,
-                &[
-                    ("grant_type", "refresh_token"),
-                    ("refresh_token", rt.as_str()),
-                    ("client_id", HUB_CLIENT),
-                    ("client_secret", HUB_SECRET),
-                ],
-            )
-            .await
-        }
-    };
+    let refresh = |rt: String| refresh_with(&app, rt);
     let r = refresh(t1["refresh_token"].as_str().unwrap().to_string()).await;
     assert_eq!(r.status(), 200);
     let t2: Value = r.json().await.unwrap();
@@ -847,20 +849,9 @@ async fn disable_reset_and_logout_revoke_tokens() {
     let counselor = app.other_browser();
     counselor.as_counselor().await;
     let refresh_ok = |t: Value| {
+        let rt = t["refresh_token"].as_str().unwrap().to_string();
         let app = &app;
-        async move {
-            token_form(
-                app,
-                &[
-                    ("grant_type", "refresh_token"),
-                    ("refresh_token", t["refresh_token"].as_str().unwrap()),
-                    ("client_id", HUB_CLIENT),
-                    ("client_secret", HUB_SECRET),
-                ],
-            )
-            .await
-            .status()
-        }
+        async move { refresh_with(app, rt).await.status() }
     };
 
     // Disable.
@@ -880,37 +871,16 @@ async fn disable_reset_and_logout_revoke_tokens() {
         .await;
 
     // Password reset.
-    let pw = {
-        let html = counselor
+    let reset = || async {
+        let r = counselor
             .post_form_from("/students/ada", "/students/ada/reset-password", &[])
-            .await
-            .text()
-            .await
-            .unwrap();
-        html.split("class=\"card-password\">")
-            .nth(1)
-            .unwrap()
-            .split('<')
-            .next()
-            .unwrap()
-            .to_string()
+            .await;
+        password_on_card(&r.text().await.unwrap())
     };
+    let pw = reset().await;
     app.login_ok("ada", &pw).await;
     let t = tokens(&app).await;
-    let html = counselor
-        .post_form_from("/students/ada", "/students/ada/reset-password", &[])
-        .await
-        .text()
-        .await
-        .unwrap();
-    let pw = html
-        .split("class=\"card-password\">")
-        .nth(1)
-        .unwrap()
-        .split('<')
-        .next()
-        .unwrap()
-        .to_string();
+    let pw = reset().await;
     assert_eq!(
         userinfo(&app, t["access_token"].as_str().unwrap())
             .await
@@ -956,21 +926,7 @@ async fn refresh_rotation_cannot_outlive_the_grants_absolute_lifetime() {
     let app = spawn_app().await;
     logged_in_student(&app).await;
     let t = tokens(&app).await;
-    let refresh = |rt: String| {
-        let app = &app;
-        async move {
-            token_form(
-                app,
-                &[
-                    ("grant_type", "refresh_token"),
-                    ("refresh_token", rt.as_str()),
-                    ("client_id", HUB_CLIENT),
-                    ("client_secret", HUB_SECRET),
-                ],
-            )
-            .await
-        }
-    };
+    let refresh = |rt: String| refresh_with(&app, rt);
     // Young grant: the rotated refresh token works.
     let r = refresh(t["refresh_token"].as_str().unwrap().to_string()).await;
     assert_eq!(r.status(), 200);

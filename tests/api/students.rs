@@ -1,4 +1,4 @@
-use crate::helpers::{spawn_app, TestApp};
+use crate::helpers::{password_on_card, spawn_app, TestApp};
 
 #[tokio::test]
 async fn counselor_creates_one_student_and_sees_a_card_once() {
@@ -18,14 +18,7 @@ async fn counselor_creates_one_student_and_sees_a_card_once() {
     assert_eq!(r.headers().get("cache-control").unwrap(), "no-store");
     let html = r.text().await.unwrap();
     assert!(html.contains("class=\"card-username\">adal<"), "{html}");
-    let pw = html
-        .split("class=\"card-password\">")
-        .nth(1)
-        .unwrap()
-        .split('<')
-        .next()
-        .unwrap()
-        .to_string();
+    let pw = password_on_card(&html);
     assert_eq!(pw.len(), 17);
     let student = app.other_browser();
     student.login_ok("adal", &pw).await;
@@ -171,14 +164,7 @@ async fn reset_password_ends_the_students_sessions() {
         .await;
     assert_eq!(r.status(), 200);
     let html = r.text().await.unwrap();
-    let new = html
-        .split("class=\"card-password\">")
-        .nth(1)
-        .unwrap()
-        .split('<')
-        .next()
-        .unwrap()
-        .to_string();
+    let new = password_on_card(&html);
     assert_ne!(new, old);
     assert_eq!(
         student.get("/").await.status(),
