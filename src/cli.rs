@@ -62,8 +62,8 @@ pub enum AdminAction {
 pub enum OidcAction {
     /// Print a new random client secret (URL-safe characters only).
     NewSecret,
-    /// Make a new id_token signing key; the old one stays in JWKS for a day. Running servers
-    /// switch within a minute.
+    /// Make a new id_token signing key: published at once, used for signing after 6 minutes;
+    /// the old one stays in JWKS for a day.
     RotateKey,
 }
 

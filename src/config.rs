@@ -326,13 +326,16 @@ impl Config {
         Duration::from_secs(self.session.absolute_timeout_hours * 3600)
     }
 
+    /// Parallel argon2 hashes: the cores (or the configured number), at most half the database
+    /// pool, so a login holding a hasher always finds a connection to record its outcome.
     pub fn hash_permits(&self) -> usize {
-        match self.password.max_concurrent_hashes {
+        let wanted = match self.password.max_concurrent_hashes {
             0 => std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(2),
             n => n,
-        }
+        };
+        wanted.clamp(1, crate::db::POOL_SIZE as usize / 2)
     }
 }
 

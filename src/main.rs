@@ -118,7 +118,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let (kid, retired) = rotated.context("rotating the signing key")?;
             println!(
                 "new signing key {kid}; {retired} key(s) retired (published for another day); \
-                 running servers switch within a minute"
+                 running servers publish it within a minute and sign with it after {} minutes",
+                hubdesk::oidc::keys::PUBLISH_AHEAD.as_secs() / 60
             );
             Ok(())
         }

@@ -89,7 +89,6 @@ impl Application {
     }
 }
 
-/// Deletes expired sessions, codes and tokens every ten minutes.
 /// Picks up `hubdesk oidc rotate-key` run by another process.
 fn spawn_key_reloader(state: AppState) {
     tokio::spawn(async move {
@@ -104,6 +103,8 @@ fn spawn_key_reloader(state: AppState) {
     });
 }
 
+/// Deletes expired sessions, codes, tokens, spent grants, stale throttle rows and old keys
+/// every ten minutes.
 fn spawn_session_sweeper(state: AppState) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(600));

@@ -58,6 +58,9 @@ impl Database {
     }
 }
 
+/// Connections per hubdesk process.
+pub const POOL_SIZE: u32 = 16;
+
 pub async fn pool_for(url: &str) -> anyhow::Result<PgPool> {
     // libpq accepts `postgres://user@/db?host=/socket/dir` (empty host); sqlx wants a host.
     let url = url.replacen("@/", "@localhost/", 1);
@@ -67,7 +70,7 @@ pub async fn pool_for(url: &str) -> anyhow::Result<PgPool> {
         .log_statements(tracing::log::LevelFilter::Trace)
         .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500));
     let pool = PgPoolOptions::new()
-        .max_connections(16)
+        .max_connections(POOL_SIZE)
         .min_connections(1)
         // Fail fast when the server is down: pages say "database unavailable" instead of hanging.
         .acquire_timeout(Duration::from_secs(3))

@@ -118,7 +118,7 @@ pub async fn revoke_user_grants(conn: &mut PgConnection, user_id: i64) -> sqlx::
 pub struct TokenLifetimes {
     pub access_secs: i64,
     pub refresh_secs: i64,
-    /// No refresh token outlives this (the grant's creation plus its maximum age): rotation
+    /// No refresh token outlives this (the login plus the absolute session lifetime): rotation
     /// cannot keep a grant, or a stolen refresh token, alive for ever.
     pub grant_ends_at: OffsetDateTime,
 }
@@ -204,7 +204,6 @@ pub struct GrantUser {
     pub scope: String,
     pub nonce: Option<String>,
     pub auth_time: OffsetDateTime,
-    pub grant_created_at: OffsetDateTime,
     pub revoked: bool,
     pub user_id: i64,
     pub subject: Uuid,
@@ -217,7 +216,7 @@ pub struct GrantUser {
 
 const GRANT_USER_COLUMNS: &str =
     "SELECT g.id AS grant_id, g.client_id, g.scope, g.nonce, g.auth_time,
-        g.created_at AS grant_created_at, g.revoked_at IS NOT NULL AS revoked, u.id AS user_id, u.subject, u.username, u.display_name,
+        g.revoked_at IS NOT NULL AS revoked, u.id AS user_id, u.subject, u.username, u.display_name,
         u.role, u.cohort, u.disabled";
 const GRANT_USER_FROM: &str = " FROM oauth_grants g JOIN users u ON u.id = g.user_id";
 
@@ -298,17 +297,20 @@ pub async fn revoke_token(
 /// How long a retired signing key stays published (and stored) after a rotation.
 pub const RETIRED_KEY_DAYS: i32 = 1;
 
-/// The keys to publish, the signing key (the newest one not retired) first; retired keys
-/// follow while they are younger than `RETIRED_KEY_DAYS`.
+/// The keys to publish, newest first: the current one and those retired less than
+/// `RETIRED_KEY_DAYS` ago; `ready` says the key has been stored for `ready_after_secs`.
 pub async fn published_signing_keys(
     conn: &mut PgConnection,
+    ready_after_secs: i64,
 ) -> sqlx::Result<Vec<(String, Vec<u8>, bool)>> {
     sqlx::query_as(
-        "SELECT kid, private_der, retired_at IS NULL AS current FROM oidc_keys
-         WHERE retired_at IS NULL OR retired_at > now() - make_interval(days => $1)
-         ORDER BY retired_at IS NULL DESC, created_at DESC",
+        "SELECT kid, private_der, created_at <= now() - make_interval(secs => $2) AS ready
+           FROM oidc_keys
+          WHERE retired_at IS NULL OR retired_at > now() - make_interval(days => $1)
+          ORDER BY created_at DESC",
     )
     .bind(RETIRED_KEY_DAYS)
+    .bind(ready_after_secs as f64)
     .fetch_all(conn)
     .await
 }

@@ -145,12 +145,14 @@ pub async fn authorize(
         Some(u) if !prompt_is("login") && recent(&u) => u,
         _ if prompt_is("none") => return fail("login_required", "the user is not logged in"),
         current => {
-            // Log in, then come back to this very request. prompt=login becomes a short max_age
-            // so the return trip neither loops nor accepts the old session.
-            let back = format!(
-                "/oauth/authorize?{}",
-                return_query(req.query_string(), prompt_is("login"))
-            );
+            // Log in, then come back to this very request. prompt=login and max_age become a
+            // short max_age, so the return trip neither loops nor accepts an old session.
+            let query = if prompt_is("login") || max_age.is_some() {
+                return_query(req.query_string())
+            } else {
+                without_prompt(req.query_string())
+            };
+            let back = format!("/oauth/authorize?{query}");
             let mut login = format!("/login?next={}", urlencode(&back));
             if current.is_some() {
                 login.push_str("&fresh=1"); // no "continue as …" on the form
@@ -194,29 +196,26 @@ pub async fn authorize(
     Ok(found(url.as_str()))
 }
 
+/// The query without `prompt` (it asked for nothing the login form does not give).
+fn without_prompt(query: &str) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(url::form_urlencoded::parse(query.as_bytes()).filter(|(k, _)| k != "prompt"))
+        .finish()
+}
+
 /// How recent a login must be when the browser returns from a prompt=login.
 pub const FRESH_LOGIN_SECS: u32 = 120;
 
-/// The authorize query for the trip back from the login form: without `prompt`; after a
-/// prompt=login, with `max_age` at most [`FRESH_LOGIN_SECS`].
-fn return_query(query: &str, after_prompt_login: bool) -> String {
-    let pairs = url::form_urlencoded::parse(query.as_bytes()).collect::<Vec<_>>();
-    let mut out = url::form_urlencoded::Serializer::new(String::new());
-    let mut max_age = None;
-    for (k, v) in &pairs {
-        match k.as_ref() {
-            "prompt" => {}
-            "max_age" if after_prompt_login => max_age = v.parse::<u32>().ok(),
-            _ => {
-                out.append_pair(k, v);
-            }
-        }
-    }
-    if after_prompt_login {
-        let secs = max_age.map_or(FRESH_LOGIN_SECS, |m| m.min(FRESH_LOGIN_SECS));
-        out.append_pair("max_age", &secs.to_string());
-    }
-    out.finish()
+/// The authorize query for the trip back from the login form we sent the browser to: without
+/// `prompt`, and with `max_age` = [`FRESH_LOGIN_SECS`] (the login just made satisfies it, even
+/// with `max_age=0` asked for or a database clock a little behind; an old session does not).
+fn return_query(query: &str) -> String {
+    let pairs = url::form_urlencoded::parse(query.as_bytes())
+        .filter(|(k, _)| k != "prompt" && k != "max_age");
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .append_pair("max_age", &FRESH_LOGIN_SECS.to_string())
+        .finish()
 }
 
 /// RFC 7636 §4.6: BASE64URL(SHA256(ASCII(code_verifier))) == code_challenge.
@@ -254,16 +253,13 @@ mod tests {
     #[test]
     fn prompt_login_becomes_a_short_max_age_for_the_return_trip() {
         assert_eq!(
-            return_query("a=1&prompt=login&b=x%3D", true),
+            return_query("a=1&prompt=login&b=x%3D"),
             "a=1&b=x%3D&max_age=120"
         );
         assert_eq!(
-            return_query("a=1&prompt=login&max_age=30", true),
-            "a=1&max_age=30"
+            return_query("a=1&prompt=login&max_age=0"),
+            "a=1&max_age=120"
         );
-        assert_eq!(
-            return_query("a=1&max_age=3600&prompt=consent", false),
-            "a=1&max_age=3600"
-        );
+        assert_eq!(return_query("max_age=30&a=1"), "a=1&max_age=120");
     }
 }

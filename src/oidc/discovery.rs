@@ -29,6 +29,9 @@ pub async fn configuration(state: web::Data<AppState>) -> HttpResponse {
 
 pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
-        .insert_header(("Cache-Control", "public, max-age=300"))
+        .insert_header((
+            "Cache-Control",
+            format!("public, max-age={}", super::keys::JWKS_MAX_AGE.as_secs()),
+        ))
         .json(state.oidc.keys.jwks())
 }

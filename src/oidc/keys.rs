@@ -1,8 +1,10 @@
 //! ES256 signing keys. The first is created on first start and kept in PostgreSQL, so it
 //! survives restarts and is shared by every hubdesk on the same database. `hubdesk oidc
-//! rotate-key` stores a new key and retires the old one; every running instance picks the change
-//! up within `RELOAD_EVERY` (see `KeyRing::reload`). A retired key stays in JWKS for
-//! `db::oauth::RETIRED_KEY_DAYS`, so id_tokens it signed still verify, then it is deleted.
+//! rotate-key` stores a new key and retires the old one. Every running instance re-reads the
+//! keys each `RELOAD_EVERY` and publishes the new key at once, but signs with it only after
+//! `PUBLISH_AHEAD` (JWKS cache lifetime + reload interval), so no relying party meets a `kid`
+//! its cached JWKS lacks. A retired key stays in JWKS for `db::oauth::RETIRED_KEY_DAYS`, so
+//! id_tokens it signed still verify, then it is deleted.
 use std::{
     sync::{Arc, RwLock},
     time::Duration,
@@ -20,6 +22,13 @@ use crate::db;
 
 /// How often a running instance re-reads the keys from the database.
 pub const RELOAD_EVERY: Duration = Duration::from_secs(60);
+
+/// How long clients may cache `/oauth/jwks.json` (its `Cache-Control: max-age`).
+pub const JWKS_MAX_AGE: Duration = Duration::from_secs(300);
+
+/// A new key signs only once it has been published this long.
+pub const PUBLISH_AHEAD: Duration =
+    Duration::from_secs(JWKS_MAX_AGE.as_secs() + RELOAD_EVERY.as_secs());
 
 #[derive(Clone)]
 pub struct SigningKey {
@@ -101,23 +110,27 @@ impl KeyRing {
         self.current().signing.kid.clone()
     }
 
-    /// `{"keys": [...]}`: the signing key first, then retired keys still published.
+    /// `{"keys": [...]}`: the signing key first, then the others still published.
     pub fn jwks(&self) -> serde_json::Value {
         self.current().jwks.clone()
     }
 }
 
 async fn read(conn: &mut PgConnection) -> anyhow::Result<Keys> {
-    let rows = db::oauth::published_signing_keys(conn).await?;
-    let mut keys = rows
+    let ahead = PUBLISH_AHEAD.as_secs() as i64;
+    let mut keys = db::oauth::published_signing_keys(conn, ahead)
+        .await?
         .into_iter()
-        .map(|(kid, der, current)| SigningKey::from_der(kid, &der).map(|k| (k, current)));
-    let (signing, current) = keys.next().context("no signing key stored")??;
-    anyhow::ensure!(current, "every stored signing key is retired");
-    let mut published = vec![signing.jwk.clone()];
-    for key in keys {
-        published.push(key?.0.jwk);
-    }
+        .map(|(kid, der, ready)| SigningKey::from_der(kid, &der).map(|k| (k, ready)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    anyhow::ensure!(!keys.is_empty(), "no signing key stored");
+    // The newest key published long enough; if none is (a young database), the one published
+    // longest.
+    let at = (keys.iter().position(|(_, ready)| *ready)).unwrap_or(keys.len() - 1);
+    let (signing, _) = keys.remove(at);
+    let published = std::iter::once(signing.jwk.clone())
+        .chain(keys.into_iter().map(|(k, _)| k.jwk))
+        .collect::<Vec<_>>();
     Ok(Keys {
         signing,
         jwks: serde_json::json!({ "keys": published }),

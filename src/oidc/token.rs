@@ -293,7 +293,12 @@ async fn issue(
     let ttl = db::oauth::TokenLifetimes {
         access_secs: cfg.access_token_ttl_secs,
         refresh_secs: cfg.refresh_token_ttl_secs,
-        grant_ends_at: grant.grant_created_at + state.config.absolute_timeout(),
+        // A hub login lasts no longer than a hubdesk session would: the absolute timeout,
+        // counted from the password entry.
+        grant_ends_at: time::Duration::try_from(state.config.absolute_timeout())
+            .ok()
+            .and_then(|d| grant.auth_time.checked_add(d))
+            .unwrap_or_else(|| OffsetDateTime::now_utc() + time::Duration::days(3650)),
     };
     db::oauth::insert_tokens(
         conn,

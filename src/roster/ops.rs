@@ -1,5 +1,5 @@
 //! Roster operations. Each runs in one transaction together with its audit entry.
-use futures_util::future::try_join_all;
+use futures_util::{stream, StreamExt, TryStreamExt};
 use serde::Serialize;
 
 use super::{generate, import::PlannedStudent};
@@ -60,9 +60,14 @@ pub async fn create_students(
     via: &str,
 ) -> Result<Vec<Credential>, RosterError> {
     let passwords = generate::passwords(planned.len());
-    // Hash before opening the transaction: hashing is the slow part, and the bounded hasher
-    // spreads it over the cores.
-    let hashes = try_join_all(passwords.iter().map(|p| state.hasher.hash(p))).await?;
+    // Hash before opening the transaction: hashing is the slow part. A class takes all hashers
+    // but one, so logins (a class logging in while another is imported) are not queued behind
+    // the whole import.
+    let parallel = state.config.hash_permits().saturating_sub(1).max(1);
+    let hashes: Vec<String> = stream::iter(passwords.iter().map(|p| state.hasher.hash(p)))
+        .buffered(parallel)
+        .try_collect()
+        .await?;
     let mut tx = state.pool.begin().await?;
     let mut out = Vec::with_capacity(planned.len());
     for ((p, password), hash) in planned.iter().zip(passwords).zip(hashes) {

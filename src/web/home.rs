@@ -5,7 +5,7 @@ use serde::Deserialize;
 
 use super::{client_addr, form::FieldErrors, html, html_status, see_other, Page};
 use crate::{
-    auth::{csrf, throttle, MaybeUser, RequireUser, Verified},
+    auth::{csrf, password::Gated, throttle, MaybeUser, RequireUser, Verified},
     db,
     domain::NewPassword,
     error::WebError,
@@ -106,32 +106,44 @@ pub async fn password_submit(
     // Guessing the current password from an unattended session counts like failed logins.
     let addr = client_addr(&state, &req);
     let mut conn = state.pool.acquire().await?;
-    if throttle::locked_until(&mut conn, Some(&user.username), &addr)
-        .await?
-        .is_some()
-    {
-        errors.add(
-            "current_password",
-            "Too many wrong passwords. Try again later, or ask a counselor.",
-        );
-        return page(errors, StatusCode::TOO_MANY_REQUESTS);
-    }
     let row = db::users::find_by_id(&mut conn, user.id)
         .await?
         .ok_or(WebError::NotFound)?;
     drop(conn);
+    // As at login: the lock is checked holding a hasher, and a wrong guess keeps it until the
+    // failure is recorded, so parallel guesses meet the lock.
+    let gate = || async {
+        let mut conn = state.pool.acquire().await?;
+        Ok(throttle::locked_until(&mut conn, Some(&user.username), &addr).await?)
+    };
+    let stored = Some(row.password_hash.as_str());
     match state
         .hasher
-        .verify(Some(&row.password_hash), &form.current_password)
+        .verify_gated(stored, &form.current_password, gate)
         .await?
     {
-        Verified::No => {
+        Gated::Verified(Verified::No, hasher) => {
             let mut conn = state.pool.acquire().await?;
             let cfg = &state.config.throttle;
             throttle::record_failure(&mut conn, cfg, Some(&user.username), &addr).await?;
+            drop(hasher);
             errors.add("current_password", "That is not your current password.")
         }
-        Verified::Yes | Verified::YesRehashed(_) => {}
+        Gated::Verified(Verified::Yes | Verified::YesRehashed(_), _) => {}
+        Gated::Refused(_) => {
+            errors.add(
+                "current_password",
+                "Too many wrong passwords. Try again later, or ask a counselor.",
+            );
+            return page(errors, StatusCode::TOO_MANY_REQUESTS);
+        }
+        Gated::Busy => {
+            errors.add(
+                "current_password",
+                "The server is busy. Please try again in a moment.",
+            );
+            return page(errors, StatusCode::SERVICE_UNAVAILABLE);
+        }
     }
     let new = errors.check(
         "new_password",

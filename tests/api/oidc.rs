@@ -288,11 +288,22 @@ async fn rotate_key_switches_signing_and_keeps_the_old_key_published_for_a_day()
     );
     assert!(stdout.contains("1 key(s) retired"), "{stdout}");
 
-    // A running server switches at its next reload (every minute; here: now).
+    // A running server publishes the new key at its next reload (every minute; here: now)...
     app.state.oidc.keys.reload(&app.pool).await.unwrap();
-    let new_kid = app.state.oidc.keys.signing_kid();
-    assert_ne!(new_kid, old_kid);
+    let kids = jwks_kids(&app).await;
+    assert_eq!(kids.len(), 2, "{kids:?}");
+    assert_eq!(kids[0], old_kid, "the old key still signs");
+    let new_kid = kids[1].clone();
     assert!(stdout.contains(&new_kid), "{stdout}");
+    assert_eq!(app.state.oidc.keys.signing_kid(), old_kid);
+    // ...and signs with it once every cached JWKS can know it (6 minutes; here: aged).
+    sqlx::query("UPDATE oidc_keys SET created_at = now() - interval '7 minutes' WHERE kid = $1")
+        .bind(&new_kid)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    app.state.oidc.keys.reload(&app.pool).await.unwrap();
+    assert_eq!(app.state.oidc.keys.signing_kid(), new_kid);
     assert_eq!(
         jwks_kids(&app).await,
         vec![new_kid.clone(), old_kid.clone()]
@@ -931,8 +942,8 @@ async fn refresh_rotation_cannot_outlive_the_grants_absolute_lifetime() {
     let r = refresh(t["refresh_token"].as_str().unwrap().to_string()).await;
     assert_eq!(r.status(), 200);
     let t: Value = r.json().await.unwrap();
-    // The grant is now older than the absolute session lifetime (7 days by default).
-    sqlx::query("UPDATE oauth_grants SET created_at = now() - interval '8 days'")
+    // The login behind the grant is now older than the absolute session lifetime (7 days).
+    sqlx::query("UPDATE oauth_grants SET auth_time = now() - interval '8 days'")
         .execute(&app.pool)
         .await
         .unwrap();
