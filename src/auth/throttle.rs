@@ -64,3 +64,7 @@ pub async fn clear_account(conn: &mut PgConnection, username: &Username) -> sqlx
 pub async fn account_locked(conn: &mut PgConnection, username: &Username) -> sqlx::Result<bool> {
     db::throttle::is_locked(conn, &account_key(username.as_str())).await
 }
+
+pub async fn clear_address(conn: &mut PgConnection, addr: &str) -> sqlx::Result<()> {
+    db::throttle::clear(conn, &[address_key(addr)]).await
+}

@@ -84,3 +84,21 @@ pub async fn delete_stale(conn: &mut PgConnection, window_secs: i64) -> sqlx::Re
     .rows_affected();
     Ok(n)
 }
+
+/// A lock in force on an address (`ip:` keys), for the counselor's banner.
+#[derive(Debug, sqlx::FromRow)]
+pub struct AddressLock {
+    pub address: String,
+    pub failures: i32,
+    pub locked_until: OffsetDateTime,
+}
+
+pub async fn address_locks(conn: &mut PgConnection) -> sqlx::Result<Vec<AddressLock>> {
+    sqlx::query_as(
+        "SELECT substr(key, 4) AS address, failures, locked_until FROM login_throttle
+          WHERE key LIKE 'ip:%' AND locked_until > now()
+          ORDER BY locked_until DESC LIMIT 20",
+    )
+    .fetch_all(conn)
+    .await
+}

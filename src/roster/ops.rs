@@ -265,6 +265,29 @@ pub async fn unlock(
     Ok(())
 }
 
+/// Lifts the lock on a client address (a classroom behind one NAT after many typos).
+pub async fn unlock_address(
+    state: &AppState,
+    actor: &Actor,
+    address: &std::net::IpAddr,
+) -> Result<(), RosterError> {
+    let address = address.to_string();
+    let mut tx = state.pool.begin().await?;
+    throttle::clear_address(&mut tx, &address).await?;
+    db::audit::record(
+        &mut tx,
+        Entry {
+            actor: &actor.label(),
+            action: "address.unlock",
+            target: Some(&address),
+            detail: None,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// Creates a counselor or admin with a password they chose (or the operator gave).
 pub async fn create_staff(
     state: &AppState,

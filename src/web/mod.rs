@@ -182,6 +182,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/students/new", web::get().to(students::new_form))
         .route("/students/new", web::post().to(students::new_submit))
         .route("/students/export.csv", web::get().to(students::export))
+        .route(
+            "/students/unlock-address",
+            web::post().to(students::unlock_address),
+        )
         .route("/students/import", web::get().to(import::form))
         .route("/students/import", web::post().to(import::preview))
         .service(

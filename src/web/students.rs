@@ -57,6 +57,14 @@ pub struct StudentsPage {
     pub prev_href: Option<String>,
     pub next_href: Option<String>,
     pub filtered: bool,
+    /// Addresses whose logins are locked (a whole classroom shares one).
+    pub address_locks: Vec<AddressLockView>,
+}
+
+pub struct AddressLockView {
+    pub address: String,
+    pub failures: i32,
+    pub until: String,
 }
 
 fn list_href(q: &str, cohort: &str, status: &str, sort: &str, dir: &str, page: i64) -> String {
@@ -112,6 +120,15 @@ pub async fn list(
     let mut conn = state.pool.acquire().await?;
     let (rows, total) = db::users::list_students(&mut conn, &filter).await?;
     let cohorts = db::users::cohorts(&mut conn).await?;
+    let address_locks = db::throttle::address_locks(&mut conn)
+        .await?
+        .into_iter()
+        .map(|l| AddressLockView {
+            address: l.address,
+            failures: l.failures,
+            until: clock_time(l.locked_until),
+        })
+        .collect();
     drop(conn);
     let pages = ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1);
     let dir_str = if descending { "desc" } else { "asc" };
@@ -144,6 +161,7 @@ pub async fn list(
     let href = |p| list_href(&q, &cohort, &status, sort.as_str(), dir_str, p);
     let notice = match query.notice.as_deref() {
         Some("disabled") => Some("Student disabled."),
+        Some("address-unlocked") => Some("Logins from that address work again."),
         _ => None,
     };
     let page = StudentsPage {
@@ -160,8 +178,41 @@ pub async fn list(
         headers,
         page_no,
         pages,
+        address_locks,
     };
     html(&page)
+}
+
+/// `HH:MM` UTC, for "locked until".
+fn clock_time(t: time::OffsetDateTime) -> String {
+    format!("{:02}:{:02} UTC", t.hour(), t.minute())
+}
+
+#[derive(Deserialize)]
+pub struct AddressForm {
+    #[serde(default)]
+    address: String,
+    #[serde(default)]
+    csrf_token: String,
+}
+
+/// Lifts a lock on a client address (shown on the student list while one is in force).
+pub async fn unlock_address(
+    state: web::Data<AppState>,
+    user: RequireCounselor,
+    form: web::Form<AddressForm>,
+) -> Result<HttpResponse, WebError> {
+    if !csrf::verify_user(&user, &form.csrf_token) {
+        return Err(WebError::Csrf);
+    }
+    let address = form
+        .address
+        .trim()
+        .parse::<std::net::IpAddr>()
+        .map_err(|_| WebError::BadRequest("That is not an IP address.".into()))?;
+    let actor = Actor::User(user.username.clone());
+    roster::ops::unlock_address(&state, &actor, &address).await?;
+    Ok(see_other("/students?notice=address-unlocked"))
 }
 
 #[derive(Template)]

@@ -1,4 +1,4 @@
-use crate::helpers::{password_on_card, spawn_app, TestApp};
+use crate::helpers::{password_on_card, spawn_app, spawn_app_with, TestApp};
 
 #[tokio::test]
 async fn counselor_creates_one_student_and_sees_a_card_once() {
@@ -282,4 +282,47 @@ async fn audit_log_is_filterable() {
     let nothing = app.get_html("/audit?target=nobody").await;
     assert!(nothing.contains("No entries"));
     let _ = TestApp::location;
+}
+
+#[tokio::test]
+async fn counselor_sees_and_lifts_a_classroom_address_lock() {
+    let app = spawn_app_with(|c| c.throttle.address_failures = 4).await;
+    let pw = app.create_student("Ada Lovelace", "ada", None).await;
+    app.as_counselor().await; // logged in before the classroom's typos
+    let class = app.other_browser();
+    // Four different students mistype once each, all behind the classroom's one address.
+    for who in ["bea", "cy", "dot", "eli"] {
+        assert_eq!(class.login(who, "typo-typo-typo").await.status(), 401);
+    }
+    assert_eq!(
+        class.login("ada", &pw).await.status(),
+        429,
+        "the address is locked"
+    );
+
+    let page = app.get_html("/students").await;
+    assert!(page.contains("Logins from 127.0.0.1 are locked"), "{page}");
+    let r = app
+        .post_form_from(
+            "/students",
+            "/students/unlock-address",
+            &[("address", "127.0.0.1")],
+        )
+        .await;
+    assert_eq!(TestApp::location(&r), "/students?notice=address-unlocked");
+    assert!(!app.get_html("/students").await.contains("are locked"));
+    class.login_ok("ada", &pw).await;
+    assert_eq!(
+        app.count("SELECT count(*) FROM audit_log WHERE action = 'address.unlock' AND target = '127.0.0.1'")
+            .await,
+        1
+    );
+    let r = app
+        .post_form_from(
+            "/students",
+            "/students/unlock-address",
+            &[("address", "not an ip")],
+        )
+        .await;
+    assert_eq!(r.status(), 400);
 }
