@@ -71,6 +71,15 @@ impl ClientRegistry {
     pub fn is_empty(&self) -> bool {
         self.clients.is_empty()
     }
+
+    /// Whether `origin` (scheme://host[:port]) is the origin of a registered redirect URI.
+    pub fn knows_origin(&self, origin: &str) -> bool {
+        self.clients
+            .values()
+            .flat_map(|c| &c.redirect_uris)
+            .filter_map(|u| url::Url::parse(u).ok())
+            .any(|u| u.origin().ascii_serialization() == origin)
+    }
 }
 
 #[cfg(test)]

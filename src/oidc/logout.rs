@@ -1,11 +1,13 @@
 //! RP-initiated logout (the hub's `logout_redirect_url`): ends the hubdesk session and revokes
 //! the person's tokens, so the next student on a shared laptop must log in again. A GET by
-//! design of the spec; it can only ever log someone out.
-use actix_web::{web, HttpResponse};
+//! design of the spec. So that a page elsewhere cannot log students out by linking here, a GET
+//! from another site that does not come from the hub asks first (a POST with the CSRF token).
+use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
+use serde::Deserialize;
 
 use crate::{
-    auth::{session, MaybeUser},
+    auth::{csrf, session, CurrentUser, MaybeUser},
     db,
     error::WebError,
     state::AppState,
@@ -19,11 +21,70 @@ pub struct LoggedOutPage {
     pub hub_url: String,
 }
 
+#[derive(Template)]
+#[template(path = "logout_confirm.html")]
+pub struct ConfirmPage {
+    pub page: Page,
+}
+
+/// Whether a GET to the end-session endpoint comes from this site, the hub, or a typed URL —
+/// rather than from a page elsewhere. Browsers without fetch metadata and without a Referer
+/// (and scripts) are let through: logging out is the worst they can do.
+fn from_a_trusted_place(state: &AppState, req: &HttpRequest) -> bool {
+    let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
+    if let Some("same-origin" | "same-site" | "none") = header("sec-fetch-site") {
+        return true;
+    }
+    let origin_of = |u: &str| {
+        url::Url::parse(u)
+            .ok()
+            .map(|u| u.origin().ascii_serialization())
+    };
+    match header("referer").and_then(origin_of) {
+        Some(origin) => {
+            origin_of(&state.config.hub_url).as_deref() == Some(origin.as_str())
+                || origin_of(&state.config.public_url).as_deref() == Some(origin.as_str())
+                || state.oidc.clients.knows_origin(&origin)
+        }
+        None => header("sec-fetch-site").is_none(),
+    }
+}
+
 pub async fn end_session(
     state: web::Data<AppState>,
+    req: HttpRequest,
     user: MaybeUser,
 ) -> Result<HttpResponse, WebError> {
-    if let Some(user) = user.0 {
+    match user.0 {
+        Some(user) if !from_a_trusted_place(&state, &req) => html(&ConfirmPage {
+            page: Page::for_user(&state, &user, "Log out?"),
+        }),
+        user => log_out(&state, user).await,
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ConfirmForm {
+    #[serde(default)]
+    csrf_token: String,
+}
+
+/// The confirmation's button.
+pub async fn end_session_confirmed(
+    state: web::Data<AppState>,
+    user: MaybeUser,
+    form: web::Form<ConfirmForm>,
+) -> Result<HttpResponse, WebError> {
+    if let Some(u) = &user.0 {
+        if !csrf::verify_user(u, &form.csrf_token) {
+            return Err(WebError::Csrf);
+        }
+    }
+    log_out(&state, user.0).await
+}
+
+async fn log_out(state: &AppState, user: Option<CurrentUser>) -> Result<HttpResponse, WebError> {
+    if let Some(user) = user {
         let mut tx = state.pool.begin().await?;
         db::sessions::delete(&mut tx, &user.session_hash).await?;
         db::oauth::revoke_user_grants(&mut tx, user.id).await?;
@@ -32,11 +93,11 @@ pub async fn end_session(
         tracing::info!(username = %user.username, "logged out via the hub");
     }
     let page = LoggedOutPage {
-        page: Page::anonymous(&state, String::new(), "Logged out"),
+        page: Page::anonymous(state, String::new(), "Logged out"),
         hub_url: state.config.hub_url.clone(),
     };
     let mut resp = html(&page)?;
-    resp.add_cookie(&session::removal_cookie(&state))
+    resp.add_cookie(&session::removal_cookie(state))
         .map_err(|e| WebError::Internal(e.into()))?;
     Ok(resp)
 }

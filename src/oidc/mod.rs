@@ -41,5 +41,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/oauth/userinfo", web::get().to(userinfo::userinfo))
     .route("/oauth/userinfo", web::post().to(userinfo::userinfo))
     .route("/oauth/revoke", web::post().to(token::revoke))
-    .route("/oauth/logout", web::get().to(logout::end_session));
+    .route("/oauth/logout", web::get().to(logout::end_session))
+    .route(
+        "/oauth/logout",
+        web::post().to(logout::end_session_confirmed),
+    );
 }

@@ -5,7 +5,8 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::helpers::{
-    password_on_card, spawn_app, TestApp, HUB_CALLBACK, HUB_CLIENT, HUB_SECRET, OTHER_SECRET,
+    csrf_from, password_on_card, spawn_app, TestApp, HUB_CALLBACK, HUB_CLIENT, HUB_SECRET,
+    OTHER_SECRET,
 };
 
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk-and-some-more";
@@ -1224,4 +1225,75 @@ async fn prompt_login_and_max_age_ask_for_a_recent_password() {
     let jwks: Value = app.get("/oauth/jwks.json").await.json().await.unwrap();
     let (_, claims) = verify_id_token(&jwks, t["id_token"].as_str().unwrap()).unwrap();
     assert!(claims["auth_time"].as_i64().unwrap() >= before - 1);
+}
+
+#[tokio::test]
+async fn a_logout_link_on_another_site_asks_first() {
+    let app = spawn_app().await;
+    logged_in_student(&app).await;
+    let t = tokens(&app).await;
+    let cross_site = |referer: &'static str| {
+        app.client
+            .get(app.url("/oauth/logout"))
+            .header("Sec-Fetch-Site", "cross-site")
+            .header("Referer", referer)
+            .send()
+    };
+    // A page elsewhere: a question, nothing ended.
+    let r = cross_site("https://evil.example/page").await.unwrap();
+    assert_eq!(r.status(), 200);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("id=\"logout-confirm\""), "{page}");
+    assert_eq!(app.get("/").await.status(), 200, "still logged in");
+    let access = t["access_token"].as_str().unwrap();
+    assert_eq!(userinfo(&app, access).await.status(), 200);
+    // Without the CSRF token the button does nothing.
+    let r = app
+        .client
+        .post(app.url("/oauth/logout"))
+        .form(&[("csrf_token", "forged")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(app.get("/").await.status(), 200);
+    // The person's own click: logged out.
+    let r = app
+        .client
+        .post(app.url("/oauth/logout"))
+        .form(&[("csrf_token", csrf_from(&page).as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("You are logged out"));
+    assert_eq!(app.get("/").await.status(), 303);
+    assert_eq!(userinfo(&app, access).await.status(), 401);
+
+    // Coming from the hub (its origin in the Referer) or from the same site: no question.
+    app.login_ok("ada", &app_password(&app).await).await;
+    let r = cross_site("http://127.0.0.1:9/hub/home").await.unwrap();
+    assert!(r.text().await.unwrap().contains("You are logged out"));
+    app.login_ok("ada", &app_password(&app).await).await;
+    let r = app
+        .client
+        .get(app.url("/oauth/logout"))
+        .header("Sec-Fetch-Site", "same-site")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.text().await.unwrap().contains("You are logged out"));
+}
+
+/// Ada's password, reset through the roster (the test does not keep the first one).
+async fn app_password(app: &TestApp) -> String {
+    hubdesk::roster::ops::reset_password(
+        &app.state,
+        &hubdesk::roster::Actor::System,
+        hubdesk::roster::ops::Desk::Students,
+        "ada",
+    )
+    .await
+    .unwrap()
+    .password
 }
