@@ -265,6 +265,55 @@ pub async fn unlock(
     Ok(())
 }
 
+/// What a desk's buttons do to an account, besides a password reset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountAction {
+    Disable,
+    Enable,
+    Unlock,
+}
+
+impl AccountAction {
+    /// From the last URL segment: `disable`, `enable`, `unlock`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "disable" => Some(Self::Disable),
+            "enable" => Some(Self::Enable),
+            "unlock" => Some(Self::Unlock),
+            _ => None,
+        }
+    }
+
+    /// `disabled`, `enabled`, `unlocked` (for the confirmation after the redirect).
+    pub fn done(self) -> &'static str {
+        match self {
+            Self::Disable => "disabled",
+            Self::Enable => "enabled",
+            Self::Unlock => "unlocked",
+        }
+    }
+}
+
+/// Applies `action` to an account of the desk; returns the account's username.
+pub async fn apply(
+    state: &AppState,
+    actor: &Actor,
+    desk: Desk,
+    username: &str,
+    action: AccountAction,
+) -> Result<Username, RosterError> {
+    match action {
+        AccountAction::Disable => set_disabled(state, actor, desk, username, true).await?,
+        AccountAction::Enable => set_disabled(state, actor, desk, username, false).await?,
+        AccountAction::Unlock => {
+            let account = find_account(state, desk, username).await?;
+            let name = Username::parse(&account.username).map_err(anyhow::Error::from)?;
+            return unlock(state, actor, &name).await.map(|()| name);
+        }
+    }
+    Username::parse(username).map_err(|e| anyhow::Error::from(e).into())
+}
+
 /// Lifts the lock on a client address (a classroom behind one NAT after many typos).
 pub async fn unlock_address(
     state: &AppState,

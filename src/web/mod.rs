@@ -199,17 +199,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/students/{username}/reset-password",
             web::post().to(students::reset_password),
         )
+        // disable | enable | unlock
         .route(
-            "/students/{username}/disable",
-            web::post().to(students::disable),
-        )
-        .route(
-            "/students/{username}/enable",
-            web::post().to(students::enable),
-        )
-        .route(
-            "/students/{username}/unlock",
-            web::post().to(students::unlock),
+            "/students/{username}/{action}",
+            web::post().to(students::account_action),
         )
         .route("/staff", web::get().to(staff::list))
         .route("/staff", web::post().to(staff::create))
@@ -217,9 +210,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/staff/{username}/reset-password",
             web::post().to(staff::reset_password),
         )
-        .route("/staff/{username}/disable", web::post().to(staff::disable))
-        .route("/staff/{username}/enable", web::post().to(staff::enable))
-        .route("/staff/{username}/unlock", web::post().to(staff::unlock))
+        // disable | enable | unlock
+        .route(
+            "/staff/{username}/{action}",
+            web::post().to(staff::account_action),
+        )
         .route("/audit", web::get().to(audit::list))
         .configure(crate::oidc::routes)
         .service(web::scope("/api/v1").configure(api::routes))

@@ -13,7 +13,11 @@ use crate::{
     db::{self, users::UserRow},
     domain::{Role, Username},
     error::WebError,
-    roster::{self, ops::Desk, Actor, RosterError},
+    roster::{
+        self,
+        ops::{AccountAction, Desk},
+        Actor, RosterError,
+    },
     state::AppState,
 };
 
@@ -201,38 +205,16 @@ pub async fn reset_password(
     )
 }
 
-pub async fn disable(
+/// Disable, enable or unlock a counselor or admin (`POST /staff/{username}/{action}`).
+pub async fn account_action(
     state: web::Data<AppState>,
     user: RequireAdmin,
-    path: web::Path<String>,
+    path: web::Path<(String, String)>,
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, WebError> {
+    let (username, action) = path.into_inner();
+    let action = AccountAction::parse(&action).ok_or(WebError::NotFound)?;
     let actor = form.actor(&user)?;
-    roster::ops::set_disabled(&state, &actor, Desk::Staff, &path, true).await?;
-    Ok(see_other(&format!("/staff?disabled={}", path.as_str())))
-}
-
-pub async fn enable(
-    state: web::Data<AppState>,
-    user: RequireAdmin,
-    path: web::Path<String>,
-    form: web::Form<CsrfForm>,
-) -> Result<HttpResponse, WebError> {
-    let actor = form.actor(&user)?;
-    roster::ops::set_disabled(&state, &actor, Desk::Staff, &path, false).await?;
-    Ok(see_other(&format!("/staff?enabled={}", path.as_str())))
-}
-
-/// Lifts the login lock of a counselor or admin.
-pub async fn unlock(
-    state: web::Data<AppState>,
-    user: RequireAdmin,
-    path: web::Path<String>,
-    form: web::Form<CsrfForm>,
-) -> Result<HttpResponse, WebError> {
-    let actor = form.actor(&user)?;
-    let account = roster::ops::find_account(&state, Desk::Staff, &path).await?;
-    let name = Username::parse(&account.username).map_err(|e| WebError::Internal(e.into()))?;
-    roster::ops::unlock(&state, &actor, &name).await?;
-    Ok(see_other(&format!("/staff?unlocked={name}")))
+    let name = roster::ops::apply(&state, &actor, Desk::Staff, &username, action).await?;
+    Ok(see_other(&format!("/staff?{}={name}", action.done())))
 }

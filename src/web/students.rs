@@ -17,7 +17,12 @@ use crate::{
     },
     domain::{Cohort, DisplayName, Username},
     error::{urlencode, WebError},
-    roster::{self, import::PlannedStudent, ops::Desk, Actor},
+    roster::{
+        self,
+        import::PlannedStudent,
+        ops::{AccountAction, Desk},
+        Actor,
+    },
     state::AppState,
 };
 
@@ -406,47 +411,20 @@ pub async fn reset_password(
     )
 }
 
-pub async fn disable(
+/// Disable, enable or unlock (`POST /students/{username}/{action}`).
+pub async fn account_action(
     state: web::Data<AppState>,
     user: RequireCounselor,
-    path: web::Path<String>,
+    path: web::Path<(String, String)>,
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, WebError> {
+    let (username, action) = path.into_inner();
+    let action = AccountAction::parse(&action).ok_or(WebError::NotFound)?;
     let actor = form.actor(&user)?;
-    roster::ops::set_disabled(&state, &actor, Desk::Students, &path, true).await?;
+    let name = roster::ops::apply(&state, &actor, Desk::Students, &username, action).await?;
     Ok(see_other(&format!(
-        "/students/{}?notice=disabled",
-        path.as_str()
-    )))
-}
-
-pub async fn enable(
-    state: web::Data<AppState>,
-    user: RequireCounselor,
-    path: web::Path<String>,
-    form: web::Form<CsrfForm>,
-) -> Result<HttpResponse, WebError> {
-    let actor = form.actor(&user)?;
-    roster::ops::set_disabled(&state, &actor, Desk::Students, &path, false).await?;
-    Ok(see_other(&format!(
-        "/students/{}?notice=enabled",
-        path.as_str()
-    )))
-}
-
-pub async fn unlock(
-    state: web::Data<AppState>,
-    user: RequireCounselor,
-    path: web::Path<String>,
-    form: web::Form<CsrfForm>,
-) -> Result<HttpResponse, WebError> {
-    let actor = form.actor(&user)?;
-    let student = roster::ops::find_student(&state, &path).await?;
-    let name = Username::parse(&student.username).map_err(|e| WebError::Internal(e.into()))?;
-    roster::ops::unlock(&state, &actor, &name).await?;
-    Ok(see_other(&format!(
-        "/students/{}?notice=unlocked",
-        path.as_str()
+        "/students/{name}?notice={}",
+        action.done()
     )))
 }
 

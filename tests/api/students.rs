@@ -236,6 +236,17 @@ async fn unknown_student_is_a_404_page() {
         .post_form_from("/students", "/students/nobody/disable", &[])
         .await;
     assert_eq!(r.status(), 404);
+    // An action the desk does not have, on a real student: 404, nothing changed.
+    app.create_student("Ada Lovelace", "ada", None).await;
+    let r = app
+        .post_form_from("/students", "/students/ada/delete", &[])
+        .await;
+    assert_eq!(r.status(), 404);
+    assert_eq!(
+        app.count("SELECT count(*) FROM users WHERE username = 'ada' AND NOT disabled")
+            .await,
+        1
+    );
 }
 
 #[tokio::test]
