@@ -5,7 +5,10 @@ use serde::Deserialize;
 
 use super::{client_addr, html_status, safe_next, Page};
 use crate::{
-    auth::{csrf, password::Gated, secret::hash_token, session, throttle, MaybeUser, Verified},
+    auth::{
+        csrf, password::Gated, secret::hash_token, session, throttle, CurrentUser, MaybeUser,
+        Verified,
+    },
     db,
     domain::Username,
     error::WebError,
@@ -40,19 +43,27 @@ pub async fn form(
 ) -> Result<HttpResponse, WebError> {
     let next = safe_next(q.next.as_deref());
     // Already logged in: still show the form (a shared laptop may need to switch person),
-    // with a way to carry on as the current one.
-    let current = (q.fresh.is_none())
-        .then(|| user.0.map(|u| u.username.to_string()))
-        .flatten();
+    // with their nav bar and, unless a fresh login was asked for, a way to carry on.
+    let logged_in = LoggedIn {
+        user: user.0.as_ref(),
+        offer_continue: q.fresh.is_none(),
+    };
     render(
         &state,
         &req,
         next,
         q.username.clone().unwrap_or_default(),
         None,
-        current,
+        logged_in,
         StatusCode::OK,
     )
+}
+
+/// Who is logged in already on the login page, if anyone.
+#[derive(Default)]
+struct LoggedIn<'a> {
+    user: Option<&'a CurrentUser>,
+    offer_continue: bool,
 }
 
 fn render(
@@ -61,12 +72,15 @@ fn render(
     next: String,
     username: String,
     error: Option<String>,
-    current: Option<String>,
+    logged_in: LoggedIn<'_>,
     status: StatusCode,
 ) -> Result<HttpResponse, WebError> {
     let token = csrf::anon_token(state, req);
+    let current = (logged_in.user)
+        .filter(|_| logged_in.offer_continue)
+        .map(|u| u.username.to_string());
     let page = LoginPage {
-        page: Page::anonymous(state, token.token, "Log in"),
+        page: Page::anonymous(state, token.token, "Log in").with_nav(logged_in.user),
         next,
         username,
         error,
@@ -108,7 +122,7 @@ pub async fn submit(
             next.clone(),
             typed.clone(),
             Some(msg.to_string()),
-            None,
+            LoggedIn::default(),
             status,
         )
     };

@@ -30,6 +30,21 @@ pub struct NavUser {
     pub display_name: String,
     pub is_staff: bool,
     pub is_admin: bool,
+    /// The session's CSRF token, for the nav's logout button (a page's own forms may use
+    /// another, like the login form's double-submit token).
+    pub csrf: String,
+}
+
+impl NavUser {
+    fn of(user: &CurrentUser) -> Self {
+        Self {
+            username: user.username.to_string(),
+            display_name: user.display_name.clone(),
+            is_staff: user.role.is_staff(),
+            is_admin: user.role == crate::domain::Role::Admin,
+            csrf: user.csrf_token.clone(),
+        }
+    }
 }
 
 impl Page {
@@ -37,12 +52,7 @@ impl Page {
         Self {
             title: title.into(),
             camp: state.config.camp_name.clone(),
-            user: Some(NavUser {
-                username: user.username.to_string(),
-                display_name: user.display_name.clone(),
-                is_staff: user.role.is_staff(),
-                is_admin: user.role == crate::domain::Role::Admin,
-            }),
+            user: Some(NavUser::of(user)),
             csrf: user.csrf_token.clone(),
             notice: None,
         }
@@ -56,6 +66,12 @@ impl Page {
             csrf,
             notice: None,
         }
+    }
+
+    /// The nav bar of whoever is logged in, on a page built for anyone (the login form).
+    pub fn with_nav(mut self, user: Option<&CurrentUser>) -> Self {
+        self.user = user.map(NavUser::of);
+        self
     }
 
     pub fn with_notice(mut self, notice: Option<&str>) -> Self {

@@ -126,10 +126,11 @@ pub fn password_on_card(html: &str) -> String {
     html[start..].split('<').next().unwrap().trim().to_string()
 }
 
-/// The value of the first `csrf_token` hidden field in an HTML page.
+/// The value of the last `csrf_token` hidden field in an HTML page: the page's own form comes
+/// after the nav's logout form (on /login their tokens differ).
 pub fn csrf_from(html: &str) -> String {
     let marker = "name=\"csrf_token\" value=\"";
-    let start = html.find(marker).expect("page has a csrf_token field") + marker.len();
+    let start = html.rfind(marker).expect("page has a csrf_token field") + marker.len();
     html[start..].split('"').next().unwrap().to_string()
 }
 

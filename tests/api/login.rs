@@ -389,3 +389,37 @@ async fn parallel_guesses_meet_the_lock_the_first_failures_set() {
         "{verified} of {attempts} parallel guesses were checked (lock after {threshold}, {hashers} hashers)"
     );
 }
+
+#[tokio::test]
+async fn login_page_of_a_logged_in_person_has_their_nav_and_a_working_logout() {
+    let app = spawn_app().await;
+    let pw = app.create_student("Ada Lovelace", "ada", None).await;
+    app.login_ok("ada", &pw).await;
+    let page = app.get_html("/login").await;
+    assert!(
+        page.contains("id=\"already\""),
+        "continue as ada is offered"
+    );
+    assert!(
+        page.contains("Ada Lovelace (ada)"),
+        "the nav shows who is logged in"
+    );
+    // The nav's logout carries the session's token (the first on the page) and works.
+    let marker = "name=\"csrf_token\" value=\"";
+    let start = page.find(marker).unwrap() + marker.len();
+    let nav_token = page[start..].split('"').next().unwrap();
+    assert_ne!(
+        nav_token,
+        csrf_from(&page),
+        "the login form has its own token"
+    );
+    let r = app
+        .client
+        .post(app.url("/logout"))
+        .form(&[("csrf_token", nav_token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(app.get("/").await.status(), 303, "logged out");
+}

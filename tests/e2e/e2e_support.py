@@ -65,7 +65,9 @@ class HubdeskClient(requests.Session):
         r.raise_for_status()
         tokens = scrape(r.text).csrf
         assert tokens, f"no csrf_token input on {path}"
-        return tokens[0]
+        # The page's own form comes after the nav's logout form (whose token may differ: on
+        # /login the form carries the double-submit token, the nav the session's).
+        return tokens[-1]
 
     def submit(self, form_path: str, data: dict, post_path: str | None = None, **kw) -> requests.Response:
         token = self.page_csrf(form_path)
