@@ -5,8 +5,10 @@ use time::OffsetDateTime;
 
 use crate::{config::ThrottleConfig, db, domain::Username};
 
+const ACCOUNT_PREFIX: &str = "user:";
+
 pub fn account_key(username: &str) -> String {
-    format!("user:{username}")
+    format!("{ACCOUNT_PREFIX}{username}")
 }
 
 pub fn address_key(addr: &str) -> String {
@@ -59,6 +61,19 @@ pub async fn record_failure(
 
 pub async fn clear_account(conn: &mut PgConnection, username: &Username) -> sqlx::Result<()> {
     db::throttle::clear(conn, &[account_key(username.as_str())]).await
+}
+
+/// Which of `usernames` have their login locked now (one query).
+pub async fn locked_accounts(
+    conn: &mut PgConnection,
+    usernames: &[&str],
+) -> sqlx::Result<Vec<String>> {
+    let keys: Vec<String> = usernames.iter().map(|u| account_key(u)).collect();
+    let locked = db::throttle::locked_keys(conn, &keys).await?;
+    Ok(locked
+        .into_iter()
+        .filter_map(|k| k.strip_prefix(ACCOUNT_PREFIX).map(str::to_string))
+        .collect())
 }
 
 pub async fn account_locked(conn: &mut PgConnection, username: &Username) -> sqlx::Result<bool> {

@@ -71,6 +71,16 @@ pub async fn is_locked(conn: &mut PgConnection, key: &str) -> sqlx::Result<bool>
     .await
 }
 
+/// Which of `keys` are locked now.
+pub async fn locked_keys(conn: &mut PgConnection, keys: &[String]) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(
+        "SELECT key FROM login_throttle WHERE key = ANY($1) AND locked_until > now()",
+    )
+    .bind(keys)
+    .fetch_all(conn)
+    .await
+}
+
 /// Forgets failures older than the window whose lock (if any) has run out.
 pub async fn delete_stale(conn: &mut PgConnection, window_secs: i64) -> sqlx::Result<u64> {
     let n = sqlx::query(

@@ -2,6 +2,7 @@
 pub mod api;
 pub mod audit;
 pub mod cards;
+pub mod desk;
 pub mod form;
 pub mod health;
 pub mod home;

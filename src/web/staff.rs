@@ -4,7 +4,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::{
-    cards,
+    desk,
     form::{self, CsrfForm, FieldErrors},
     html, html_status, see_other, Page,
 };
@@ -13,11 +13,7 @@ use crate::{
     db::{self, users::UserRow},
     domain::{Role, Username},
     error::WebError,
-    roster::{
-        self,
-        ops::{AccountAction, Desk},
-        Actor, RosterError,
-    },
+    roster::{self, ops::Desk, Actor, RosterError},
     state::AppState,
 };
 
@@ -65,14 +61,8 @@ pub struct StaffQuery {
 async fn staff_and_locks(state: &AppState) -> Result<(Vec<UserRow>, Vec<String>), WebError> {
     let mut conn = state.pool.acquire().await?;
     let staff = db::users::list_staff(&mut conn).await?;
-    let mut locked = Vec::new();
-    for s in &staff {
-        if let Ok(name) = Username::parse(&s.username) {
-            if throttle::account_locked(&mut conn, &name).await? {
-                locked.push(s.username.clone());
-            }
-        }
-    }
+    let names: Vec<&str> = staff.iter().map(|s| s.username.as_str()).collect();
+    let locked = throttle::locked_accounts(&mut conn, &names).await?;
     Ok((staff, locked))
 }
 
@@ -194,15 +184,7 @@ pub async fn reset_password(
     path: web::Path<String>,
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, WebError> {
-    let actor = form.actor(&user)?;
-    let cred = roster::ops::reset_password(&state, &actor, Desk::Staff, &path).await?;
-    let heading = format!("New password for {}", cred.username);
-    cards::render(
-        &state,
-        Page::for_user(&state, &user, "New password"),
-        heading,
-        vec![cred],
-    )
+    desk::reset_password(&state, &user, &form, Desk::Staff, &path).await
 }
 
 /// Disable, enable or unlock a counselor or admin (`POST /staff/{username}/{action}`).
@@ -212,9 +194,7 @@ pub async fn account_action(
     path: web::Path<(String, String)>,
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, WebError> {
-    let (username, action) = path.into_inner();
-    let action = AccountAction::parse(&action).ok_or(WebError::NotFound)?;
-    let actor = form.actor(&user)?;
-    let name = roster::ops::apply(&state, &actor, Desk::Staff, &username, action).await?;
+    let (name, action) =
+        desk::account_action(&state, &user, &form, Desk::Staff, path.into_inner()).await?;
     Ok(see_other(&format!("/staff?{}={name}", action.done())))
 }

@@ -4,7 +4,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::{
-    cards,
+    cards, desk,
     form::{self, CsrfForm, FieldErrors},
     html, html_status, see_other, Page,
 };
@@ -17,12 +17,7 @@ use crate::{
     },
     domain::{Cohort, DisplayName, Username},
     error::{urlencode, WebError},
-    roster::{
-        self,
-        import::PlannedStudent,
-        ops::{AccountAction, Desk},
-        Actor,
-    },
+    roster::{self, import::PlannedStudent, ops::Desk, Actor},
     state::AppState,
 };
 
@@ -400,15 +395,7 @@ pub async fn reset_password(
     path: web::Path<String>,
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, WebError> {
-    let actor = form.actor(&user)?;
-    let cred = roster::ops::reset_password(&state, &actor, Desk::Students, &path).await?;
-    let heading = format!("New password for {}", cred.username);
-    cards::render(
-        &state,
-        Page::for_user(&state, &user, "New password"),
-        heading,
-        vec![cred],
-    )
+    desk::reset_password(&state, &user, &form, Desk::Students, &path).await
 }
 
 /// Disable, enable or unlock (`POST /students/{username}/{action}`).
@@ -418,10 +405,8 @@ pub async fn account_action(
     path: web::Path<(String, String)>,
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, WebError> {
-    let (username, action) = path.into_inner();
-    let action = AccountAction::parse(&action).ok_or(WebError::NotFound)?;
-    let actor = form.actor(&user)?;
-    let name = roster::ops::apply(&state, &actor, Desk::Students, &username, action).await?;
+    let (name, action) =
+        desk::account_action(&state, &user, &form, Desk::Students, path.into_inner()).await?;
     Ok(see_other(&format!(
         "/students/{name}?notice={}",
         action.done()
