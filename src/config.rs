@@ -7,7 +7,7 @@ use figment::{
     providers::{Env, Format, Serialized, Toml},
     Figment,
 };
-use secrecy::{ExposeSecret, Secret};
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -22,8 +22,9 @@ pub struct Config {
     /// The JupyterHub URL students are sent to after login.
     pub hub_url: String,
     /// PostgreSQL URL; when empty, hubdesk runs a private PostgreSQL under `data_dir`.
-    #[serde(default)]
-    pub database_url: Option<String>,
+    /// A secret (it may carry a password): never serialized, `Debug` prints `[REDACTED]`.
+    #[serde(default, skip_serializing)]
+    pub database_url: Option<SecretString>,
     /// Alternative to `database_url`: a file holding it.
     #[serde(default)]
     pub database_url_file: Option<PathBuf>,
@@ -54,8 +55,8 @@ pub struct OidcConfig {
 #[serde(deny_unknown_fields)]
 pub struct OidcClientConfig {
     pub id: String,
-    #[serde(default)]
-    pub secret: Option<String>,
+    #[serde(default, skip_serializing)]
+    pub secret: Option<SecretString>,
     #[serde(default)]
     pub secret_file: Option<PathBuf>,
     pub redirect_uris: Vec<String>,
@@ -226,7 +227,9 @@ impl Config {
         self.oidc.clients.retain(|c| c.id != id);
         self.oidc.clients.push(OidcClientConfig {
             id,
-            secret: std::env::var("HUBDESK_OIDC_CLIENT_SECRET").ok(),
+            secret: std::env::var("HUBDESK_OIDC_CLIENT_SECRET")
+                .ok()
+                .map(SecretString::new),
             secret_file: std::env::var("HUBDESK_OIDC_CLIENT_SECRET_FILE")
                 .ok()
                 .map(PathBuf::from),
@@ -243,9 +246,13 @@ impl Config {
             if let Some(path) = &client.secret_file {
                 let secret = std::fs::read_to_string(path)
                     .with_context(|| format!("reading secret_file of OIDC client {}", client.id))?;
-                client.secret = Some(secret.trim().to_string());
+                client.secret = Some(SecretString::new(secret.trim().to_string()));
             }
-            let secret = client.secret.as_deref().unwrap_or("");
+            let secret = client
+                .secret
+                .as_ref()
+                .map(|s| s.expose_secret().as_str())
+                .unwrap_or("");
             anyhow::ensure!(
                 secret.len() >= 32,
                 "OIDC client {}: secret must be at least 32 characters (`hubdesk oidc new-secret` makes one)",
@@ -274,12 +281,12 @@ impl Config {
         if let Some(path) = &self.database_url_file {
             let url = std::fs::read_to_string(path)
                 .with_context(|| format!("reading database_url_file {}", path.display()))?;
-            self.database_url = Some(url.trim().to_string());
+            self.database_url = Some(SecretString::new(url.trim().to_string()));
         }
         if self
             .database_url
-            .as_deref()
-            .is_some_and(|u| u.trim().is_empty())
+            .as_ref()
+            .is_some_and(|u| u.expose_secret().trim().is_empty())
         {
             self.database_url = None;
         }
@@ -300,8 +307,8 @@ impl Config {
         Ok(())
     }
 
-    pub fn database_url(&self) -> Option<Secret<String>> {
-        self.database_url.clone().map(Secret::new)
+    pub fn database_url(&self) -> Option<&SecretString> {
+        self.database_url.as_ref()
     }
 
     pub fn bind_addr(&self) -> anyhow::Result<SocketAddr> {
@@ -316,6 +323,23 @@ impl Config {
     /// Cookies get the `__Host-` prefix and `Secure` only when served over TLS.
     pub fn secure_cookies(&self) -> bool {
         self.public_url.starts_with("https://")
+    }
+
+    /// Prefixed so they never collide with the hub's cookies on a shared host.
+    pub fn session_cookie_name(&self) -> &'static str {
+        if self.secure_cookies() {
+            "__Host-hubdesk-session"
+        } else {
+            "hubdesk-session"
+        }
+    }
+
+    pub fn csrf_cookie_name(&self) -> &'static str {
+        if self.secure_cookies() {
+            "__Host-hubdesk-csrf"
+        } else {
+            "hubdesk-csrf"
+        }
     }
 
     pub fn idle_timeout(&self) -> Duration {
@@ -335,12 +359,15 @@ impl Config {
                 .unwrap_or(2),
             n => n,
         };
-        wanted.clamp(1, crate::db::POOL_SIZE as usize / 2)
+        wanted.clamp(1, POOL_SIZE as usize / 2)
     }
 }
 
+/// Connections per hubdesk process.
+pub const POOL_SIZE: u32 = 16;
+
 /// Redacted view for logs.
-pub fn describe_database(url: &Option<Secret<String>>) -> String {
+pub fn describe_database(url: Option<&SecretString>) -> String {
     match url {
         None => "embedded PostgreSQL".into(),
         Some(u) => match url::Url::parse(u.expose_secret()) {
@@ -379,6 +406,22 @@ mod tests {
         fields.sort();
         keys.sort();
         assert_eq!(fields, keys);
+    }
+
+    #[test]
+    fn debug_never_prints_a_secret() {
+        let mut c = Config::default();
+        c.database_url = Some(SecretString::new("postgres://u:hunter2-db@h/db".into()));
+        c.oidc.clients.push(OidcClientConfig {
+            id: "hub".into(),
+            secret: Some(SecretString::new("hunter2-client-secret".into())),
+            secret_file: None,
+            redirect_uris: vec!["http://x/cb".into()],
+            require_pkce: true,
+        });
+        let printed = format!("{c:?} {c:#?}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(printed.contains("REDACTED"));
     }
 
     #[test]

@@ -1,13 +1,17 @@
 //! hubdesk: the front desk of a teaching JupyterHub.
+//!
+//! Capabilities on top (`account`, `roster`, `oidc`, later `homes`, `cluster`), shared kits
+//! below (`domain`, `db`, `auth`, `web`); `app` wires them into one HTTP server, `cli` into
+//! commands. `ARCHITECTURE.md` has the map and the import rules `scripts/check-layers` keeps.
+pub mod account;
+pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod db;
 pub mod domain;
-pub mod error;
 pub mod oidc;
 pub mod roster;
-pub mod startup;
 pub mod state;
 pub mod telemetry;
 pub mod web;

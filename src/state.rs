@@ -1,12 +1,15 @@
-//! What every handler shares. Built once in `startup`, passed as `web::Data`, no globals.
+//! The handles the app is built from. `app.rs` registers each one with actix separately, so a
+//! handler (and a service) asks for exactly what it uses: `web::Data<PgPool>`,
+//! `web::Data<Roster>`, `web::Data<Oidc>` …; nothing takes the whole state.
 use std::sync::Arc;
 
 use sqlx::PgPool;
 
 use crate::{
-    auth::Hasher,
+    auth::{Hasher, TokenCache},
     config::Config,
-    oidc::{ClientRegistry, KeyRing, Oidc},
+    oidc::Oidc,
+    roster::Roster,
 };
 
 #[derive(Clone)]
@@ -14,39 +17,27 @@ pub struct AppState {
     pub pool: PgPool,
     pub config: Arc<Config>,
     pub hasher: Hasher,
+    /// userinfo answers per token; every end of access clears it (`auth::access`).
+    pub tokens: Arc<TokenCache>,
     pub oidc: Arc<Oidc>,
+    pub roster: Roster,
 }
 
 impl AppState {
-    /// Builds the state; loads (or on first start creates) the OIDC signing key.
+    /// Builds every handle; loads (or on first start creates) the OIDC signing key.
     pub async fn new(pool: PgPool, config: Config) -> anyhow::Result<Self> {
+        let config = Arc::new(config);
         let hasher = Hasher::new(&config.password, config.hash_permits())?;
-        let keys = KeyRing::load_or_create(&pool).await?;
-        let oidc = Oidc {
-            clients: ClientRegistry::from_config(&config.oidc.clients),
-            keys,
-            cache: Default::default(),
-        };
+        let tokens = Arc::new(TokenCache::default());
+        let oidc = Arc::new(Oidc::new(pool.clone(), config.clone(), tokens.clone()).await?);
+        let roster = Roster::new(pool.clone(), hasher.clone(), tokens.clone());
         Ok(Self {
             pool,
-            config: Arc::new(config),
+            config,
             hasher,
-            oidc: Arc::new(oidc),
+            tokens,
+            oidc,
+            roster,
         })
-    }
-
-    pub fn session_cookie_name(&self) -> &'static str {
-        if self.config.secure_cookies() {
-            "__Host-hubdesk-session"
-        } else {
-            "hubdesk-session"
-        }
-    }
-    pub fn csrf_cookie_name(&self) -> &'static str {
-        if self.config.secure_cookies() {
-            "__Host-hubdesk-csrf"
-        } else {
-            "hubdesk-csrf"
-        }
     }
 }

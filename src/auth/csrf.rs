@@ -7,7 +7,7 @@ use actix_web::{
 };
 
 use super::{secret, session::CurrentUser};
-use crate::state::AppState;
+use crate::config::Config;
 
 /// The token to embed in a form, and the cookie to set if the browser has none yet.
 pub struct AnonToken {
@@ -15,18 +15,18 @@ pub struct AnonToken {
     pub set_cookie: Option<Cookie<'static>>,
 }
 
-pub fn anon_token(state: &AppState, req: &HttpRequest) -> AnonToken {
-    match req.cookie(state.csrf_cookie_name()) {
+pub fn anon_token(config: &Config, req: &HttpRequest) -> AnonToken {
+    match req.cookie(config.csrf_cookie_name()) {
         Some(c) if c.value().len() == 43 => AnonToken {
             token: c.value().to_string(),
             set_cookie: None,
         },
         _ => {
             let token = secret::random_token();
-            let cookie = Cookie::build(state.csrf_cookie_name(), token.clone())
+            let cookie = Cookie::build(config.csrf_cookie_name(), token.clone())
                 .path("/")
                 .http_only(true)
-                .secure(state.config.secure_cookies())
+                .secure(config.secure_cookies())
                 .same_site(SameSite::Strict)
                 .finish();
             AnonToken {
@@ -38,8 +38,8 @@ pub fn anon_token(state: &AppState, req: &HttpRequest) -> AnonToken {
 }
 
 /// Checks a submitted anonymous form's token against the browser's CSRF cookie.
-pub fn verify_anon(state: &AppState, req: &HttpRequest, submitted: &str) -> bool {
-    req.cookie(state.csrf_cookie_name())
+pub fn verify_anon(config: &Config, req: &HttpRequest, submitted: &str) -> bool {
+    req.cookie(config.csrf_cookie_name())
         .is_some_and(|c| c.value().len() == 43 && secret::equal(c.value(), submitted))
 }
 

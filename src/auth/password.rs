@@ -24,6 +24,7 @@ use crate::config::PasswordConfig;
 pub struct Hasher {
     params: Params,
     permits: Arc<Semaphore>,
+    size: usize,
     buffers: Arc<Buffers>,
     dummy_hash: Arc<str>,
     queue_wait: Duration,
@@ -111,10 +112,16 @@ impl Hasher {
         Ok(Self {
             params,
             permits: Arc::new(Semaphore::new(permits)),
+            size: permits,
             buffers,
             dummy_hash,
             queue_wait: QUEUE_WAIT,
         })
+    }
+
+    /// How many hashes may run at once.
+    pub fn permits(&self) -> usize {
+        self.size
     }
 
     /// Another wait for [`verify_gated`](Self::verify_gated) than [`QUEUE_WAIT`] (tests).

@@ -6,15 +6,23 @@ use actix_web::{
 };
 use time::OffsetDateTime;
 
+use sqlx::PgPool;
+
 use super::secret::{hash_token, random_token};
 use crate::{
+    config::Config,
     db::{self, users::UserRow},
     domain::{Role, Username},
-    state::AppState,
 };
 
-/// The logged-in person behind a request.
-#[derive(Debug, Clone)]
+/// The session cookie as the request carries it, if any.
+pub fn cookie_hash(config: &Config, req: &HttpRequest) -> Option<Vec<u8>> {
+    req.cookie(config.session_cookie_name())
+        .map(|c| hash_token(c.value()))
+}
+
+/// The logged-in person behind a request. `Debug` leaves out the CSRF token and session hash.
+#[derive(Clone)]
 pub struct CurrentUser {
     pub id: i64,
     pub username: Username,
@@ -26,51 +34,63 @@ pub struct CurrentUser {
     pub authenticated_at: OffsetDateTime,
 }
 
+impl std::fmt::Debug for CurrentUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CurrentUser")
+            .field("id", &self.id)
+            .field("username", &self.username)
+            .field("role", &self.role)
+            .field("authenticated_at", &self.authenticated_at)
+            .finish_non_exhaustive()
+    }
+}
+
 impl CurrentUser {
     fn from_row(
         user: UserRow,
         csrf_token: String,
         session_hash: Vec<u8>,
         authenticated_at: OffsetDateTime,
-    ) -> Option<Self> {
-        Some(Self {
+    ) -> Self {
+        Self {
             id: user.id,
-            username: Username::parse(&user.username).ok()?,
-            role: Role::parse(&user.role)?,
+            username: user.username,
+            role: user.role,
             display_name: user.display_name,
             csrf_token,
             session_hash,
             authenticated_at,
-        })
+        }
     }
 }
 
 /// Creates a session for `user_id`; returns the cookie to set. Any session the browser already
 /// had is deleted by the caller (the id is rotated at login).
 pub async fn create(
-    state: &AppState,
+    pool: &PgPool,
+    config: &Config,
     user_id: i64,
     user_agent: Option<&str>,
 ) -> Result<Cookie<'static>, sqlx::Error> {
     let id = random_token();
     let csrf = random_token();
-    let mut conn = state.pool.acquire().await?;
+    let mut conn = pool.acquire().await?;
     db::sessions::insert(&mut conn, &hash_token(&id), user_id, &csrf, user_agent).await?;
-    Ok(session_cookie(state, id))
+    Ok(session_cookie(config, id))
 }
 
-fn session_cookie(state: &AppState, value: String) -> Cookie<'static> {
-    Cookie::build(state.session_cookie_name(), value)
+fn session_cookie(config: &Config, value: String) -> Cookie<'static> {
+    Cookie::build(config.session_cookie_name(), value)
         .path("/")
         .http_only(true)
-        .secure(state.config.secure_cookies())
+        .secure(config.secure_cookies())
         .same_site(SameSite::Lax)
         .finish()
 }
 
 /// A cookie that tells the browser to forget the session.
-pub fn removal_cookie(state: &AppState) -> Cookie<'static> {
-    let mut c = session_cookie(state, String::new());
+pub fn removal_cookie(config: &Config) -> Cookie<'static> {
+    let mut c = session_cookie(config, String::new());
     c.set_max_age(CookieDuration::ZERO);
     c.set_expires(OffsetDateTime::UNIX_EPOCH);
     c
@@ -78,15 +98,19 @@ pub fn removal_cookie(state: &AppState) -> Cookie<'static> {
 
 /// Loads the session named by the request's cookie. Expired sessions, sessions of disabled
 /// users and unknown ids all yield `None` (expired ones are deleted).
-pub async fn load(state: &AppState, req: &HttpRequest) -> Result<Option<CurrentUser>, sqlx::Error> {
-    let Some(cookie) = req.cookie(state.session_cookie_name()) else {
+pub async fn load(
+    pool: &PgPool,
+    config: &Config,
+    req: &HttpRequest,
+) -> Result<Option<CurrentUser>, sqlx::Error> {
+    let Some(cookie) = req.cookie(config.session_cookie_name()) else {
         return Ok(None);
     };
     if cookie.value().len() != 43 {
         return Ok(None);
     }
     let hash = hash_token(cookie.value());
-    let mut conn = state.pool.acquire().await?;
+    let mut conn = pool.acquire().await?;
     let Some(db::sessions::SessionWithUser { session, user }) =
         db::sessions::find_with_user(&mut conn, &hash).await?
     else {
@@ -95,7 +119,7 @@ pub async fn load(state: &AppState, req: &HttpRequest) -> Result<Option<CurrentU
     let now = OffsetDateTime::now_utc();
     let idle = now - session.last_seen_at;
     let age = now - session.created_at;
-    if idle > state.config.idle_timeout() || age > state.config.absolute_timeout() {
+    if idle > config.idle_timeout() || age > config.absolute_timeout() {
         db::sessions::delete(&mut conn, &hash).await?;
         return Ok(None);
     }
@@ -107,10 +131,10 @@ pub async fn load(state: &AppState, req: &HttpRequest) -> Result<Option<CurrentU
     if idle > time::Duration::seconds(60) {
         db::sessions::touch(&mut conn, &hash).await?;
     }
-    Ok(CurrentUser::from_row(
+    Ok(Some(CurrentUser::from_row(
         user,
         session.csrf_token,
         hash,
         session.created_at,
-    ))
+    )))
 }

@@ -1,20 +1,22 @@
 use sqlx::PgConnection;
 use time::OffsetDateTime;
 
-/// One audit entry. `actor` is a username or `token:NAME`; `target` usually a username.
-pub struct Entry<'a> {
-    pub actor: &'a str,
-    pub action: &'a str,
-    pub target: Option<&'a str>,
-    pub detail: Option<&'a str>,
-}
+use crate::domain::Actor;
 
-pub async fn record(conn: &mut PgConnection, e: Entry<'_>) -> sqlx::Result<()> {
+/// Writes one audit entry, normally in the transaction of the change it describes. `target` is
+/// usually a username; `detail` a short sentence.
+pub async fn record(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    action: &str,
+    target: Option<&str>,
+    detail: Option<&str>,
+) -> sqlx::Result<()> {
     sqlx::query("INSERT INTO audit_log (actor, action, target, detail) VALUES ($1, $2, $3, $4)")
-        .bind(e.actor)
-        .bind(e.action)
-        .bind(e.target)
-        .bind(e.detail)
+        .bind(actor.label())
+        .bind(action)
+        .bind(target)
+        .bind(detail)
         .execute(conn)
         .await?;
     Ok(())

@@ -1,12 +1,12 @@
 //! Persistence: one file per table family, functions over `&mut PgConnection` (a transaction
 //! derefs to one), runtime-checked SQL with typed rows.
+pub mod api_tokens;
 pub mod audit;
 pub mod embedded;
 pub mod oauth;
 pub mod sessions;
-pub mod setup;
+pub mod setup_tokens;
 pub mod throttle;
-pub mod tokens;
 pub mod users;
 
 use std::time::Duration;
@@ -18,7 +18,7 @@ use sqlx::{
     ConnectOptions, Executor, PgPool,
 };
 
-use crate::config::Config;
+use crate::config::{Config, POOL_SIZE};
 pub use embedded::EmbeddedPostgres;
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -57,9 +57,6 @@ impl Database {
         }
     }
 }
-
-/// Connections per hubdesk process.
-pub const POOL_SIZE: u32 = 16;
 
 pub async fn pool_for(url: &str) -> anyhow::Result<PgPool> {
     // libpq accepts `postgres://user@/db?host=/socket/dir` (empty host); sqlx wants a host.

@@ -4,23 +4,28 @@ use uuid::Uuid;
 
 use crate::domain::{Cohort, DisplayName, Role, Username};
 
+/// An account as pages and lists show it: typed, and without the password hash.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct UserRow {
     pub id: i64,
     pub subject: Uuid,
-    pub username: String,
+    pub username: Username,
     pub display_name: String,
-    pub role: String,
+    pub role: Role,
     pub cohort: Option<String>,
-    pub password_hash: String,
     pub disabled: bool,
     pub created_at: OffsetDateTime,
 }
 
+/// An account with its password hash, for the few places that check a password.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LoginRow {
+    #[sqlx(flatten)]
+    pub user: UserRow,
+    pub password_hash: String,
+}
+
 impl UserRow {
-    pub fn role(&self) -> Role {
-        Role::parse(&self.role).unwrap_or(Role::Student)
-    }
     pub fn created_date(&self) -> String {
         self.created_at
             .format(time::macros::format_description!("[year]-[month]-[day]"))
@@ -51,8 +56,7 @@ pub enum InsertUserError {
     Db(#[from] sqlx::Error),
 }
 
-const COLUMNS: &str =
-    "id, subject, username, display_name, role, cohort, password_hash, disabled, created_at";
+const COLUMNS: &str = "id, subject, username, display_name, role, cohort, disabled, created_at";
 
 pub async fn insert(conn: &mut PgConnection, new: NewUser<'_>) -> Result<UserRow, InsertUserError> {
     sqlx::query_as::<_, UserRow>(&format!(
@@ -88,6 +92,27 @@ pub async fn find_by_username(
 
 pub async fn find_by_id(conn: &mut PgConnection, id: i64) -> sqlx::Result<Option<UserRow>> {
     sqlx::query_as(&format!("SELECT {COLUMNS} FROM users WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+}
+
+/// The account and its password hash, for a login.
+pub async fn find_login(
+    conn: &mut PgConnection,
+    username: &Username,
+) -> sqlx::Result<Option<LoginRow>> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS}, password_hash FROM users WHERE username = $1"
+    ))
+    .bind(username.as_str())
+    .fetch_optional(conn)
+    .await
+}
+
+/// The password hash of account `id` (the current-password check).
+pub async fn password_hash(conn: &mut PgConnection, id: i64) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
         .bind(id)
         .fetch_optional(conn)
         .await

@@ -4,12 +4,11 @@ use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{params::Params, CODE_TTL_SECS, SCOPES};
+use super::{params::Params, Oidc, CODE_TTL_SECS, SCOPES};
 use crate::{
-    auth::{secret, MaybeUser},
+    auth::secret,
     db,
-    error::{urlencode, WebError},
-    state::AppState,
+    web::{error::urlencode, MaybeUser, WebError},
 };
 
 /// Where an error goes once the client and redirect URI are trusted: back to the client.
@@ -46,7 +45,7 @@ pub fn valid_challenge(c: &str) -> bool {
 }
 
 pub async fn authorize(
-    state: web::Data<AppState>,
+    oidc: web::Data<Oidc>,
     req: HttpRequest,
     user: MaybeUser,
 ) -> Result<HttpResponse, WebError> {
@@ -62,7 +61,7 @@ pub async fn authorize(
     }
     let client = p
         .get("client_id")
-        .and_then(|id| state.oidc.clients.get(id))
+        .and_then(|id| oidc.clients.get(id))
         .ok_or_else(|| {
             WebError::BadRequest(
                 "The sign-in request names an unknown application (client_id).".into(),
@@ -166,7 +165,7 @@ pub async fn authorize(
 
     let code = secret::random_token();
     let grant_id = Uuid::new_v4();
-    let mut conn = state.pool.acquire().await?;
+    let mut conn = oidc.pool.acquire().await?;
     db::oauth::insert_grant_with_code(
         &mut conn,
         db::oauth::NewGrant {

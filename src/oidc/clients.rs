@@ -2,6 +2,7 @@
 //! compared in constant time.
 use std::collections::HashMap;
 
+use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -37,7 +38,11 @@ impl ClientRegistry {
         let clients = clients
             .iter()
             .map(|c| {
-                let secret = c.secret.as_deref().unwrap_or_default();
+                let secret = c
+                    .secret
+                    .as_ref()
+                    .map(|s| s.expose_secret().as_str())
+                    .unwrap_or_default();
                 (
                     c.id.clone(),
                     RegisteredClient {
@@ -89,7 +94,7 @@ mod tests {
     fn registry() -> ClientRegistry {
         ClientRegistry::from_config(&[OidcClientConfig {
             id: "hub".into(),
-            secret: Some("s".repeat(40)),
+            secret: Some(secrecy::SecretString::new("s".repeat(40))),
             secret_file: None,
             redirect_uris: vec!["https://hub.example/hub/oauth_callback".into()],
             require_pkce: true,

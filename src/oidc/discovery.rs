@@ -2,10 +2,10 @@
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
-use crate::state::AppState;
+use super::Oidc;
 
-pub async fn configuration(state: web::Data<AppState>) -> HttpResponse {
-    let iss = &state.config.public_url;
+pub async fn configuration(oidc: web::Data<Oidc>) -> HttpResponse {
+    let iss = &oidc.config.public_url;
     HttpResponse::Ok().insert_header(("Cache-Control", "public, max-age=300")).json(json!({
         "issuer": iss,
         "authorization_endpoint": format!("{iss}/oauth/authorize"),
@@ -27,11 +27,11 @@ pub async fn configuration(state: web::Data<AppState>) -> HttpResponse {
     }))
 }
 
-pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
+pub async fn jwks(oidc: web::Data<Oidc>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((
             "Cache-Control",
             format!("public, max-age={}", super::keys::JWKS_MAX_AGE.as_secs()),
         ))
-        .json(state.oidc.keys.jwks())
+        .json(oidc.keys.jwks())
 }

@@ -143,16 +143,8 @@ pub async fn rotate(pool: &PgPool) -> anyhow::Result<(String, u64)> {
     let (kid, der) = SigningKey::generate()?;
     let mut tx = pool.begin().await?;
     let retired = db::oauth::rotate_signing_key(&mut tx, &kid, &der).await?;
-    db::audit::record(
-        &mut tx,
-        db::audit::Entry {
-            actor: "cli",
-            action: "oidc.rotate_key",
-            target: Some(&kid),
-            detail: None,
-        },
-    )
-    .await?;
+    let actor = crate::domain::Actor::Cli;
+    db::audit::record(&mut tx, &actor, "oidc.rotate_key", Some(&kid), None).await?;
     tx.commit().await?;
     Ok((kid, retired))
 }

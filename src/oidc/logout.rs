@@ -6,23 +6,22 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
+use super::Oidc;
 use crate::{
-    auth::{csrf, session, CurrentUser, MaybeUser},
-    db,
-    error::WebError,
-    state::AppState,
-    web::{html, Page},
+    account,
+    auth::{session, CurrentUser},
+    web::{html, Csrf, MaybeUser, Page, WebError},
 };
 
 #[derive(Template)]
-#[template(path = "logged_out.html")]
+#[template(path = "oidc/logged_out.html")]
 pub struct LoggedOutPage {
     pub page: Page,
     pub hub_url: String,
 }
 
 #[derive(Template)]
-#[template(path = "logout_confirm.html")]
+#[template(path = "oidc/logout_confirm.html")]
 pub struct ConfirmPage {
     pub page: Page,
 }
@@ -30,7 +29,7 @@ pub struct ConfirmPage {
 /// Whether a GET to the end-session endpoint comes from this site, the hub, or a typed URL —
 /// rather than from a page elsewhere. Browsers without fetch metadata and without a Referer
 /// (and scripts) are let through: logging out is the worst they can do.
-fn from_a_trusted_place(state: &AppState, req: &HttpRequest) -> bool {
+fn from_a_trusted_place(oidc: &Oidc, req: &HttpRequest) -> bool {
     let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
     if let Some("same-origin" | "same-site" | "none") = header("sec-fetch-site") {
         return true;
@@ -42,62 +41,50 @@ fn from_a_trusted_place(state: &AppState, req: &HttpRequest) -> bool {
     };
     match header("referer").and_then(origin_of) {
         Some(origin) => {
-            origin_of(&state.config.hub_url).as_deref() == Some(origin.as_str())
-                || origin_of(&state.config.public_url).as_deref() == Some(origin.as_str())
-                || state.oidc.clients.knows_origin(&origin)
+            origin_of(&oidc.config.hub_url).as_deref() == Some(origin.as_str())
+                || origin_of(&oidc.config.public_url).as_deref() == Some(origin.as_str())
+                || oidc.clients.knows_origin(&origin)
         }
         None => header("sec-fetch-site").is_none(),
     }
 }
 
 pub async fn end_session(
-    state: web::Data<AppState>,
+    oidc: web::Data<Oidc>,
     req: HttpRequest,
     user: MaybeUser,
 ) -> Result<HttpResponse, WebError> {
     match user.0 {
-        Some(user) if !from_a_trusted_place(&state, &req) => html(&ConfirmPage {
-            page: Page::for_user(&state, &user, "Log out?"),
+        Some(user) if !from_a_trusted_place(&oidc, &req) => html(&ConfirmPage {
+            page: Page::for_user(&oidc.config, &user, "Log out?"),
         }),
-        user => log_out(&state, user).await,
+        user => log_out(&oidc, user).await,
     }
 }
 
 #[derive(Deserialize)]
-pub struct ConfirmForm {
-    #[serde(default)]
-    csrf_token: String,
-}
+pub struct ConfirmForm {}
 
 /// The confirmation's button.
 pub async fn end_session_confirmed(
-    state: web::Data<AppState>,
+    oidc: web::Data<Oidc>,
     user: MaybeUser,
-    form: web::Form<ConfirmForm>,
+    _: Csrf<ConfirmForm>,
 ) -> Result<HttpResponse, WebError> {
-    if let Some(u) = &user.0 {
-        if !csrf::verify_user(u, &form.csrf_token) {
-            return Err(WebError::Csrf);
-        }
-    }
-    log_out(&state, user.0).await
+    log_out(&oidc, user.0).await
 }
 
-async fn log_out(state: &AppState, user: Option<CurrentUser>) -> Result<HttpResponse, WebError> {
+async fn log_out(oidc: &Oidc, user: Option<CurrentUser>) -> Result<HttpResponse, WebError> {
     if let Some(user) = user {
-        let mut tx = state.pool.begin().await?;
-        db::sessions::delete(&mut tx, &user.session_hash).await?;
-        db::oauth::revoke_user_grants(&mut tx, user.id).await?;
-        tx.commit().await?;
-        state.oidc.cache.forget_user(user.id);
+        account::login::log_out(&oidc.pool, &oidc.tokens, &user).await?;
         tracing::info!(username = %user.username, "logged out via the hub");
     }
     let page = LoggedOutPage {
-        page: Page::anonymous(state, String::new(), "Logged out"),
-        hub_url: state.config.hub_url.clone(),
+        page: Page::anonymous(&oidc.config, String::new(), "Logged out"),
+        hub_url: oidc.config.hub_url.clone(),
     };
     let mut resp = html(&page)?;
-    resp.add_cookie(&session::removal_cookie(state))
+    resp.add_cookie(&session::removal_cookie(&oidc.config))
         .map_err(|e| WebError::Internal(e.into()))?;
     Ok(resp)
 }

@@ -1,21 +1,20 @@
 //! The token endpoint (RFC 6749 §3.2, §4.1.3, §6) and revocation (RFC 7009).
 use actix_web::{web, HttpRequest, HttpResponse};
-use base64::{engine::general_purpose::STANDARD, Engine};
 use serde_json::json;
 use time::OffsetDateTime;
 
 use super::{
     authorize::pkce_matches,
+    client_auth,
     claims::{groups, IdToken},
     error::OAuthError,
     params::Params,
-    RegisteredClient,
+    Oidc, RegisteredClient,
 };
 use crate::{
     auth::secret,
     db::{self, oauth::GrantUser},
     domain::Role,
-    state::AppState,
 };
 
 /// Reads a form body; anything else is `invalid_request`.
@@ -42,75 +41,16 @@ fn form_params(req: &HttpRequest, body: &[u8]) -> Result<Params, OAuthError> {
     Ok(p)
 }
 
-/// Client authentication: HTTP Basic (RFC 6749 §2.3.1, form-encoded id and secret) or
-/// `client_id` + `client_secret` in the body; never both.
-fn authenticate<'a>(
-    state: &'a AppState,
-    req: &HttpRequest,
-    p: &Params,
-) -> Result<&'a RegisteredClient, OAuthError> {
-    let header = req
-        .headers()
-        .get("Authorization")
-        .and_then(|v| v.to_str().ok());
-    let basic = header.and_then(|h| {
-        h.strip_prefix("Basic ")
-            .or_else(|| h.strip_prefix("basic "))
-    });
-    if header.is_some() && basic.is_none() {
-        return Err(OAuthError::invalid_client(true));
-    }
-    let (id, secret, used_basic) = match basic {
-        Some(b) => {
-            if p.get("client_secret").is_some() {
-                return Err(OAuthError::invalid_request(
-                    "use one client authentication method, not two",
-                ));
-            }
-            let decoded = STANDARD
-                .decode(b.trim())
-                .map_err(|_| OAuthError::invalid_client(true))?;
-            let decoded =
-                String::from_utf8(decoded).map_err(|_| OAuthError::invalid_client(true))?;
-            let (id, secret) = decoded
-                .split_once(':')
-                .ok_or_else(|| OAuthError::invalid_client(true))?;
-            let dec = |s: &str| {
-                url::form_urlencoded::parse(format!("x={s}").as_bytes())
-                    .next()
-                    .map(|(_, v)| v.into_owned())
-                    .unwrap_or_default()
-            };
-            let (id, secret) = (dec(id), dec(secret));
-            if p.get("client_id").is_some_and(|body_id| body_id != id) {
-                return Err(OAuthError::invalid_request(
-                    "client_id in the body differs from the Basic credentials",
-                ));
-            }
-            (id, secret, true)
-        }
-        None => match (p.get("client_id"), p.get("client_secret")) {
-            (Some(id), Some(s)) => (id.to_string(), s.to_string(), false),
-            _ => return Err(OAuthError::invalid_client(false)),
-        },
-    };
-    state
-        .oidc
-        .clients
-        .authenticate(&id, &secret)
-        .ok_or(OAuthError::invalid_client(used_basic))
-}
-
 pub async fn token(
-    state: web::Data<AppState>,
+    oidc: web::Data<Oidc>,
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, OAuthError> {
     let p = form_params(&req, &body)?;
-    let client = authenticate(&state, &req, &p)?;
+    let client = client_auth::authenticate(&oidc, &req, &p)?;
     match p.get("grant_type") {
-        Some("authorization_code") => authorization_code(&state, client, &p).await,
-        Some("refresh_token") => refresh(&state, client, &p).await,
+        Some("authorization_code") => authorization_code(&oidc, client, &p).await,
+        Some("refresh_token") => refresh(&oidc, client, &p).await,
         None => Err(OAuthError::invalid_request("grant_type is required")),
         Some(_) => Err(OAuthError::new(
             "unsupported_grant_type",
@@ -120,7 +60,7 @@ pub async fn token(
 }
 
 async fn authorization_code(
-    state: &AppState,
+    oidc: &Oidc,
     client: &RegisteredClient,
     p: &Params,
 ) -> Result<HttpResponse, OAuthError> {
@@ -131,11 +71,11 @@ async fn authorization_code(
         .get("redirect_uri")
         .ok_or_else(|| OAuthError::invalid_request("redirect_uri is required"))?;
     let hash = secret::hash_token(code);
-    let mut tx = state.pool.begin().await?;
+    let mut tx = oidc.pool.begin().await?;
     let Some(row) = db::oauth::redeem_code(&mut tx, &hash).await? else {
         // A second use of a code is an attack signal: revoke what the first use obtained.
         if let Some(grant) = db::oauth::used_code_grant(&mut tx, &hash).await? {
-            return Err(revoke_replayed(state, tx, client, grant, "authorization code").await);
+            return Err(revoke_replayed(oidc, tx, client, grant, "authorization code").await);
         }
         return Err(OAuthError::invalid_grant("unknown authorization code"));
     };
@@ -149,7 +89,7 @@ async fn authorization_code(
         tx.commit().await?;
         return Err(OAuthError::invalid_grant("the authorization was revoked"));
     }
-    let resp = issue(state, &mut tx, client, &row.grant).await?;
+    let resp = issue(oidc, &mut tx, client, &row.grant).await?;
     tx.commit().await?;
     Ok(resp)
 }
@@ -194,7 +134,7 @@ pub const REFRESH_GRACE_SECS: i64 = 30;
 
 /// A spent code or refresh token came back: revoke the grant it belongs to, and say so.
 async fn revoke_replayed(
-    state: &AppState,
+    oidc: &Oidc,
     mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
     client: &RegisteredClient,
     grant: uuid::Uuid,
@@ -207,13 +147,13 @@ async fn revoke_replayed(
     if let Err(e) = revoked.await {
         return e.into();
     }
-    state.oidc.cache.forget_grant(grant);
+    oidc.tokens.forget_grant(grant);
     tracing::warn!(client = %client.id, "{what} used twice; grant revoked");
     OAuthError::invalid_grant(format!("the {what} was already used"))
 }
 
 async fn refresh(
-    state: &AppState,
+    oidc: &Oidc,
     client: &RegisteredClient,
     p: &Params,
 ) -> Result<HttpResponse, OAuthError> {
@@ -221,7 +161,7 @@ async fn refresh(
         .get("refresh_token")
         .ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
     let hash = secret::hash_token(token);
-    let mut tx = state.pool.begin().await?;
+    let mut tx = oidc.pool.begin().await?;
     let row = match db::oauth::use_refresh(&mut tx, &hash).await? {
         Some(row) => row,
         None => match db::oauth::used_refresh(&mut tx, &hash, REFRESH_GRACE_SECS).await? {
@@ -242,7 +182,7 @@ async fn refresh(
             // the client is broken): end the whole grant.
             Some(used) => {
                 return Err(
-                    revoke_replayed(state, tx, client, used.grant_id, "refresh token").await,
+                    revoke_replayed(oidc, tx, client, used.grant_id, "refresh token").await,
                 )
             }
         },
@@ -275,19 +215,19 @@ async fn refresh(
             OAuthError::invalid_grant(problem)
         });
     }
-    let resp = issue(state, &mut tx, client, &grant).await?;
+    let resp = issue(oidc, &mut tx, client, &grant).await?;
     tx.commit().await?;
     Ok(resp)
 }
 
 /// New access and refresh tokens (and an id_token for `openid`) for a grant.
 async fn issue(
-    state: &AppState,
+    oidc: &Oidc,
     conn: &mut sqlx::PgConnection,
     client: &RegisteredClient,
     grant: &GrantUser,
 ) -> Result<HttpResponse, OAuthError> {
-    let cfg = &state.config.oidc;
+    let cfg = &oidc.config.oidc;
     let access = secret::random_token();
     let refresh = secret::random_token();
     let ttl = db::oauth::TokenLifetimes {
@@ -295,7 +235,7 @@ async fn issue(
         refresh_secs: cfg.refresh_token_ttl_secs,
         // A hub login lasts no longer than a hubdesk session would: the absolute timeout,
         // counted from the password entry.
-        grant_ends_at: time::Duration::try_from(state.config.absolute_timeout())
+        grant_ends_at: time::Duration::try_from(oidc.config.absolute_timeout())
             .ok()
             .and_then(|d| grant.auth_time.checked_add(d))
             .unwrap_or_else(|| OffsetDateTime::now_utc() + time::Duration::days(3650)),
@@ -318,7 +258,7 @@ async fn issue(
     if grant.scope.split(' ').any(|s| s == "openid") {
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let claims = IdToken {
-            iss: &state.config.public_url,
+            iss: &oidc.config.public_url,
             sub: grant.subject.to_string(),
             aud: &client.id,
             exp: now + cfg.id_token_ttl_secs,
@@ -332,7 +272,7 @@ async fn issue(
                 grant.cohort.as_deref(),
             ),
         };
-        body["id_token"] = state.oidc.keys.sign(&claims)?.into();
+        body["id_token"] = oidc.keys.sign(&claims)?.into();
     }
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
@@ -343,20 +283,20 @@ async fn issue(
 /// RFC 7009: 200 for an unknown or already revoked token; 401 for bad client auth; 400
 /// `unauthorized_client` for another client's token (§2.1), which stays valid.
 pub async fn revoke(
-    state: web::Data<AppState>,
+    oidc: web::Data<Oidc>,
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, OAuthError> {
     let p = form_params(&req, &body)?;
-    let client = authenticate(&state, &req, &p)?;
+    let client = client_auth::authenticate(&oidc, &req, &p)?;
     let token = p
         .get("token")
         .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
-    let mut conn = state.pool.acquire().await?;
+    let mut conn = oidc.pool.acquire().await?;
     let hash = secret::hash_token(token);
     match db::oauth::revoke_token(&mut conn, &hash, &client.id).await? {
-        db::oauth::Revoked::Grant(g) => state.oidc.cache.forget_grant(g),
-        db::oauth::Revoked::Token => state.oidc.cache.forget_token(&hash),
+        db::oauth::Revoked::Grant(g) => oidc.tokens.forget_grant(g),
+        db::oauth::Revoked::Token => oidc.tokens.forget_token(&hash),
         db::oauth::Revoked::Nothing => {}
         db::oauth::Revoked::NotYours => {
             return Err(OAuthError::new(

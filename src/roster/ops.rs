@@ -1,40 +1,39 @@
-//! Roster operations. Each runs in one transaction together with its audit entry.
+//! Roster operations, shared by the pages, the API and the command line. Each runs in one
+//! transaction together with its audit entry. `Roster` holds the handles they need and nothing
+//! else, so the CLI builds one without an OIDC signing key and tests can build one on any pool.
+use std::sync::Arc;
+
 use futures_util::{stream, StreamExt, TryStreamExt};
 use serde::Serialize;
+use sqlx::{PgConnection, PgPool};
 
 use super::{generate, import::PlannedStudent};
 use crate::{
-    auth::throttle,
-    db::{self, audit::Entry, users::InsertUserError},
-    domain::{Cohort, DisplayName, NewPassword, Role, Username},
-    state::AppState,
+    auth::{access, secret, throttle, Hasher, TokenCache},
+    db::{
+        self,
+        users::{InsertUserError, StudentFilter, UserRow},
+    },
+    domain::{Actor, Cohort, DisplayName, NewAccount, Role, Username},
 };
 
-/// Who performs an operation, as written to the audit log.
-#[derive(Debug, Clone)]
-pub enum Actor {
-    User(Username),
-    Token(String),
-    System,
-}
-
-impl Actor {
-    pub fn label(&self) -> String {
-        match self {
-            Self::User(u) => u.to_string(),
-            Self::Token(name) => format!("token:{name}"),
-            Self::System => "system".into(),
-        }
-    }
-}
-
 /// A password shown once: on the credentials page or in an API reply, never stored.
-#[derive(Debug, Clone, Serialize)]
+/// `Debug` leaves the password out.
+#[derive(Clone, Serialize)]
 pub struct Credential {
     pub username: String,
     pub display_name: String,
     pub cohort: Option<String>,
     pub password: String,
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credential")
+            .field("username", &self.username)
+            .field("cohort", &self.cohort)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -46,77 +45,29 @@ pub enum RosterError {
     NotFound(String),
     #[error("you cannot do this to your own account; change your password on the account page")]
     OwnAccount,
-    #[error("database unavailable")]
+    /// Fields of a new account that do not parse, each with its message (shown beside the
+    /// field on a page, as a 400 in the API).
+    #[error("{}", .0.iter().map(|(f, m)| format!("{f}: {m}")).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<(&'static str, String)>),
+    /// The request conflicts with existing accounts (e.g. a generated name is impossible).
+    #[error("{0}")]
+    Conflict(String),
+    /// Any database error (pages and the API map "unreachable" to 503, others to 500).
+    #[error(transparent)]
     Db(#[from] sqlx::Error),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
 
-/// Creates the planned students with generated passwords, all or nothing.
-pub async fn create_students(
-    state: &AppState,
-    actor: &Actor,
-    planned: &[PlannedStudent],
-    via: &str,
-) -> Result<Vec<Credential>, RosterError> {
-    let passwords = generate::passwords(planned.len());
-    // Hash before opening the transaction: hashing is the slow part. A class takes all hashers
-    // but one, so logins (a class logging in while another is imported) are not queued behind
-    // the whole import.
-    let parallel = state.config.hash_permits().saturating_sub(1).max(1);
-    let hashes: Vec<String> = stream::iter(passwords.iter().map(|p| state.hasher.hash(p)))
-        .buffered(parallel)
-        .try_collect()
-        .await?;
-    let mut tx = state.pool.begin().await?;
-    let mut out = Vec::with_capacity(planned.len());
-    for ((p, password), hash) in planned.iter().zip(passwords).zip(hashes) {
-        let new = db::users::NewUser {
-            username: &p.username,
-            display_name: &p.display_name,
-            role: Role::Student,
-            cohort: p.cohort.as_ref(),
-            password_hash: &hash,
-        };
-        db::users::insert(&mut tx, new).await.map_err(|e| match e {
-            InsertUserError::Duplicate => RosterError::Duplicate(p.username.to_string()),
-            InsertUserError::Db(e) => RosterError::Db(e),
-        })?;
-        out.push(Credential {
-            username: p.username.to_string(),
-            display_name: p.display_name.as_str().to_string(),
-            cohort: p.cohort.as_ref().map(|c| c.as_str().to_string()),
-            password,
-        });
-    }
-    // One entry per student, so each student's history shows who created them.
-    let (action, detail) = match out.len() {
-        1 => ("student.create", format!("via {via}")),
-        n => ("student.import", format!("one of {n} imported via {via}")),
-    };
-    let actor = actor.label();
-    for c in &out {
-        let entry = Entry {
-            actor: &actor,
-            action,
-            target: Some(&c.username),
-            detail: Some(&detail),
-        };
-        db::audit::record(&mut tx, entry).await?;
-    }
-    tx.commit().await?;
-    Ok(out)
-}
-
 /// Which accounts an operation may touch: the student pages and the API manage students only;
 /// the staff page (admins) manages counselors and admins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Desk {
+pub enum Scope {
     Students,
     Staff,
 }
 
-impl Desk {
+impl Scope {
     fn holds(self, role: Role) -> bool {
         match self {
             Self::Students => role == Role::Student,
@@ -124,145 +75,13 @@ impl Desk {
         }
     }
 
-    /// The audit action for `what` done at this desk, e.g. `student.disable`.
+    /// The audit action for `what` done in this scope, e.g. `student.disable`.
     fn action(self, what: &str) -> String {
         match self {
             Self::Students => format!("student.{what}"),
             Self::Staff => format!("staff.{what}"),
         }
     }
-}
-
-/// Finds a student by name (staff accounts are not managed through the student pages).
-pub async fn find_student(
-    state: &AppState,
-    username: &str,
-) -> Result<db::users::UserRow, RosterError> {
-    find_account(state, Desk::Students, username).await
-}
-
-/// Finds an account the desk manages; any other account is "not found".
-pub async fn find_account(
-    state: &AppState,
-    desk: Desk,
-    username: &str,
-) -> Result<db::users::UserRow, RosterError> {
-    let not_found = || {
-        RosterError::NotFound(match desk {
-            Desk::Students => format!("no student named '{username}'"),
-            Desk::Staff => format!("no counselor or admin named '{username}'"),
-        })
-    };
-    let name = Username::parse(username).map_err(|_| not_found())?;
-    let mut conn = state.pool.acquire().await?;
-    match db::users::find_by_username(&mut conn, &name).await? {
-        Some(u) if desk.holds(u.role()) => Ok(u),
-        _ => Err(not_found()),
-    }
-}
-
-/// Nobody resets or disables their own account through a desk: an admin could lock
-/// themselves out. Their own password is changed on the account page.
-fn refuse_own(actor: &Actor, user: &db::users::UserRow) -> Result<(), RosterError> {
-    match actor {
-        Actor::User(me) if me.as_str() == user.username => Err(RosterError::OwnAccount),
-        _ => Ok(()),
-    }
-}
-
-/// New generated password; the person's sessions end (and, with OIDC, their tokens).
-pub async fn reset_password(
-    state: &AppState,
-    actor: &Actor,
-    desk: Desk,
-    username: &str,
-) -> Result<Credential, RosterError> {
-    let user = find_account(state, desk, username).await?;
-    refuse_own(actor, &user)?;
-    let password = generate::password();
-    let hash = state.hasher.hash(&password).await?;
-    let mut tx = state.pool.begin().await?;
-    db::users::set_password_hash(&mut tx, user.id, &hash).await?;
-    let ended = db::sessions::delete_for_user(&mut tx, user.id).await?;
-    let revoked = db::oauth::revoke_user_grants(&mut tx, user.id).await?;
-    let detail = format!("{ended} session(s) ended, {revoked} hub authorization(s) revoked");
-    db::audit::record(
-        &mut tx,
-        Entry {
-            actor: &actor.label(),
-            action: &desk.action("reset_password"),
-            target: Some(&user.username),
-            detail: Some(&detail),
-        },
-    )
-    .await?;
-    tx.commit().await?;
-    state.oidc.cache.forget_user(user.id);
-    Ok(Credential {
-        username: user.username,
-        display_name: user.display_name,
-        cohort: user.cohort,
-        password,
-    })
-}
-
-/// Disables (the person's sessions end and their tokens are revoked) or re-enables an account.
-pub async fn set_disabled(
-    state: &AppState,
-    actor: &Actor,
-    desk: Desk,
-    username: &str,
-    disabled: bool,
-) -> Result<(), RosterError> {
-    let user = find_account(state, desk, username).await?;
-    refuse_own(actor, &user)?;
-    let mut tx = state.pool.begin().await?;
-    db::users::set_disabled(&mut tx, user.id, disabled).await?;
-    let detail = if disabled {
-        let ended = db::sessions::delete_for_user(&mut tx, user.id).await?;
-        let revoked = db::oauth::revoke_user_grants(&mut tx, user.id).await?;
-        Some(format!(
-            "{ended} session(s) ended, {revoked} hub authorization(s) revoked"
-        ))
-    } else {
-        None
-    };
-    let action = desk.action(if disabled { "disable" } else { "enable" });
-    db::audit::record(
-        &mut tx,
-        Entry {
-            actor: &actor.label(),
-            action: &action,
-            target: Some(&user.username),
-            detail: detail.as_deref(),
-        },
-    )
-    .await?;
-    tx.commit().await?;
-    state.oidc.cache.forget_user(user.id);
-    Ok(())
-}
-
-/// Lifts a login lock on the account (any role).
-pub async fn unlock(
-    state: &AppState,
-    actor: &Actor,
-    username: &Username,
-) -> Result<(), RosterError> {
-    let mut tx = state.pool.begin().await?;
-    throttle::clear_account(&mut tx, username).await?;
-    db::audit::record(
-        &mut tx,
-        Entry {
-            actor: &actor.label(),
-            action: "account.unlock",
-            target: Some(username.as_str()),
-            detail: None,
-        },
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(())
 }
 
 /// What a desk's buttons do to an account, besides a password reset.
@@ -294,81 +113,372 @@ impl AccountAction {
     }
 }
 
-/// Applies `action` to an account of the desk; returns the account's username.
-pub async fn apply(
-    state: &AppState,
-    actor: &Actor,
-    desk: Desk,
-    username: &str,
-    action: AccountAction,
-) -> Result<Username, RosterError> {
-    match action {
-        AccountAction::Disable => set_disabled(state, actor, desk, username, true).await?,
-        AccountAction::Enable => set_disabled(state, actor, desk, username, false).await?,
-        AccountAction::Unlock => {
-            let account = find_account(state, desk, username).await?;
-            let name = Username::parse(&account.username).map_err(anyhow::Error::from)?;
-            return unlock(state, actor, &name).await.map(|()| name);
+/// A new student as typed into the form or sent to the API: raw text, parsed here.
+#[derive(Debug, Default)]
+pub struct StudentFields<'a> {
+    pub display_name: &'a str,
+    /// Empty: a username is generated from the name.
+    pub username: &'a str,
+    pub cohort: &'a str,
+}
+
+#[derive(Clone)]
+pub struct Roster {
+    pub pool: PgPool,
+    pub hasher: Hasher,
+    pub tokens: Arc<TokenCache>,
+}
+
+impl Roster {
+    pub fn new(pool: PgPool, hasher: Hasher, tokens: Arc<TokenCache>) -> Self {
+        Self {
+            pool,
+            hasher,
+            tokens,
         }
     }
-    Username::parse(username).map_err(|e| anyhow::Error::from(e).into())
+
+    /// Creates the planned students with generated passwords, all or nothing.
+    pub async fn create_students(
+        &self,
+        actor: &Actor,
+        planned: &[PlannedStudent],
+        via: &str,
+    ) -> Result<Vec<Credential>, RosterError> {
+        let passwords = generate::passwords(planned.len());
+        // Hash before opening the transaction: hashing is the slow part. A class takes all
+        // hashers but one, so logins (a class logging in while another is imported) are not
+        // queued behind the whole import.
+        let parallel = self.hasher.permits().saturating_sub(1).max(1);
+        let hashes: Vec<String> = stream::iter(passwords.iter().map(|p| self.hasher.hash(p)))
+            .buffered(parallel)
+            .try_collect()
+            .await?;
+        let mut tx = self.pool.begin().await?;
+        let mut out = Vec::with_capacity(planned.len());
+        for ((p, password), hash) in planned.iter().zip(passwords).zip(hashes) {
+            let new = db::users::NewUser {
+                username: &p.username,
+                display_name: &p.display_name,
+                role: Role::Student,
+                cohort: p.cohort.as_ref(),
+                password_hash: &hash,
+            };
+            db::users::insert(&mut tx, new).await.map_err(|e| match e {
+                InsertUserError::Duplicate => RosterError::Duplicate(p.username.to_string()),
+                InsertUserError::Db(e) => RosterError::Db(e),
+            })?;
+            out.push(Credential {
+                username: p.username.to_string(),
+                display_name: p.display_name.as_str().to_string(),
+                cohort: p.cohort.as_ref().map(|c| c.as_str().to_string()),
+                password,
+            });
+        }
+        // One entry per student, so each student's history shows who created them.
+        let (action, detail) = match out.len() {
+            1 => ("student.create", format!("via {via}")),
+            n => ("student.import", format!("one of {n} imported via {via}")),
+        };
+        for c in &out {
+            db::audit::record(&mut tx, actor, action, Some(&c.username), Some(&detail)).await?;
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// One student from raw fields (the add-student form and `POST /api/v1/students`): every
+    /// field is parsed and every problem reported at once; the username is generated when
+    /// empty; then the student is created like an import of one.
+    pub async fn add_student(
+        &self,
+        actor: &Actor,
+        fields: StudentFields<'_>,
+        via: &str,
+    ) -> Result<Credential, RosterError> {
+        let mut invalid: Vec<(&'static str, String)> = Vec::new();
+        let display_name = DisplayName::parse(fields.display_name)
+            .map_err(|e| invalid.push(("display_name", e.to_string())))
+            .ok();
+        let username = match fields.username.trim() {
+            "" => Some(None),
+            raw => Username::parse(&raw.to_ascii_lowercase())
+                .map(Some)
+                .map_err(|e| invalid.push(("username", e.to_string())))
+                .ok(),
+        };
+        let cohort = Cohort::parse_optional(fields.cohort)
+            .map_err(|e| invalid.push(("cohort", e.to_string())))
+            .ok();
+        let (Some(display_name), Some(username), Some(cohort)) = (display_name, username, cohort)
+        else {
+            return Err(RosterError::Invalid(invalid));
+        };
+        let row = super::import::ImportRow {
+            line: 1,
+            display_name,
+            username,
+            cohort,
+        };
+        let mut conn = self.pool.acquire().await?;
+        let planned = super::import::plan(&mut conn, vec![row])
+            .await
+            .map_err(|errs| {
+                let messages: Vec<String> = errs.into_iter().map(|e| e.message).collect();
+                RosterError::Conflict(messages.join("; "))
+            })?;
+        drop(conn);
+        let mut created = self.create_students(actor, &planned, via).await?;
+        Ok(created.remove(0))
+    }
+
+    /// Finds a student by name (staff accounts are not managed through the student pages).
+    pub async fn find_student(&self, username: &str) -> Result<UserRow, RosterError> {
+        self.find_account(Scope::Students, username).await
+    }
+
+    /// Finds an account in `scope`; any other account is "not found".
+    pub async fn find_account(&self, scope: Scope, username: &str) -> Result<UserRow, RosterError> {
+        let not_found = || {
+            RosterError::NotFound(match scope {
+                Scope::Students => format!("no student named '{username}'"),
+                Scope::Staff => format!("no counselor or admin named '{username}'"),
+            })
+        };
+        let name = Username::parse(username).map_err(|_| not_found())?;
+        let mut conn = self.pool.acquire().await?;
+        match db::users::find_by_username(&mut conn, &name).await? {
+            Some(u) if scope.holds(u.role) => Ok(u),
+            _ => Err(not_found()),
+        }
+    }
+
+    /// New generated password; the person's sessions end (and their hub tokens).
+    pub async fn reset_password(
+        &self,
+        actor: &Actor,
+        scope: Scope,
+        username: &str,
+    ) -> Result<Credential, RosterError> {
+        let user = self.find_account(scope, username).await?;
+        refuse_own(actor, &user)?;
+        let password = generate::password();
+        let hash = self.hasher.hash(&password).await?;
+        let mut tx = self.pool.begin().await?;
+        db::users::set_password_hash(&mut tx, user.id, &hash).await?;
+        let ended = access::end(&mut tx, user.id, access::Sessions::All).await?;
+        let detail = ended.detail("");
+        let action = scope.action("reset_password");
+        let target = user.username.as_str();
+        db::audit::record(&mut tx, actor, &action, Some(target), Some(&detail)).await?;
+        ended.commit(tx, &self.tokens).await?;
+        Ok(Credential {
+            username: user.username.to_string(),
+            display_name: user.display_name,
+            cohort: user.cohort,
+            password,
+        })
+    }
+
+    /// Disables (the person's sessions end and their tokens are revoked) or re-enables.
+    pub async fn set_disabled(
+        &self,
+        actor: &Actor,
+        scope: Scope,
+        username: &str,
+        disabled: bool,
+    ) -> Result<Username, RosterError> {
+        let user = self.find_account(scope, username).await?;
+        refuse_own(actor, &user)?;
+        let mut tx = self.pool.begin().await?;
+        db::users::set_disabled(&mut tx, user.id, disabled).await?;
+        let action = scope.action(if disabled { "disable" } else { "enable" });
+        let target = Some(user.username.as_str());
+        if disabled {
+            let ended = access::end(&mut tx, user.id, access::Sessions::All).await?;
+            let detail = ended.detail("");
+            db::audit::record(&mut tx, actor, &action, target, Some(&detail)).await?;
+            ended.commit(tx, &self.tokens).await?;
+        } else {
+            db::audit::record(&mut tx, actor, &action, target, None).await?;
+            tx.commit().await?;
+        }
+        Ok(user.username)
+    }
+
+    /// Applies `action` to an account in `scope`; returns the account's username.
+    pub async fn apply(
+        &self,
+        actor: &Actor,
+        scope: Scope,
+        username: &str,
+        action: AccountAction,
+    ) -> Result<Username, RosterError> {
+        match action {
+            AccountAction::Disable => self.set_disabled(actor, scope, username, true).await,
+            AccountAction::Enable => self.set_disabled(actor, scope, username, false).await,
+            AccountAction::Unlock => {
+                let account = self.find_account(scope, username).await?;
+                self.unlock(actor, &account.username).await?;
+                Ok(account.username)
+            }
+        }
+    }
+
+    /// Lifts a login lock on the account (any role).
+    pub async fn unlock(&self, actor: &Actor, username: &Username) -> Result<(), RosterError> {
+        let mut tx = self.pool.begin().await?;
+        throttle::clear_account(&mut tx, username).await?;
+        let target = Some(username.as_str());
+        db::audit::record(&mut tx, actor, "account.unlock", target, None).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Lifts the lock on a client address (a classroom behind one NAT after many typos).
+    pub async fn unlock_address(
+        &self,
+        actor: &Actor,
+        address: &std::net::IpAddr,
+    ) -> Result<(), RosterError> {
+        let address = address.to_string();
+        let mut tx = self.pool.begin().await?;
+        throttle::clear_address(&mut tx, &address).await?;
+        db::audit::record(&mut tx, actor, "address.unlock", Some(&address), None).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Creates a counselor or admin with a password they chose (or the operator gave).
+    pub async fn create_staff(
+        &self,
+        actor: &Actor,
+        account: &NewAccount,
+        role: Role,
+    ) -> Result<UserRow, RosterError> {
+        let hash = self.hasher.hash(account.password.expose()).await?;
+        let mut tx = self.pool.begin().await?;
+        let user = insert_staff(&mut tx, actor, account, role, &hash, role.as_str()).await?;
+        tx.commit().await?;
+        Ok(user)
+    }
+
+    /// The roster as CSV (formula cells neutralised), audited as an export.
+    pub async fn export_csv(&self, actor: &Actor) -> Result<Vec<u8>, RosterError> {
+        let mut conn = self.pool.acquire().await?;
+        let (rows, _) = db::users::list_students(&mut conn, &StudentFilter::default()).await?;
+        let detail = format!("{} students", rows.len());
+        db::audit::record(&mut conn, actor, "roster.export", None, Some(&detail)).await?;
+        drop(conn);
+        let mut w = csv::Writer::from_writer(Vec::new());
+        let csv_err = |e: csv::Error| RosterError::Internal(e.into());
+        w.write_record(["username", "display_name", "cohort", "status", "created_at"])
+            .map_err(csv_err)?;
+        for r in &rows {
+            let created = r
+                .created_at
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default();
+            w.write_record([
+                neutralise(r.username.as_str()),
+                neutralise(&r.display_name),
+                neutralise(r.cohort.as_deref().unwrap_or("")),
+                r.status().to_string(),
+                created,
+            ])
+            .map_err(csv_err)?;
+        }
+        w.into_inner()
+            .map_err(|e| RosterError::Internal(anyhow::anyhow!("csv: {e}")))
+    }
+
+    /// A new API token named `name`; returns the token (shown once, stored hashed).
+    pub async fn create_api_token(&self, actor: &Actor, name: &str) -> Result<String, RosterError> {
+        let name = name.trim();
+        if name.is_empty() || name.len() > 64 {
+            return Err(RosterError::Invalid(vec![(
+                "name",
+                "token name must be 1-64 characters".into(),
+            )]));
+        }
+        let token = secret::random_token();
+        let mut tx = self.pool.begin().await?;
+        if !db::api_tokens::insert(&mut tx, name, &secret::hash_token(&token)).await? {
+            return Err(RosterError::Conflict(format!(
+                "a token named {name:?} exists already"
+            )));
+        }
+        db::audit::record(&mut tx, actor, "token.create", Some(name), None).await?;
+        tx.commit().await?;
+        Ok(token)
+    }
 }
 
-/// Lifts the lock on a client address (a classroom behind one NAT after many typos).
-pub async fn unlock_address(
-    state: &AppState,
+/// Inserts a staff account with its audit entry in the caller's transaction (the staff page,
+/// the CLI, and first-run setup, which consumes its token in the same transaction).
+pub async fn insert_staff(
+    conn: &mut PgConnection,
     actor: &Actor,
-    address: &std::net::IpAddr,
-) -> Result<(), RosterError> {
-    let address = address.to_string();
-    let mut tx = state.pool.begin().await?;
-    throttle::clear_address(&mut tx, &address).await?;
-    db::audit::record(
-        &mut tx,
-        Entry {
-            actor: &actor.label(),
-            action: "address.unlock",
-            target: Some(&address),
-            detail: None,
-        },
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(())
-}
-
-/// Creates a counselor or admin with a password they chose (or the operator gave).
-pub async fn create_staff(
-    state: &AppState,
-    actor: &Actor,
-    username: &Username,
-    display_name: &DisplayName,
+    account: &NewAccount,
     role: Role,
-    password: &NewPassword,
-) -> Result<(), RosterError> {
-    let hash = state.hasher.hash(password.expose()).await?;
-    let mut tx = state.pool.begin().await?;
+    password_hash: &str,
+    detail: &str,
+) -> Result<UserRow, RosterError> {
     let new = db::users::NewUser {
-        username,
-        display_name,
+        username: &account.username,
+        display_name: &account.display_name,
         role,
         cohort: None::<&Cohort>,
-        password_hash: &hash,
+        password_hash,
     };
-    db::users::insert(&mut tx, new).await.map_err(|e| match e {
-        InsertUserError::Duplicate => RosterError::Duplicate(username.to_string()),
+    let user = db::users::insert(conn, new).await.map_err(|e| match e {
+        InsertUserError::Duplicate => RosterError::Duplicate(account.username.to_string()),
         InsertUserError::Db(e) => RosterError::Db(e),
     })?;
-    db::audit::record(
-        &mut tx,
-        Entry {
-            actor: &actor.label(),
-            action: "staff.create",
-            target: Some(username.as_str()),
-            detail: Some(role.as_str()),
-        },
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(())
+    let target = Some(account.username.as_str());
+    db::audit::record(conn, actor, "staff.create", target, Some(detail)).await?;
+    Ok(user)
+}
+
+/// Nobody resets or disables their own account through a desk: an admin could lock
+/// themselves out. Their own password is changed on the account page.
+fn refuse_own(actor: &Actor, user: &UserRow) -> Result<(), RosterError> {
+    if actor.is(&user.username) {
+        Err(RosterError::OwnAccount)
+    } else {
+        Ok(())
+    }
+}
+
+/// A spreadsheet treats a cell starting with = + - @ (or tab/CR) as a formula: prefix a quote.
+pub fn neutralise(cell: &str) -> String {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{cell}")
+    } else {
+        cell.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formula_cells_are_neutralised() {
+        for bad in ["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx"] {
+            assert!(neutralise(bad).starts_with('\''), "{bad:?}");
+        }
+        assert_eq!(neutralise("Ada"), "Ada");
+    }
+
+    #[test]
+    fn credential_debug_hides_the_password() {
+        let c = Credential {
+            username: "ada".into(),
+            display_name: "Ada".into(),
+            cohort: None,
+            password: "hunter2-secret".into(),
+        };
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
 }

@@ -1,32 +1,7 @@
 //! Form validation shared by the pages: messages collected per field, shown beside the field.
 use std::{collections::HashMap, fmt::Display};
 
-use serde::Deserialize;
-
-use crate::{
-    auth::{csrf, CurrentUser},
-    domain::{DisplayName, NewPassword, Username},
-    error::WebError,
-    roster::Actor,
-};
-
-/// The body of a button-only form (reset, disable, enable, unlock): just the CSRF token.
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    #[serde(default)]
-    csrf_token: String,
-}
-
-impl CsrfForm {
-    /// The person acting, for the audit log, once their CSRF token checks out.
-    pub fn actor(&self, user: &CurrentUser) -> Result<Actor, WebError> {
-        if csrf::verify_user(user, &self.csrf_token) {
-            Ok(Actor::User(user.username.clone()))
-        } else {
-            Err(WebError::Csrf)
-        }
-    }
-}
+use crate::domain::{DisplayName, NewAccount, NewPassword, Username};
 
 /// Error messages by field name.
 #[derive(Debug, Default)]
@@ -69,13 +44,6 @@ pub fn sentence(s: &str) -> String {
         out.push('.');
     }
     out
-}
-
-/// The fields of a new staff account (the first admin at setup, or one made on the staff page).
-pub struct NewAccount {
-    pub username: Username,
-    pub display_name: DisplayName,
-    pub password: NewPassword,
 }
 
 pub fn new_account(

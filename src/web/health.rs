@@ -1,8 +1,7 @@
 use std::time::Duration;
 
 use actix_web::{web, HttpResponse};
-
-use crate::state::AppState;
+use sqlx::PgPool;
 
 /// The process is alive (even when the database is not).
 pub async fn healthz() -> HttpResponse {
@@ -10,10 +9,10 @@ pub async fn healthz() -> HttpResponse {
 }
 
 /// Ready to serve: the database answers.
-pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+pub async fn readyz(pool: web::Data<PgPool>) -> HttpResponse {
     let ping = tokio::time::timeout(
         Duration::from_secs(3),
-        sqlx::query("SELECT 1").execute(&state.pool),
+        sqlx::query("SELECT 1").execute(pool.get_ref()),
     )
     .await;
     match ping {
@@ -22,4 +21,9 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             .content_type("text/plain")
             .body("database unavailable"),
     }
+}
+
+/// Anything without a route: the friendly 404 page.
+pub async fn not_found() -> Result<HttpResponse, super::WebError> {
+    Err(super::WebError::NotFound)
 }

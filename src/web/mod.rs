@@ -1,21 +1,21 @@
 //! Routes, one module per page group; each handler sits next to its template struct.
-pub mod api;
-pub mod audit;
-pub mod cards;
-pub mod desk;
+//! The page kit: what every page shares (layout data, HTML responses, error pages, the
+//! extractors that put authorization and CSRF checks in handler signatures, static assets).
+//! It knows no capability: pages live in their capability's `pages/` folder and the route table
+//! in `app.rs`.
+pub mod assets;
+pub mod error;
+pub mod extract;
 pub mod form;
 pub mod health;
-pub mod home;
-pub mod import;
-pub mod login;
-pub mod setup;
-pub mod staff;
-pub mod students;
 
 use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
 use askama::Template;
 
-use crate::{auth::CurrentUser, error::WebError, state::AppState};
+pub use error::WebError;
+pub use extract::{AnonCsrf, Csrf, MaybeUser, RequireAdmin, RequireCounselor, RequireUser};
+
+use crate::{auth::CurrentUser, config::Config};
 
 /// What the layout needs on every page.
 pub struct Page {
@@ -49,20 +49,20 @@ impl NavUser {
 }
 
 impl Page {
-    pub fn for_user(state: &AppState, user: &CurrentUser, title: impl Into<String>) -> Self {
+    pub fn for_user(config: &Config, user: &CurrentUser, title: impl Into<String>) -> Self {
         Self {
             title: title.into(),
-            camp: state.config.camp_name.clone(),
+            camp: config.camp_name.clone(),
             user: Some(NavUser::of(user)),
             csrf: user.csrf_token.clone(),
             notice: None,
         }
     }
 
-    pub fn anonymous(state: &AppState, csrf: String, title: impl Into<String>) -> Self {
+    pub fn anonymous(config: &Config, csrf: String, title: impl Into<String>) -> Self {
         Self {
             title: title.into(),
-            camp: state.config.camp_name.clone(),
+            camp: config.camp_name.clone(),
             user: None,
             csrf,
             notice: None,
@@ -100,14 +100,13 @@ pub fn see_other(location: &str) -> HttpResponse {
 
 /// The client's address for throttling: the peer, or, behind our own reverse proxy, the
 /// address that proxy saw.
-pub fn client_addr(state: &AppState, req: &HttpRequest) -> String {
+pub fn client_addr(config: &Config, req: &HttpRequest) -> String {
     let forwarded = req
         .headers()
         .get_all("x-forwarded-for")
         .filter_map(|v| v.to_str().ok())
         .collect::<Vec<_>>();
-    let proxied = state
-        .config
+    let proxied = config
         .behind_proxy
         .then(|| forwarded_client(&forwarded))
         .flatten();
@@ -148,27 +147,6 @@ pub fn safe_next(next: Option<&str>) -> String {
     }
 }
 
-const APP_CSS: &str = include_str!("../../static/app.css");
-const APP_JS: &str = include_str!("../../static/app.js");
-
-async fn app_css() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/css; charset=utf-8")
-        .insert_header(("Cache-Control", "public, max-age=3600"))
-        .body(APP_CSS)
-}
-
-async fn app_js() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/javascript; charset=utf-8")
-        .insert_header(("Cache-Control", "public, max-age=3600"))
-        .body(APP_JS)
-}
-
-async fn not_found() -> Result<HttpResponse, WebError> {
-    Err(WebError::NotFound)
-}
-
 /// Forms are small (a login, a name): 64 KiB. Only the import confirmation, which carries the
 /// class as CSV, may be larger.
 pub const FORM_LIMIT: usize = 64 * 1024;
@@ -180,62 +158,6 @@ pub fn form_config(limit: usize) -> web::FormConfig {
         .error_handler(|e, _| {
             WebError::BadRequest(format!("The form could not be read: {e}")).into()
         })
-}
-
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz))
-        .route("/static/app.css", web::get().to(app_css))
-        .route("/static/app.js", web::get().to(app_js))
-        .route("/login", web::get().to(login::form))
-        .route("/login", web::post().to(login::submit))
-        .route("/logout", web::post().to(login::logout))
-        .route("/setup", web::get().to(setup::form))
-        .route("/setup", web::post().to(setup::submit))
-        .route("/", web::get().to(home::home))
-        .route("/account/password", web::get().to(home::password_form))
-        .route("/account/password", web::post().to(home::password_submit))
-        .route("/students", web::get().to(students::list))
-        .route("/students/new", web::get().to(students::new_form))
-        .route("/students/new", web::post().to(students::new_submit))
-        .route("/students/export.csv", web::get().to(students::export))
-        .route(
-            "/students/unlock-address",
-            web::post().to(students::unlock_address),
-        )
-        .route("/students/import", web::get().to(import::form))
-        .route("/students/import", web::post().to(import::preview))
-        .service(
-            web::resource("/students/import/commit")
-                // The resolved CSV (≤ 1 MiB) url-encoded, with room for percent escapes.
-                .app_data(form_config(4 * crate::roster::import::MAX_BYTES))
-                .route(web::post().to(import::commit)),
-        )
-        .route("/students/{username}", web::get().to(students::detail))
-        .route(
-            "/students/{username}/reset-password",
-            web::post().to(students::reset_password),
-        )
-        // disable | enable | unlock
-        .route(
-            "/students/{username}/{action}",
-            web::post().to(students::account_action),
-        )
-        .route("/staff", web::get().to(staff::list))
-        .route("/staff", web::post().to(staff::create))
-        .route(
-            "/staff/{username}/reset-password",
-            web::post().to(staff::reset_password),
-        )
-        // disable | enable | unlock
-        .route(
-            "/staff/{username}/{action}",
-            web::post().to(staff::account_action),
-        )
-        .route("/audit", web::get().to(audit::list))
-        .configure(crate::oidc::routes)
-        .service(web::scope("/api/v1").configure(api::routes))
-        .default_service(web::to(not_found));
 }
 
 #[cfg(test)]

@@ -199,7 +199,7 @@ async fn admin_creates_counselors_and_admins() {
 #[tokio::test]
 async fn first_run_setup_link_creates_the_first_admin_once() {
     let app = spawn_app().await;
-    let url = hubdesk::web::setup::first_run_url(&app.state)
+    let url = hubdesk::account::setup::first_run_url(&app.pool, &app.state.config.public_url)
         .await
         .unwrap()
         .expect("no admin yet");
@@ -243,7 +243,7 @@ async fn first_run_setup_link_creates_the_first_admin_once() {
         "logged in as the new admin"
     );
     assert_eq!(app.get(&path).await.status(), 400, "link is single use");
-    assert!(hubdesk::web::setup::first_run_url(&app.state)
+    assert!(hubdesk::account::setup::first_run_url(&app.pool, &app.state.config.public_url)
         .await
         .unwrap()
         .is_none());

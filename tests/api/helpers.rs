@@ -1,13 +1,14 @@
 use std::sync::OnceLock;
 
 use hubdesk::{
+    app::Application,
     config::Config,
     db::{self, EmbeddedPostgres},
-    domain::{DisplayName, NewPassword, Role, Username},
-    roster::{self, Actor},
-    startup::Application,
+    domain::{Actor, DisplayName, NewAccount, NewPassword, Role, Username},
+    roster,
     state::AppState,
 };
+use secrecy::{ExposeSecret, SecretString};
 use reqwest::{redirect::Policy, Client, Response};
 use sqlx::{Executor, PgPool};
 
@@ -67,7 +68,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
 
     let mut config = Config {
         bind: "127.0.0.1:0".into(),
-        database_url: Some(with_database(&server, &db_name)),
+        database_url: Some(SecretString::new(with_database(&server, &db_name))),
         hub_url: "http://127.0.0.1:9/hub/".into(),
         camp_name: "Test Camp".into(),
         ..Config::default()
@@ -75,28 +76,31 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     config.oidc.clients = vec![
         hubdesk::config::OidcClientConfig {
             id: HUB_CLIENT.into(),
-            secret: Some(HUB_SECRET.into()),
+            secret: Some(SecretString::new(HUB_SECRET.into())),
             secret_file: None,
             redirect_uris: vec![HUB_CALLBACK.into()],
             require_pkce: true,
         },
         hubdesk::config::OidcClientConfig {
             id: "other-app".into(),
-            secret: Some(OTHER_SECRET.into()),
+            secret: Some(SecretString::new(OTHER_SECRET.into())),
             secret_file: None,
             redirect_uris: vec!["http://127.0.0.1:8001/callback".into()],
             require_pkce: false,
         },
     ];
     tweak(&mut config);
-    let pool = db::pool_for(config.database_url.as_deref().unwrap())
+    let pool = db::pool_for(config.database_url.as_ref().unwrap().expose_secret())
         .await
         .expect("test pool");
     db::MIGRATOR.run(&pool).await.expect("migrations");
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     config.public_url = format!("http://127.0.0.1:{port}");
-    let app = Application::build_on(listener, config, pool.clone())
+    let state = AppState::new(pool.clone(), config)
+        .await
+        .expect("app state");
+    let app = Application::build_on(listener, state)
         .await
         .expect("build app");
     let addr = format!("http://127.0.0.1:{}", app.port());
@@ -135,6 +139,17 @@ pub fn csrf_from(html: &str) -> String {
 }
 
 impl TestApp {
+    /// The URL of this test's own database.
+    pub fn database_url(&self) -> String {
+        self.state
+            .config
+            .database_url
+            .as_ref()
+            .expect("tests run on DATABASE_URL")
+            .expose_secret()
+            .clone()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.addr, path)
     }
@@ -172,8 +187,15 @@ impl TestApp {
     pub async fn create_user(&self, role: Role, username: &str, password: &str) {
         let name = Username::parse(username).unwrap();
         let display = DisplayName::parse(&format!("{username} person")).unwrap();
-        let pw = NewPassword::parse(password, 8, username).unwrap();
-        roster::ops::create_staff(&self.state, &Actor::System, &name, &display, role, &pw)
+        let password = NewPassword::parse(password, 8, username).unwrap();
+        let account = NewAccount {
+            username: name,
+            display_name: display,
+            password,
+        };
+        self.state
+            .roster
+            .create_staff(&Actor::System, &account, role)
             .await
             .unwrap();
     }
@@ -192,7 +214,10 @@ impl TestApp {
         let rows = roster::import::parse(csv.as_bytes()).unwrap();
         let mut conn = self.pool.acquire().await.unwrap();
         let plan = roster::import::plan(&mut conn, rows).await.unwrap();
-        let creds = roster::ops::create_students(&self.state, &Actor::System, &plan, "test")
+        let creds = self
+            .state
+            .roster
+            .create_students(&Actor::System, &plan, "test")
             .await
             .unwrap();
         creds[0].password.clone()
@@ -253,7 +278,7 @@ impl TestApp {
     pub async fn api_token(&self) -> String {
         let token = hubdesk::auth::secret::random_token();
         let mut conn = self.pool.acquire().await.unwrap();
-        db::tokens::insert(
+        db::api_tokens::insert(
             &mut conn,
             "sync",
             &hubdesk::auth::secret::hash_token(&token),

@@ -264,9 +264,10 @@ async fn sessions_survive_a_restart_of_the_app() {
     // A second app instance on the same database stands for a restarted hubdesk.
     let mut config = (*app.state.config).clone();
     config.bind = "127.0.0.1:0".into();
-    let second = hubdesk::startup::Application::build(config, app.pool.clone())
+    let state = hubdesk::state::AppState::new(app.pool.clone(), config)
         .await
         .unwrap();
+    let second = hubdesk::app::Application::build(state).await.unwrap();
     let port = second.port();
     tokio::spawn(second.run_until_stopped());
     let r = app
@@ -312,7 +313,10 @@ async fn cookies_are_host_prefixed_and_secure_behind_tls() {
     config.public_url = "https://desk.camp.example".into();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let tls = hubdesk::startup::Application::build_on(listener, config, app.pool.clone())
+    let state = hubdesk::state::AppState::new(app.pool.clone(), config)
+        .await
+        .unwrap();
+    let tls = hubdesk::app::Application::build_on(listener, state)
         .await
         .unwrap();
     tokio::spawn(tls.run_until_stopped());
@@ -366,7 +370,7 @@ async fn parallel_guesses_meet_the_lock_the_first_failures_set() {
     app.create_student("Ada Lovelace", "ada", None).await;
     let token = csrf_from(&app.get_html("/login").await);
     let threshold = app.state.config.throttle.account_failures as usize;
-    let hashers = app.state.config.hash_permits();
+    let hashers = app.state.hasher.permits();
     let attempts = 24;
     let guesses = (0..attempts).map(|i| {
         let (client, url, token) = (app.client.clone(), app.url("/login"), token.clone());

@@ -276,7 +276,7 @@ async fn rotate_key_switches_signing_and_keeps_the_old_key_published_for_a_day()
         .args(["oidc", "rotate-key"])
         .env(
             "DATABASE_URL",
-            app.state.config.database_url.as_deref().unwrap(),
+            app.database_url(),
         )
         .env("HUBDESK_DATA_DIR", std::env::temp_dir())
         .output()
@@ -1287,13 +1287,14 @@ async fn a_logout_link_on_another_site_asks_first() {
 
 /// Ada's password, reset through the roster (the test does not keep the first one).
 async fn app_password(app: &TestApp) -> String {
-    hubdesk::roster::ops::reset_password(
-        &app.state,
-        &hubdesk::roster::Actor::System,
-        hubdesk::roster::ops::Desk::Students,
-        "ada",
-    )
-    .await
+    app.state
+        .roster
+        .reset_password(
+            &hubdesk::domain::Actor::System,
+            hubdesk::roster::Scope::Students,
+            "ada",
+        )
+        .await
     .unwrap()
     .password
 }

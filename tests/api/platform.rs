@@ -43,7 +43,7 @@ async fn database_outage_gives_503_and_recovers_without_restart() {
     app.login_ok("ada", &pw).await;
     // Refuse new connections and kill the app's live ones, from another database.
     let maint_url = {
-        let mut u = url::Url::parse(app.state.config.database_url.as_deref().unwrap()).unwrap();
+        let mut u = url::Url::parse(&app.database_url()).unwrap();
         u.set_path("/postgres");
         u.to_string()
     };

@@ -93,13 +93,10 @@ async fn list_searches_filters_sorts_and_pages() {
     let plan = hubdesk::roster::import::plan(&mut conn, rows)
         .await
         .unwrap();
-    hubdesk::roster::ops::create_students(
-        &app.state,
-        &hubdesk::roster::Actor::System,
-        &plan,
-        "test",
-    )
-    .await
+    app.state
+        .roster
+        .create_students(&hubdesk::domain::Actor::System, &plan, "test")
+        .await
     .unwrap();
     sqlx::query("UPDATE users SET disabled = true WHERE username = 's007'")
         .execute(&app.pool)

@@ -4,21 +4,28 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::{
-    cards, desk,
-    form::{self, CsrfForm, FieldErrors},
-    html, html_status, see_other, Page,
+    actions::{self, Button},
+    cards,
 };
 use crate::{
-    auth::{csrf, throttle, RequireCounselor},
+    auth::throttle,
+    config::Config,
     db::{
         self,
         audit::{AuditFilter, AuditRow},
         users::{SortKey, StudentFilter, UserRow},
     },
-    domain::{Cohort, DisplayName, Username},
-    error::{urlencode, WebError},
-    roster::{self, import::PlannedStudent, ops::Desk, Actor},
-    state::AppState,
+    domain::{Actor, Cohort},
+    roster::{
+        import::PlannedStudent,
+        ops::{Scope, StudentFields},
+        Roster, RosterError,
+    },
+    web::{
+        error::urlencode,
+        form::{self, FieldErrors},
+        html, html_status, see_other, Csrf, Page, RequireCounselor, WebError,
+    },
 };
 
 pub const PAGE_SIZE: i64 = 50;
@@ -42,7 +49,7 @@ pub struct SortHeader {
 }
 
 #[derive(Template)]
-#[template(path = "students.html")]
+#[template(path = "roster/students.html")]
 pub struct StudentsPage {
     pub page: Page,
     pub rows: Vec<UserRow>,
@@ -91,7 +98,8 @@ fn list_href(q: &str, cohort: &str, status: &str, sort: &str, dir: &str, page: i
 }
 
 pub async fn list(
-    state: web::Data<AppState>,
+    roster: web::Data<Roster>,
+    config: web::Data<Config>,
     user: RequireCounselor,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, WebError> {
@@ -117,7 +125,7 @@ pub async fn list(
         limit: PAGE_SIZE,
         offset: (page_no - 1).saturating_mul(PAGE_SIZE),
     };
-    let mut conn = state.pool.acquire().await?;
+    let mut conn = roster.pool.acquire().await?;
     let (rows, total) = db::users::list_students(&mut conn, &filter).await?;
     let cohorts = db::users::cohorts(&mut conn).await?;
     let address_locks = db::throttle::address_locks(&mut conn)
@@ -165,7 +173,7 @@ pub async fn list(
         _ => None,
     };
     let page = StudentsPage {
-        page: Page::for_user(&state, &user, "Students").with_notice(notice),
+        page: Page::for_user(&config, &user, "Students").with_notice(notice),
         prev_href: (page_no > 1).then(|| href(page_no - 1)),
         next_href: (page_no < pages).then(|| href(page_no + 1)),
         filtered: filter.query.is_some() || filter.cohort.is_some() || filter.disabled.is_some(),
@@ -192,31 +200,26 @@ fn clock_time(t: time::OffsetDateTime) -> String {
 pub struct AddressForm {
     #[serde(default)]
     address: String,
-    #[serde(default)]
-    csrf_token: String,
 }
 
 /// Lifts a lock on a client address (shown on the student list while one is in force).
 pub async fn unlock_address(
-    state: web::Data<AppState>,
+    roster: web::Data<Roster>,
     user: RequireCounselor,
-    form: web::Form<AddressForm>,
+    form: Csrf<AddressForm>,
 ) -> Result<HttpResponse, WebError> {
-    if !csrf::verify_user(&user, &form.csrf_token) {
-        return Err(WebError::Csrf);
-    }
     let address = form
         .address
         .trim()
         .parse::<std::net::IpAddr>()
         .map_err(|_| WebError::BadRequest("That is not an IP address.".into()))?;
     let actor = Actor::User(user.username.clone());
-    roster::ops::unlock_address(&state, &actor, &address).await?;
+    roster.unlock_address(&actor, &address).await?;
     Ok(see_other("/students?notice=address-unlocked"))
 }
 
 #[derive(Template)]
-#[template(path = "student_new.html")]
+#[template(path = "roster/student_new.html")]
 pub struct NewStudentPage {
     pub page: Page,
     pub display_name: String,
@@ -233,13 +236,14 @@ impl NewStudentPage {
 }
 
 pub async fn new_form(
-    state: web::Data<AppState>,
+    roster: web::Data<Roster>,
+    config: web::Data<Config>,
     user: RequireCounselor,
 ) -> Result<HttpResponse, WebError> {
-    let mut conn = state.pool.acquire().await?;
+    let mut conn = roster.pool.acquire().await?;
     let cohorts = db::users::cohorts(&mut conn).await?;
     html(&NewStudentPage {
-        page: Page::for_user(&state, &user, "Add a student"),
+        page: Page::for_user(&config, &user, "Add a student"),
         display_name: String::new(),
         username: String::new(),
         cohort: String::new(),
@@ -256,94 +260,53 @@ pub struct NewStudentForm {
     username: String,
     #[serde(default)]
     cohort: String,
-    #[serde(default)]
-    csrf_token: String,
 }
 
 pub async fn new_submit(
-    state: web::Data<AppState>,
+    roster: web::Data<Roster>,
+    config: web::Data<Config>,
     user: RequireCounselor,
-    form: web::Form<NewStudentForm>,
+    form: Csrf<NewStudentForm>,
 ) -> Result<HttpResponse, WebError> {
-    if !csrf::verify_user(&user, &form.csrf_token) {
-        return Err(WebError::Csrf);
-    }
+    let fields = StudentFields {
+        display_name: &form.display_name,
+        username: &form.username,
+        cohort: &form.cohort,
+    };
+    let actor = Actor::User(user.username.clone());
     let mut errors = FieldErrors::default();
-    let display_name = errors.check("display_name", DisplayName::parse(&form.display_name));
-    let username = match form.username.trim() {
-        "" => None,
-        raw => errors.check("username", Username::parse(&raw.to_ascii_lowercase())),
-    };
-    let cohort = errors
-        .check("cohort", Cohort::parse_optional(&form.cohort))
-        .flatten();
-    let planned = match (display_name, errors.is_empty()) {
-        (Some(display_name), true) => {
-            let row = roster::import::ImportRow {
-                line: 1,
-                display_name,
-                username,
-                cohort,
-            };
-            let mut conn = state.pool.acquire().await?;
-            match roster::import::plan(&mut conn, vec![row]).await {
-                Ok(p) => Some(p),
-                Err(e) => {
-                    let messages: Vec<String> =
-                        e.into_iter().map(|e| form::sentence(&e.message)).collect();
-                    errors.add("username", messages.join(" "));
-                    None
-                }
+    match roster.add_student(&actor, fields, "form").await {
+        Ok(cred) => {
+            let heading = format!("Created {}", cred.username);
+            let page = Page::for_user(&config, &user, "New student");
+            return cards::render(&config, page, heading, vec![cred]);
+        }
+        Err(RosterError::Invalid(problems)) => {
+            for (field, message) in problems {
+                errors.add(field, form::sentence(&message));
             }
         }
-        _ => None,
-    };
-    let created = match planned {
-        Some(p) => match roster::ops::create_students(
-            &state,
-            &Actor::User(user.username.clone()),
-            &p,
-            "form",
-        )
-        .await
-        {
-            Ok(c) => Some(c),
-            Err(roster::RosterError::Duplicate(name)) => {
-                errors.add("username", format!("Username '{name}' already exists."));
-                None
-            }
-            Err(e) => return Err(e.into()),
-        },
-        None => None,
-    };
-    match created {
-        Some(creds) => {
-            let heading = format!("Created {}", creds[0].username);
-            cards::render(
-                &state,
-                Page::for_user(&state, &user, "New student"),
-                heading,
-                creds,
-            )
+        Err(RosterError::Conflict(message)) => errors.add("username", form::sentence(&message)),
+        Err(RosterError::Duplicate(name)) => {
+            errors.add("username", format!("Username '{name}' already exists."))
         }
-        None => {
-            let mut conn = state.pool.acquire().await?;
-            let cohorts = db::users::cohorts(&mut conn).await?;
-            let page = NewStudentPage {
-                page: Page::for_user(&state, &user, "Add a student"),
-                display_name: form.display_name.clone(),
-                username: form.username.clone(),
-                cohort: form.cohort.clone(),
-                cohorts,
-                errors,
-            };
-            html_status(StatusCode::UNPROCESSABLE_ENTITY, &page)
-        }
+        Err(e) => return Err(e.into()),
     }
+    let mut conn = roster.pool.acquire().await?;
+    let cohorts = db::users::cohorts(&mut conn).await?;
+    let page = NewStudentPage {
+        page: Page::for_user(&config, &user, "Add a student"),
+        display_name: form.display_name.clone(),
+        username: form.username.clone(),
+        cohort: form.cohort.clone(),
+        cohorts,
+        errors,
+    };
+    html_status(StatusCode::UNPROCESSABLE_ENTITY, &page)
 }
 
 #[derive(Template)]
-#[template(path = "student.html")]
+#[template(path = "roster/student.html")]
 pub struct StudentPage {
     pub page: Page,
     pub student: UserRow,
@@ -357,19 +320,19 @@ pub struct NoticeQuery {
 }
 
 pub async fn detail(
-    state: web::Data<AppState>,
+    roster: web::Data<Roster>,
+    config: web::Data<Config>,
     user: RequireCounselor,
     path: web::Path<String>,
     q: web::Query<NoticeQuery>,
 ) -> Result<HttpResponse, WebError> {
-    let student = roster::ops::find_student(&state, &path).await?;
-    let name = Username::parse(&student.username).map_err(|e| WebError::Internal(e.into()))?;
-    let mut conn = state.pool.acquire().await?;
-    let locked = throttle::account_locked(&mut conn, &name).await?;
+    let student = roster.find_student(&path).await?;
+    let mut conn = roster.pool.acquire().await?;
+    let locked = throttle::account_locked(&mut conn, &student.username).await?;
     let history = db::audit::list(
         &mut conn,
         &AuditFilter {
-            target: Some(student.username.clone()),
+            target: Some(student.username.to_string()),
             limit: 20,
             ..Default::default()
         },
@@ -382,7 +345,7 @@ pub async fn detail(
         _ => None,
     };
     html(&StudentPage {
-        page: Page::for_user(&state, &user, student.display_name.clone()).with_notice(notice),
+        page: Page::for_user(&config, &user, student.display_name.clone()).with_notice(notice),
         student,
         locked,
         history,
@@ -390,76 +353,37 @@ pub async fn detail(
 }
 
 pub async fn reset_password(
-    state: web::Data<AppState>,
+    roster: web::Data<Roster>,
+    config: web::Data<Config>,
     user: RequireCounselor,
     path: web::Path<String>,
-    form: web::Form<CsrfForm>,
+    _: Csrf<Button>,
 ) -> Result<HttpResponse, WebError> {
-    desk::reset_password(&state, &user, &form, Desk::Students, &path).await
+    actions::reset_password(&roster, &config, &user, Scope::Students, &path).await
 }
 
 /// Disable, enable or unlock (`POST /students/{username}/{action}`).
 pub async fn account_action(
-    state: web::Data<AppState>,
+    roster: web::Data<Roster>,
     user: RequireCounselor,
     path: web::Path<(String, String)>,
-    form: web::Form<CsrfForm>,
+    _: Csrf<Button>,
 ) -> Result<HttpResponse, WebError> {
     let (name, action) =
-        desk::account_action(&state, &user, &form, Desk::Students, path.into_inner()).await?;
+        actions::account_action(&roster, &user, Scope::Students, path.into_inner()).await?;
     Ok(see_other(&format!(
         "/students/{name}?notice={}",
         action.done()
     )))
 }
 
-/// A spreadsheet treats a cell starting with = + - @ (or tab/CR) as a formula: prefix a quote.
-pub fn neutralise(cell: &str) -> String {
-    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{cell}")
-    } else {
-        cell.to_string()
-    }
-}
-
 pub async fn export(
-    state: web::Data<AppState>,
+    roster: web::Data<Roster>,
     user: RequireCounselor,
 ) -> Result<HttpResponse, WebError> {
-    let mut conn = state.pool.acquire().await?;
-    let (rows, _) = db::users::list_students(&mut conn, &StudentFilter::default()).await?;
-    db::audit::record(
-        &mut conn,
-        db::audit::Entry {
-            actor: user.username.as_str(),
-            action: "roster.export",
-            target: None,
-            detail: Some(&format!("{} students", rows.len())),
-        },
-    )
-    .await?;
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let header_ok = w
-        .write_record(["username", "display_name", "cohort", "status", "created_at"])
-        .is_ok();
-    debug_assert!(header_ok);
-    for r in &rows {
-        let created = r
-            .created_at
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default();
-        w.write_record([
-            neutralise(&r.username),
-            neutralise(&r.display_name),
-            neutralise(r.cohort.as_deref().unwrap_or("")),
-            r.status().to_string(),
-            created,
-        ])
-        .map_err(|e| WebError::Internal(e.into()))?;
-    }
-    let body = w
-        .into_inner()
-        .map_err(|e| WebError::Internal(anyhow::anyhow!("csv: {e}")))?;
+    let body = roster
+        .export_csv(&Actor::User(user.username.clone()))
+        .await?;
     Ok(HttpResponse::Ok()
         .content_type("text/csv; charset=utf-8")
         .insert_header(("Content-Disposition", "attachment; filename=\"roster.csv\""))
@@ -470,16 +394,4 @@ pub async fn export(
 /// Shown on the import preview.
 pub fn cohort_of(p: &PlannedStudent) -> &str {
     p.cohort.as_ref().map(Cohort::as_str).unwrap_or("")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    #[test]
-    fn formula_cells_are_neutralised() {
-        for bad in ["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx"] {
-            assert!(neutralise(bad).starts_with('\''), "{bad:?}");
-        }
-        assert_eq!(neutralise("Ada"), "Ada");
-    }
 }

@@ -3,8 +3,6 @@
 use actix_web::{http::StatusCode, HttpResponse, ResponseError};
 use askama::Template;
 
-use crate::roster::RosterError;
-
 #[derive(Debug, thiserror::Error)]
 pub enum WebError {
     /// Not logged in: pages redirect to the login form and come back to `next`.
@@ -55,20 +53,8 @@ impl From<askama::Error> for WebError {
     }
 }
 
-impl From<RosterError> for WebError {
-    fn from(e: RosterError) -> Self {
-        match e {
-            RosterError::NotFound(_) => Self::NotFound,
-            RosterError::Duplicate(_) => Self::BadRequest(e.to_string()),
-            RosterError::OwnAccount => Self::Conflict(e.to_string()),
-            RosterError::Db(e) => e.into(),
-            RosterError::Internal(e) => Self::Internal(e),
-        }
-    }
-}
-
 #[derive(Template)]
-#[template(path = "error.html")]
+#[template(path = "web/error.html")]
 struct ErrorPage<'a> {
     status: u16,
     title: &'a str,

@@ -8,16 +8,16 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::{
-    auth::secret,
+    auth::{bearer, secret},
     db::{self, users::StudentFilter},
-    domain::{Cohort, DisplayName, Username},
+    domain::Actor,
     roster::{
         self,
-        import::{ImportRow, RowError, MAX_BYTES},
-        ops::Desk,
-        Actor, RosterError,
+        import::{RowError, MAX_BYTES},
+        ops::{Scope, StudentFields},
+        Roster, RosterError,
     },
-    state::AppState,
+    web::extract::handle,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -52,7 +52,10 @@ impl From<RosterError> for ApiError {
     fn from(e: RosterError) -> Self {
         match e {
             RosterError::NotFound(_) => Self::NotFound(e.to_string()),
-            RosterError::Duplicate(_) | RosterError::OwnAccount => Self::Conflict(e.to_string()),
+            RosterError::Invalid(_) => Self::BadRequest(e.to_string()),
+            RosterError::Duplicate(_) | RosterError::OwnAccount | RosterError::Conflict(_) => {
+                Self::Conflict(e.to_string())
+            }
             RosterError::Db(e) => e.into(),
             RosterError::Internal(e) => Self::Internal(e),
         }
@@ -108,20 +111,12 @@ impl FromRequest for ApiClient {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move {
-            let token = req
-                .headers()
-                .get("Authorization")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "))
-                .map(str::trim)
-                .filter(|t| !t.is_empty() && t.len() < 200)
+            let token = bearer::token(&req)
+                .filter(|t| t.len() < 200)
                 .ok_or(ApiError::Unauthorized)?;
-            let state = req
-                .app_data::<web::Data<AppState>>()
-                .ok_or(ApiError::Unauthorized)?
-                .clone();
-            let mut conn = state.pool.acquire().await?;
-            let name = db::tokens::authenticate(&mut conn, &secret::hash_token(token))
+            let pool = handle::<sqlx::PgPool>(&req).map_err(|_| ApiError::Unauthorized)?;
+            let mut conn = pool.acquire().await?;
+            let name = db::api_tokens::authenticate(&mut conn, &secret::hash_token(token))
                 .await?
                 .ok_or(ApiError::Unauthorized)?;
             Ok(ApiClient(Actor::Token(name)))
@@ -137,14 +132,14 @@ struct StudentOut {
     status: &'static str,
 }
 
-async fn list(state: web::Data<AppState>, _: ApiClient) -> Result<HttpResponse, ApiError> {
-    let mut conn = state.pool.acquire().await?;
+async fn list(roster: web::Data<Roster>, _: ApiClient) -> Result<HttpResponse, ApiError> {
+    let mut conn = roster.pool.acquire().await?;
     let (rows, _) = db::users::list_students(&mut conn, &StudentFilter::default()).await?;
     let out: Vec<StudentOut> = rows
         .into_iter()
         .map(|r| StudentOut {
             status: r.status(),
-            username: r.username,
+            username: r.username.to_string(),
             display_name: r.display_name,
             cohort: r.cohort,
         })
@@ -161,62 +156,33 @@ struct CreateIn {
 }
 
 async fn create(
-    state: web::Data<AppState>,
+    roster: web::Data<Roster>,
     client: ApiClient,
     body: web::Json<CreateIn>,
 ) -> Result<HttpResponse, ApiError> {
-    let display_name = DisplayName::parse(&body.display_name)
-        .map_err(|e| ApiError::BadRequest(format!("display_name: {e}")))?;
-    let username = match body
-        .username
-        .as_deref()
-        .map(str::trim)
-        .filter(|u| !u.is_empty())
-    {
-        Some(u) => {
-            Some(Username::parse(u).map_err(|e| ApiError::BadRequest(format!("username: {e}")))?)
-        }
-        None => None,
+    let fields = StudentFields {
+        display_name: &body.display_name,
+        username: body.username.as_deref().unwrap_or(""),
+        cohort: body.cohort.as_deref().unwrap_or(""),
     };
-    let cohort = Cohort::parse_optional(body.cohort.as_deref().unwrap_or(""))
-        .map_err(|e| ApiError::BadRequest(format!("cohort: {e}")))?;
-    let row = ImportRow {
-        line: 1,
-        display_name,
-        username,
-        cohort,
-    };
-    let mut conn = state.pool.acquire().await?;
-    let planned = roster::import::plan(&mut conn, vec![row])
-        .await
-        .map_err(|errs| {
-            ApiError::Conflict(
-                errs.into_iter()
-                    .map(|e| e.message)
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            )
-        })?;
-    drop(conn);
-    let mut creds = roster::ops::create_students(&state, &client.0, &planned, "api").await?;
-    let c = creds.remove(0);
+    let c = roster.add_student(&client.0, fields, "api").await?;
     Ok(HttpResponse::Created()
         .insert_header(("Cache-Control", "no-store"))
         .json(json!({"username": c.username, "password": c.password})))
 }
 
 async fn import(
-    state: web::Data<AppState>,
+    roster: web::Data<Roster>,
     client: ApiClient,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let rows = roster::import::parse(&body).map_err(ApiError::Rows)?;
-    let mut conn = state.pool.acquire().await?;
+    let mut conn = roster.pool.acquire().await?;
     let planned = roster::import::plan(&mut conn, rows)
         .await
         .map_err(ApiError::Rows)?;
     drop(conn);
-    let creds = roster::ops::create_students(&state, &client.0, &planned, "api").await?;
+    let creds = roster.create_students(&client.0, &planned, "api").await?;
     let created: Vec<_> = creds
         .into_iter()
         .map(|c| json!({"username": c.username, "password": c.password}))
@@ -227,31 +193,37 @@ async fn import(
 }
 
 async fn reset_password(
-    state: web::Data<AppState>,
+    roster: web::Data<Roster>,
     client: ApiClient,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let cred = roster::ops::reset_password(&state, &client.0, Desk::Students, &path).await?;
+    let cred = roster
+        .reset_password(&client.0, Scope::Students, &path)
+        .await?;
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
         .json(json!({"password": cred.password})))
 }
 
 async fn disable(
-    state: web::Data<AppState>,
+    roster: web::Data<Roster>,
     client: ApiClient,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    roster::ops::set_disabled(&state, &client.0, Desk::Students, &path, true).await?;
+    roster
+        .set_disabled(&client.0, Scope::Students, &path, true)
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 async fn enable(
-    state: web::Data<AppState>,
+    roster: web::Data<Roster>,
     client: ApiClient,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    roster::ops::set_disabled(&state, &client.0, Desk::Students, &path, false).await?;
+    roster
+        .set_disabled(&client.0, Scope::Students, &path, false)
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

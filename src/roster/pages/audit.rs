@@ -3,19 +3,19 @@ use actix_web::{web, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use super::{html, Page};
+use sqlx::PgPool;
+
 use crate::{
-    auth::RequireCounselor,
+    config::Config,
     db::{
         self,
         audit::{AuditFilter, AuditRow},
     },
-    error::{urlencode, WebError},
-    state::AppState,
+    web::{error::urlencode, html, Page, RequireCounselor, WebError},
 };
 
 #[derive(Template)]
-#[template(path = "audit.html")]
+#[template(path = "roster/audit.html")]
 pub struct AuditPage {
     pub page: Page,
     pub rows: Vec<AuditRow>,
@@ -44,7 +44,8 @@ fn non_empty(s: &Option<String>) -> Option<String> {
 }
 
 pub async fn list(
-    state: web::Data<AppState>,
+    pool: web::Data<PgPool>,
+    config: web::Data<Config>,
     user: RequireCounselor,
     q: web::Query<AuditQuery>,
 ) -> Result<HttpResponse, WebError> {
@@ -55,7 +56,7 @@ pub async fn list(
         before: q.before,
         limit: PAGE,
     };
-    let mut conn = state.pool.acquire().await?;
+    let mut conn = pool.acquire().await?;
     let rows = db::audit::list(&mut conn, &filter).await?;
     let actions = db::audit::actions(&mut conn).await?;
     let (actor, action, target) = (
@@ -73,7 +74,7 @@ pub async fn list(
         )
     });
     html(&AuditPage {
-        page: Page::for_user(&state, &user, "Audit log"),
+        page: Page::for_user(&config, &user, "Audit log"),
         rows,
         actor,
         action,

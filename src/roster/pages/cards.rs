@@ -3,8 +3,11 @@ use actix_web::HttpResponse;
 use askama::Template;
 use base64::{engine::general_purpose::STANDARD, Engine};
 
-use super::{html, Page};
-use crate::{error::WebError, roster::Credential, state::AppState};
+use crate::{
+    config::Config,
+    roster::Credential,
+    web::{html, Page, WebError},
+};
 
 pub struct Card {
     pub username: String,
@@ -15,7 +18,7 @@ pub struct Card {
 }
 
 #[derive(Template)]
-#[template(path = "cards.html")]
+#[template(path = "roster/cards.html")]
 pub struct CardsPage {
     pub page: Page,
     pub heading: String,
@@ -39,12 +42,12 @@ pub fn qr_data_uri(text: &str) -> String {
 }
 
 pub fn render(
-    state: &AppState,
+    config: &Config,
     page: Page,
     heading: String,
     creds: Vec<Credential>,
 ) -> Result<HttpResponse, WebError> {
-    let login_url = format!("{}/login", state.config.public_url);
+    let login_url = format!("{}/login", config.public_url);
     let cards = creds
         .into_iter()
         .map(|c| {

@@ -5,20 +5,21 @@ use askama::Template;
 use futures_util::StreamExt;
 use serde::Deserialize;
 
-use super::{cards, html, html_status, Page};
+use super::cards;
 use crate::{
-    auth::{csrf, RequireCounselor},
-    error::WebError,
+    auth::csrf,
+    config::Config,
+    domain::Actor,
     roster::{
         self,
         import::{PlannedStudent, RowError, MAX_BYTES},
-        Actor, RosterError,
+        Roster, RosterError,
     },
-    state::AppState,
+    web::{html, html_status, Csrf, Page, RequireCounselor, WebError},
 };
 
 #[derive(Template)]
-#[template(path = "import.html")]
+#[template(path = "roster/import.html")]
 pub struct ImportPage {
     pub page: Page,
     pub text: String,
@@ -26,7 +27,7 @@ pub struct ImportPage {
 }
 
 #[derive(Template)]
-#[template(path = "import_preview.html")]
+#[template(path = "roster/import_preview.html")]
 pub struct PreviewPage {
     pub page: Page,
     pub rows: Vec<PlannedStudent>,
@@ -35,11 +36,11 @@ pub struct PreviewPage {
 }
 
 pub async fn form(
-    state: web::Data<AppState>,
+    config: web::Data<Config>,
     user: RequireCounselor,
 ) -> Result<HttpResponse, WebError> {
     html(&ImportPage {
-        page: Page::for_user(&state, &user, "Import a class"),
+        page: Page::for_user(&config, &user, "Import a class"),
         text: String::new(),
         errors: Vec::new(),
     })
@@ -117,28 +118,28 @@ async fn read_submission(
 
 /// Parses and plans a submission; the inner error lists every bad line.
 async fn parse_and_plan(
-    state: &AppState,
+    roster: &Roster,
     bytes: &[u8],
 ) -> Result<Result<Vec<PlannedStudent>, Vec<RowError>>, WebError> {
     let rows = match roster::import::parse(bytes) {
         Ok(rows) => rows,
         Err(errors) => return Ok(Err(errors)),
     };
-    let mut conn = state.pool.acquire().await?;
+    let mut conn = roster.pool.acquire().await?;
     Ok(roster::import::plan(&mut conn, rows).await)
 }
 
 /// The import form again, with the errors and with what was submitted, so nothing is lost:
 /// the counselor fixes it in place.
 fn rejected(
-    state: &AppState,
+    config: &Config,
     user: &RequireCounselor,
     text: String,
     errors: Vec<RowError>,
     status: StatusCode,
 ) -> Result<HttpResponse, WebError> {
     let page = ImportPage {
-        page: Page::for_user(state, user, "Import a class"),
+        page: Page::for_user(config, user, "Import a class"),
         text,
         errors,
     };
@@ -146,21 +147,23 @@ fn rejected(
 }
 
 pub async fn preview(
-    state: web::Data<AppState>,
+    roster: web::Data<Roster>,
+    config: web::Data<Config>,
     user: RequireCounselor,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, WebError> {
+    // Multipart is no url-encoded form, so the `Csrf` extractor does not apply: checked here.
     let (token, bytes) = read_submission(&req, payload).await?;
     if !csrf::verify_user(&user, &token) {
         return Err(WebError::Csrf);
     }
-    match parse_and_plan(&state, &bytes).await? {
+    match parse_and_plan(&roster, &bytes).await? {
         Ok(rows) => {
             let generated = rows.iter().filter(|r| r.generated_username).count();
             let csv = roster::import::to_csv(&rows);
             html(&PreviewPage {
-                page: Page::for_user(&state, &user, "Check the import"),
+                page: Page::for_user(&config, &user, "Check the import"),
                 rows,
                 csv,
                 generated,
@@ -169,7 +172,7 @@ pub async fn preview(
         Err(errors) => {
             let text = String::from_utf8_lossy(&bytes).into_owned();
             rejected(
-                &state,
+                &config,
                 &user,
                 text,
                 errors,
@@ -183,25 +186,21 @@ pub async fn preview(
 pub struct CommitForm {
     #[serde(default)]
     csv: String,
-    #[serde(default)]
-    csrf_token: String,
 }
 
 /// Creates the previewed class. Everything is checked again: the database may have changed
 /// since the preview (another counselor, the API).
 pub async fn commit(
-    state: web::Data<AppState>,
+    roster: web::Data<Roster>,
+    config: web::Data<Config>,
     user: RequireCounselor,
-    form: web::Form<CommitForm>,
+    form: Csrf<CommitForm>,
 ) -> Result<HttpResponse, WebError> {
-    if !csrf::verify_user(&user, &form.csrf_token) {
-        return Err(WebError::Csrf);
-    }
-    let planned = match parse_and_plan(&state, form.csv.as_bytes()).await? {
+    let planned = match parse_and_plan(&roster, form.csv.as_bytes()).await? {
         Ok(planned) => planned,
         Err(errors) => {
             return rejected(
-                &state,
+                &config,
                 &user,
                 form.csv.clone(),
                 errors,
@@ -210,13 +209,13 @@ pub async fn commit(
         }
     };
     let actor = Actor::User(user.username.clone());
-    let creds = match roster::ops::create_students(&state, &actor, &planned, "import").await {
+    let creds = match roster.create_students(&actor, &planned, "import").await {
         Ok(creds) => creds,
         Err(RosterError::Duplicate(name)) => {
             let message = format!("username '{name}' was taken meanwhile");
             let errors = vec![RowError { line: 0, message }];
             return rejected(
-                &state,
+                &config,
                 &user,
                 form.csv.clone(),
                 errors,
@@ -227,8 +226,8 @@ pub async fn commit(
     };
     let heading = format!("{} students created", creds.len());
     cards::render(
-        &state,
-        Page::for_user(&state, &user, "Login cards"),
+        &config,
+        Page::for_user(&config, &user, "Login cards"),
         heading,
         creds,
     )

@@ -3,22 +3,21 @@ use actix_web::{http::StatusCode, web, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use super::{
-    desk,
-    form::{self, CsrfForm, FieldErrors},
-    html, html_status, see_other, Page,
-};
+use super::actions::{self, Button};
 use crate::{
-    auth::{csrf, throttle, RequireAdmin},
+    auth::throttle,
+    config::Config,
     db::{self, users::UserRow},
-    domain::{Role, Username},
-    error::WebError,
-    roster::{self, ops::Desk, Actor, RosterError},
-    state::AppState,
+    domain::{Actor, Role, Username},
+    roster::{ops::Scope, Roster, RosterError},
+    web::{
+        form::{self, FieldErrors},
+        html, html_status, see_other, Csrf, Page, RequireAdmin, WebError,
+    },
 };
 
 #[derive(Template)]
-#[template(path = "staff.html")]
+#[template(path = "roster/staff.html")]
 pub struct StaffPage {
     pub page: Page,
     pub staff: Vec<UserRow>,
@@ -36,16 +35,16 @@ impl StaffPage {
         self.errors.get(field)
     }
 
-    pub fn is_locked(&self, username: &str) -> bool {
-        self.locked.iter().any(|u| u == username)
+    pub fn is_locked(&self, username: &Username) -> bool {
+        self.locked.iter().any(|u| u == username.as_str())
     }
 
     /// The admin looking at the page gets no buttons on their own row.
-    pub fn is_me(&self, username: &str) -> bool {
+    pub fn is_me(&self, username: &Username) -> bool {
         self.page
             .user
             .as_ref()
-            .is_some_and(|u| u.username == username)
+            .is_some_and(|u| u.username == username.as_str())
     }
 }
 
@@ -58,8 +57,8 @@ pub struct StaffQuery {
 }
 
 /// The staff accounts, and which of them are locked out.
-async fn staff_and_locks(state: &AppState) -> Result<(Vec<UserRow>, Vec<String>), WebError> {
-    let mut conn = state.pool.acquire().await?;
+async fn staff_and_locks(roster: &Roster) -> Result<(Vec<UserRow>, Vec<String>), WebError> {
+    let mut conn = roster.pool.acquire().await?;
     let staff = db::users::list_staff(&mut conn).await?;
     let names: Vec<&str> = staff.iter().map(|s| s.username.as_str()).collect();
     let locked = throttle::locked_accounts(&mut conn, &names).await?;
@@ -82,20 +81,21 @@ impl StaffQuery {
 }
 
 pub async fn list(
-    state: web::Data<AppState>,
+    roster: web::Data<Roster>,
+    config: web::Data<Config>,
     user: RequireAdmin,
     q: web::Query<StaffQuery>,
 ) -> Result<HttpResponse, WebError> {
-    let (staff, locked) = staff_and_locks(&state).await?;
+    let (staff, locked) = staff_and_locks(&roster).await?;
     html(&StaffPage {
-        page: Page::for_user(&state, &user, "Staff").with_notice(q.notice().as_deref()),
+        page: Page::for_user(&config, &user, "Staff").with_notice(q.notice().as_deref()),
         staff,
         locked,
         username: String::new(),
         display_name: String::new(),
         role: "counselor".into(),
         errors: FieldErrors::default(),
-        min_length: state.config.password.min_length,
+        min_length: config.password.min_length,
     })
 }
 
@@ -109,29 +109,25 @@ pub struct StaffForm {
     role: String,
     #[serde(default)]
     password: String,
-    #[serde(default)]
-    csrf_token: String,
 }
 
 pub async fn create(
-    state: web::Data<AppState>,
+    roster: web::Data<Roster>,
+    config: web::Data<Config>,
     user: RequireAdmin,
-    form: web::Form<StaffForm>,
+    form: Csrf<StaffForm>,
 ) -> Result<HttpResponse, WebError> {
-    if !csrf::verify_user(&user, &form.csrf_token) {
-        return Err(WebError::Csrf);
-    }
     let mut errors = FieldErrors::default();
     let account = form::new_account(
         &mut errors,
         &form.username,
         &form.display_name,
         &form.password,
-        state.config.password.min_length,
+        config.password.min_length,
     );
     // Say "taken" now, with the other messages, rather than after they are fixed.
     if let Ok(name) = Username::parse(&form.username.trim().to_ascii_lowercase()) {
-        let mut conn = state.pool.acquire().await?;
+        let mut conn = roster.pool.acquire().await?;
         if db::users::find_by_username(&mut conn, &name)
             .await?
             .is_some()
@@ -148,53 +144,45 @@ pub async fn create(
     };
     if let (Some(a), Some(role), true) = (&account, role, errors.is_empty()) {
         let actor = Actor::User(user.username.clone());
-        match roster::ops::create_staff(
-            &state,
-            &actor,
-            &a.username,
-            &a.display_name,
-            role,
-            &a.password,
-        )
-        .await
-        {
-            Ok(()) => return Ok(see_other(&format!("/staff?created={}", a.username))),
+        match roster.create_staff(&actor, a, role).await {
+            Ok(_) => return Ok(see_other(&format!("/staff?created={}", a.username))),
             Err(RosterError::Duplicate(_)) => errors.add("username", "This username is taken."),
             Err(e) => return Err(e.into()),
         }
     }
-    let (staff, locked) = staff_and_locks(&state).await?;
+    let (staff, locked) = staff_and_locks(&roster).await?;
     let page = StaffPage {
-        page: Page::for_user(&state, &user, "Staff"),
+        page: Page::for_user(&config, &user, "Staff"),
         staff,
         locked,
         username: form.username.clone(),
         display_name: form.display_name.clone(),
         role: form.role.clone(),
         errors,
-        min_length: state.config.password.min_length,
+        min_length: config.password.min_length,
     };
     html_status(StatusCode::UNPROCESSABLE_ENTITY, &page)
 }
 
 /// A new generated password for a counselor or admin, shown once on a login card.
 pub async fn reset_password(
-    state: web::Data<AppState>,
+    roster: web::Data<Roster>,
+    config: web::Data<Config>,
     user: RequireAdmin,
     path: web::Path<String>,
-    form: web::Form<CsrfForm>,
+    _: Csrf<Button>,
 ) -> Result<HttpResponse, WebError> {
-    desk::reset_password(&state, &user, &form, Desk::Staff, &path).await
+    actions::reset_password(&roster, &config, &user, Scope::Staff, &path).await
 }
 
 /// Disable, enable or unlock a counselor or admin (`POST /staff/{username}/{action}`).
 pub async fn account_action(
-    state: web::Data<AppState>,
+    roster: web::Data<Roster>,
     user: RequireAdmin,
     path: web::Path<(String, String)>,
-    form: web::Form<CsrfForm>,
+    _: Csrf<Button>,
 ) -> Result<HttpResponse, WebError> {
     let (name, action) =
-        desk::account_action(&state, &user, &form, Desk::Staff, path.into_inner()).await?;
+        actions::account_action(&roster, &user, Scope::Staff, path.into_inner()).await?;
     Ok(see_other(&format!("/staff?{}={name}", action.done())))
 }

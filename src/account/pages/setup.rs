@@ -1,37 +1,23 @@
-//! First run: a one-time URL printed at start creates the first admin.
+//! The first-run setup page (the one-time URL printed at start).
 use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use super::{
-    form::{self, FieldErrors, NewAccount},
-    html_status, Page,
-};
-use crate::{
-    auth::{csrf, secret, session},
-    db::{self, users::InsertUserError},
-    domain::Role,
-    error::WebError,
-    state::AppState,
-};
+use sqlx::PgPool;
 
-/// Creates a setup token when there is no admin yet; returns the URL to print.
-pub async fn first_run_url(state: &AppState) -> anyhow::Result<Option<String>> {
-    let mut conn = state.pool.acquire().await?;
-    if db::users::count_role(&mut conn, Role::Admin).await? > 0 {
-        db::setup::clear(&mut conn).await?;
-        return Ok(None);
-    }
-    let token = secret::random_token();
-    db::setup::insert(&mut conn, &secret::hash_token(&token), 24 * 3600).await?;
-    Ok(Some(format!(
-        "{}/setup?token={token}",
-        state.config.public_url
-    )))
-}
+use crate::{
+    account::setup::{self, SetupError},
+    auth::{csrf, session, Hasher},
+    config::Config,
+    roster::RosterError,
+    web::{
+        form::{self, FieldErrors},
+        html_status, AnonCsrf, Page, WebError,
+    },
+};
 
 #[derive(Template)]
-#[template(path = "setup.html")]
+#[template(path = "account/setup.html")]
 pub struct SetupPage {
     pub page: Page,
     pub token: String,
@@ -52,13 +38,8 @@ pub struct SetupQuery {
     token: Option<String>,
 }
 
-async fn token_ok(state: &AppState, token: &str) -> Result<bool, WebError> {
-    let mut conn = state.pool.acquire().await?;
-    Ok(db::setup::is_valid(&mut conn, &secret::hash_token(token)).await?)
-}
-
 fn page(
-    state: &AppState,
+    config: &Config,
     req: &HttpRequest,
     token: String,
     username: String,
@@ -66,14 +47,14 @@ fn page(
     errors: FieldErrors,
     status: StatusCode,
 ) -> Result<HttpResponse, WebError> {
-    let anon = csrf::anon_token(state, req);
+    let anon = csrf::anon_token(config, req);
     let p = SetupPage {
-        page: Page::anonymous(state, anon.token, "Set up hubdesk"),
+        page: Page::anonymous(config, anon.token, "Set up hubdesk"),
         token,
         username,
         display_name,
         errors,
-        min_length: state.config.password.min_length,
+        min_length: config.password.min_length,
     };
     let mut resp = html_status(status, &p)?;
     if let Some(c) = anon.set_cookie {
@@ -84,18 +65,19 @@ fn page(
 }
 
 pub async fn form(
-    state: web::Data<AppState>,
+    pool: web::Data<PgPool>,
+    config: web::Data<Config>,
     req: HttpRequest,
     q: web::Query<SetupQuery>,
 ) -> Result<HttpResponse, WebError> {
     let token = q.token.clone().unwrap_or_default();
-    if !token_ok(&state, &token).await? {
+    if !setup::token_is_valid(&pool, &token).await? {
         return Err(WebError::BadRequest(
             "This setup link is invalid, already used or expired. Restart hubdesk to print a new one (only while no admin exists).".into(),
         ));
     }
     page(
-        &state,
+        &config,
         &req,
         token,
         String::new(),
@@ -117,19 +99,17 @@ pub struct SetupForm {
     password: String,
     #[serde(default)]
     confirm_password: String,
-    #[serde(default)]
-    csrf_token: String,
 }
 
 pub async fn submit(
-    state: web::Data<AppState>,
+    pool: web::Data<PgPool>,
+    hasher: web::Data<Hasher>,
+    config: web::Data<Config>,
     req: HttpRequest,
-    form: web::Form<SetupForm>,
+    form: AnonCsrf<SetupForm>,
 ) -> Result<HttpResponse, WebError> {
-    if !csrf::verify_anon(&state, &req, &form.csrf_token) {
-        return Err(WebError::Csrf);
-    }
-    if !token_ok(&state, &form.token).await? {
+    let form = form.checked().map_err(|_| WebError::Csrf)?;
+    if !setup::token_is_valid(&pool, &form.token).await? {
         return Err(WebError::BadRequest(
             "This setup link is invalid, already used or expired.".into(),
         ));
@@ -137,7 +117,7 @@ pub async fn submit(
     // The form again, with the messages and what was typed (never the passwords).
     let rerender = |errors| {
         page(
-            &state,
+            &config,
             &req,
             form.token.clone(),
             form.username.clone(),
@@ -152,57 +132,28 @@ pub async fn submit(
         &form.username,
         &form.display_name,
         &form.password,
-        state.config.password.min_length,
+        config.password.min_length,
     );
     if form.password != form.confirm_password {
         errors.add("confirm_password", "The two passwords do not match.");
     }
-    let (
-        Some(NewAccount {
-            username,
-            display_name,
-            password,
-        }),
-        true,
-    ) = (account, errors.is_empty())
-    else {
+    let (Some(account), true) = (account, errors.is_empty()) else {
         return rerender(errors);
     };
-    let hash = state.hasher.hash(password.expose()).await?;
-    let mut tx = state.pool.begin().await?;
-    if !db::setup::consume(&mut tx, &secret::hash_token(&form.token)).await? {
-        return Err(WebError::BadRequest(
-            "This setup link was just used.".into(),
-        ));
-    }
-    let new = db::users::NewUser {
-        username: &username,
-        display_name: &display_name,
-        role: Role::Admin,
-        cohort: None,
-        password_hash: &hash,
-    };
-    let user = match db::users::insert(&mut tx, new).await {
-        Ok(u) => u,
-        Err(InsertUserError::Duplicate) => {
+    let user_id = match setup::create_first_admin(&pool, &hasher, &form.token, &account).await {
+        Ok(id) => id,
+        Err(SetupError::Roster(RosterError::Duplicate(_))) => {
             errors.add("username", "This username is taken.");
             return rerender(errors);
         }
-        Err(InsertUserError::Db(e)) => return Err(e.into()),
+        Err(SetupError::TokenSpent) => {
+            return Err(WebError::BadRequest(
+                "This setup link was just used.".into(),
+            ))
+        }
+        Err(SetupError::Roster(e)) => return Err(e.into()),
     };
-    db::setup::clear(&mut tx).await?;
-    db::audit::record(
-        &mut tx,
-        db::audit::Entry {
-            actor: "setup",
-            action: "staff.create",
-            target: Some(username.as_str()),
-            detail: Some("first admin"),
-        },
-    )
-    .await?;
-    tx.commit().await?;
-    let cookie = session::create(&state, user.id, None).await?;
+    let cookie = session::create(&pool, &config, user_id, None).await?;
     Ok(HttpResponse::SeeOther()
         .insert_header(("Location", "/students"))
         .cookie(cookie)

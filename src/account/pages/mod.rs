@@ -1,0 +1,5 @@
+//! A person's own pages.
+pub mod landing;
+pub mod login;
+pub mod password;
+pub mod setup;

@@ -1,0 +1,22 @@
+//! The people desk's pages: students, staff, import, login cards, audit log.
+pub mod actions;
+pub mod audit;
+pub mod cards;
+pub mod import;
+pub mod staff;
+pub mod students;
+
+use super::RosterError;
+use crate::web::WebError;
+
+impl From<RosterError> for WebError {
+    fn from(e: RosterError) -> Self {
+        match e {
+            RosterError::NotFound(_) => Self::NotFound,
+            RosterError::Duplicate(_) | RosterError::Invalid(_) => Self::BadRequest(e.to_string()),
+            RosterError::OwnAccount | RosterError::Conflict(_) => Self::Conflict(e.to_string()),
+            RosterError::Db(e) => e.into(),
+            RosterError::Internal(e) => Self::Internal(e),
+        }
+    }
+}
