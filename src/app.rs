@@ -117,12 +117,21 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/setup", web::post().to(account::setup::submit))
         .route("/", web::get().to(account::landing::home))
         .route("/account/password", web::get().to(account::password::form))
-        .route("/account/password", web::post().to(account::password::submit));
+        .route(
+            "/account/password",
+            web::post().to(account::password::submit),
+        );
     // The people desk.
     cfg.route("/students", web::get().to(roster::students::list))
         .route("/students/new", web::get().to(roster::students::new_form))
-        .route("/students/new", web::post().to(roster::students::new_submit))
-        .route("/students/export.csv", web::get().to(roster::students::export))
+        .route(
+            "/students/new",
+            web::post().to(roster::students::new_submit),
+        )
+        .route(
+            "/students/export.csv",
+            web::get().to(roster::students::export),
+        )
         .route(
             "/students/unlock-address",
             web::post().to(roster::students::unlock_address),
@@ -135,7 +144,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .app_data(kit::form_config(4 * crate::roster::import::MAX_BYTES))
                 .route(web::post().to(roster::import::commit)),
         )
-        .route("/students/{username}", web::get().to(roster::students::detail))
+        .route(
+            "/students/{username}",
+            web::get().to(roster::students::detail),
+        )
         .route(
             "/students/{username}/reset-password",
             web::post().to(roster::students::reset_password),
@@ -160,18 +172,39 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     // The identity provider.
     cfg.route(
         "/.well-known/openid-configuration",
-        web::get().to(oidc::discovery::configuration),
+        web::get().to(oidc::endpoints::discovery::configuration),
     )
-    .route("/oauth/jwks.json", web::get().to(oidc::discovery::jwks))
-    .route("/oauth/authorize", web::get().to(oidc::authorize::authorize))
-    .route("/oauth/token", web::post().to(oidc::token::token))
-    .route("/oauth/userinfo", web::get().to(oidc::userinfo::userinfo))
-    .route("/oauth/userinfo", web::post().to(oidc::userinfo::userinfo))
-    .route("/oauth/revoke", web::post().to(oidc::token::revoke))
-    .route("/oauth/logout", web::get().to(oidc::logout::end_session))
+    .route(
+        "/oauth/jwks.json",
+        web::get().to(oidc::endpoints::discovery::jwks),
+    )
+    .route(
+        "/oauth/authorize",
+        web::get().to(oidc::endpoints::authorize::authorize),
+    )
+    .route(
+        "/oauth/token",
+        web::post().to(oidc::endpoints::token::token),
+    )
+    .route(
+        "/oauth/userinfo",
+        web::get().to(oidc::endpoints::userinfo::userinfo),
+    )
+    .route(
+        "/oauth/userinfo",
+        web::post().to(oidc::endpoints::userinfo::userinfo),
+    )
+    .route(
+        "/oauth/revoke",
+        web::post().to(oidc::endpoints::token::revoke),
+    )
     .route(
         "/oauth/logout",
-        web::post().to(oidc::logout::end_session_confirmed),
+        web::get().to(oidc::endpoints::logout::end_session),
+    )
+    .route(
+        "/oauth/logout",
+        web::post().to(oidc::endpoints::logout::end_session_confirmed),
     );
     // The JSON API for scripts.
     cfg.service(web::scope("/api/v1").configure(api::routes))

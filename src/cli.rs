@@ -105,10 +105,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve => serve(config).await,
         Command::Migrate => migrate(&config).await,
         Command::Admin {
-            action:
-                AdminAction::Create {
-                    name, display_name, ..
-                },
+            action: AdminAction::Create {
+                name, display_name, ..
+            },
         } => create_admin(&config, &name, display_name.as_deref()).await,
         Command::Token {
             action: TokenAction::Create { name },
@@ -159,7 +158,11 @@ async fn migrate(config: &Config) -> anyhow::Result<()> {
 /// A roster service on the database alone: no signing key, no server.
 fn roster_for(config: &Config, db: &Database) -> anyhow::Result<Roster> {
     let hasher = Hasher::new(&config.password, 1)?;
-    Ok(Roster::new(db.pool.clone(), hasher, Arc::new(TokenCache::default())))
+    Ok(Roster::new(
+        db.pool.clone(),
+        hasher,
+        Arc::new(TokenCache::default()),
+    ))
 }
 
 async fn create_admin(

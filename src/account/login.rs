@@ -66,7 +66,10 @@ pub async fn log_in(
         throttle: &config.throttle,
     };
     let stored = account.as_ref().map(|u| u.password_hash.as_str());
-    let rehashed = match gate.check(username.as_ref(), a.addr, stored, a.password).await? {
+    let rehashed = match gate
+        .check(username.as_ref(), a.addr, stored, a.password)
+        .await?
+    {
         Checked::Right { rehashed } => rehashed,
         Checked::Wrong => return Ok(Outcome::Wrong),
         Checked::Locked(until) => return Ok(Outcome::Locked(until)),

@@ -20,11 +20,23 @@ pub async fn change(
     let hash = hasher.hash(new.expose()).await?;
     let mut tx = pool.begin().await?;
     db::users::set_password_hash(&mut tx, user.id, &hash).await?;
-    let ended = access::end(&mut tx, user.id, access::Sessions::AllBut(&user.session_hash)).await?;
+    let ended = access::end(
+        &mut tx,
+        user.id,
+        access::Sessions::AllBut(&user.session_hash),
+    )
+    .await?;
     let detail = ended.detail("other ");
     let actor = Actor::User(user.username.clone());
     let me = Some(user.username.as_str());
-    db::audit::record(&mut tx, &actor, "account.change_password", me, Some(&detail)).await?;
+    db::audit::record(
+        &mut tx,
+        &actor,
+        "account.change_password",
+        me,
+        Some(&detail),
+    )
+    .await?;
     ended.commit(tx, tokens).await?;
     Ok(())
 }

@@ -58,8 +58,15 @@ pub async fn create_first_admin(
     if !db::setup_tokens::consume(&mut tx, &secret::hash_token(token)).await? {
         return Err(SetupError::TokenSpent);
     }
-    let user = insert_staff(&mut tx, &Actor::Setup, account, Role::Admin, &hash, "first admin")
-        .await?;
+    let user = insert_staff(
+        &mut tx,
+        &Actor::Setup,
+        account,
+        Role::Admin,
+        &hash,
+        "first admin",
+    )
+    .await?;
     db::setup_tokens::clear(&mut tx).await?;
     tx.commit().await?;
     Ok(user.id)

@@ -52,7 +52,11 @@ pub async fn end(
 impl Ended {
     /// Commits the transaction, then forgets the person's cached tokens (after the commit, so
     /// a concurrent lookup cannot re-cache a token the database still calls valid).
-    pub async fn commit(self, tx: Transaction<'_, Postgres>, cache: &TokenCache) -> sqlx::Result<()> {
+    pub async fn commit(
+        self,
+        tx: Transaction<'_, Postgres>,
+        cache: &TokenCache,
+    ) -> sqlx::Result<()> {
         tx.commit().await?;
         cache.forget_user(self.user_id);
         Ok(())

@@ -28,6 +28,9 @@ mod tests {
                 .to_http_request();
             assert_eq!(super::token(&req), want, "{h:?}");
         }
-        assert_eq!(super::token(&TestRequest::default().to_http_request()), None);
+        assert_eq!(
+            super::token(&TestRequest::default().to_http_request()),
+            None
+        );
     }
 }

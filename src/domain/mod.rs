@@ -45,4 +45,5 @@ macro_rules! text_column {
 }
 
 text_column!(Username, |s| Username::parse(s).map_err(|e| e.to_string()));
-text_column!(Role, |s| Role::parse(s).ok_or_else(|| format!("unknown role {s:?}")));
+text_column!(Role, |s| Role::parse(s)
+    .ok_or_else(|| format!("unknown role {s:?}")));

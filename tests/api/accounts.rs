@@ -243,10 +243,12 @@ async fn first_run_setup_link_creates_the_first_admin_once() {
         "logged in as the new admin"
     );
     assert_eq!(app.get(&path).await.status(), 400, "link is single use");
-    assert!(hubdesk::account::setup::first_run_url(&app.pool, &app.state.config.public_url)
-        .await
-        .unwrap()
-        .is_none());
+    assert!(
+        hubdesk::account::setup::first_run_url(&app.pool, &app.state.config.public_url)
+            .await
+            .unwrap()
+            .is_none()
+    );
     let _ = Role::Admin;
 }
 

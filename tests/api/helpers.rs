@@ -8,8 +8,8 @@ use hubdesk::{
     roster,
     state::AppState,
 };
-use secrecy::{ExposeSecret, SecretString};
 use reqwest::{redirect::Policy, Client, Response};
+use secrecy::{ExposeSecret, SecretString};
 use sqlx::{Executor, PgPool};
 
 /// The server's maintenance URL: `DATABASE_URL`, or a private PostgreSQL started once under
@@ -42,6 +42,37 @@ pub struct TestApp {
     pub pool: PgPool,
     pub state: AppState,
     pub db_name: String,
+    /// The first handle of a test drops the test's database when it goes (clones made by
+    /// `other_browser` do not).
+    owns_database: bool,
+}
+
+impl Drop for TestApp {
+    /// Drops the test's database (`WITH (FORCE)` ends the app's own connections), on a thread
+    /// of its own because `Drop` cannot await.
+    fn drop(&mut self) {
+        if !self.owns_database {
+            return;
+        }
+        let (server, name) = (server_url(), self.db_name.clone());
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async {
+                let admin = db::pool_for(&server).await?;
+                admin
+                    .execute(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)").as_str())
+                    .await?;
+                admin.close().await;
+                anyhow::Ok(())
+            })
+        })
+        .join();
+        if let Ok(Err(e)) = dropped {
+            eprintln!("could not drop test database {}: {e:#}", self.db_name);
+        }
+    }
 }
 
 pub const PASSWORD: &str = "plum-rocket-lantern-7";
@@ -112,6 +143,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
         pool,
         state,
         db_name,
+        owns_database: true,
     }
 }
 
@@ -261,6 +293,7 @@ impl TestApp {
             pool: self.pool.clone(),
             state: self.state.clone(),
             db_name: self.db_name.clone(),
+            owns_database: false,
         }
     }
 

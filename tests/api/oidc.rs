@@ -274,10 +274,7 @@ async fn rotate_key_switches_signing_and_keeps_the_old_key_published_for_a_day()
     // The real command, on the app's database.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_hubdesk"))
         .args(["oidc", "rotate-key"])
-        .env(
-            "DATABASE_URL",
-            app.database_url(),
-        )
+        .env("DATABASE_URL", app.database_url())
         .env("HUBDESK_DATA_DIR", std::env::temp_dir())
         .output()
         .expect("run hubdesk oidc rotate-key");
@@ -1295,6 +1292,6 @@ async fn app_password(app: &TestApp) -> String {
             "ada",
         )
         .await
-    .unwrap()
-    .password
+        .unwrap()
+        .password
 }

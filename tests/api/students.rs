@@ -97,7 +97,7 @@ async fn list_searches_filters_sorts_and_pages() {
         .roster
         .create_students(&hubdesk::domain::Actor::System, &plan, "test")
         .await
-    .unwrap();
+        .unwrap();
     sqlx::query("UPDATE users SET disabled = true WHERE username = 's007'")
         .execute(&app.pool)
         .await

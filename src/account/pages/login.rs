@@ -153,7 +153,10 @@ pub async fn submit(
         password: &form.password,
         addr: &addr,
         old_session: session::cookie_hash(&config, &req),
-        user_agent: req.headers().get("User-Agent").and_then(|v| v.to_str().ok()),
+        user_agent: req
+            .headers()
+            .get("User-Agent")
+            .and_then(|v| v.to_str().ok()),
     };
     match login::log_in(&pool, &hasher, &config, attempt).await? {
         Outcome::LoggedIn { cookie, .. } => Ok(HttpResponse::SeeOther()

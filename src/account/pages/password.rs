@@ -82,7 +82,12 @@ pub async fn submit(
         throttle: &config.throttle,
     };
     let checked = gate
-        .check(Some(&user.username), &addr, Some(&stored), &form.current_password)
+        .check(
+            Some(&user.username),
+            &addr,
+            Some(&stored),
+            &form.current_password,
+        )
         .await?;
     match checked {
         Checked::Right { .. } => {}

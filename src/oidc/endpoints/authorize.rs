@@ -4,7 +4,8 @@ use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{params::Params, Oidc, CODE_TTL_SECS, SCOPES};
+use super::params::Params;
+use crate::oidc::{Oidc, CODE_TTL_SECS, SCOPES};
 use crate::{
     auth::secret,
     db,

@@ -3,18 +3,15 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 use time::OffsetDateTime;
 
-use super::{
-    authorize::pkce_matches,
-    client_auth,
-    claims::{groups, IdToken},
-    error::OAuthError,
-    params::Params,
-    Oidc, RegisteredClient,
-};
+use super::{authorize::pkce_matches, client_auth, error::OAuthError, params::Params};
 use crate::{
     auth::secret,
     db::{self, oauth::GrantUser},
     domain::Role,
+    oidc::{
+        claims::{groups, IdToken},
+        Oidc, RegisteredClient,
+    },
 };
 
 /// Reads a form body; anything else is `invalid_request`.
@@ -181,9 +178,7 @@ async fn refresh(
             // Refresh tokens rotate; an old one coming back later means it was stolen (or
             // the client is broken): end the whole grant.
             Some(used) => {
-                return Err(
-                    revoke_replayed(oidc, tx, client, used.grant_id, "refresh token").await,
-                )
+                return Err(revoke_replayed(oidc, tx, client, used.grant_id, "refresh token").await)
             }
         },
     };

@@ -6,7 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use super::Oidc;
+use crate::oidc::Oidc;
 use crate::{
     account,
     auth::{session, CurrentUser},

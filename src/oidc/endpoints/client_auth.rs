@@ -2,7 +2,8 @@
 use actix_web::HttpRequest;
 use base64::{engine::general_purpose::STANDARD, Engine};
 
-use super::{error::OAuthError, params::Params, Oidc, RegisteredClient};
+use super::{error::OAuthError, params::Params};
+use crate::oidc::{Oidc, RegisteredClient};
 
 /// Client authentication: HTTP Basic (RFC 6749 §2.3.1, form-encoded id and secret) or
 /// `client_id` + `client_secret` in the body; never both.
@@ -60,4 +61,3 @@ pub fn authenticate<'a>(
         .authenticate(&id, &secret)
         .ok_or(OAuthError::invalid_client(used_basic))
 }
-

@@ -2,7 +2,7 @@
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
-use super::Oidc;
+use crate::oidc::Oidc;
 
 pub async fn configuration(oidc: web::Data<Oidc>) -> HttpResponse {
     let iss = &oidc.config.public_url;
@@ -19,7 +19,7 @@ pub async fn configuration(oidc: web::Data<Oidc>) -> HttpResponse {
         "grant_types_supported": ["authorization_code", "refresh_token"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["ES256"],
-        "scopes_supported": super::SCOPES,
+        "scopes_supported": crate::oidc::SCOPES,
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "code_challenge_methods_supported": ["S256"],
@@ -31,7 +31,10 @@ pub async fn jwks(oidc: web::Data<Oidc>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((
             "Cache-Control",
-            format!("public, max-age={}", super::keys::JWKS_MAX_AGE.as_secs()),
+            format!(
+                "public, max-age={}",
+                crate::oidc::keys::JWKS_MAX_AGE.as_secs()
+            ),
         ))
         .json(oidc.keys.jwks())
 }

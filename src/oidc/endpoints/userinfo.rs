@@ -1,8 +1,8 @@
 //! The userinfo endpoint (OIDC Core §5.3): GET or POST with a bearer token.
 use actix_web::{web, web::Bytes, HttpRequest, HttpResponse};
 
-use super::{claims::UserInfo, error::BearerError};
-use super::Oidc;
+use super::error::BearerError;
+use crate::oidc::{claims::UserInfo, Oidc};
 use crate::{
     auth::{bearer, secret},
     db,
