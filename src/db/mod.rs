@@ -2,6 +2,7 @@
 //! derefs to one), runtime-checked SQL with typed rows.
 pub mod audit;
 pub mod embedded;
+pub mod jobs;
 pub mod oauth;
 pub mod sessions;
 pub mod setup;
