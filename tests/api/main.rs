@@ -3,6 +3,7 @@ mod accounts;
 mod api;
 mod helpers;
 mod import;
+mod jobs;
 mod login;
 mod oidc;
 mod platform;
