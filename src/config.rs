@@ -412,8 +412,10 @@ mod tests {
 
     #[test]
     fn debug_never_prints_a_secret() {
-        let mut c = Config::default();
-        c.database_url = Some(SecretString::new("postgres://u:hunter2-db@h/db".into()));
+        let mut c = Config {
+            database_url: Some(SecretString::new("postgres://u:hunter2-db@h/db".into())),
+            ..Config::default()
+        };
         c.oidc.clients.push(OidcClientConfig {
             id: "hub".into(),
             secret: Some(SecretString::new("hunter2-client-secret".into())),
