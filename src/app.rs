@@ -12,8 +12,10 @@ use tracing_actix_web::TracingLogger;
 
 use crate::{
     account::pages as account,
+    activity, db,
+    jobs::{self, Runner, RunnerHandle},
     oidc,
-    roster::{api, pages as roster},
+    roster::{self, pages as roster_pages},
     state::AppState,
     web::{self as kit, assets, health, WebError},
 };
@@ -21,8 +23,12 @@ use crate::{
 pub struct Application {
     server: Server,
     port: u16,
+    runner: Option<RunnerHandle>,
     pub state: AppState,
 }
+
+/// Advisory lock keys of the periodic tasks (one instance of a fleet runs each).
+const SWEEPER_LOCK: i64 = 0x6875_6264_0001;
 
 /// Content-Security-Policy: no inline script or style, nothing framed, nothing from elsewhere.
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
@@ -39,8 +45,12 @@ impl Application {
     /// want changed).
     pub async fn build_on(listener: TcpListener, state: AppState) -> anyhow::Result<Self> {
         let port = listener.local_addr()?.port();
-        spawn_session_sweeper(state.clone());
-        spawn_key_reloader(state.clone());
+        spawn_periodic_tasks(&state);
+        let runner = (!state.job_handlers.is_empty()).then(|| {
+            Runner::new(state.pool.clone(), state.job_handlers.clone())
+                .with_waker(state.jobs.clone())
+                .spawn()
+        });
         let handles = state.clone();
         let server = HttpServer::new(move || {
             let h = &handles;
@@ -51,6 +61,7 @@ impl Application {
                 .app_data(web::Data::from(h.tokens.clone()))
                 .app_data(web::Data::from(h.oidc.clone()))
                 .app_data(web::Data::new(h.roster.clone()))
+                .app_data(web::Data::new(h.jobs.clone()))
                 .app_data(kit::form_config(kit::FORM_LIMIT))
                 .app_data(web::QueryConfig::default().error_handler(|e, _| {
                     WebError::BadRequest(format!("Bad query string: {e}")).into()
@@ -89,6 +100,7 @@ impl Application {
         Ok(Self {
             server,
             port,
+            runner,
             state,
         })
     }
@@ -97,8 +109,14 @@ impl Application {
         self.port
     }
 
+    /// Serves until the server is stopped (SIGTERM, SIGINT), then lets running jobs finish
+    /// their step (bounded; an unfinished job resumes on the next start).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        if let Some(runner) = self.runner {
+            runner.shutdown().await;
+        }
+        served
     }
 }
 
@@ -122,53 +140,65 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(account::password::submit),
         );
     // The people desk.
-    cfg.route("/students", web::get().to(roster::students::list))
-        .route("/students/new", web::get().to(roster::students::new_form))
+    cfg.route("/students", web::get().to(roster_pages::students::list))
         .route(
             "/students/new",
-            web::post().to(roster::students::new_submit),
+            web::get().to(roster_pages::students::new_form),
+        )
+        .route(
+            "/students/new",
+            web::post().to(roster_pages::students::new_submit),
         )
         .route(
             "/students/export.csv",
-            web::get().to(roster::students::export),
+            web::get().to(roster_pages::students::export),
         )
         .route(
             "/students/unlock-address",
-            web::post().to(roster::students::unlock_address),
+            web::post().to(roster_pages::students::unlock_address),
         )
-        .route("/students/import", web::get().to(roster::import::form))
-        .route("/students/import", web::post().to(roster::import::preview))
+        .route(
+            "/students/import",
+            web::get().to(roster_pages::import::form),
+        )
+        .route(
+            "/students/import",
+            web::post().to(roster_pages::import::preview),
+        )
         .service(
             web::resource("/students/import/commit")
                 // The resolved CSV (≤ 1 MiB) url-encoded, with room for percent escapes.
-                .app_data(kit::form_config(4 * crate::roster::import::MAX_BYTES))
-                .route(web::post().to(roster::import::commit)),
+                .app_data(kit::form_config(4 * roster::import::MAX_BYTES))
+                .route(web::post().to(roster_pages::import::commit)),
         )
         .route(
             "/students/{username}",
-            web::get().to(roster::students::detail),
+            web::get().to(roster_pages::students::detail),
         )
         .route(
             "/students/{username}/reset-password",
-            web::post().to(roster::students::reset_password),
+            web::post().to(roster_pages::students::reset_password),
         )
         // disable | enable | unlock
         .route(
             "/students/{username}/{action}",
-            web::post().to(roster::students::account_action),
+            web::post().to(roster_pages::students::account_action),
         )
-        .route("/staff", web::get().to(roster::staff::list))
-        .route("/staff", web::post().to(roster::staff::create))
+        .route("/staff", web::get().to(roster_pages::staff::list))
+        .route("/staff", web::post().to(roster_pages::staff::create))
         .route(
             "/staff/{username}/reset-password",
-            web::post().to(roster::staff::reset_password),
+            web::post().to(roster_pages::staff::reset_password),
         )
         // disable | enable | unlock
         .route(
             "/staff/{username}/{action}",
-            web::post().to(roster::staff::account_action),
+            web::post().to(roster_pages::staff::account_action),
         )
-        .route("/audit", web::get().to(roster::audit::list));
+        .route("/audit", web::get().to(roster_pages::audit::list));
+    // What hubdesk is doing.
+    cfg.route("/jobs", web::get().to(activity::pages::list))
+        .route("/jobs/{id}", web::get().to(activity::pages::detail));
     // The identity provider.
     cfg.route(
         "/.well-known/openid-configuration",
@@ -207,45 +237,49 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::post().to(oidc::endpoints::logout::end_session_confirmed),
     );
     // The JSON API for scripts.
-    cfg.service(web::scope("/api/v1").configure(api::routes))
-        .default_service(web::to(health::not_found));
+    cfg.service(
+        web::scope("/api/v1")
+            .app_data(kit::api::json_config())
+            .configure(roster::api::routes)
+            .configure(activity::api::routes)
+            .default_service(web::to(kit::api::not_found)),
+    )
+    .default_service(web::to(health::not_found));
 }
 
-/// Picks up `hubdesk oidc rotate-key` run by another process.
-fn spawn_key_reloader(state: AppState) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(crate::oidc::keys::RELOAD_EVERY);
-        tick.tick().await; // the first tick is immediate; the keys were just loaded
-        loop {
-            tick.tick().await;
-            if let Err(e) = state.oidc.keys.reload(&state.pool).await {
-                tracing::warn!(error = %e, "reloading OIDC signing keys");
-            }
-        }
-    });
+/// The sweeper runs on one instance of a fleet (under an advisory lock); every instance reloads
+/// its own copy of the OIDC keys, to pick up `hubdesk oidc rotate-key` run by another process.
+fn spawn_periodic_tasks(state: &AppState) {
+    let (pool, config) = (state.pool.clone(), state.config.clone());
+    jobs::periodic(
+        state.pool.clone(),
+        "sweeper",
+        SWEEPER_LOCK,
+        Duration::from_secs(600),
+        move || sweep(pool.clone(), config.clone()),
+    );
+    let (pool, oidc) = (state.pool.clone(), state.oidc.clone());
+    jobs::every(
+        "oidc-key-reload",
+        crate::oidc::keys::RELOAD_EVERY,
+        move || {
+            let (pool, oidc) = (pool.clone(), oidc.clone());
+            async move { oidc.keys.reload(&pool).await }
+        },
+    );
 }
 
-/// Deletes expired sessions, codes, tokens, spent grants, stale throttle rows and old keys
-/// every ten minutes.
-fn spawn_session_sweeper(state: AppState) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(600));
-        loop {
-            tick.tick().await;
-            let idle = state.config.idle_timeout().as_secs() as i64;
-            let abs = state.config.absolute_timeout().as_secs() as i64;
-            if let Ok(mut conn) = state.pool.acquire().await {
-                if let Err(e) = crate::db::sessions::delete_expired(&mut conn, idle, abs).await {
-                    tracing::warn!(error = %e, "sweeping sessions");
-                }
-                if let Err(e) = crate::db::oauth::delete_expired(&mut conn).await {
-                    tracing::warn!(error = %e, "sweeping OAuth codes and tokens");
-                }
-                let window = state.config.throttle.window_minutes * 60;
-                if let Err(e) = crate::db::throttle::delete_stale(&mut conn, window).await {
-                    tracing::warn!(error = %e, "sweeping login throttle");
-                }
-            }
-        }
-    });
+/// Deletes expired sessions, codes, tokens, spent grants, stale throttle rows and old keys.
+async fn sweep(
+    pool: sqlx::PgPool,
+    config: std::sync::Arc<crate::config::Config>,
+) -> anyhow::Result<()> {
+    let idle = config.idle_timeout().as_secs() as i64;
+    let abs = config.absolute_timeout().as_secs() as i64;
+    let window = config.throttle.window_minutes * 60;
+    let mut conn = pool.acquire().await?;
+    db::sessions::delete_expired(&mut conn, idle, abs).await?;
+    db::oauth::delete_expired(&mut conn).await?;
+    db::throttle::delete_stale(&mut conn, window).await?;
+    Ok(())
 }

@@ -4,6 +4,7 @@
 //! below (`domain`, `db`, `auth`, `web`); `app` wires them into one HTTP server, `cli` into
 //! commands. `ARCHITECTURE.md` has the map and the import rules `scripts/check-layers` keeps.
 pub mod account;
+pub mod activity;
 pub mod app;
 pub mod auth;
 pub mod cli;

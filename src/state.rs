@@ -8,6 +8,7 @@ use sqlx::PgPool;
 use crate::{
     auth::{Hasher, TokenCache},
     config::Config,
+    jobs::{JobHandler, Waker},
     oidc::Oidc,
     roster::Roster,
 };
@@ -21,6 +22,10 @@ pub struct AppState {
     pub tokens: Arc<TokenCache>,
     pub oidc: Arc<Oidc>,
     pub roster: Roster,
+    /// The jobs this process runs, one handler per kind (homes and the cluster add theirs).
+    pub job_handlers: Vec<Arc<dyn JobHandler>>,
+    /// Starts the runner's next poll at once: call it after committing an enqueued job.
+    pub jobs: Waker,
 }
 
 impl AppState {
@@ -38,6 +43,8 @@ impl AppState {
             tokens,
             oidc,
             roster,
+            job_handlers: Vec::new(),
+            jobs: Waker::default(),
         })
     }
 }

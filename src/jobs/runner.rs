@@ -201,6 +201,12 @@ pub fn default_owner() -> String {
 #[derive(Debug, Clone)]
 pub struct Waker(Arc<Notify>);
 
+impl Default for Waker {
+    fn default() -> Self {
+        Self(Arc::new(Notify::new()))
+    }
+}
+
 impl Waker {
     pub fn wake(&self) {
         self.0.notify_one();
@@ -243,6 +249,12 @@ impl Runner {
 
     pub fn with_owner(mut self, owner: impl Into<String>) -> Self {
         self.owner = owner.into();
+        self
+    }
+
+    /// Uses `waker` (made before the runner, e.g. for the app's handlers) to start polls early.
+    pub fn with_waker(mut self, waker: Waker) -> Self {
+        self.wake = waker.0;
         self
     }
 

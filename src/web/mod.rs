@@ -3,6 +3,7 @@
 //! extractors that put authorization and CSRF checks in handler signatures, static assets).
 //! It knows no capability: pages live in their capability's `pages/` folder and the route table
 //! in `app.rs`.
+pub mod api;
 pub mod assets;
 pub mod error;
 pub mod extract;

@@ -86,6 +86,15 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+    spawn_app_with_state(tweak, |_| {}).await
+}
+
+/// The real app with changed configuration and changed handles (fake external systems, extra
+/// job handlers), built through `Application::build_on` like production.
+pub async fn spawn_app_with_state(
+    tweak: impl FnOnce(&mut Config),
+    handles: impl FnOnce(&mut AppState),
+) -> TestApp {
     let server = server_url();
     let db_name = format!("t_{}", uuid::Uuid::new_v4().simple());
     let admin = db::pool_for(&server)
@@ -128,9 +137,10 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     config.public_url = format!("http://127.0.0.1:{port}");
-    let state = AppState::new(pool.clone(), config)
+    let mut state = AppState::new(pool.clone(), config)
         .await
         .expect("app state");
+    handles(&mut state);
     let app = Application::build_on(listener, state)
         .await
         .expect("build app");

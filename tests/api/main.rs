@@ -1,5 +1,6 @@
 //! Integration tests: the real app on port 0 against a real PostgreSQL, a database per test.
 mod accounts;
+mod activity;
 mod api;
 mod helpers;
 mod import;

@@ -1,0 +1,116 @@
+//! The JSON API's kit: bearer-token clients and JSON errors (`{error, message}`), shared by
+//! every capability's `api.rs`.
+use actix_web::{
+    dev::Payload, http::StatusCode, web, FromRequest, HttpRequest, HttpResponse, ResponseError,
+};
+use futures_util::future::LocalBoxFuture;
+use serde_json::json;
+
+use crate::{
+    auth::{bearer, secret},
+    db,
+    domain::Actor,
+    web::extract::handle,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("missing or invalid bearer token")]
+    Unauthorized,
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    /// Row-by-row problems of an import: `[{line, message}]`.
+    #[error("invalid import")]
+    Rows(Vec<serde_json::Value>),
+    #[error("database unavailable")]
+    Unavailable,
+    #[error("internal error")]
+    Internal(anyhow::Error),
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        if db::is_unavailable(&e) {
+            Self::Unavailable
+        } else {
+            Self::Internal(e.into())
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Rows(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+    fn error_response(&self) -> HttpResponse {
+        let mut resp = HttpResponse::build(self.status_code());
+        match self {
+            Self::Unauthorized => {
+                resp.insert_header(("WWW-Authenticate", "Bearer realm=\"hubdesk\""));
+                resp.json(json!({"error": "unauthorized", "message": self.to_string()}))
+            }
+            Self::Rows(rows) => resp.json(json!({"error": "invalid_import", "errors": rows})),
+            Self::Internal(e) => {
+                let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+                tracing::error!(correlation_id = %id, error = ?e, "internal API error");
+                resp.json(
+                    json!({"error": "internal", "message": "internal error", "correlation_id": id}),
+                )
+            }
+            other => {
+                let code = match other {
+                    Self::NotFound(_) => "not_found",
+                    Self::Conflict(_) => "conflict",
+                    Self::Unavailable => "unavailable",
+                    _ => "bad_request",
+                };
+                resp.json(json!({"error": code, "message": other.to_string()}))
+            }
+        }
+    }
+}
+
+/// A request authenticated by an API token.
+pub struct ApiClient(pub Actor);
+
+impl FromRequest for ApiClient {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let token = bearer::token(&req)
+                .filter(|t| t.len() < 200)
+                .ok_or(ApiError::Unauthorized)?;
+            let pool = handle::<sqlx::PgPool>(&req).map_err(|_| ApiError::Unauthorized)?;
+            let mut conn = pool.acquire().await?;
+            let name = db::api_tokens::authenticate(&mut conn, &secret::hash_token(token))
+                .await?
+                .ok_or(ApiError::Unauthorized)?;
+            Ok(ApiClient(Actor::Token(name)))
+        })
+    }
+}
+
+/// JSON bodies are small; an unreadable one is a 400 with the reason.
+pub fn json_config() -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(64 * 1024)
+        .error_handler(|e, _| ApiError::BadRequest(format!("invalid JSON: {e}")).into())
+}
+
+pub async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound("no such API endpoint".into()))
+}
