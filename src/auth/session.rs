@@ -138,3 +138,25 @@ pub async fn load(
         session.created_at,
     )))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_leaves_out_the_csrf_token_and_session_hash() {
+        let user = CurrentUser {
+            id: 7,
+            username: Username::parse("ada").unwrap(),
+            display_name: "Ada".into(),
+            role: Role::Student,
+            csrf_token: "csrf-secret-value".into(),
+            session_hash: b"session-hash-bytes".to_vec(),
+            authenticated_at: OffsetDateTime::UNIX_EPOCH,
+        };
+        let printed = format!("{user:?}");
+        assert!(printed.contains("ada"));
+        assert!(!printed.contains("csrf-secret-value"));
+        assert!(!printed.contains("115, 101, 115")); // the hash's bytes
+    }
+}
