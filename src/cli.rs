@@ -210,10 +210,11 @@ async fn rotate_key(config: &Config) -> anyhow::Result<()> {
     let db = open(config).await?;
     let rotated = crate::oidc::keys::rotate(&db.pool).await;
     db.close().await;
-    let (kid, retired) = rotated.context("rotating the signing key")?;
+    let (kids, retired) = rotated.context("rotating the signing keys")?;
     println!(
-        "new signing key {kid}; {retired} key(s) retired (published for another day); \
+        "new signing key {}; {retired} key(s) retired (published for another day); \
          running servers publish it within a minute and sign with it after {} minutes",
+        kids.join(", "),
         crate::oidc::keys::PUBLISH_AHEAD.as_secs() / 60
     );
     Ok(())

@@ -63,6 +63,20 @@ pub struct OidcClientConfig {
     /// PKCE (S256) required; on by default, as the hub always sends it.
     #[serde(default = "yes")]
     pub require_pkce: bool,
+    /// `RS256` (the default, as OpenID Connect Registration §2 says) or `ES256`.
+    #[serde(default = "rs256")]
+    pub id_token_signed_response_alg: String,
+    /// Where RP-initiated logout may send the browser back to (exact match).
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Only people in one of these groups (`students`, `counselors`, `admins`, `cohort-…`) may
+    /// log in to this client; empty: everyone.
+    #[serde(default)]
+    pub allowed_groups: Vec<String>,
+}
+
+fn rs256() -> String {
+    "RS256".into()
 }
 
 fn yes() -> bool {
@@ -169,6 +183,7 @@ const HANDLED_ELSEWHERE: &[&str] = &[
     "oidc_client_secret_file",
     "oidc_redirect_uris",
     "oidc_require_pkce",
+    "oidc_id_token_alg",
 ];
 
 impl Config {
@@ -237,6 +252,10 @@ impl Config {
             require_pkce: std::env::var("HUBDESK_OIDC_REQUIRE_PKCE")
                 .map(|v| v != "false")
                 .unwrap_or(true),
+            id_token_signed_response_alg: std::env::var("HUBDESK_OIDC_ID_TOKEN_ALG")
+                .unwrap_or_else(|_| rs256()),
+            post_logout_redirect_uris: Vec::new(),
+            allowed_groups: Vec::new(),
         });
         Ok(())
     }
@@ -268,7 +287,18 @@ impl Config {
                 "OIDC client {}: no redirect_uris",
                 client.id
             );
-            for uri in &client.redirect_uris {
+            anyhow::ensure!(
+                // The algorithms `oidc::keys::Alg` offers.
+                matches!(client.id_token_signed_response_alg.as_str(), "RS256" | "ES256"),
+                "OIDC client {}: id_token_signed_response_alg must be RS256 or ES256, not {:?}",
+                client.id,
+                client.id_token_signed_response_alg
+            );
+            for uri in client
+                .redirect_uris
+                .iter()
+                .chain(&client.post_logout_redirect_uris)
+            {
                 let parsed = url::Url::parse(uri)
                     .with_context(|| format!("OIDC client {}: redirect URI {uri:?}", client.id))?;
                 anyhow::ensure!(
@@ -422,6 +452,9 @@ mod tests {
             secret_file: None,
             redirect_uris: vec!["http://x/cb".into()],
             require_pkce: true,
+            id_token_signed_response_alg: "RS256".into(),
+            post_logout_redirect_uris: Vec::new(),
+            allowed_groups: Vec::new(),
         });
         let printed = format!("{c:?} {c:#?}");
         assert!(!printed.contains("hunter2"), "{printed}");

@@ -299,12 +299,15 @@ pub const RETIRED_KEY_DAYS: i32 = 1;
 
 /// The keys to publish, newest first: the current one and those retired less than
 /// `RETIRED_KEY_DAYS` ago; `ready` says the key has been stored for `ready_after_secs`.
+/// A stored signing key: (alg, kid, PKCS#8 DER, published long enough to sign).
+pub type StoredKey = (String, String, Vec<u8>, bool);
+
 pub async fn published_signing_keys(
     conn: &mut PgConnection,
     ready_after_secs: i64,
-) -> sqlx::Result<Vec<(String, Vec<u8>, bool)>> {
+) -> sqlx::Result<Vec<StoredKey>> {
     sqlx::query_as(
-        "SELECT kid, private_der, created_at <= now() - make_interval(secs => $2) AS ready
+        "SELECT alg, kid, private_der, created_at <= now() - make_interval(secs => $2) AS ready
            FROM oidc_keys
           WHERE retired_at IS NULL OR retired_at > now() - make_interval(days => $1)
           ORDER BY created_at DESC",
@@ -315,28 +318,52 @@ pub async fn published_signing_keys(
     .await
 }
 
-/// Stores a key unless a current one exists already (the unique index on the current key makes
-/// two instances starting at once agree on one).
+/// Whether a current (not retired) key of `alg` exists: an RSA key is costly to generate, so
+/// it is made only when missing.
+pub async fn has_current_key(conn: &mut PgConnection, alg: &str) -> sqlx::Result<bool> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM oidc_keys WHERE alg = $1 AND retired_at IS NULL)",
+    )
+    .bind(alg)
+    .fetch_one(conn)
+    .await
+}
+
+/// Stores a key unless a current one of its algorithm exists already (the unique index on the
+/// current key per algorithm makes two instances starting at once agree on one).
 pub async fn insert_signing_key(
     conn: &mut PgConnection,
+    alg: &str,
     kid: &str,
     der: &[u8],
 ) -> sqlx::Result<()> {
-    sqlx::query("INSERT INTO oidc_keys (kid, private_der) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-        .bind(kid)
-        .bind(der)
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "INSERT INTO oidc_keys (alg, kid, private_der) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+    )
+    .bind(alg)
+    .bind(kid)
+    .bind(der)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
-/// Retires the current signing key(s) and stores `kid` as the new one.
-pub async fn rotate_signing_key(tx: &mut PgConnection, kid: &str, der: &[u8]) -> sqlx::Result<u64> {
-    let retired = sqlx::query("UPDATE oidc_keys SET retired_at = now() WHERE retired_at IS NULL")
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    sqlx::query("INSERT INTO oidc_keys (kid, private_der) VALUES ($1, $2)")
+/// Retires the current signing key of `alg` and stores `kid` as the new one.
+pub async fn rotate_signing_key(
+    tx: &mut PgConnection,
+    alg: &str,
+    kid: &str,
+    der: &[u8],
+) -> sqlx::Result<u64> {
+    let retired = sqlx::query(
+        "UPDATE oidc_keys SET retired_at = now() WHERE retired_at IS NULL AND alg = $1",
+    )
+    .bind(alg)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    sqlx::query("INSERT INTO oidc_keys (alg, kid, private_der) VALUES ($1, $2, $3)")
+        .bind(alg)
         .bind(kid)
         .bind(der)
         .execute(tx)

@@ -17,6 +17,13 @@ pub fn groups(role: Role, cohort: Option<&str>) -> Vec<String> {
     g
 }
 
+/// `at_hash` for an access token signed with a SHA-256 algorithm (RS256, ES256).
+pub fn at_hash(access_token: &str) -> String {
+    use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+    use sha2::{Digest, Sha256};
+    URL_SAFE_NO_PAD.encode(&Sha256::digest(access_token.as_bytes())[..16])
+}
+
 /// "Class 9B" → "class-9b": group names end up in hub URLs and scope filters.
 pub fn slug(s: &str) -> String {
     let lower = deunicode::deunicode(s).to_ascii_lowercase();
@@ -59,6 +66,8 @@ pub struct IdToken<'a> {
     pub auth_time: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nonce: Option<&'a str>,
+    /// OpenID Connect Core §3.1.3.6: the left half of SHA-256 of the access token.
+    pub at_hash: String,
     pub preferred_username: &'a str,
     pub name: &'a str,
     pub groups: Vec<String>,

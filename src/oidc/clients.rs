@@ -6,6 +6,7 @@ use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::keys::Alg;
 use crate::config::OidcClientConfig;
 
 #[derive(Debug, Clone)]
@@ -14,6 +15,10 @@ pub struct RegisteredClient {
     secret_digest: [u8; 32],
     pub redirect_uris: Vec<String>,
     pub require_pkce: bool,
+    pub id_token_alg: Alg,
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Empty: everyone may log in to this client.
+    pub allowed_groups: Vec<String>,
 }
 
 impl RegisteredClient {
@@ -25,6 +30,16 @@ impl RegisteredClient {
     /// Exact string match, as RFC 9700 requires: no prefix, no normalisation.
     pub fn has_redirect_uri(&self, uri: &str) -> bool {
         self.redirect_uris.iter().any(|r| r == uri)
+    }
+
+    /// Exact match against the registered post-logout redirect URIs.
+    pub fn has_post_logout_redirect_uri(&self, uri: &str) -> bool {
+        self.post_logout_redirect_uris.iter().any(|r| r == uri)
+    }
+
+    /// Whether a person in `groups` may log in to this client.
+    pub fn admits(&self, groups: &[String]) -> bool {
+        self.allowed_groups.is_empty() || groups.iter().any(|g| self.allowed_groups.contains(g))
     }
 }
 
@@ -50,6 +65,11 @@ impl ClientRegistry {
                         secret_digest: Sha256::digest(secret.as_bytes()).into(),
                         redirect_uris: c.redirect_uris.clone(),
                         require_pkce: c.require_pkce,
+                        // Checked when the configuration was read.
+                        id_token_alg: Alg::parse(&c.id_token_signed_response_alg)
+                            .unwrap_or(Alg::RS256),
+                        post_logout_redirect_uris: c.post_logout_redirect_uris.clone(),
+                        allowed_groups: c.allowed_groups.clone(),
                     },
                 )
             })
@@ -98,6 +118,9 @@ mod tests {
             secret_file: None,
             redirect_uris: vec!["https://hub.example/hub/oauth_callback".into()],
             require_pkce: true,
+            id_token_signed_response_alg: "ES256".into(),
+            post_logout_redirect_uris: Vec::new(),
+            allowed_groups: Vec::new(),
         }])
     }
 

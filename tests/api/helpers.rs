@@ -79,6 +79,7 @@ pub const PASSWORD: &str = "plum-rocket-lantern-7";
 pub const HUB_CLIENT: &str = "jupyterhub";
 pub const HUB_SECRET: &str = "hub-secret-0123456789-abcdefghijklmnopqrstuv";
 pub const HUB_CALLBACK: &str = "http://127.0.0.1:8000/hub/oauth_callback";
+pub const OTHER_LOGGED_OUT: &str = "http://127.0.0.1:8001/logged-out";
 pub const OTHER_SECRET: &str = "other-secret-0123456789-abcdefghijklmnopqrs";
 
 pub async fn spawn_app() -> TestApp {
@@ -120,6 +121,10 @@ pub async fn spawn_app_with_state(
             secret_file: None,
             redirect_uris: vec![HUB_CALLBACK.into()],
             require_pkce: true,
+            // The hub reads userinfo, not the id_token; its client keeps the smaller ES256.
+            id_token_signed_response_alg: "ES256".into(),
+            post_logout_redirect_uris: Vec::new(),
+            allowed_groups: Vec::new(),
         },
         hubdesk::config::OidcClientConfig {
             id: "other-app".into(),
@@ -127,6 +132,9 @@ pub async fn spawn_app_with_state(
             secret_file: None,
             redirect_uris: vec!["http://127.0.0.1:8001/callback".into()],
             require_pkce: false,
+            id_token_signed_response_alg: "RS256".into(),
+            post_logout_redirect_uris: vec![OTHER_LOGGED_OUT.into()],
+            allowed_groups: Vec::new(),
         },
     ];
     tweak(&mut config);

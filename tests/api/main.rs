@@ -7,5 +7,6 @@ mod import;
 mod jobs;
 mod login;
 mod oidc;
+mod oidc_interop;
 mod platform;
 mod students;

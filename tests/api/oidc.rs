@@ -1,5 +1,6 @@
 //! The OIDC provider against the wire contract the hub speaks (see ARCHITECTURE.md).
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use hubdesk::oidc::keys::Alg;
 use reqwest::{Response, StatusCode};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -202,11 +203,13 @@ async fn id_token_is_signed_with_the_published_key() {
     let jwt = t["id_token"].as_str().unwrap();
     let jwks: Value = app.get("/oauth/jwks.json").await.json().await.unwrap();
     let (kid, claims) = verify_id_token(&jwks, jwt).expect("signed by the published key");
-    assert_eq!(
-        jwks["keys"][0]["kid"],
-        kid.as_str(),
-        "the signing key comes first"
-    );
+    // The signing keys come first, one per algorithm; the hub's client signs with ES256.
+    let first_two: Vec<(&str, &str)> = jwks["keys"].as_array().unwrap()[..2]
+        .iter()
+        .map(|k| (k["alg"].as_str().unwrap(), k["kid"].as_str().unwrap()))
+        .collect();
+    assert_eq!(first_two[0].0, "RS256");
+    assert_eq!(first_two[1], ("ES256", kid.as_str()));
     assert_eq!(claims["iss"], app.state.config.public_url.as_str());
     assert_eq!(claims["aud"], HUB_CLIENT);
     assert_eq!(claims["nonce"], "n-0S6_WzA2Mj");
@@ -217,7 +220,7 @@ async fn id_token_is_signed_with_the_published_key() {
     let again = hubdesk::state::AppState::new(app.pool.clone(), (*app.state.config).clone())
         .await
         .unwrap();
-    assert_eq!(again.oidc.keys.signing_kid(), kid);
+    assert_eq!(again.oidc.keys.signing_kid(Alg::ES256), kid);
 }
 
 /// Verifies an ES256 id_token against a JWKS document; returns the kid and the claims.
@@ -253,12 +256,14 @@ async fn fresh_id_token(app: &TestApp) -> String {
     t["id_token"].as_str().unwrap().to_string()
 }
 
+/// The published kids of the hub's algorithm (ES256), in JWKS order.
 async fn jwks_kids(app: &TestApp) -> Vec<String> {
     let jwks: Value = app.get("/oauth/jwks.json").await.json().await.unwrap();
     jwks["keys"]
         .as_array()
         .unwrap()
         .iter()
+        .filter(|k| k["alg"] == "ES256")
         .map(|k| k["kid"].as_str().unwrap().to_string())
         .collect()
 }
@@ -268,7 +273,7 @@ async fn rotate_key_switches_signing_and_keeps_the_old_key_published_for_a_day()
     let app = spawn_app().await;
     logged_in_student(&app).await;
     let old_token = fresh_id_token(&app).await;
-    let old_kid = app.state.oidc.keys.signing_kid();
+    let old_kid = app.state.oidc.keys.signing_kid(Alg::ES256);
     assert_eq!(jwks_kids(&app).await, vec![old_kid.clone()]);
 
     // The real command, on the app's database.
@@ -284,7 +289,8 @@ async fn rotate_key_switches_signing_and_keeps_the_old_key_published_for_a_day()
         "rotate-key failed: {stdout} {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("1 key(s) retired"), "{stdout}");
+    // One key of each algorithm (RS256, ES256) is retired.
+    assert!(stdout.contains("2 key(s) retired"), "{stdout}");
 
     // A running server publishes the new key at its next reload (every minute; here: now)...
     app.state.oidc.keys.reload(&app.pool).await.unwrap();
@@ -293,7 +299,7 @@ async fn rotate_key_switches_signing_and_keeps_the_old_key_published_for_a_day()
     assert_eq!(kids[0], old_kid, "the old key still signs");
     let new_kid = kids[1].clone();
     assert!(stdout.contains(&new_kid), "{stdout}");
-    assert_eq!(app.state.oidc.keys.signing_kid(), old_kid);
+    assert_eq!(app.state.oidc.keys.signing_kid(Alg::ES256), old_kid);
     // ...and signs with it once every cached JWKS can know it (6 minutes; here: aged).
     sqlx::query("UPDATE oidc_keys SET created_at = now() - interval '7 minutes' WHERE kid = $1")
         .bind(&new_kid)
@@ -301,7 +307,7 @@ async fn rotate_key_switches_signing_and_keeps_the_old_key_published_for_a_day()
         .await
         .unwrap();
     app.state.oidc.keys.reload(&app.pool).await.unwrap();
-    assert_eq!(app.state.oidc.keys.signing_kid(), new_kid);
+    assert_eq!(app.state.oidc.keys.signing_kid(Alg::ES256), new_kid);
     assert_eq!(
         jwks_kids(&app).await,
         vec![new_kid.clone(), old_kid.clone()]
@@ -317,7 +323,8 @@ async fn rotate_key_switches_signing_and_keeps_the_old_key_published_for_a_day()
     assert_eq!(
         app.count("SELECT count(*) FROM audit_log WHERE action = 'oidc.rotate_key'")
             .await,
-        1
+        2,
+        "one entry per algorithm"
     );
 
     // A day later the old key leaves JWKS and the sweeper deletes it.
@@ -332,17 +339,22 @@ async fn rotate_key_switches_signing_and_keeps_the_old_key_published_for_a_day()
     assert!(verify_id_token(&jwks, &old_token).is_err());
     let mut conn = app.pool.acquire().await.unwrap();
     hubdesk::db::oauth::delete_expired(&mut conn).await.unwrap();
-    assert_eq!(app.count("SELECT count(*) FROM oidc_keys").await, 1);
+    assert_eq!(
+        app.count("SELECT count(*) FROM oidc_keys WHERE alg = 'ES256'")
+            .await,
+        1
+    );
 
     // A restart keeps signing with the new key; no second current key appears.
     let again = hubdesk::state::AppState::new(app.pool.clone(), (*app.state.config).clone())
         .await
         .unwrap();
-    assert_eq!(again.oidc.keys.signing_kid(), new_kid);
+    assert_eq!(again.oidc.keys.signing_kid(Alg::ES256), new_kid);
     assert_eq!(
         app.count("SELECT count(*) FROM oidc_keys WHERE retired_at IS NULL")
             .await,
-        1
+        2,
+        "one current key per algorithm"
     );
 }
 
@@ -498,8 +510,12 @@ async fn authorize_errors_redirect_with_rfc_codes_and_state() {
             "invalid_request",
         ),
         (
-            authorize_path(&[("scope", "openid admin")]),
-            "invalid_scope",
+            authorize_path(&[("response_mode", "fragment")]),
+            "invalid_request",
+        ),
+        (
+            authorize_path(&[("request_uri", "https://rp.example/req.jwt")]),
+            "request_uri_not_supported",
         ),
         (
             format!("{}&state=again", authorize_path(&[])),
@@ -517,6 +533,8 @@ async fn authorize_errors_redirect_with_rfc_codes_and_state() {
         if !path.ends_with("state=again") {
             assert_eq!(q["state"], STATE);
         }
+        // RFC 9207: error responses name the issuer too.
+        assert_eq!(q["iss"], app.state.config.public_url.as_str(), "{path}");
     }
     let r = app.get(&authorize_path(&[("prompt", "none")])).await;
     assert_eq!(r.status(), 302, "logged in: prompt=none is fine");

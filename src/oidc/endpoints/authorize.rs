@@ -13,9 +13,12 @@ use crate::{
 };
 
 /// Where an error goes once the client and redirect URI are trusted: back to the client.
+/// RFC 9207: every authorization response names its issuer, so a client talking to several
+/// providers can tell whose answer it got.
 fn error_redirect(
     redirect_uri: &str,
     state: Option<&str>,
+    issuer: &str,
     code: &str,
     description: &str,
 ) -> HttpResponse {
@@ -27,6 +30,7 @@ fn error_redirect(
         if let Some(s) = state {
             q.append_pair("state", s);
         }
+        q.append_pair("iss", issuer);
     }
     found(url.as_str())
 }
@@ -74,7 +78,8 @@ pub async fn authorize(
         .ok_or_else(|| WebError::BadRequest("The sign-in request has a redirect_uri that is not registered for this application.".into()))?
         .to_string();
     let st = p.get("state");
-    let fail = |code: &str, desc: &str| Ok(error_redirect(&redirect_uri, st, code, desc));
+    let issuer = oidc.config.public_url.as_str();
+    let fail = |code: &str, desc: &str| Ok(error_redirect(&redirect_uri, st, issuer, code, desc));
 
     if let Some(d) = p.duplicates.first() {
         return fail("invalid_request", &format!("parameter '{d}' is repeated"));
@@ -89,10 +94,31 @@ pub async fn authorize(
             )
         }
     }
-    let scope = p.get("scope").unwrap_or("openid");
-    let scopes: Vec<&str> = scope.split(' ').filter(|s| !s.is_empty()).collect();
-    if let Some(bad) = scopes.iter().find(|s| !SCOPES.contains(s)) {
-        return fail("invalid_scope", &format!("unknown scope '{bad}'"));
+    match p.get("response_mode") {
+        None | Some("query") => {}
+        Some(other) => {
+            return fail(
+                "invalid_request",
+                &format!("response_mode '{other}' is not supported; use query"),
+            )
+        }
+    }
+    for unsupported in ["request", "request_uri"] {
+        if p.get(unsupported).is_some() {
+            let code = format!("{unsupported}_not_supported");
+            return fail(
+                &code,
+                &format!("the {unsupported} parameter is not supported"),
+            );
+        }
+    }
+    // OpenID Connect Core §3.1.2.1: scopes that are not understood are ignored; the token
+    // response's `scope` says what was granted.
+    let asked = p.get("scope").unwrap_or("openid");
+    let mut scopes: Vec<&str> = asked.split(' ').filter(|s| SCOPES.contains(s)).collect();
+    scopes.dedup();
+    if scopes.is_empty() {
+        scopes.push("openid");
     }
     let challenge = match (p.get("code_challenge"), p.get("code_challenge_method")) {
         (None, None) if client.require_pkce => {
@@ -164,9 +190,24 @@ pub async fn authorize(
         }
     };
 
+    let mut conn = oidc.pool.acquire().await?;
+    if !client.allowed_groups.is_empty() {
+        let account = db::users::find_by_id(&mut conn, user.id)
+            .await?
+            .ok_or(WebError::NotFound)?;
+        let groups = crate::oidc::claims::groups(account.role, account.cohort.as_deref());
+        if !client.admits(&groups) {
+            return fail(
+                "access_denied",
+                &format!(
+                    "this application is only for: {}",
+                    client.allowed_groups.join(", ")
+                ),
+            );
+        }
+    }
     let code = secret::random_token();
     let grant_id = Uuid::new_v4();
-    let mut conn = oidc.pool.acquire().await?;
     db::oauth::insert_grant_with_code(
         &mut conn,
         db::oauth::NewGrant {
@@ -192,6 +233,7 @@ pub async fn authorize(
         if let Some(s) = st {
             q.append_pair("state", s);
         }
+        q.append_pair("iss", issuer);
     }
     Ok(found(url.as_str()))
 }

@@ -16,14 +16,19 @@ pub async fn configuration(oidc: web::Data<Oidc>) -> HttpResponse {
         "revocation_endpoint": format!("{iss}/oauth/revoke"),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
+        "prompt_values_supported": ["none", "login"],
+        "authorization_response_iss_parameter_supported": true,
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
+        "claims_parameter_supported": false,
         "grant_types_supported": ["authorization_code", "refresh_token"],
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["ES256"],
+        "id_token_signing_alg_values_supported": ["RS256", "ES256"],
         "scopes_supported": crate::oidc::SCOPES,
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "code_challenge_methods_supported": ["S256"],
-        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "preferred_username", "name", "groups"],
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "preferred_username", "name", "groups"],
     }))
 }
 

@@ -84,6 +84,9 @@ pub enum BearerError {
     Missing,
     #[error("invalid token")]
     Invalid,
+    /// RFC 6750 §2: a token in the header and in the body.
+    #[error("more than one way of sending the token")]
+    TwoMethods,
     #[error("database unavailable")]
     Unavailable,
     #[error("internal error")]
@@ -105,6 +108,7 @@ impl ResponseError for BearerError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::Missing | Self::Invalid => StatusCode::UNAUTHORIZED,
+            Self::TwoMethods => StatusCode::BAD_REQUEST,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -117,6 +121,9 @@ impl ResponseError for BearerError {
             Self::Invalid => resp
                 .insert_header(("WWW-Authenticate", "Bearer realm=\"hubdesk\", error=\"invalid_token\", error_description=\"the access token is invalid, expired or revoked\""))
                 .json(json!({"error": "invalid_token", "error_description": "the access token is invalid, expired or revoked"})),
+            Self::TwoMethods => resp
+                .insert_header(("WWW-Authenticate", "Bearer realm=\"hubdesk\", error=\"invalid_request\""))
+                .json(json!({"error": "invalid_request", "error_description": "send the access token one way only (header or body)"})),
             Self::Unavailable => resp.json(json!({"error": "temporarily_unavailable"})),
             Self::Internal => resp.json(json!({"error": "server_error"})),
         }

@@ -9,7 +9,7 @@ use crate::{
     db::{self, oauth::GrantUser},
     domain::Role,
     oidc::{
-        claims::{groups, IdToken},
+        claims::{at_hash, groups, IdToken},
         Oidc, RegisteredClient,
     },
 };
@@ -260,6 +260,7 @@ async fn issue(
             iat: now,
             auth_time: grant.auth_time.unix_timestamp(),
             nonce: grant.nonce.as_deref(),
+            at_hash: at_hash(&access),
             preferred_username: &grant.username,
             name: &grant.display_name,
             groups: groups(
@@ -267,7 +268,7 @@ async fn issue(
                 grant.cohort.as_deref(),
             ),
         };
-        body["id_token"] = oidc.keys.sign(&claims)?.into();
+        body["id_token"] = oidc.keys.sign(client.id_token_alg, &claims)?.into();
     }
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
@@ -300,7 +301,8 @@ pub async fn revoke(
             ))
         }
     }
+    // An empty JSON object rather than an empty body: some clients parse every reply as JSON.
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
-        .finish())
+        .json(json!({})))
 }

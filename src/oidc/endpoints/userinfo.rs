@@ -8,11 +8,40 @@ use crate::{
     db,
 };
 
+/// The access token: in the `Authorization` header (RFC 6750 §2.1) or, for a POST, as
+/// `access_token` in a form-encoded body (§2.2, pyoidc's default). Both at once is refused.
+fn presented_token<'a>(req: &'a HttpRequest, body: &'a [u8]) -> Result<String, BearerError> {
+    let form = req.method() == actix_web::http::Method::POST
+        && req
+            .headers()
+            .get("Content-Type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| {
+                ct.to_ascii_lowercase()
+                    .starts_with("application/x-www-form-urlencoded")
+            });
+    let in_body = form
+        .then(|| {
+            url::form_urlencoded::parse(body)
+                .find(|(k, _)| k == "access_token")
+                .map(|(_, v)| v.into_owned())
+        })
+        .flatten();
+    match (bearer::token(req), in_body) {
+        (Some(_), Some(_)) => Err(BearerError::TwoMethods),
+        (Some(header), None) => Ok(header.to_string()),
+        (None, Some(body)) => Ok(body),
+        (None, None) => Err(BearerError::Missing),
+    }
+}
+
 pub async fn userinfo(
     oidc: web::Data<Oidc>,
     req: HttpRequest,
+    body: Bytes,
 ) -> Result<HttpResponse, BearerError> {
-    let token = bearer::token(&req).ok_or(BearerError::Missing)?;
+    let token = presented_token(&req, &body)?;
+    let token = token.as_str();
     if token.len() != 43 {
         return Err(BearerError::Invalid);
     }
