@@ -67,7 +67,7 @@ STAMP="$VENV/.hubdesk-e2e-stamp"
 venv_complete() {
     [ -x "$VENV/bin/python" ] && [ -x "$VENV/bin/pytest" ] && [ -f "$STAMP" ] \
         && [ "$(cat "$STAMP")" = "$REQ_HASH" ] \
-        && "$VENV/bin/python" -c 'import pytest, selenium, requests, jupyterhub, oauthenticator' >/dev/null 2>&1 \
+        && "$VENV/bin/python" -c 'import pytest, selenium, requests, jupyterhub, oauthenticator, authlib, idpyoidc' >/dev/null 2>&1 \
         && [ -x "$VENV/bin/configurable-http-proxy" ]
 }
 
