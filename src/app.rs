@@ -62,6 +62,7 @@ impl Application {
                 .app_data(web::Data::from(h.oidc.clone()))
                 .app_data(web::Data::new(h.roster.clone()))
                 .app_data(web::Data::new(h.jobs.clone()))
+                .app_data(web::Data::from(h.metrics.clone()))
                 .app_data(kit::form_config(kit::FORM_LIMIT))
                 .app_data(web::QueryConfig::default().error_handler(|e, _| {
                     WebError::BadRequest(format!("Bad query string: {e}")).into()
@@ -125,6 +126,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     // The page kit: health, assets.
     cfg.route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(kit::metrics::metrics))
         .route("/static/app.css", web::get().to(assets::app_css))
         .route("/static/app.js", web::get().to(assets::app_js));
     // A person's own pages.

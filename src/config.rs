@@ -37,6 +37,19 @@ pub struct Config {
     pub password: PasswordConfig,
     pub throttle: ThrottleConfig,
     pub oidc: OidcConfig,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+/// `[metrics]`: who may scrape `/metrics` besides holders of an API token.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// A token for Prometheus (`Authorization: Bearer …`); never serialized.
+    #[serde(default, skip_serializing)]
+    pub scrape_token: Option<SecretString>,
+    #[serde(default)]
+    pub scrape_token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -154,6 +167,7 @@ impl Default for Config {
                 id_token_ttl_secs: 600,
                 clients: Vec::new(),
             },
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -172,6 +186,7 @@ const KEYS: &[&str] = &[
     "password",
     "throttle",
     "oidc",
+    "metrics",
 ];
 
 /// `HUBDESK_*` variables that are read elsewhere, not configuration keys.
@@ -289,7 +304,10 @@ impl Config {
             );
             anyhow::ensure!(
                 // The algorithms `oidc::keys::Alg` offers.
-                matches!(client.id_token_signed_response_alg.as_str(), "RS256" | "ES256"),
+                matches!(
+                    client.id_token_signed_response_alg.as_str(),
+                    "RS256" | "ES256"
+                ),
                 "OIDC client {}: id_token_signed_response_alg must be RS256 or ES256, not {:?}",
                 client.id,
                 client.id_token_signed_response_alg
@@ -307,6 +325,17 @@ impl Config {
                     client.id
                 );
             }
+        }
+        if let Some(path) = &self.metrics.scrape_token_file {
+            let token = std::fs::read_to_string(path)
+                .with_context(|| format!("reading metrics.scrape_token_file {}", path.display()))?;
+            self.metrics.scrape_token = Some(SecretString::new(token.trim().to_string()));
+        }
+        if let Some(t) = &self.metrics.scrape_token {
+            anyhow::ensure!(
+                t.expose_secret().len() >= 32,
+                "metrics.scrape_token must be at least 32 characters (`hubdesk oidc new-secret` makes one)"
+            );
         }
         if let Some(path) = &self.database_url_file {
             let url = std::fs::read_to_string(path)

@@ -12,6 +12,7 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod jobs;
+pub mod metrics;
 pub mod oidc;
 pub mod roster;
 pub mod state;

@@ -9,6 +9,7 @@ use crate::{
     auth::{Hasher, TokenCache},
     config::Config,
     jobs::{JobHandler, Waker},
+    metrics::Metrics,
     oidc::Oidc,
     roster::Roster,
 };
@@ -26,6 +27,7 @@ pub struct AppState {
     pub job_handlers: Vec<Arc<dyn JobHandler>>,
     /// Starts the runner's next poll at once: call it after committing an enqueued job.
     pub jobs: Waker,
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
@@ -45,6 +47,7 @@ impl AppState {
             roster,
             job_handlers: Vec::new(),
             jobs: Waker::default(),
+            metrics: Arc::new(Metrics::default()),
         })
     }
 }

@@ -9,6 +9,7 @@ pub mod error;
 pub mod extract;
 pub mod form;
 pub mod health;
+pub mod metrics;
 
 use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
 use askama::Template;

@@ -121,6 +121,22 @@ async fn other_apps_get_rs256_id_tokens_with_at_hash_and_unknown_scopes_are_drop
     // The hub's client still gets ES256 (its configuration says so).
     assert_eq!(jwks["keys"][0]["alg"], "RS256");
     assert_eq!(jwks["keys"][1]["alg"], "ES256");
+    // /metrics counts the exchange.
+    let token = app.api_token().await;
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("hubdesk_oauth_tokens_issued_total{grant=\"authorization_code\"} 1"),
+        "{text}"
+    );
 }
 
 #[tokio::test]

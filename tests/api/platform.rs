@@ -94,3 +94,61 @@ async fn head_requests_answer_like_get_without_a_body() {
     let r = app.client.head(app.url("/logout")).send().await.unwrap();
     assert_eq!(r.status(), 404, "HEAD never reaches a POST route");
 }
+
+#[tokio::test]
+async fn metrics_need_a_token_and_count_logins_tokens_and_jobs() {
+    let app = crate::helpers::spawn_app_with(|c| {
+        c.metrics.scrape_token = Some(secrecy::SecretString::new("p".repeat(40)));
+    })
+    .await;
+    assert_eq!(app.get("/metrics").await.status(), 401);
+    let scrape = |token: String| {
+        let app = &app;
+        async move {
+            app.client
+                .get(app.url("/metrics"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(scrape("q".repeat(40)).await.status(), 401);
+    let pw = app.create_student("Ada", "ada", None).await;
+    assert_eq!(app.login("ada", "wrong-password").await.status(), 401);
+    app.login_ok("ada", &pw).await;
+    let mut conn = app.pool.acquire().await.unwrap();
+    hubdesk::db::jobs::enqueue(&mut conn, "homes.reset", &serde_json::json!({}), "t", 1)
+        .await
+        .unwrap();
+    drop(conn);
+    let r = scrape("p".repeat(40)).await;
+    assert_eq!(r.status(), 200);
+    assert!(r
+        .headers()
+        .get("content-type")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .starts_with("application/openmetrics-text"));
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains("hubdesk_logins_total{outcome=\"success\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("hubdesk_logins_total{outcome=\"wrong\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("hubdesk_jobs{kind=\"homes.reset\",state=\"queued\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("hubdesk_db_pool_connections{state=\"max\"} 16"),
+        "{text}"
+    );
+    // An API token works as well.
+    let token = app.api_token().await;
+    assert_eq!(scrape(token).await.status(), 200);
+}

@@ -9,6 +9,7 @@ use crate::{
     account::login::{self, Attempt, Outcome},
     auth::{csrf, session, CurrentUser, Hasher, TokenCache},
     config::Config,
+    metrics::Metrics,
     web::{client_addr, html_status, safe_next, AnonCsrf, Csrf, MaybeUser, Page, WebError},
 };
 
@@ -118,6 +119,7 @@ pub async fn submit(
     pool: web::Data<PgPool>,
     hasher: web::Data<Hasher>,
     config: web::Data<Config>,
+    metrics: web::Data<Metrics>,
     req: HttpRequest,
     form: AnonCsrf<LoginForm>,
 ) -> Result<HttpResponse, WebError> {
@@ -158,7 +160,15 @@ pub async fn submit(
             .get("User-Agent")
             .and_then(|v| v.to_str().ok()),
     };
-    match login::log_in(&pool, &hasher, &config, attempt).await? {
+    let outcome = login::log_in(&pool, &hasher, &config, attempt).await?;
+    metrics.login(match &outcome {
+        Outcome::LoggedIn { .. } => "success",
+        Outcome::Wrong => "wrong",
+        Outcome::Locked(_) => "locked",
+        Outcome::Disabled => "disabled",
+        Outcome::Busy => "busy",
+    });
+    match outcome {
         Outcome::LoggedIn { cookie, .. } => Ok(HttpResponse::SeeOther()
             .insert_header(("Location", next.clone()))
             .cookie(cookie)

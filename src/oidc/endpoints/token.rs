@@ -8,6 +8,7 @@ use crate::{
     auth::secret,
     db::{self, oauth::GrantUser},
     domain::Role,
+    metrics::Metrics,
     oidc::{
         claims::{at_hash, groups, IdToken},
         Oidc, RegisteredClient,
@@ -40,20 +41,26 @@ fn form_params(req: &HttpRequest, body: &[u8]) -> Result<Params, OAuthError> {
 
 pub async fn token(
     oidc: web::Data<Oidc>,
+    metrics: web::Data<Metrics>,
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, OAuthError> {
     let p = form_params(&req, &body)?;
     let client = client_auth::authenticate(&oidc, &req, &p)?;
-    match p.get("grant_type") {
-        Some("authorization_code") => authorization_code(&oidc, client, &p).await,
-        Some("refresh_token") => refresh(&oidc, client, &p).await,
-        None => Err(OAuthError::invalid_request("grant_type is required")),
-        Some(_) => Err(OAuthError::new(
-            "unsupported_grant_type",
-            "supported: authorization_code, refresh_token",
-        )),
-    }
+    let grant = p.get("grant_type");
+    let issued = match grant {
+        Some("authorization_code") => authorization_code(&oidc, client, &p).await?,
+        Some("refresh_token") => refresh(&oidc, client, &p).await?,
+        None => return Err(OAuthError::invalid_request("grant_type is required")),
+        Some(_) => {
+            return Err(OAuthError::new(
+                "unsupported_grant_type",
+                "supported: authorization_code, refresh_token",
+            ))
+        }
+    };
+    metrics.token_issued(grant.unwrap_or_default());
+    Ok(issued)
 }
 
 async fn authorization_code(
