@@ -54,6 +54,9 @@ pub enum Command {
         #[command(subcommand)]
         action: OidcAction,
     },
+    /// Check a deployment: one line per check, with the fix when it fails; exit code 1 if any
+    /// check fails.
+    Doctor,
     /// Print the single-thread argon2 verify time at the configured parameters.
     BenchHash {
         #[arg(long, default_value_t = 15)]
@@ -120,6 +123,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             action: OidcAction::NewSecret,
         } => Ok(()),
         Command::BenchHash { rounds } => bench_hash(&config, rounds),
+        Command::Doctor => doctor(&config).await,
     }
 }
 
@@ -217,6 +221,35 @@ async fn rotate_key(config: &Config) -> anyhow::Result<()> {
         kids.join(", "),
         crate::oidc::keys::PUBLISH_AHEAD.as_secs() / 60
     );
+    Ok(())
+}
+
+async fn doctor(config: &Config) -> anyhow::Result<()> {
+    use crate::doctor::{self, Check, Level};
+    let mut checks = doctor::check_config(config);
+    // The database without migrating it: doctor reports, it does not change things.
+    match Database::connect(config).await {
+        Ok(db) => {
+            checks.push(Check {
+                level: Level::Ok,
+                name: "database",
+                found: config::describe_database(config.database_url()),
+                fix: None,
+            });
+            checks.extend(doctor::check_database(&db.pool).await);
+            db.close().await;
+        }
+        Err(e) => checks.push(Check {
+            level: Level::Fail,
+            name: "database",
+            found: format!("{e:#}"),
+            fix: Some("check database_url (or data_dir for the embedded PostgreSQL)".into()),
+        }),
+    }
+    for c in &checks {
+        println!("{c}");
+    }
+    anyhow::ensure!(!doctor::failed(&checks), "some checks failed");
     Ok(())
 }
 

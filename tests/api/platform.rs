@@ -152,3 +152,48 @@ async fn metrics_need_a_token_and_count_logins_tokens_and_jobs() {
     let token = app.api_token().await;
     assert_eq!(scrape(token).await.status(), 200);
 }
+
+#[tokio::test]
+async fn doctor_reports_each_check_and_fails_with_the_fix() {
+    let app = spawn_app().await;
+    let run = |extra: &[(&str, &str)]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hubdesk"));
+        cmd.arg("doctor")
+            .env("DATABASE_URL", app.database_url())
+            .env("HUBDESK_DATA_DIR", std::env::temp_dir())
+            .env("HUBDESK_HUB_URL", "http://127.0.0.1:8000/hub/");
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("run hubdesk doctor")
+    };
+    let healthy = run(&[
+        ("HUBDESK_OIDC_CLIENT_ID", "jupyterhub"),
+        ("HUBDESK_OIDC_CLIENT_SECRET", crate::helpers::HUB_SECRET),
+        (
+            "HUBDESK_OIDC_REDIRECT_URIS",
+            "http://127.0.0.1:8000/hub/oauth_callback",
+        ),
+    ]);
+    let out = String::from_utf8_lossy(&healthy.stdout);
+    assert!(
+        healthy.status.success(),
+        "{out}\n{}",
+        String::from_utf8_lossy(&healthy.stderr)
+    );
+    assert!(out.contains("ok   migrations"), "{out}");
+    assert!(
+        out.contains("ok   signing keys") && out.contains("ES256, RS256"),
+        "{out}"
+    );
+    assert!(out.contains("ok   hub redirect URI"), "{out}");
+    assert!(out.contains("WARN public_url"), "{out}");
+
+    let broken = run(&[]);
+    let out = String::from_utf8_lossy(&broken.stdout);
+    assert!(!broken.status.success());
+    assert!(
+        out.contains("FAIL oidc clients") && out.contains("fix:"),
+        "{out}"
+    );
+}
