@@ -37,6 +37,7 @@ pub struct Config {
     pub password: PasswordConfig,
     pub throttle: ThrottleConfig,
     pub oidc: OidcConfig,
+    pub homes: HomesConfig,
     #[serde(default)]
     pub metrics: MetricsConfig,
 }
@@ -95,6 +96,91 @@ fn rs256() -> String {
 fn yes() -> bool {
     true
 }
+
+// ---- [homes] -------------------------------------------------------------------------------
+
+/// `[homes]`: where the students' home directories live and how new ones are laid.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HomesConfig {
+    /// The homes root, one directory per username (on the hub node: where the NFS export is
+    /// mounted). Default `<data_dir>/homes`, created when missing; a configured root must
+    /// exist, so an unmounted export is an error instead of homes on the local disk.
+    #[serde(default)]
+    pub root: Option<PathBuf>,
+    /// Course materials copied into every new home (files, directories, symlinks as links).
+    #[serde(default)]
+    pub template: Option<PathBuf>,
+    /// Owner of the homes: the notebook user of the images (jovyan is 1000:100).
+    pub uid: u32,
+    pub gid: u32,
+    /// Where reset and restore move homes to. Default `<root>/.archive`. Must be on the same
+    /// filesystem as `root` (a reset is a rename); `homes::Homes::open` checks it at start.
+    #[serde(default)]
+    pub archive: Option<PathBuf>,
+    /// Set by validation when `root` is the default (then it is created); not a key.
+    #[serde(skip)]
+    pub create_root: bool,
+}
+
+impl Default for HomesConfig {
+    fn default() -> Self {
+        Self {
+            root: None,
+            template: None,
+            uid: 1000,
+            gid: 100,
+            archive: None,
+            create_root: false,
+        }
+    }
+}
+
+impl HomesConfig {
+    /// Fills the defaults (`<data_dir>/homes`, `<root>/.archive`) and refuses layouts where an
+    /// archive or the template would sit where a student's home can be.
+    pub fn resolve(&mut self, data_dir: &std::path::Path) -> anyhow::Result<()> {
+        if self.root.is_none() {
+            self.root = Some(data_dir.join("homes"));
+            self.create_root = true;
+        }
+        let root = self.root.clone().unwrap_or_default();
+        anyhow::ensure!(!root.as_os_str().is_empty(), "homes.root is empty");
+        let archive = self
+            .archive
+            .get_or_insert_with(|| root.join(".archive"))
+            .clone();
+        anyhow::ensure!(
+            archive != root,
+            "homes.archive must not be the homes root itself ({})",
+            root.display()
+        );
+        // Inside the root, only a dot-name is safe: every other name may be a username.
+        for (key, path) in [
+            ("archive", Some(&archive)),
+            ("template", self.template.as_ref()),
+        ] {
+            let Some(path) = path else { continue };
+            if let Ok(rest) = path.strip_prefix(&root) {
+                let first = rest.components().next();
+                anyhow::ensure!(
+                    first.is_some_and(|c| c.as_os_str().to_string_lossy().starts_with('.')),
+                    "homes.{key} {} is inside the homes root where a student's home could be; \
+                     use a name starting with '.' (like {}) or a path outside the root",
+                    path.display(),
+                    root.join(".archive").display()
+                );
+            }
+        }
+        anyhow::ensure!(
+            self.uid != 0,
+            "homes.uid 0 would make every home root's: use the notebook user (1000)"
+        );
+        Ok(())
+    }
+}
+
+// ---- end [homes] ---------------------------------------------------------------------------
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -168,6 +254,7 @@ impl Default for Config {
                 clients: Vec::new(),
             },
             metrics: MetricsConfig::default(),
+            homes: HomesConfig::default(),
         }
     }
 }
@@ -187,6 +274,7 @@ const KEYS: &[&str] = &[
     "throttle",
     "oidc",
     "metrics",
+    "homes",
 ];
 
 /// `HUBDESK_*` variables that are read elsewhere, not configuration keys.
@@ -337,6 +425,11 @@ impl Config {
                 "metrics.scrape_token must be at least 32 characters (`hubdesk oidc new-secret` makes one)"
             );
         }
+        // [homes]
+        self.homes
+            .resolve(&self.data_dir)
+            .context("invalid [homes] configuration")?;
+        // end [homes]
         if let Some(path) = &self.database_url_file {
             let url = std::fs::read_to_string(path)
                 .with_context(|| format!("reading database_url_file {}", path.display()))?;

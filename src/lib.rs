@@ -12,6 +12,7 @@ pub mod config;
 pub mod db;
 pub mod doctor;
 pub mod domain;
+pub mod homes;
 pub mod jobs;
 pub mod metrics;
 pub mod oidc;

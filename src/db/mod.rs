@@ -3,6 +3,7 @@
 pub mod api_tokens;
 pub mod audit;
 pub mod embedded;
+pub mod homes;
 pub mod jobs;
 pub mod oauth;
 pub mod sessions;

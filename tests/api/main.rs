@@ -3,6 +3,7 @@ mod accounts;
 mod activity;
 mod api;
 mod helpers;
+mod homes;
 mod import;
 mod jobs;
 mod login;
