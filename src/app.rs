@@ -12,7 +12,7 @@ use tracing_actix_web::TracingLogger;
 
 use crate::{
     account::pages as account,
-    activity, db,
+    activity, db, homes,
     jobs::{self, Runner, RunnerHandle},
     oidc,
     roster::{self, pages as roster_pages},
@@ -61,6 +61,7 @@ impl Application {
                 .app_data(web::Data::from(h.tokens.clone()))
                 .app_data(web::Data::from(h.oidc.clone()))
                 .app_data(web::Data::new(h.roster.clone()))
+                .app_data(web::Data::new(h.homes.clone()))
                 .app_data(web::Data::new(h.jobs.clone()))
                 .app_data(web::Data::from(h.metrics.clone()))
                 .app_data(kit::form_config(kit::FORM_LIMIT))
@@ -178,6 +179,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::get().to(roster_pages::students::detail),
         )
         .route(
+            "/students/{username}/home/reset",
+            web::post().to(homes::pages::reset),
+        )
+        .route(
+            "/students/{username}/home/restore",
+            web::post().to(homes::pages::restore),
+        )
+        .route(
             "/students/{username}/reset-password",
             web::post().to(roster_pages::students::reset_password),
         )
@@ -243,6 +252,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::scope("/api/v1")
             .app_data(kit::api::json_config())
             .configure(roster::api::routes)
+            .configure(homes::api::routes)
             .configure(activity::api::routes)
             .default_service(web::to(kit::api::not_found)),
     )

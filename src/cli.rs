@@ -162,10 +162,12 @@ async fn migrate(config: &Config) -> anyhow::Result<()> {
 /// A roster service on the database alone: no signing key, no server.
 fn roster_for(config: &Config, db: &Database) -> anyhow::Result<Roster> {
     let hasher = Hasher::new(&config.password, 1)?;
+    // No runner in a CLI process: the server's runner finds queued jobs by polling.
     Ok(Roster::new(
         db.pool.clone(),
         hasher,
         Arc::new(TokenCache::default()),
+        crate::jobs::Waker::default(),
     ))
 }
 

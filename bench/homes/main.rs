@@ -145,6 +145,11 @@ fn du(path: &Path) -> String {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
+    // `cargo test --all-targets` runs bench targets too; figures are for `cargo bench` only.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("bench/homes: run it with `cargo bench --bench homes` (skipped under cargo test)");
+        return Ok(());
+    }
     let a = args()?;
     let base_dir = std::env::var("HUBDESK_BENCH_DIR").unwrap_or_else(|_| "/var/tmp".into());
     let base = PathBuf::from(base_dir).join(format!("hubdesk-bench-homes-{}", std::process::id()));

@@ -24,10 +24,13 @@
 //!
 //! This is a service: it imports no `web` or `state`. Long operations also run as jobs
 //! ([`jobs`]).
+pub mod api;
 mod fs;
 pub mod jobs;
 mod lock;
 mod ops;
+pub mod pages;
+pub mod requests;
 
 use std::{
     os::fd::{AsFd, OwnedFd},

@@ -15,6 +15,8 @@ use crate::{
         users::{InsertUserError, StudentFilter, UserRow},
     },
     domain::{Actor, Cohort, DisplayName, NewAccount, Role, Username},
+    homes::CreateManyJob,
+    jobs::Waker,
 };
 
 /// A password shown once: on the credentials page or in an API reply, never stored.
@@ -127,14 +129,17 @@ pub struct Roster {
     pub pool: PgPool,
     pub hasher: Hasher,
     pub tokens: Arc<TokenCache>,
+    /// Wakes the job runner once new students' homes are queued.
+    pub jobs: Waker,
 }
 
 impl Roster {
-    pub fn new(pool: PgPool, hasher: Hasher, tokens: Arc<TokenCache>) -> Self {
+    pub fn new(pool: PgPool, hasher: Hasher, tokens: Arc<TokenCache>, jobs: Waker) -> Self {
         Self {
             pool,
             hasher,
             tokens,
+            jobs,
         }
     }
 
@@ -183,7 +188,13 @@ impl Roster {
         for c in &out {
             db::audit::record(&mut tx, actor, action, Some(&c.username), Some(&detail)).await?;
         }
+        // Their homes follow as one job, queued with the accounts: the accounts are one
+        // transaction however large the class, and a home appears for every account that
+        // committed (a crash before the job ran resumes it).
+        let usernames = out.iter().map(|c| c.username.clone()).collect();
+        CreateManyJob { usernames }.enqueue(&mut tx, actor).await?;
         tx.commit().await?;
+        self.jobs.wake();
         Ok(out)
     }
 

@@ -137,7 +137,14 @@ pub async fn spawn_app_with_state(
             allowed_groups: Vec::new(),
         },
     ];
+    // Homes under a directory of this test's own, never in the repository.
+    let data_dir = std::env::temp_dir().join(format!("hubdesk-test-{}", &db_name[2..14]));
+    config.data_dir = data_dir;
     tweak(&mut config);
+    config
+        .homes
+        .resolve(&config.data_dir.clone())
+        .expect("homes configuration");
     let pool = db::pool_for(config.database_url.as_ref().unwrap().expose_secret())
         .await
         .expect("test pool");

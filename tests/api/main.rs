@@ -4,6 +4,7 @@ mod activity;
 mod api;
 mod helpers;
 mod homes;
+mod homes_http;
 mod import;
 mod jobs;
 mod login;

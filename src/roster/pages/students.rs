@@ -16,6 +16,7 @@ use crate::{
         users::{SortKey, StudentFilter, UserRow},
     },
     domain::{Actor, Cohort},
+    homes::{self, Homes},
     roster::{
         import::PlannedStudent,
         ops::{Scope, StudentFields},
@@ -312,6 +313,7 @@ pub struct StudentPage {
     pub student: UserRow,
     pub locked: bool,
     pub history: Vec<AuditRow>,
+    pub home: homes::pages::HomeSection,
 }
 
 #[derive(Deserialize)]
@@ -321,6 +323,7 @@ pub struct NoticeQuery {
 
 pub async fn detail(
     roster: web::Data<Roster>,
+    homes: web::Data<Homes>,
     config: web::Data<Config>,
     user: RequireCounselor,
     path: web::Path<String>,
@@ -344,11 +347,14 @@ pub async fn detail(
         Some("unlocked") => Some("Login lock lifted."),
         _ => None,
     };
+    drop(conn);
+    let home = homes::pages::section(&roster.pool, &homes, &student.username).await;
     html(&StudentPage {
         page: Page::for_user(&config, &user, student.display_name.clone()).with_notice(notice),
         student,
         locked,
         history,
+        home,
     })
 }
 

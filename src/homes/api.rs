@@ -1,0 +1,135 @@
+//! The homes API: `GET /api/v1/students/{u}/home`, `POST …/home/reset` `{"scope"}`,
+//! `POST …/home/restore` `{"archive"}` → `202 {job}`; a second operation while one runs → 409.
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+use sqlx::PgPool;
+
+use super::{
+    requests::{self, Request},
+    ArchiveId, Homes, HomesError, ResetScope,
+};
+use crate::{
+    domain::Username,
+    jobs::Waker,
+    web::api::{ApiClient, ApiError},
+};
+
+impl From<HomesError> for ApiError {
+    fn from(e: HomesError) -> Self {
+        match e.status_code() {
+            404 => Self::NotFound(e.to_string()),
+            409 => Self::Conflict(e.to_string()),
+            400 => Self::BadRequest(e.to_string()),
+            503 => Self::Unavailable,
+            _ => Self::Internal(e.into()),
+        }
+    }
+}
+
+fn student(path: &str) -> Result<Username, ApiError> {
+    Username::parse(path).map_err(|_| ApiError::NotFound(format!("no student named '{path}'")))
+}
+
+async fn home(
+    pool: web::Data<PgPool>,
+    homes: web::Data<Homes>,
+    _: ApiClient,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let username = student(&path)?;
+    let mut conn = pool.acquire().await?;
+    match crate::db::users::find_by_username(&mut conn, &username).await? {
+        Some(u) if u.role == crate::domain::Role::Student => {}
+        _ => return Err(ApiError::NotFound(format!("no student named '{username}'"))),
+    }
+    drop(conn);
+    let exists = homes.exists(&username).await?;
+    let bytes = if exists {
+        homes.usage(&username).await?
+    } else {
+        0
+    };
+    let archives = homes.archives(&username).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(json!({
+            "exists": exists,
+            "bytes": bytes,
+            // The notebook server's state comes from the hub (see the servers API).
+            "server": null,
+            "archives": archives,
+        })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResetIn {
+    scope: String,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RestoreIn {
+    archive: String,
+}
+
+async fn accepted(job: uuid::Uuid) -> HttpResponse {
+    HttpResponse::Accepted()
+        .insert_header(("Location", format!("/api/v1/jobs/{job}")))
+        .json(json!({ "job": job }))
+}
+
+async fn reset(
+    pool: web::Data<PgPool>,
+    homes: web::Data<Homes>,
+    waker: web::Data<Waker>,
+    client: ApiClient,
+    path: web::Path<String>,
+    body: web::Json<ResetIn>,
+) -> Result<HttpResponse, ApiError> {
+    let username = student(&path)?;
+    let scope = ResetScope::parse(&body.scope)
+        .ok_or_else(|| ApiError::BadRequest("scope must be \"all\" or \"environment\"".into()))?;
+    let reason = body.reason.clone().filter(|r| !r.trim().is_empty());
+    let job = requests::enqueue(
+        &pool,
+        &homes,
+        &client.0,
+        &username,
+        Request::Reset { scope, reason },
+    )
+    .await?;
+    waker.wake();
+    Ok(accepted(job).await)
+}
+
+async fn restore(
+    pool: web::Data<PgPool>,
+    homes: web::Data<Homes>,
+    waker: web::Data<Waker>,
+    client: ApiClient,
+    path: web::Path<String>,
+    body: web::Json<RestoreIn>,
+) -> Result<HttpResponse, ApiError> {
+    let username = student(&path)?;
+    let archive = ArchiveId::parse(&body.archive)?;
+    let job = requests::enqueue(
+        &pool,
+        &homes,
+        &client.0,
+        &username,
+        Request::Restore(archive),
+    )
+    .await?;
+    waker.wake();
+    Ok(accepted(job).await)
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/students/{username}/home", web::get().to(home))
+        .route("/students/{username}/home/reset", web::post().to(reset))
+        .route("/students/{username}/home/restore", web::post().to(restore));
+}

@@ -1,0 +1,179 @@
+//! The homes buttons on a student's page (reset the home, reset the environment only, restore an
+//! archive): each asks for a job and shows its page; and the home section the student page
+//! shows (size, archives).
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use sqlx::PgPool;
+
+use super::{
+    requests::{self, Request},
+    ArchiveId, ArchiveInfo, Homes, HomesError, ResetScope,
+};
+use crate::{
+    domain::{Actor, Username},
+    jobs::Waker,
+    web::{see_other, Csrf, RequireCounselor, WebError},
+};
+
+impl From<HomesError> for WebError {
+    fn from(e: HomesError) -> Self {
+        match e {
+            HomesError::NotFound(_) => Self::NotFound,
+            HomesError::Busy(_) | HomesError::UnsafePath(_) | HomesError::Interrupted(_) => {
+                Self::Conflict(e.to_string())
+            }
+            HomesError::Invalid(_) => Self::BadRequest(e.to_string()),
+            HomesError::Db(e) => e.into(),
+            other => Self::Internal(other.into()),
+        }
+    }
+}
+
+/// A student's home as their page shows it.
+pub struct HomeSection {
+    pub exists: bool,
+    pub size: String,
+    pub archives: Vec<ArchiveLine>,
+    /// A home operation queued or running, to link to instead of offering buttons.
+    pub active_job: Option<String>,
+    /// Why the home could not be read (shown in one line; the page still works).
+    pub problem: Option<String>,
+}
+
+pub struct ArchiveLine {
+    pub id: String,
+    pub when: String,
+    pub reason: String,
+    pub actor: String,
+    pub size: String,
+    pub environment_only: bool,
+}
+
+/// "1.2 GB", "340 KB" (decimal units, as file managers show).
+pub fn human_bytes(bytes: u64) -> String {
+    let units = ["B", "KB", "MB", "GB", "TB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < units.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", units[unit])
+    }
+}
+
+fn line(a: ArchiveInfo) -> ArchiveLine {
+    ArchiveLine {
+        id: a.id.as_str().to_string(),
+        when: a
+            .created_at
+            .format(time::macros::format_description!(
+                "[year]-[month]-[day] [hour]:[minute] UTC"
+            ))
+            .unwrap_or_default(),
+        reason: a.reason,
+        actor: a.actor,
+        size: human_bytes(a.bytes),
+        environment_only: a.scope == ResetScope::Environment,
+    }
+}
+
+/// What the student page shows about `username`'s home.
+pub async fn section(pool: &PgPool, homes: &Homes, username: &Username) -> HomeSection {
+    let active_job = match pool.acquire().await {
+        Ok(mut conn) => crate::db::homes::active_job(&mut conn, username.as_str())
+            .await
+            .ok()
+            .flatten()
+            .map(|id| id.to_string()),
+        Err(_) => None,
+    };
+    let read = async {
+        let exists = homes.exists(username).await?;
+        let bytes = if exists {
+            homes.usage(username).await?
+        } else {
+            0
+        };
+        let archives = homes.archives(username).await?;
+        Ok::<_, HomesError>((exists, bytes, archives))
+    };
+    match read.await {
+        Ok((exists, bytes, archives)) => HomeSection {
+            exists,
+            size: human_bytes(bytes),
+            archives: archives.into_iter().map(line).collect(),
+            active_job,
+            problem: None,
+        },
+        Err(e) => HomeSection {
+            exists: false,
+            size: String::new(),
+            archives: Vec::new(),
+            active_job,
+            problem: Some(e.to_string()),
+        },
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ResetForm {
+    #[serde(default)]
+    scope: String,
+    #[serde(default)]
+    reason: String,
+}
+
+#[derive(Deserialize)]
+pub struct RestoreForm {
+    #[serde(default)]
+    archive: String,
+}
+
+fn student(path: &str) -> Result<Username, WebError> {
+    Username::parse(path).map_err(|_| WebError::NotFound)
+}
+
+/// `POST /students/{username}/home/reset` (scope `all` | `environment`) → the job's page.
+pub async fn reset(
+    pool: web::Data<PgPool>,
+    homes: web::Data<Homes>,
+    waker: web::Data<Waker>,
+    user: RequireCounselor,
+    path: web::Path<String>,
+    form: Csrf<ResetForm>,
+) -> Result<HttpResponse, WebError> {
+    let username = student(&path)?;
+    let scope = ResetScope::parse(&form.scope)
+        .ok_or_else(|| WebError::BadRequest("Choose what to reset: all or environment.".into()))?;
+    let reason = form.reason.trim();
+    let request = Request::Reset {
+        scope,
+        reason: (!reason.is_empty()).then(|| reason.chars().take(80).collect()),
+    };
+    let actor = Actor::User(user.username.clone());
+    let job = requests::enqueue(&pool, &homes, &actor, &username, request).await?;
+    waker.wake();
+    Ok(see_other(&format!("/jobs/{job}")))
+}
+
+/// `POST /students/{username}/home/restore` (archive id) → the job's page.
+pub async fn restore(
+    pool: web::Data<PgPool>,
+    homes: web::Data<Homes>,
+    waker: web::Data<Waker>,
+    user: RequireCounselor,
+    path: web::Path<String>,
+    form: Csrf<RestoreForm>,
+) -> Result<HttpResponse, WebError> {
+    let username = student(&path)?;
+    let archive = ArchiveId::parse(form.archive.trim())?;
+    let actor = Actor::User(user.username.clone());
+    let job =
+        requests::enqueue(&pool, &homes, &actor, &username, Request::Restore(archive)).await?;
+    waker.wake();
+    Ok(see_other(&format!("/jobs/{job}")))
+}

@@ -1,0 +1,73 @@
+//! Asking for a home operation: the student exists, no other operation on that home is queued
+//! or running (409 rather than a queue of resets), and the job is enqueued in one transaction.
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::{ArchiveId, Homes, HomesError, ResetJob, ResetScope, RestoreJob};
+use crate::{
+    db,
+    domain::{Actor, Role, Username},
+};
+
+/// What a counselor (or a script) asks for.
+#[derive(Debug, Clone)]
+pub enum Request {
+    Reset {
+        scope: ResetScope,
+        reason: Option<String>,
+    },
+    Restore(ArchiveId),
+}
+
+/// Enqueues the operation as a job; returns the job's id. The caller wakes the runner.
+pub async fn enqueue(
+    pool: &PgPool,
+    homes: &Homes,
+    actor: &Actor,
+    username: &Username,
+    request: Request,
+) -> Result<Uuid, HomesError> {
+    if let Request::Restore(id) = &request {
+        // Unknown archives are a 404 now, not a failed job later.
+        if !homes.archives(username).await?.iter().any(|a| &a.id == id) {
+            return Err(HomesError::NotFound(format!(
+                "{username} has no archive {}",
+                id.as_str()
+            )));
+        }
+    }
+    let mut tx = pool.begin().await?;
+    match db::users::find_by_username(&mut tx, username).await? {
+        Some(u) if u.role == Role::Student => {}
+        _ => {
+            return Err(HomesError::NotFound(format!(
+                "no student named '{username}'"
+            )))
+        }
+    }
+    if db::homes::active_job(&mut tx, username.as_str())
+        .await?
+        .is_some()
+    {
+        return Err(HomesError::Busy(format!("{username}'s home")));
+    }
+    let id = match request {
+        Request::Reset { scope, reason } => {
+            let job = ResetJob {
+                username: username.to_string(),
+                scope,
+                reason,
+            };
+            job.enqueue(&mut tx, actor).await?
+        }
+        Request::Restore(archive) => {
+            let job = RestoreJob {
+                username: username.to_string(),
+                archive: archive.as_str().to_string(),
+            };
+            job.enqueue(&mut tx, actor).await?
+        }
+    };
+    tx.commit().await?;
+    Ok(id)
+}

@@ -1,0 +1,206 @@
+//! Homes as counselors and scripts use them: the student page's buttons and the homes API, on a
+//! real filesystem under the test's own data dir, with the app's job runner doing the work.
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::helpers::{csrf_from, spawn_app, spawn_app_with_state, TestApp};
+
+async fn job_state(app: &TestApp, token: &str, id: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let body: Value = app
+            .client
+            .get(app.url(&format!("/api/v1/jobs/{id}")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if body["state"] == "succeeded" || body["state"] == "failed" {
+            return body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "job {id} never ended: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until the home the student's creation queued exists.
+async fn home_of(app: &TestApp, username: &str) -> std::path::PathBuf {
+    let home = app.state.homes.root().join(username);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !home.exists() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no home for {username}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    home
+}
+
+fn job_of(location: &str) -> String {
+    location
+        .strip_prefix("/jobs/")
+        .expect("a job page")
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_counselor_resets_and_restores_a_home_from_the_student_page() {
+    let app = spawn_app().await;
+    app.as_counselor().await;
+    let token = app.api_token().await;
+    app.create_student("Ada Lovelace", "ada", None).await;
+    let home = home_of(&app, "ada").await;
+    std::fs::write(home.join("analysis.ipynb"), "my work").unwrap();
+
+    let page = app.get_html("/students/ada").await;
+    assert!(page.contains("id=\"home-size\""), "{page}");
+    assert!(page.contains("id=\"no-archives\""));
+    let csrf = csrf_from(&page);
+    let r = app
+        .client
+        .post(app.url("/students/ada/home/reset"))
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("scope", "all"),
+            ("reason", "broken kernel"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let done = job_state(&app, &token, &job_of(&TestApp::location(&r))).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert!(!home.join("analysis.ipynb").exists(), "a fresh home");
+
+    let page = app.get_html("/students/ada").await;
+    assert!(
+        page.contains("broken kernel") && page.contains("class=\"archive\""),
+        "{page}"
+    );
+    let archive = page
+        .split("class=\"archive\" data-id=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let r = app
+        .client
+        .post(app.url("/students/ada/home/restore"))
+        .form(&[("csrf_token", csrf.as_str()), ("archive", archive.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let done = job_state(&app, &token, &job_of(&TestApp::location(&r))).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(
+        std::fs::read_to_string(home.join("analysis.ipynb")).unwrap(),
+        "my work",
+        "the restore brought the file back"
+    );
+    // Without the form's token nothing is queued.
+    let r = app
+        .client
+        .post(app.url("/students/ada/home/reset"))
+        .form(&[("scope", "all")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // A bad scope is a 400 with a reason; a staff name or nobody is a 404.
+    let r = app
+        .client
+        .post(app.url("/students/ada/home/reset"))
+        .form(&[("csrf_token", csrf.as_str()), ("scope", "everything")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = app
+        .client
+        .post(app.url("/students/connie/home/reset"))
+        .form(&[("csrf_token", csrf.as_str()), ("scope", "all")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+}
+
+#[tokio::test]
+async fn the_homes_api_answers_the_contract_and_a_second_operation_is_409() {
+    // No job handlers: queued jobs stay queued, so "one is in progress" is deterministic.
+    let app = spawn_app_with_state(|_| {}, |s| s.job_handlers.clear()).await;
+    app.create_student("Ada Lovelace", "ada", None).await;
+    let token = app.api_token().await;
+    let api = |method: reqwest::Method, path: &str| {
+        app.client
+            .request(method, app.url(&format!("/api/v1{path}")))
+            .bearer_auth(&token)
+    };
+    let home: Value = api(reqwest::Method::GET, "/students/ada/home")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(home["exists"], false, "the create job has not run");
+    assert_eq!(home["archives"], json!([]));
+    assert!(home.get("server").is_some() && home.get("bytes").is_some());
+    // The job that lays ada's home is queued: a reset must wait for it.
+    let r = api(reqwest::Method::POST, "/students/ada/home/reset")
+        .json(&json!({"scope": "environment"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409, "her home is still being made");
+    sqlx::query("DELETE FROM jobs")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let r = api(reqwest::Method::POST, "/students/ada/home/reset")
+        .json(&json!({"scope": "environment"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    assert!(r.headers().get("location").is_some());
+    let job: Value = r.json().await.unwrap();
+    assert!(job["job"].as_str().is_some());
+    let r = api(reqwest::Method::POST, "/students/ada/home/reset")
+        .json(&json!({"scope": "all"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "conflict");
+    assert!(body["message"].as_str().unwrap().contains("in progress"));
+    let r = api(reqwest::Method::POST, "/students/ada/home/restore")
+        .json(&json!({"archive": "20260101T000000Z-x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404, "no such archive");
+    let r = api(reqwest::Method::POST, "/students/ada/home/reset")
+        .json(&json!({"scope": "sideways"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = api(reqwest::Method::GET, "/students/nobody/home")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+}
