@@ -137,6 +137,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/setup", web::get().to(account::setup::form))
         .route("/setup", web::post().to(account::setup::submit))
         .route("/", web::get().to(account::landing::home))
+        .route("/account/home.zip", web::get().to(homes::pages::own_zip))
         .route("/account/password", web::get().to(account::password::form))
         .route(
             "/account/password",
@@ -155,6 +156,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/students/export.csv",
             web::get().to(roster_pages::students::export),
+        )
+        .route(
+            "/students/homes.zip",
+            web::get().to(homes::pages::cohort_zip),
         )
         .route(
             "/students/unlock-address",
@@ -177,6 +182,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/students/{username}",
             web::get().to(roster_pages::students::detail),
+        )
+        .route(
+            "/students/{username}/home.zip",
+            web::get().to(homes::pages::student_zip),
         )
         .route(
             "/students/{username}/home/reset",

@@ -36,6 +36,16 @@ impl Cohort {
     }
 }
 
+/// "Class 9B" → "class-9b": group names end up in hub URLs and scope filters.
+pub fn slug(s: &str) -> String {
+    let lower = deunicode::deunicode(s).to_ascii_lowercase();
+    let parts: Vec<&str> = lower
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|p| !p.is_empty())
+        .collect();
+    parts.join("-")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

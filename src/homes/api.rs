@@ -128,8 +128,69 @@ async fn restore(
     Ok(accepted(job).await)
 }
 
+async fn home_zip(
+    pool: web::Data<PgPool>,
+    homes: web::Data<Homes>,
+    client: ApiClient,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let username = student(&path)?;
+    let mut conn = pool.acquire().await?;
+    match crate::db::users::find_by_username(&mut conn, &username).await? {
+        Some(u) if u.role == crate::domain::Role::Student => {}
+        _ => return Err(ApiError::NotFound(format!("no student named '{username}'"))),
+    }
+    crate::db::audit::record(
+        &mut conn,
+        &client.0,
+        "home.export",
+        Some(username.as_str()),
+        Some("home as zip"),
+    )
+    .await?;
+    drop(conn);
+    let name = format!("home-{username}");
+    Ok(super::pages::zip_response(
+        &homes,
+        vec![username],
+        false,
+        &name,
+    ))
+}
+
+async fn cohort_zip(
+    pool: web::Data<PgPool>,
+    homes: web::Data<Homes>,
+    client: ApiClient,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let students = super::pages::cohort_students(&pool, &path).await?;
+    if students.is_empty() {
+        return Err(ApiError::NotFound(format!(
+            "no students in cohort '{}'",
+            path.as_str()
+        )));
+    }
+    let mut conn = pool.acquire().await?;
+    let detail = format!("{} homes as zip", students.len());
+    let target = format!("cohort:{}", path.as_str());
+    crate::db::audit::record(
+        &mut conn,
+        &client.0,
+        "home.export",
+        Some(&target),
+        Some(&detail),
+    )
+    .await?;
+    drop(conn);
+    let name = format!("homes-{}", crate::domain::cohort::slug(&path));
+    Ok(super::pages::zip_response(&homes, students, true, &name))
+}
+
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/students/{username}/home", web::get().to(home))
+    cfg.route("/students/{username}/home.zip", web::get().to(home_zip))
+        .route("/cohorts/{cohort}/homes.zip", web::get().to(cohort_zip))
+        .route("/students/{username}/home", web::get().to(home))
         .route("/students/{username}/home/reset", web::post().to(reset))
         .route("/students/{username}/home/restore", web::post().to(restore));
 }

@@ -25,6 +25,7 @@
 //! This is a service: it imports no `web` or `state`. Long operations also run as jobs
 //! ([`jobs`]).
 pub mod api;
+mod export;
 mod fs;
 pub mod jobs;
 mod lock;

@@ -177,3 +177,116 @@ pub async fn restore(
     waker.wake();
     Ok(see_other(&format!("/jobs/{job}")))
 }
+
+/// The zip response for `students`' homes (`filename` without the extension).
+pub fn zip_response(
+    homes: &Homes,
+    students: Vec<Username>,
+    prefix: bool,
+    filename: &str,
+) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/zip")
+        .insert_header((
+            "Content-Disposition",
+            format!("attachment; filename=\"{filename}.zip\""),
+        ))
+        .insert_header(("Cache-Control", "no-store"))
+        .streaming(homes.export_zip(students, prefix))
+}
+
+/// Records who downloaded what.
+pub async fn audit_export(
+    pool: &PgPool,
+    actor: &Actor,
+    target: &str,
+    detail: &str,
+) -> Result<(), WebError> {
+    let mut conn = pool.acquire().await?;
+    crate::db::audit::record(&mut conn, actor, "home.export", Some(target), Some(detail)).await?;
+    Ok(())
+}
+
+/// `GET /students/{username}/home.zip` (counselors).
+pub async fn student_zip(
+    pool: web::Data<PgPool>,
+    homes: web::Data<Homes>,
+    user: RequireCounselor,
+    path: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
+    let username = student(&path)?;
+    let mut conn = pool.acquire().await?;
+    match crate::db::users::find_by_username(&mut conn, &username).await? {
+        Some(u) if u.role == crate::domain::Role::Student => {}
+        _ => return Err(WebError::NotFound),
+    }
+    drop(conn);
+    let actor = Actor::User(user.username.clone());
+    audit_export(&pool, &actor, username.as_str(), "home as zip").await?;
+    Ok(zip_response(
+        &homes,
+        vec![username.clone()],
+        false,
+        &format!("home-{username}"),
+    ))
+}
+
+/// `GET /account/home.zip`: a student downloads their own home.
+pub async fn own_zip(
+    pool: web::Data<PgPool>,
+    homes: web::Data<Homes>,
+    user: crate::web::RequireUser,
+) -> Result<HttpResponse, WebError> {
+    let actor = Actor::User(user.username.clone());
+    audit_export(&pool, &actor, user.username.as_str(), "own home as zip").await?;
+    Ok(zip_response(
+        &homes,
+        vec![user.username.clone()],
+        false,
+        &format!("home-{}", user.username),
+    ))
+}
+
+/// `GET /students/homes.zip?cohort=C` (counselors): a cohort's homes, `<username>/…` inside.
+pub async fn cohort_zip(
+    pool: web::Data<PgPool>,
+    homes: web::Data<Homes>,
+    user: RequireCounselor,
+    q: web::Query<CohortQuery>,
+) -> Result<HttpResponse, WebError> {
+    let cohort = q.cohort.trim();
+    if cohort.is_empty() {
+        return Err(WebError::BadRequest("Choose a cohort to download.".into()));
+    }
+    let students = cohort_students(&pool, cohort).await?;
+    if students.is_empty() {
+        return Err(WebError::NotFound);
+    }
+    let actor = Actor::User(user.username.clone());
+    let detail = format!("{} homes as zip", students.len());
+    audit_export(&pool, &actor, &format!("cohort:{cohort}"), &detail).await?;
+    let slug = crate::domain::cohort::slug(cohort);
+    Ok(zip_response(
+        &homes,
+        students,
+        true,
+        &format!("homes-{slug}"),
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct CohortQuery {
+    #[serde(default)]
+    cohort: String,
+}
+
+/// The students of `cohort`, by username.
+pub async fn cohort_students(pool: &PgPool, cohort: &str) -> Result<Vec<Username>, sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    let filter = crate::db::users::StudentFilter {
+        cohort: Some(cohort.to_string()),
+        ..Default::default()
+    };
+    let (rows, _) = crate::db::users::list_students(&mut conn, &filter).await?;
+    Ok(rows.into_iter().map(|r| r.username).collect())
+}

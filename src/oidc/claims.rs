@@ -24,15 +24,7 @@ pub fn at_hash(access_token: &str) -> String {
     URL_SAFE_NO_PAD.encode(&Sha256::digest(access_token.as_bytes())[..16])
 }
 
-/// "Class 9B" → "class-9b": group names end up in hub URLs and scope filters.
-pub fn slug(s: &str) -> String {
-    let lower = deunicode::deunicode(s).to_ascii_lowercase();
-    let parts: Vec<&str> = lower
-        .split(|c: char| !c.is_ascii_alphanumeric())
-        .filter(|p| !p.is_empty())
-        .collect();
-    parts.join("-")
-}
+pub use crate::domain::cohort::slug;
 
 #[derive(Debug, Serialize)]
 pub struct UserInfo {

@@ -204,3 +204,77 @@ async fn the_homes_api_answers_the_contract_and_a_second_operation_is_409() {
         .unwrap();
     assert_eq!(r.status(), 404);
 }
+
+/// The entries of a zip, with each file's content (symlinks as their target).
+fn zip_entries(bytes: &[u8]) -> std::collections::BTreeMap<String, String> {
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("a valid zip");
+    let mut out = std::collections::BTreeMap::new();
+    for i in 0..archive.len() {
+        let mut f = archive.by_index(i).unwrap();
+        let mut content = String::new();
+        if f.is_file() || f.is_symlink() {
+            std::io::Read::read_to_string(&mut f, &mut content).unwrap();
+        }
+        out.insert(f.name().unwrap().to_string(), content);
+    }
+    out
+}
+
+#[tokio::test]
+async fn homes_download_as_zip_with_links_stored_never_followed() {
+    let app = spawn_app().await;
+    app.as_counselor().await;
+    let pw = app
+        .create_student("Ada Lovelace", "ada", Some("blue"))
+        .await;
+    app.create_student("Bob Smith", "bob", Some("blue")).await;
+    let ada = home_of(&app, "ada").await;
+    let bob = home_of(&app, "bob").await;
+    std::fs::create_dir_all(ada.join("project")).unwrap();
+    std::fs::write(ada.join("project/data.csv"), "a,b\n1,2\n").unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", ada.join("passwd-link")).unwrap();
+    std::os::unix::fs::symlink("../bob", ada.join("bob-link")).unwrap();
+    std::fs::write(bob.join("bob.txt"), "bob's").unwrap();
+
+    let r = app.get("/students/ada/home.zip").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers().get("content-type").unwrap(), "application/zip");
+    let entries = zip_entries(&r.bytes().await.unwrap());
+    assert_eq!(entries["project/data.csv"], "a,b\n1,2\n");
+    assert_eq!(entries["passwd-link"], "/etc/passwd", "stored as a link");
+    assert_eq!(entries["bob-link"], "../bob");
+    assert!(
+        !entries
+            .keys()
+            .any(|k| k.starts_with("bob-link/") || k.contains("bob.txt")),
+        "links are never followed: {entries:?}"
+    );
+    assert!(
+        !entries.values().any(|v| v.contains("root:")),
+        "no /etc content"
+    );
+
+    let r = app.get("/students/homes.zip?cohort=blue").await;
+    assert_eq!(r.status(), 200);
+    let entries = zip_entries(&r.bytes().await.unwrap());
+    assert_eq!(entries["ada/project/data.csv"], "a,b\n1,2\n");
+    assert_eq!(entries["bob/bob.txt"], "bob's");
+    assert_eq!(
+        app.get("/students/homes.zip?cohort=nobody").await.status(),
+        404
+    );
+
+    // A student downloads their own home, and only theirs.
+    let student = app.other_browser();
+    student.login_ok("ada", &pw).await;
+    let r = student.get("/account/home.zip").await;
+    assert_eq!(r.status(), 200);
+    let entries = zip_entries(&r.bytes().await.unwrap());
+    assert!(entries.contains_key("project/data.csv"));
+    assert_eq!(student.get("/students/bob/home.zip").await.status(), 403);
+    assert!(
+        app.count("SELECT count(*) FROM audit_log WHERE action = 'home.export'")
+            .await
+            >= 3
+    );
+}
