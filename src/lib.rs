@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod hub;
 pub mod jobs;
 pub mod oidc;
 pub mod roster;

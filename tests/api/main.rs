@@ -2,6 +2,7 @@
 mod accounts;
 mod api;
 mod helpers;
+mod hub;
 mod import;
 mod jobs;
 mod login;
