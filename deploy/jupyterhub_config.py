@@ -179,18 +179,34 @@ auth.auto_login = env_bool("HUB_AUTO_LOGIN", True)
 
 
 # --------------------------------------------------------------------------------------------
-# hubdesk as a hub service (hubdesk lists users and their servers and stops servers)
+# hubdesk as a hub service (hubdesk lists users and their servers, starts and stops servers)
 
-hubdesk_service_token = env_secret("HUB_SERVICE_TOKEN")
+# The token hubdesk sends (`Authorization: token …`); hubdesk reads the same value from its
+# `[hub] api_token` / `api_token_file` (or the same HUBDESK_HUB_API_TOKEN[_FILE] variables).
+# HUB_SERVICE_TOKEN[_FILE] is the older name of the same thing.
+hubdesk_service_token = env_secret("HUBDESK_HUB_API_TOKEN") or env_secret("HUB_SERVICE_TOKEN")
 if hubdesk_service_token:
     c.JupyterHub.services = [
         {"name": "hubdesk", "api_token": hubdesk_service_token, "display": False},
     ]
+    # Exactly what hubdesk calls, measured against JupyterHub 6.1.1 (tests/api/hub.rs proves each
+    # call works with this role and nothing more):
+    #   list:users      GET  /hub/api/users (paginated)        — the student list
+    #   read:users      the user model's name, admin, last_activity, pending (read:users also
+    #                   covers groups/roles/created, which hubdesk itself issues as the IdP)
+    #   read:servers    the user model's `servers` (started, last_activity, pending, ready, url)
+    #   start:servers   POST   /hub/api/users/{name}/server    — start a cohort before class
+    #   delete:servers  DELETE /hub/api/users/{name}/server    — stop (reset, disable)
+    # In 6.x `servers` is exactly read:servers + start:servers + delete:servers; the three are
+    # spelled out so the role says what each call needs (JupyterHub 5 has no start:servers and
+    # would refuse this role: there, `servers` is the one scope for start and stop). Nothing
+    # else: no access:servers (entering a student's notebook), no admin:users (creating or
+    # deleting hub users), no admin:auth_state (the tokens the hub holds).
     c.JupyterHub.load_roles = [
         {
             "name": "hubdesk",
-            "description": "hubdesk: see users and their servers, stop servers",
-            "scopes": ["list:users", "read:users", "read:servers", "delete:servers"],
+            "description": "hubdesk: see users and their servers, start and stop servers",
+            "scopes": ["list:users", "read:users", "read:servers", "start:servers", "delete:servers"],
             "services": ["hubdesk"],
         },
     ]

@@ -40,6 +40,7 @@ pub struct Config {
     pub homes: HomesConfig,
     #[serde(default)]
     pub metrics: MetricsConfig,
+    pub hub: HubConfig,
 }
 
 /// `[metrics]`: who may scrape `/metrics` besides holders of an API token.
@@ -51,6 +52,132 @@ pub struct MetricsConfig {
     pub scrape_token: Option<SecretString>,
     #[serde(default)]
     pub scrape_token_file: Option<PathBuf>,
+}
+
+/// The JupyterHub REST API (`src/hub/`), reached as the hub service `hubdesk` that
+/// `deploy/jupyterhub_config.py` declares.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HubConfig {
+    /// The hub as students open it ("Open my notebook"). Empty: the top-level `hub_url`; when
+    /// set, `hub_url` follows it.
+    pub url: String,
+    /// The REST API. Empty: derived from `url` — the path up to its `hub` segment, then `api/`
+    /// (`https://h/hub/` and `https://h/hub/home` both give `https://h/hub/api/`).
+    pub api_url: String,
+    /// The `hubdesk` service's token. A secret: never serialized, `Debug` prints `[REDACTED]`.
+    #[serde(default, skip_serializing)]
+    pub api_token: Option<SecretString>,
+    /// Alternative to `api_token`: a file holding it.
+    #[serde(default)]
+    pub api_token_file: Option<PathBuf>,
+    /// Bound on each API call, connecting included; start and stop get 15 s more (the hub
+    /// holds them up to its own 10 s `slow_spawn_timeout` / `slow_stop_timeout`).
+    pub timeout_secs: u64,
+    /// How long to poll a stop the hub answered with 202 before giving up.
+    pub stop_wait_secs: u64,
+}
+
+impl HubConfig {
+    /// Without a token hubdesk does not talk to the hub (pages say so).
+    pub fn api_token(&self) -> Option<&SecretString> {
+        self.api_token.as_ref()
+    }
+
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout_secs)
+    }
+
+    pub fn stop_wait(&self) -> Duration {
+        Duration::from_secs(self.stop_wait_secs)
+    }
+
+    /// `url` (or `hub_url`) completed, `api_url` derived when empty, the token read from its file.
+    fn finish(&mut self, hub_url: &mut String) -> anyhow::Result<()> {
+        if self.url.trim().is_empty() {
+            self.url = hub_url.clone();
+        } else {
+            *hub_url = self.url.clone();
+        }
+        let url = url::Url::parse(&self.url).context("hub.url (or hub_url) is not a URL")?;
+        anyhow::ensure!(
+            matches!(url.scheme(), "http" | "https"),
+            "hub.url must be http(s): {}",
+            self.url
+        );
+        if self.api_url.trim().is_empty() {
+            self.api_url = default_api_url(&url).to_string();
+        }
+        let mut api = url::Url::parse(&self.api_url).context("hub.api_url is not a URL")?;
+        anyhow::ensure!(
+            matches!(api.scheme(), "http" | "https"),
+            "hub.api_url must be http(s): {}",
+            self.api_url
+        );
+        if !api.path().ends_with('/') {
+            // Joined with relative paths (`users`): without the slash `api` itself would go.
+            api.set_path(&format!("{}/", api.path()));
+        }
+        self.api_url = api.to_string();
+        if self.api_token.is_none() && self.api_token_file.is_none() {
+            // The name deploy/jupyterhub_config.py reads: one variable can serve both processes.
+            let var = |name| {
+                std::env::var(name)
+                    .ok()
+                    .filter(|v: &String| !v.trim().is_empty())
+            };
+            self.api_token = var("HUBDESK_HUB_API_TOKEN").map(SecretString::new);
+            self.api_token_file = var("HUBDESK_HUB_API_TOKEN_FILE").map(PathBuf::from);
+        }
+        if let Some(path) = &self.api_token_file {
+            anyhow::ensure!(
+                self.api_token.is_none(),
+                "set hub.api_token or hub.api_token_file, not both"
+            );
+            let token = std::fs::read_to_string(path)
+                .with_context(|| format!("reading hub.api_token_file {}", path.display()))?;
+            self.api_token = Some(SecretString::new(token.trim().to_string()));
+        }
+        if self
+            .api_token
+            .as_ref()
+            .is_some_and(|t| t.expose_secret().trim().is_empty())
+        {
+            self.api_token = None;
+        }
+        anyhow::ensure!(
+            self.timeout_secs >= 1,
+            "hub.timeout_secs must be at least 1"
+        );
+        Ok(())
+    }
+}
+
+/// The hub's REST API under its public URL: `…/hub/api/`, whatever page of the hub `url` names
+/// (the first `hub` segment is the hub's prefix; without one, `hub/` is added).
+fn default_api_url(url: &url::Url) -> url::Url {
+    let segments: Vec<&str> = url
+        .path_segments()
+        .map(|s| s.filter(|s| !s.is_empty()).collect())
+        .unwrap_or_default();
+    let prefix = match segments.iter().position(|s| *s == "hub") {
+        Some(i) => &segments[..=i],
+        None => &segments[..],
+    };
+    let mut path = String::from("/");
+    for segment in prefix {
+        path.push_str(segment);
+        path.push('/');
+    }
+    if !prefix.last().is_some_and(|s| *s == "hub") {
+        path.push_str("hub/");
+    }
+    path.push_str("api/");
+    let mut api = url.clone();
+    api.set_path(&path);
+    api.set_query(None);
+    api.set_fragment(None);
+    api
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -255,6 +382,14 @@ impl Default for Config {
             },
             metrics: MetricsConfig::default(),
             homes: HomesConfig::default(),
+            hub: HubConfig {
+                url: String::new(),
+                api_url: String::new(),
+                api_token: None,
+                api_token_file: None,
+                timeout_secs: 10,
+                stop_wait_secs: 60,
+            },
         }
     }
 }
@@ -275,6 +410,7 @@ const KEYS: &[&str] = &[
     "oidc",
     "metrics",
     "homes",
+    "hub",
 ];
 
 /// `HUBDESK_*` variables that are read elsewhere, not configuration keys.
@@ -287,6 +423,9 @@ const HANDLED_ELSEWHERE: &[&str] = &[
     "oidc_redirect_uris",
     "oidc_require_pkce",
     "oidc_id_token_alg",
+    // The hub's name for hubdesk's service token (deploy/jupyterhub_config.py), also read here.
+    "hub_api_token",
+    "hub_api_token_file",
 ];
 
 impl Config {
@@ -448,6 +587,7 @@ impl Config {
         self.public_url = self.public_url.trim_end_matches('/').to_string();
         url::Url::parse(&self.public_url).context("public_url is not a URL")?;
         url::Url::parse(&self.hub_url).context("hub_url is not a URL")?;
+        self.hub.finish(&mut self.hub_url)?;
         anyhow::ensure!(
             self.password.argon2_memory_kib >= 19_456 && self.password.argon2_iterations >= 2,
             "argon2 parameters below the OWASP floor (m=19456 KiB, t=2)"
@@ -581,6 +721,82 @@ mod tests {
         let printed = format!("{c:?} {c:#?}");
         assert!(!printed.contains("hunter2"), "{printed}");
         assert!(printed.contains("REDACTED"));
+    }
+
+    #[test]
+    fn hub_defaults_follow_hub_url() {
+        let mut c = Config::default();
+        c.finish().unwrap();
+        assert_eq!(c.hub.url, "http://127.0.0.1:8000/hub/");
+        assert_eq!(c.hub.api_url, "http://127.0.0.1:8000/hub/api/");
+        assert_eq!(c.hub.timeout(), Duration::from_secs(10));
+        assert_eq!(c.hub.stop_wait(), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn hub_url_wins_over_the_old_key() {
+        let mut c = Config::default();
+        c.hub.url = "https://hub.example/hub/".into();
+        c.finish().unwrap();
+        assert_eq!(c.hub_url, "https://hub.example/hub/");
+        assert_eq!(c.hub.api_url, "https://hub.example/hub/api/");
+    }
+
+    #[test]
+    fn hub_api_url_is_derived_from_any_hub_page() {
+        for (url, api) in [
+            ("http://h:8000/hub/", "http://h:8000/hub/api/"),
+            ("http://h:8000/hub", "http://h:8000/hub/api/"),
+            ("http://h:8000/hub/home", "http://h:8000/hub/api/"),
+            ("http://h/hub/user-redirect/lab?x=1", "http://h/hub/api/"),
+            ("http://h/", "http://h/hub/api/"),
+            ("http://h/jupyter/", "http://h/jupyter/hub/api/"),
+            ("http://h/jupyter/hub/home", "http://h/jupyter/hub/api/"),
+        ] {
+            let mut c = Config {
+                hub_url: url.into(),
+                ..Config::default()
+            };
+            c.finish().unwrap();
+            assert_eq!(c.hub.api_url, api, "from {url}");
+        }
+        let mut c = Config::default();
+        c.hub.api_url = "http://internal:8081/hub/api".into();
+        c.finish().unwrap();
+        assert_eq!(c.hub.api_url, "http://internal:8081/hub/api/");
+    }
+
+    #[test]
+    fn hub_token_comes_from_a_file_and_is_never_printed() {
+        let dir = std::env::temp_dir().join(format!("hubdesk-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("hub-token");
+        std::fs::write(&file, "hunter2-hub-token\n").unwrap();
+        let mut c = Config::default();
+        c.hub.api_token_file = Some(file.clone());
+        c.finish().unwrap();
+        assert_eq!(
+            c.hub.api_token().map(|t| t.expose_secret().as_str()),
+            Some("hunter2-hub-token")
+        );
+        let printed = format!("{c:?} {c:#?} {}", serde_json::to_string(&c).unwrap());
+        assert!(!printed.contains("hunter2"), "{printed}");
+
+        let mut both = Config::default();
+        both.hub.api_token = Some(SecretString::new("x".into()));
+        both.hub.api_token_file = Some(file);
+        assert!(both.finish().is_err());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn hub_settings_are_checked() {
+        let mut c = Config::default();
+        c.hub.timeout_secs = 0;
+        assert!(c.finish().is_err());
+        let mut c = Config::default();
+        c.hub.api_url = "ftp://h/hub/api/".into();
+        assert!(c.finish().is_err());
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod db;
 pub mod doctor;
 pub mod domain;
 pub mod homes;
+pub mod hub;
 pub mod jobs;
 pub mod metrics;
 pub mod oidc;

@@ -5,6 +5,7 @@ mod api;
 mod helpers;
 mod homes;
 mod homes_http;
+mod hub;
 mod import;
 mod jobs;
 mod login;

@@ -377,7 +377,7 @@ def test_shipped_hub_config_from_env(monkeypatch, tmp_path):
     assert c.JupyterHub.services == [{"name": "hubdesk", "api_token": "service-token-123", "display": False}]
     (role,) = c.JupyterHub.load_roles
     assert role["services"] == ["hubdesk"]
-    assert set(role["scopes"]) == {"list:users", "read:users", "read:servers", "delete:servers"}
+    assert set(role["scopes"]) == {"list:users", "read:users", "read:servers", "start:servers", "delete:servers"}
 
 
 def test_shipped_hub_config_refuses_to_start_without_secrets(monkeypatch, tmp_path):
