@@ -16,6 +16,7 @@ use crate::{
     jobs::{self, Runner, RunnerHandle},
     oidc,
     roster::{self, pages as roster_pages},
+    servers,
     state::AppState,
     web::{self as kit, assets, health, WebError},
 };
@@ -62,6 +63,7 @@ impl Application {
                 .app_data(web::Data::from(h.oidc.clone()))
                 .app_data(web::Data::new(h.roster.clone()))
                 .app_data(web::Data::new(h.homes.clone()))
+                .app_data(web::Data::new(h.servers.clone()))
                 .app_data(web::Data::new(h.jobs.clone()))
                 .app_data(web::Data::from(h.metrics.clone()))
                 .app_data(kit::form_config(kit::FORM_LIMIT))
@@ -162,6 +164,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::get().to(homes::pages::cohort_zip),
         )
         .route(
+            "/students/servers/start",
+            web::post().to(servers::pages::start_cohort),
+        )
+        .route(
             "/students/unlock-address",
             web::post().to(roster_pages::students::unlock_address),
         )
@@ -182,6 +188,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/students/{username}",
             web::get().to(roster_pages::students::detail),
+        )
+        .route(
+            "/students/{username}/server/stop",
+            web::post().to(servers::pages::stop),
         )
         .route(
             "/students/{username}/home.zip",
@@ -262,6 +272,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .app_data(kit::api::json_config())
             .configure(roster::api::routes)
             .configure(homes::api::routes)
+            .configure(servers::api::routes)
             .configure(activity::api::routes)
             .default_service(web::to(kit::api::not_found)),
     )

@@ -76,6 +76,13 @@ pub struct HubConfig {
     pub timeout_secs: u64,
     /// How long to poll a stop the hub answered with 202 before giving up.
     pub stop_wait_secs: u64,
+    /// Servers started at once when a cohort is started before class (staggered).
+    #[serde(default = "four")]
+    pub start_concurrency: usize,
+}
+
+fn four() -> usize {
+    4
 }
 
 impl HubConfig {
@@ -389,6 +396,7 @@ impl Default for Config {
                 api_token_file: None,
                 timeout_secs: 10,
                 stop_wait_secs: 60,
+                start_concurrency: 4,
             },
         }
     }

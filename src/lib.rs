@@ -18,6 +18,7 @@ pub mod jobs;
 pub mod metrics;
 pub mod oidc;
 pub mod roster;
+pub mod servers;
 pub mod state;
 pub mod telemetry;
 pub mod web;

@@ -9,10 +9,12 @@ use crate::{
     auth::{Hasher, TokenCache},
     config::Config,
     homes::Homes,
+    hub::{HubApi, RestHub},
     jobs::{JobHandler, Waker},
     metrics::Metrics,
     oidc::Oidc,
     roster::Roster,
+    servers::Servers,
 };
 
 #[derive(Clone)]
@@ -25,6 +27,7 @@ pub struct AppState {
     pub oidc: Arc<Oidc>,
     pub roster: Roster,
     pub homes: Homes,
+    pub servers: Servers,
     /// The jobs this process runs, one handler per kind (homes and the cluster add theirs).
     pub job_handlers: Vec<Arc<dyn JobHandler>>,
     /// Starts the runner's next poll at once: call it after committing an enqueued job.
@@ -32,21 +35,57 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
 }
 
+/// External systems to use instead of the ones the configuration names (tests pass fakes).
+#[derive(Default)]
+pub struct Adapters {
+    pub hub: Option<Arc<dyn HubApi>>,
+}
+
 impl AppState {
+    /// The state with the real external systems of the configuration.
+    pub async fn new(pool: PgPool, config: Config) -> anyhow::Result<Self> {
+        Self::with_adapters(pool, config, Adapters::default()).await
+    }
+
     /// Builds every handle; loads (or on first start creates) the OIDC signing keys; opens the
     /// homes root (refused when the archive is on another filesystem) and settles any home
     /// operation a crash interrupted.
-    pub async fn new(pool: PgPool, config: Config) -> anyhow::Result<Self> {
+    pub async fn with_adapters(
+        pool: PgPool,
+        config: Config,
+        adapters: Adapters,
+    ) -> anyhow::Result<Self> {
         let config = Arc::new(config);
         let hasher = Hasher::new(&config.password, config.hash_permits())?;
         let tokens = Arc::new(TokenCache::default());
         let oidc = Arc::new(Oidc::new(pool.clone(), config.clone(), tokens.clone()).await?);
         let jobs = Waker::default();
-        let roster = Roster::new(pool.clone(), hasher.clone(), tokens.clone(), jobs.clone());
+        let metrics = Arc::new(Metrics::default());
+        let hub = match adapters.hub {
+            Some(hub) => Some(hub),
+            None => RestHub::from_config(&config.hub)?.map(|h| Arc::new(h) as Arc<dyn HubApi>),
+        };
+        if hub.is_none() {
+            tracing::info!("no hub API token ([hub] api_token): server status and stops are off");
+        }
+        let servers = Servers {
+            hub,
+            stop_wait: config.hub.stop_wait(),
+            start_concurrency: config.hub.start_concurrency,
+            metrics: metrics.clone(),
+        };
+        let roster = Roster::new(pool.clone(), hasher.clone(), tokens.clone(), jobs.clone())
+            .with_servers(servers.clone());
         let homes = Homes::open(&config.homes, pool.clone()).await?;
         let recovered = homes.recover().await?;
         tracing::info!(?recovered, root = %homes.root().display(), "homes root open");
-        let job_handlers = crate::homes::jobs::handlers(homes.clone(), None);
+        // A reset or restore first stops the student's server and waits until it is gone.
+        let stop_first = servers.configured().then(|| {
+            Arc::new(crate::homes::jobs::StopServerFirst(servers.clone()))
+                as Arc<dyn crate::homes::BeforeHomeChange>
+        });
+        let mut job_handlers = crate::homes::jobs::handlers(homes.clone(), stop_first);
+        job_handlers.extend(crate::servers::jobs::handlers(servers.clone()));
         Ok(Self {
             pool,
             config,
@@ -55,9 +94,10 @@ impl AppState {
             oidc,
             roster,
             homes,
+            servers,
             job_handlers,
             jobs,
-            metrics: Arc::new(Metrics::default()),
+            metrics,
         })
     }
 }

@@ -298,3 +298,16 @@ pub async fn list_staff(conn: &mut PgConnection) -> sqlx::Result<Vec<UserRow>> {
     .fetch_all(conn)
     .await
 }
+
+/// The usernames of a cohort's students.
+pub async fn cohort_usernames(
+    conn: &mut PgConnection,
+    cohort: &str,
+) -> sqlx::Result<Vec<Username>> {
+    sqlx::query_scalar(
+        "SELECT username FROM users WHERE role = 'student' AND cohort = $1 ORDER BY username",
+    )
+    .bind(cohort)
+    .fetch_all(conn)
+    .await
+}

@@ -34,6 +34,7 @@ fn student(path: &str) -> Result<Username, ApiError> {
 async fn home(
     pool: web::Data<PgPool>,
     homes: web::Data<Homes>,
+    servers: web::Data<crate::servers::Servers>,
     _: ApiClient,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -56,8 +57,12 @@ async fn home(
         .json(json!({
             "exists": exists,
             "bytes": bytes,
-            // The notebook server's state comes from the hub (see the servers API).
-            "server": null,
+        // null when it is not running, or when the hub cannot tell (no hub, hub down).
+        "server": servers.of(&username).await.ok().flatten().map(|s| json!({
+            "running": s.running(),
+            "started": s.started.and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()),
+            "last_activity": s.last_activity.and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()),
+        })),
             "archives": archives,
         })))
 }

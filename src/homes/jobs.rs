@@ -100,6 +100,20 @@ pub trait BeforeHomeChange: Send + Sync + 'static {
     fn before<'a>(&'a self, username: &'a Username) -> BoxFuture<'a, Result<(), JobError>>;
 }
 
+/// The hook in production: stop the student's notebook server and wait until it is gone.
+pub struct StopServerFirst(pub crate::servers::Servers);
+
+impl BeforeHomeChange for StopServerFirst {
+    fn before<'a>(&'a self, username: &'a Username) -> BoxFuture<'a, Result<(), JobError>> {
+        Box::pin(async move {
+            self.0
+                .stop_and_wait(username)
+                .await
+                .map_err(crate::servers::jobs::retry)
+        })
+    }
+}
+
 /// The three handlers, for `Runner::new`. `before` is the server-stop hook (none in tests).
 pub fn handlers(
     homes: Homes,

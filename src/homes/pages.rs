@@ -283,10 +283,5 @@ pub struct CohortQuery {
 /// The students of `cohort`, by username.
 pub async fn cohort_students(pool: &PgPool, cohort: &str) -> Result<Vec<Username>, sqlx::Error> {
     let mut conn = pool.acquire().await?;
-    let filter = crate::db::users::StudentFilter {
-        cohort: Some(cohort.to_string()),
-        ..Default::default()
-    };
-    let (rows, _) = crate::db::users::list_students(&mut conn, &filter).await?;
-    Ok(rows.into_iter().map(|r| r.username).collect())
+    crate::db::users::cohort_usernames(&mut conn, cohort).await
 }

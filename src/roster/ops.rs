@@ -17,6 +17,7 @@ use crate::{
     domain::{Actor, Cohort, DisplayName, NewAccount, Role, Username},
     homes::CreateManyJob,
     jobs::Waker,
+    servers::Servers,
 };
 
 /// A password shown once: on the credentials page or in an API reply, never stored.
@@ -131,6 +132,8 @@ pub struct Roster {
     pub tokens: Arc<TokenCache>,
     /// Wakes the job runner once new students' homes are queued.
     pub jobs: Waker,
+    /// A disabled student's notebook server is stopped too (when a hub is configured).
+    pub servers: Option<Servers>,
 }
 
 impl Roster {
@@ -140,7 +143,13 @@ impl Roster {
             hasher,
             tokens,
             jobs,
+            servers: None,
         }
+    }
+
+    pub fn with_servers(mut self, servers: Servers) -> Self {
+        self.servers = Some(servers);
+        self
     }
 
     /// Creates the planned students with generated passwords, all or nothing.
@@ -310,6 +319,9 @@ impl Roster {
             let detail = ended.detail("");
             db::audit::record(&mut tx, actor, &action, target, Some(&detail)).await?;
             ended.commit(tx, &self.tokens).await?;
+            if let Some(servers) = &self.servers {
+                servers.stop_quietly(&user.username).await;
+            }
         } else {
             db::audit::record(&mut tx, actor, &action, target, None).await?;
             tx.commit().await?;

@@ -6,7 +6,7 @@ use hubdesk::{
     db::{self, EmbeddedPostgres},
     domain::{Actor, DisplayName, NewAccount, NewPassword, Role, Username},
     roster,
-    state::AppState,
+    state::{Adapters, AppState},
 };
 use reqwest::{redirect::Policy, Client, Response};
 use secrecy::{ExposeSecret, SecretString};
@@ -96,6 +96,15 @@ pub async fn spawn_app_with_state(
     tweak: impl FnOnce(&mut Config),
     handles: impl FnOnce(&mut AppState),
 ) -> TestApp {
+    spawn_app_with_adapters(tweak, Adapters::default(), handles).await
+}
+
+/// The real app on fake external systems (`Adapters`), e.g. a `FakeHub`.
+pub async fn spawn_app_with_adapters(
+    tweak: impl FnOnce(&mut Config),
+    adapters: Adapters,
+    handles: impl FnOnce(&mut AppState),
+) -> TestApp {
     let server = server_url();
     let db_name = format!("t_{}", uuid::Uuid::new_v4().simple());
     let admin = db::pool_for(&server)
@@ -152,7 +161,7 @@ pub async fn spawn_app_with_state(
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     config.public_url = format!("http://127.0.0.1:{port}");
-    let mut state = AppState::new(pool.clone(), config)
+    let mut state = AppState::with_adapters(pool.clone(), config, adapters)
         .await
         .expect("app state");
     handles(&mut state);

@@ -30,11 +30,17 @@ async fn job_state(app: &TestApp, token: &str, id: &str) -> Value {
     }
 }
 
-/// Waits until the home the student's creation queued exists.
+/// Waits until the home the student's creation queued exists and its job has finished (until
+/// then a reset is refused as "in progress").
 async fn home_of(app: &TestApp, username: &str) -> std::path::PathBuf {
     let home = app.state.homes.root().join(username);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !home.exists() {
+    while !home.exists()
+        || app
+            .count("SELECT count(*) FROM jobs WHERE state IN ('queued', 'running')")
+            .await
+            > 0
+    {
         assert!(
             tokio::time::Instant::now() < deadline,
             "no home for {username}"

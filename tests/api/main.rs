@@ -12,4 +12,5 @@ mod login;
 mod oidc;
 mod oidc_interop;
 mod platform;
+mod servers;
 mod students;

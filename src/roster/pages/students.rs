@@ -22,6 +22,7 @@ use crate::{
         ops::{Scope, StudentFields},
         Roster, RosterError,
     },
+    servers::{ServerLine, Servers},
     web::{
         error::urlencode,
         form::{self, FieldErrors},
@@ -67,6 +68,10 @@ pub struct StudentsPage {
     pub filtered: bool,
     /// Addresses whose logins are locked (a whole classroom shares one).
     pub address_locks: Vec<AddressLockView>,
+    /// Running notebook servers by username (one call to the hub per page view).
+    pub servers: std::collections::HashMap<String, ServerLine>,
+    /// Why server state is unknown (no hub configured, or the hub unreachable).
+    pub hub_problem: Option<String>,
 }
 
 pub struct AddressLockView {
@@ -100,6 +105,7 @@ fn list_href(q: &str, cohort: &str, status: &str, sort: &str, dir: &str, page: i
 
 pub async fn list(
     roster: web::Data<Roster>,
+    servers: web::Data<Servers>,
     config: web::Data<Config>,
     user: RequireCounselor,
     query: web::Query<ListQuery>,
@@ -173,7 +179,19 @@ pub async fn list(
         Some("address-unlocked") => Some("Logins from that address work again."),
         _ => None,
     };
+    let (servers, hub_problem) = match servers.running().await {
+        Ok(running) => (
+            running
+                .iter()
+                .map(|(name, s)| (name.clone(), ServerLine::of(s)))
+                .collect(),
+            None,
+        ),
+        Err(e) => (Default::default(), Some(e.to_string())),
+    };
     let page = StudentsPage {
+        servers,
+        hub_problem,
         page: Page::for_user(&config, &user, "Students").with_notice(notice),
         prev_href: (page_no > 1).then(|| href(page_no - 1)),
         next_href: (page_no < pages).then(|| href(page_no + 1)),
@@ -314,6 +332,8 @@ pub struct StudentPage {
     pub locked: bool,
     pub history: Vec<AuditRow>,
     pub home: homes::pages::HomeSection,
+    pub server: Option<ServerLine>,
+    pub hub_problem: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -324,6 +344,7 @@ pub struct NoticeQuery {
 pub async fn detail(
     roster: web::Data<Roster>,
     homes: web::Data<Homes>,
+    servers: web::Data<Servers>,
     config: web::Data<Config>,
     user: RequireCounselor,
     path: web::Path<String>,
@@ -345,16 +366,23 @@ pub async fn detail(
         Some("disabled") => Some("Account disabled; the student's sessions have ended."),
         Some("enabled") => Some("Account enabled again."),
         Some("unlocked") => Some("Login lock lifted."),
+        Some("server-stopped") => Some("Notebook server stopped."),
         _ => None,
     };
     drop(conn);
     let home = homes::pages::section(&roster.pool, &homes, &student.username).await;
+    let (server, hub_problem) = match servers.of(&student.username).await {
+        Ok(s) => (s.as_ref().map(ServerLine::of), None),
+        Err(e) => (None, Some(e.to_string())),
+    };
     html(&StudentPage {
         page: Page::for_user(&config, &user, student.display_name.clone()).with_notice(notice),
         student,
         locked,
         history,
         home,
+        server,
+        hub_problem,
     })
 }
 
