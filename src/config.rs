@@ -176,7 +176,7 @@ fn default_api_url(url: &url::Url) -> url::Url {
         path.push_str(segment);
         path.push('/');
     }
-    if !prefix.last().is_some_and(|s| *s == "hub") {
+    if prefix.last().is_none_or(|s| *s != "hub") {
         path.push_str("hub/");
     }
     path.push_str("api/");
