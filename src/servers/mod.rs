@@ -23,9 +23,17 @@ pub struct Servers {
     pub metrics: Arc<Metrics>,
 }
 
+/// What a page says when no hub is configured.
+pub const NOT_CONFIGURED: &str =
+    "no hub is configured ([hub] api_token), so hubdesk cannot show or stop notebook servers";
+
 /// Why server state is unknown, in one line for a page.
-pub fn unavailable(e: &Option<HubError>) -> Option<String> {
-    e.as_ref().map(|e| e.to_string())
+pub fn problem(servers: &Servers, e: &HubError) -> String {
+    if servers.configured() {
+        e.to_string()
+    } else {
+        NOT_CONFIGURED.to_string()
+    }
 }
 
 impl Servers {

@@ -187,7 +187,10 @@ pub async fn list(
                 .collect(),
             None,
         ),
-        Err(e) => (Default::default(), Some(e.to_string())),
+        Err(e) => (
+            Default::default(),
+            Some(crate::servers::problem(&servers, &e)),
+        ),
     };
     let page = StudentsPage {
         servers,
@@ -373,7 +376,7 @@ pub async fn detail(
     let home = homes::pages::section(&roster.pool, &homes, &student.username).await;
     let (server, hub_problem) = match servers.of(&student.username).await {
         Ok(s) => (s.as_ref().map(ServerLine::of), None),
-        Err(e) => (None, Some(e.to_string())),
+        Err(e) => (None, Some(crate::servers::problem(&servers, &e))),
     };
     html(&StudentPage {
         page: Page::for_user(&config, &user, student.display_name.clone()).with_notice(notice),
