@@ -60,7 +60,7 @@ import json, os
 # Creates the test's users (hubdesk itself never holds admin:users).
 c.JupyterHub.services.append({"name": "test-admin", "api_token": os.environ["T_ADMIN_TOKEN"]})
 c.JupyterHub.load_roles.append(
-    {"name": "test-admin", "scopes": ["admin:users"], "services": ["test-admin"]}
+    {"name": "test-admin", "scopes": ["admin:users", "access:servers"], "services": ["test-admin"]}
 )
 # The hubdesk role minus one scope each: every scope of the role is needed. (The shipped role
 # cannot be read here: a subconfig's lists are lazy appends. The test checks that ROLE expands
@@ -631,4 +631,151 @@ async fn a_hub_that_never_answers_is_unreachable_after_the_timeout() {
         "{waited:?}"
     );
     drop(silent);
+}
+
+/// Issue 7's proof with the real hub: a student's server really runs on their home under the
+/// homes root and saves a file through the Jupyter contents API; a reset from hubdesk's API
+/// stops that server first (the hub says it is gone), moves the file into the archive, lays a
+/// fresh home; a restore brings the file back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_home_reset_stops_the_real_server_first_and_the_file_survives_in_the_archive() {
+    let Some(venv) = venv() else { return };
+    let (hub, _) = RealHub::start(&venv).await;
+    hub.create_users(&["ada"]).await;
+    let homes = hub.dir.join("homes");
+    let (api, token, hub_url) = (hub.api.clone(), hub.service_token.clone(), hub.url.clone());
+    let app = crate::helpers::spawn_app_with(move |c| {
+        c.hub.url = format!("{hub_url}/hub/");
+        c.hub.api_url = api;
+        c.hub.api_token = Some(SecretString::new(token));
+        c.homes.root = Some(homes);
+    })
+    .await;
+    let desk_token = app.api_token().await;
+    app.create_student("Ada Lovelace", "ada", Some("blue"))
+        .await;
+    let home = hub.dir.join("homes/ada");
+    let job = |id: String| {
+        let (app, t) = (&app, desk_token.clone());
+        async move {
+            let deadline = Instant::now() + SERVER_PATIENCE;
+            loop {
+                let body: Value = app
+                    .client
+                    .get(app.url(&format!("/api/v1/jobs/{id}")))
+                    .bearer_auth(&t)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                if body["state"] == "succeeded" || body["state"] == "failed" {
+                    return body;
+                }
+                assert!(Instant::now() < deadline, "job never ended: {body}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    // The home exists before the server starts (its job ran), then the cohort starts.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !home.is_dir()
+        || app
+            .count("SELECT count(*) FROM jobs WHERE state IN ('queued', 'running')")
+            .await
+            > 0
+    {
+        assert!(Instant::now() < deadline, "no home for ada");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let r = app
+        .client
+        .post(app.url("/api/v1/cohorts/blue/servers/start"))
+        .bearer_auth(&desk_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let started = job(r.json::<Value>().await.unwrap()["job"]
+        .as_str()
+        .unwrap()
+        .to_string())
+    .await;
+    assert_eq!(started["state"], "succeeded", "{started}");
+    let rest = client(&hub.api, &hub.service_token, Duration::from_secs(10));
+    let ada = name("ada");
+    wait_until(&rest, &ada, "ada's server ready", |u| {
+        u.as_ref()
+            .and_then(|u| u.server.as_ref())
+            .is_some_and(|s| s.ready)
+    })
+    .await;
+    // The student's notebook saves a file (the Jupyter contents API, through the proxy).
+    let r = reqwest::Client::new()
+        .put(format!("{}/user/ada/api/contents/work.txt", hub.url))
+        .header("Authorization", format!("token {}", hub.admin_token))
+        .json(&json!({"type": "file", "format": "text", "content": "my analysis"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.status().is_success(),
+        "contents API: {} {}",
+        r.status(),
+        r.text().await.unwrap()
+    );
+    assert_eq!(
+        std::fs::read_to_string(home.join("work.txt")).unwrap(),
+        "my analysis"
+    );
+
+    let r = app
+        .client
+        .post(app.url("/api/v1/students/ada/home/reset"))
+        .bearer_auth(&desk_token)
+        .json(&json!({"scope": "all", "reason": "fresh start"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let reset = job(r.json::<Value>().await.unwrap()["job"]
+        .as_str()
+        .unwrap()
+        .to_string())
+    .await;
+    assert_eq!(reset["state"], "succeeded", "{reset}");
+    assert_eq!(reset["steps"][0]["name"], "server stopped", "{reset}");
+    let seen = rest.user(&ada).await.unwrap().unwrap();
+    assert!(!seen.running(), "the hub says the server is gone: {seen:?}");
+    assert!(!home.join("work.txt").exists(), "a fresh home");
+    let archive = reset["result"]["archive"].as_str().unwrap().to_string();
+    let archived = app
+        .state
+        .homes
+        .archive_dir()
+        .join("ada")
+        .join(&archive)
+        .join("work.txt");
+    assert_eq!(std::fs::read_to_string(&archived).unwrap(), "my analysis");
+
+    let r = app
+        .client
+        .post(app.url("/api/v1/students/ada/home/restore"))
+        .bearer_auth(&desk_token)
+        .json(&json!({ "archive": archive }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let restored = job(r.json::<Value>().await.unwrap()["job"]
+        .as_str()
+        .unwrap()
+        .to_string())
+    .await;
+    assert_eq!(restored["state"], "succeeded", "{restored}");
+    assert_eq!(
+        std::fs::read_to_string(home.join("work.txt")).unwrap(),
+        "my analysis"
+    );
 }
