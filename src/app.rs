@@ -30,6 +30,7 @@ pub struct Application {
 
 /// Advisory lock keys of the periodic tasks (one instance of a fleet runs each).
 const SWEEPER_LOCK: i64 = 0x6875_6264_0001;
+const HOME_USAGE_LOCK: i64 = 0x6875_6264_0002;
 
 /// Content-Security-Policy: no inline script or style, nothing framed, nothing from elsewhere.
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
@@ -289,6 +290,21 @@ fn spawn_periodic_tasks(state: &AppState) {
         SWEEPER_LOCK,
         Duration::from_secs(600),
         move || sweep(pool.clone(), config.clone()),
+    );
+    let homes = state.homes.clone();
+    jobs::periodic(
+        state.pool.clone(),
+        "home-usage",
+        HOME_USAGE_LOCK,
+        Duration::from_secs(600),
+        move || {
+            let homes = homes.clone();
+            async move {
+                let n = homes::usage::measure_all(&homes).await?;
+                tracing::debug!(measured = n, "home usage measured");
+                Ok(())
+            }
+        },
     );
     let (pool, oidc) = (state.pool.clone(), state.oidc.clone());
     jobs::every(

@@ -15,6 +15,8 @@ pub struct UserRow {
     pub cohort: Option<String>,
     pub disabled: bool,
     pub created_at: OffsetDateTime,
+    /// The home's disk usage at the last background measurement (students only).
+    pub home_bytes: Option<i64>,
 }
 
 /// An account with its password hash, for the few places that check a password.
@@ -56,7 +58,8 @@ pub enum InsertUserError {
     Db(#[from] sqlx::Error),
 }
 
-const COLUMNS: &str = "id, subject, username, display_name, role, cohort, disabled, created_at";
+const COLUMNS: &str =
+    "id, subject, username, display_name, role, cohort, disabled, created_at, home_bytes";
 
 pub async fn insert(conn: &mut PgConnection, new: NewUser<'_>) -> Result<UserRow, InsertUserError> {
     sqlx::query_as::<_, UserRow>(&format!(
@@ -171,6 +174,7 @@ pub enum SortKey {
     DisplayName,
     Cohort,
     Created,
+    Usage,
 }
 
 impl SortKey {
@@ -179,6 +183,7 @@ impl SortKey {
             "display_name" => Self::DisplayName,
             "cohort" => Self::Cohort,
             "created" => Self::Created,
+            "usage" => Self::Usage,
             _ => Self::Username,
         }
     }
@@ -188,6 +193,7 @@ impl SortKey {
             Self::DisplayName => "display_name",
             Self::Cohort => "cohort",
             Self::Created => "created",
+            Self::Usage => "usage",
         }
     }
     /// Column expression; fixed strings only, never user input.
@@ -197,6 +203,7 @@ impl SortKey {
             Self::DisplayName => "lower(display_name)",
             Self::Cohort => "cohort",
             Self::Created => "created_at",
+            Self::Usage => "home_bytes",
         }
     }
 }
@@ -310,4 +317,25 @@ pub async fn cohort_usernames(
     .bind(cohort)
     .fetch_all(conn)
     .await
+}
+
+/// Every student's username, for the background usage measurement.
+pub async fn all_students(conn: &mut PgConnection) -> sqlx::Result<Vec<Username>> {
+    sqlx::query_scalar("SELECT username FROM users WHERE role = 'student' ORDER BY username")
+        .fetch_all(conn)
+        .await
+}
+
+/// Stores a measured home size (`None`: no home).
+pub async fn set_home_bytes(
+    conn: &mut PgConnection,
+    username: &Username,
+    bytes: Option<i64>,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE users SET home_bytes = $2, home_measured_at = now() WHERE username = $1")
+        .bind(username.as_str())
+        .bind(bytes)
+        .execute(conn)
+        .await?;
+    Ok(())
 }

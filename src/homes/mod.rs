@@ -32,6 +32,7 @@ mod lock;
 mod ops;
 pub mod pages;
 pub mod requests;
+pub mod usage;
 
 use std::{
     os::fd::{AsFd, OwnedFd},

@@ -284,3 +284,42 @@ async fn homes_download_as_zip_with_links_stored_never_followed() {
             >= 3
     );
 }
+
+#[tokio::test]
+async fn the_student_list_shows_home_sizes_measured_in_the_background_and_sorts_by_them() {
+    let app = spawn_app().await;
+    app.as_counselor().await;
+    app.create_student("Ada Lovelace", "ada", None).await;
+    app.create_student("Bob Smith", "bob", None).await;
+    app.create_student("Cy Young", "cy", None).await;
+    let ada = home_of(&app, "ada").await;
+    home_of(&app, "bob").await;
+    home_of(&app, "cy").await;
+    std::fs::write(ada.join("big.csv"), vec![b'x'; 3_000_000]).unwrap();
+    std::fs::remove_dir(app.state.homes.root().join("cy")).ok(); // an empty home removed by hand
+    let measured = hubdesk::homes::usage::measure_all(&app.state.homes)
+        .await
+        .unwrap();
+    assert_eq!(measured, 3);
+    let page = app.get_html("/students?sort=usage&dir=desc").await;
+    let order: Vec<&str> = page
+        .split("data-username=\"")
+        .skip(1)
+        .map(|s| s.split('"').next().unwrap())
+        .collect();
+    assert_eq!(order[0], "ada", "largest first: {order:?}");
+    let ada_row = page
+        .split("data-username=\"ada\"")
+        .nth(1)
+        .unwrap()
+        .split("</tr>")
+        .next()
+        .unwrap();
+    assert!(ada_row.contains("3.0 MB"), "{ada_row}");
+    assert_eq!(
+        app.count("SELECT count(*) FROM users WHERE username = 'cy' AND home_bytes IS NULL AND home_measured_at IS NOT NULL")
+            .await,
+        1,
+        "no home: measured as none"
+    );
+}

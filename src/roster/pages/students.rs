@@ -74,6 +74,14 @@ pub struct StudentsPage {
     pub hub_problem: Option<String>,
 }
 
+impl StudentsPage {
+    /// The home size measured in the background, for the list.
+    pub fn size(&self, row: &UserRow) -> String {
+        let bytes = row.home_bytes.unwrap_or(0).max(0) as u64;
+        homes::pages::human_bytes(bytes)
+    }
+}
+
 pub struct AddressLockView {
     pub address: String,
     pub failures: i32,
@@ -152,6 +160,7 @@ pub async fn list(
         ("Name", SortKey::DisplayName),
         ("Cohort", SortKey::Cohort),
         ("Created", SortKey::Created),
+        ("Home size", SortKey::Usage),
     ]
     .into_iter()
     .map(|(label, key)| {
