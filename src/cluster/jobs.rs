@@ -273,6 +273,28 @@ impl RemoveJob {
     }
 }
 
+impl RemoveJob {
+    /// Nothing left on the node, and each of its students runs again elsewhere.
+    async fn moved(&self, node_id: &str, students: &[String]) -> Result<bool, JobError> {
+        let notebooks = self
+            .0
+            .runtime
+            .notebooks()
+            .await
+            .map_err(|e| JobError::Retry(e.to_string()))?;
+        let left = notebooks.iter().any(|n| n.node_id == node_id);
+        let all_elsewhere = students.iter().all(|s| {
+            notebooks.iter().any(|n| {
+                &n.student == s
+                    && n.state == "running"
+                    && !n.node_id.is_empty()
+                    && n.node_id != node_id
+            })
+        });
+        Ok(!left && all_elsewhere)
+    }
+}
+
 impl JobHandler for RemoveJob {
     fn kind(&self) -> &'static str {
         REMOVE_KIND
@@ -314,7 +336,7 @@ impl JobHandler for RemoveJob {
                 if !ctx.is_done("drained") {
                     let deadline =
                         Instant::now() + Duration::from_secs(c.config.drain_timeout_secs);
-                    while !self.students_on(node).await?.is_empty() {
+                    while !self.moved(node, &students).await? {
                         if Instant::now() >= deadline {
                             moved = false;
                             tracing::warn!(node, "drain timed out; removing the node anyway");
