@@ -12,7 +12,9 @@ use tracing_actix_web::TracingLogger;
 
 use crate::{
     account::pages as account,
-    activity, db,
+    activity,
+    cluster::{self, pages as cluster_pages},
+    db,
     jobs::{self, Runner, RunnerHandle},
     oidc,
     roster::{self, pages as roster_pages},
@@ -54,7 +56,14 @@ impl Application {
         let handles = state.clone();
         let server = HttpServer::new(move || {
             let h = &handles;
+            // cluster desk: its handle only when `[cluster] enabled` (handlers take an Option).
+            let cluster_data = h.cluster.clone().map(web::Data::from);
             App::new()
+                .configure(move |c| {
+                    if let Some(d) = cluster_data {
+                        c.app_data(d);
+                    }
+                })
                 .app_data(web::Data::new(h.pool.clone()))
                 .app_data(web::Data::from(h.config.clone()))
                 .app_data(web::Data::new(h.hasher.clone()))
@@ -196,6 +205,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(roster_pages::staff::account_action),
         )
         .route("/audit", web::get().to(roster_pages::audit::list));
+    // The cluster desk (admins).
+    cfg.route("/cluster", web::get().to(cluster_pages::show))
+        .route("/cluster/workers", web::post().to(cluster_pages::launch))
+        .route("/cluster/dry-run", web::post().to(cluster_pages::dry_run))
+        .route(
+            "/cluster/workers/{instance_id}/remove",
+            web::get().to(cluster_pages::confirm_remove),
+        )
+        .route(
+            "/cluster/workers/{instance_id}/remove",
+            web::post().to(cluster_pages::remove),
+        );
     // What hubdesk is doing.
     cfg.route("/jobs", web::get().to(activity::pages::list))
         .route("/jobs/{id}", web::get().to(activity::pages::detail));
@@ -242,6 +263,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .app_data(kit::api::json_config())
             .configure(roster::api::routes)
             .configure(activity::api::routes)
+            .configure(cluster::api::routes)
             .default_service(web::to(kit::api::not_found)),
     )
     .default_service(web::to(health::not_found));

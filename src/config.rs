@@ -48,6 +48,8 @@ pub struct Config {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClusterConfig {
+    /// The cluster desk (pages, API, jobs) is on.
+    pub enabled: bool,
     /// The swarm manager's engine: `unix:///var/run/docker.sock` (default) or `tcp://host:2375`.
     pub docker_host: String,
     /// `host:port` workers join (`docker swarm join … ADDR`); empty: the engine's own swarm
@@ -96,6 +98,7 @@ pub struct AwsConfig {
 impl Default for ClusterConfig {
     fn default() -> Self {
         Self {
+            enabled: false,
             docker_host: "unix:///var/run/docker.sock".into(),
             manager_addr: String::new(),
             notebook_memory_bytes: 2 * 1024 * 1024 * 1024,

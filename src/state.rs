@@ -7,6 +7,7 @@ use sqlx::PgPool;
 
 use crate::{
     auth::{Hasher, TokenCache},
+    cluster::Cluster,
     config::Config,
     jobs::{JobHandler, Waker},
     oidc::Oidc,
@@ -26,6 +27,9 @@ pub struct AppState {
     pub job_handlers: Vec<Arc<dyn JobHandler>>,
     /// Starts the runner's next poll at once: call it after committing an enqueued job.
     pub jobs: Waker,
+    // --- cluster desk ---
+    /// The swarm and its EC2 workers; `None` unless `[cluster] enabled`.
+    pub cluster: Option<Arc<Cluster>>,
 }
 
 impl AppState {
@@ -36,6 +40,16 @@ impl AppState {
         let tokens = Arc::new(TokenCache::default());
         let oidc = Arc::new(Oidc::new(pool.clone(), config.clone(), tokens.clone()).await?);
         let roster = Roster::new(pool.clone(), hasher.clone(), tokens.clone());
+        let mut job_handlers: Vec<Arc<dyn JobHandler>> = Vec::new();
+        // --- cluster desk ---
+        let cluster = if config.cluster.enabled {
+            let cluster = Arc::new(Cluster::connect(pool.clone(), &config).await?);
+            job_handlers.extend(crate::cluster::jobs::handlers(&cluster));
+            Some(cluster)
+        } else {
+            None
+        };
+        // --- end cluster desk ---
         Ok(Self {
             pool,
             config,
@@ -43,8 +57,9 @@ impl AppState {
             tokens,
             oidc,
             roster,
-            job_handlers: Vec::new(),
+            job_handlers,
             jobs: Waker::default(),
+            cluster,
         })
     }
 }

@@ -219,7 +219,9 @@ impl JobHandler for LaunchJob {
             }
             let launch_id = ctx.id().to_string();
             if !ctx.is_done("launched") {
-                self.launch(ctx, p.count, &launch_id).await?;
+                let launched = self.launch(ctx, p.count, &launch_id).await;
+                self.0.forget();
+                launched?;
                 ctx.step("launched").await?;
             }
             let deadline = Instant::now() + Duration::from_secs(self.0.config.join_timeout_secs);

@@ -4,10 +4,12 @@
 //! removing workers are resumable jobs ([`jobs`]).
 //!
 //! The services here import neither `web` nor `state`.
+pub mod api;
 pub mod fake;
 pub mod fleet;
 pub mod jobs;
 pub mod names;
+pub mod pages;
 pub mod runtime;
 pub mod service;
 pub mod userdata;

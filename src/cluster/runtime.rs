@@ -134,30 +134,57 @@ pub trait ContainerRuntime: Send + Sync + 'static {
 pub struct DockerRuntime {
     docker: Docker,
     host: String,
+    /// The API version is negotiated on the first call that reaches the engine (and again
+    /// after a failure), so an engine that is down at start-up breaks nothing.
+    negotiated: tokio::sync::OnceCell<()>,
 }
 
 /// Seconds a single engine call may take.
 const DOCKER_TIMEOUT_SECS: u64 = 30;
 
 impl DockerRuntime {
-    /// Connects to `host` (`unix:///…` or `tcp://host:port`) and negotiates the API version
-    /// (older engines speak older versions than bollard's default).
-    pub async fn connect(host: &str) -> Result<Self, RuntimeError> {
-        let unreachable = |e: bollard::errors::Error| RuntimeError::Unreachable {
-            host: host.to_string(),
-            detail: plain_docker_error(&e),
-        };
+    /// A client for `host` (`unix:///…` or `tcp://host:port`); makes no call yet.
+    pub fn lazy(host: &str) -> Result<Self, RuntimeError> {
         let docker = if let Some(path) = host.strip_prefix("unix://") {
             Docker::connect_with_unix(path, DOCKER_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
         } else {
             Docker::connect_with_http(host, DOCKER_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
         }
-        .map_err(unreachable)?;
-        let docker = docker.negotiate_version().await.map_err(unreachable)?;
+        .map_err(|e| RuntimeError::Unreachable {
+            host: host.to_string(),
+            detail: plain_docker_error(&e),
+        })?;
         Ok(Self {
             docker,
             host: host.to_string(),
+            negotiated: tokio::sync::OnceCell::new(),
         })
+    }
+
+    /// Connects to `host` and negotiates the API version at once (older engines speak older
+    /// versions than bollard's default).
+    pub async fn connect(host: &str) -> Result<Self, RuntimeError> {
+        let rt = Self::lazy(host)?;
+        rt.ready().await?;
+        Ok(rt)
+    }
+
+    /// `negotiate_version()` once: the clone shares the client's version, so this sets ours.
+    async fn ready(&self) -> Result<(), RuntimeError> {
+        self.negotiated
+            .get_or_try_init(|| async {
+                self.docker
+                    .clone()
+                    .negotiate_version()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| RuntimeError::Unreachable {
+                        host: self.host.clone(),
+                        detail: plain_docker_error(&e),
+                    })
+            })
+            .await
+            .map(|_| ())
     }
 
     /// The client, for tests that create services.
@@ -218,6 +245,7 @@ fn filters(pairs: &[(&str, &str)]) -> Option<HashMap<String, Vec<String>>> {
 impl ContainerRuntime for DockerRuntime {
     fn swarm(&self) -> BoxFuture<'_, Result<SwarmView, RuntimeError>> {
         Box::pin(async move {
+            self.ready().await?;
             let info = self.docker.info().await.map_err(|e| self.err(e))?;
             let swarm = info.swarm.unwrap_or_default();
             let active = swarm.local_node_state == Some(LocalNodeState::ACTIVE);
@@ -236,6 +264,7 @@ impl ContainerRuntime for DockerRuntime {
 
     fn nodes(&self) -> BoxFuture<'_, Result<Vec<SwarmNode>, RuntimeError>> {
         Box::pin(async move {
+            self.ready().await?;
             let nodes = self
                 .docker
                 .list_nodes(None::<ListNodesOptions>)
@@ -247,6 +276,7 @@ impl ContainerRuntime for DockerRuntime {
 
     fn notebooks(&self) -> BoxFuture<'_, Result<Vec<Notebook>, RuntimeError>> {
         Box::pin(async move {
+            self.ready().await?;
             let services = self.docker.list_services(Some(ListServicesOptions {
                 filters: filters(&[("name", names::SERVICE_PREFIX)]),
                 status: None,
@@ -262,6 +292,7 @@ impl ContainerRuntime for DockerRuntime {
 
     fn drain<'a>(&'a self, node_id: &'a str) -> BoxFuture<'a, Result<(), RuntimeError>> {
         Box::pin(async move {
+            self.ready().await?;
             let node = self
                 .docker
                 .inspect_node(node_id)
@@ -286,6 +317,7 @@ impl ContainerRuntime for DockerRuntime {
         force: bool,
     ) -> BoxFuture<'a, Result<(), RuntimeError>> {
         Box::pin(async move {
+            self.ready().await?;
             self.docker
                 .delete_node(node_id, Some(DeleteNodeOptions { force }))
                 .await
@@ -295,6 +327,7 @@ impl ContainerRuntime for DockerRuntime {
 
     fn join_info(&self) -> BoxFuture<'_, Result<JoinInfo, RuntimeError>> {
         Box::pin(async move {
+            self.ready().await?;
             let view = self.swarm().await?;
             if view.state != SwarmRole::Manager {
                 return Err(RuntimeError::NotAManager {

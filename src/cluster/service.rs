@@ -48,7 +48,13 @@ pub struct Cluster {
     pub(super) config: ClusterConfig,
     /// How often the jobs look again while waiting (instances running, nodes joined, drained).
     pub(super) poll: Duration,
+    /// The instances with this cluster's tag at the last look, and when it was: a removal of
+    /// an id not among them is refused without asking EC2 again.
+    known: std::sync::Mutex<Option<(tokio::time::Instant, Vec<FleetInstance>)>>,
 }
+
+/// How long a look at the fleet answers "is this one of ours?".
+const KNOWN_FOR: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, Serialize)]
 pub struct SwarmSummary {
@@ -140,7 +146,24 @@ impl Cluster {
             pool,
             config,
             poll: Duration::from_secs(2),
+            known: std::sync::Mutex::new(None),
         }
+    }
+
+    /// The real peers from `[cluster]` and `[aws]`: the manager's engine (contacted on first
+    /// use) and EC2 (credentials resolved on first call). Makes no call.
+    pub async fn connect(
+        pool: PgPool,
+        config: &crate::config::Config,
+    ) -> Result<Self, ClusterError> {
+        let runtime = super::runtime::DockerRuntime::lazy(&config.cluster.docker_host)?;
+        let fleet = super::fleet::Ec2Fleet::connect(&config.aws, &config.cluster).await;
+        Ok(Self::new(
+            Arc::new(runtime),
+            Arc::new(fleet),
+            pool,
+            config.cluster.clone(),
+        ))
     }
 
     /// Shorter waits between looks (tests).
@@ -178,6 +201,7 @@ impl Cluster {
             types.push(self.config.worker.instance_type.clone());
             types.sort();
             types.dedup();
+            self.remember(&instances);
             let info = self.fleet.instance_types(&types).await?;
             Ok::<_, FleetError>((instances, info))
         };
@@ -221,8 +245,47 @@ impl Cluster {
         Ok(id)
     }
 
-    /// Queues the removal of one worker (job `cluster.remove`). Looks the instance up first and
-    /// refuses one without hubdesk's tags (no job, no terminate call).
+    fn remember(&self, instances: &[FleetInstance]) {
+        let mut known = self
+            .known
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *known = Some((tokio::time::Instant::now(), instances.to_vec()));
+    }
+
+    /// Drops the last look (a launch changed the fleet).
+    pub(super) fn forget(&self) {
+        *self
+            .known
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+    }
+
+    /// This cluster's instances, from the last look when it is recent (no call), else from EC2.
+    async fn ours(&self) -> Result<Vec<FleetInstance>, ClusterError> {
+        let cached = {
+            let known = self
+                .known
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            known
+                .as_ref()
+                .filter(|(at, _)| at.elapsed() < KNOWN_FOR)
+                .map(|(_, list)| list.clone())
+        };
+        match cached {
+            Some(list) => Ok(list),
+            None => {
+                let list = self.fleet.instances().await?;
+                self.remember(&list);
+                Ok(list)
+            }
+        }
+    }
+
+    /// Queues the removal of one worker (job `cluster.remove`). An id that is not among this
+    /// cluster's tagged instances is refused (no job, no terminate call, and no EC2 call at all
+    /// when the last look is recent); the job checks the tags again before terminating.
     pub async fn remove(&self, actor: &Actor, instance_id: &str) -> Result<Uuid, ClusterError> {
         let valid = instance_id.starts_with("i-")
             && instance_id.len() <= 32
@@ -232,12 +295,12 @@ impl Cluster {
                 "{instance_id:?} is not an instance id"
             )));
         }
-        let found = self.fleet.describe(&[instance_id.to_string()]).await?;
-        let instance = found
-            .into_iter()
+        let ours = self.ours().await?;
+        let instance = ours
+            .iter()
             .find(|i| i.id == instance_id)
-            .ok_or_else(|| FleetError::NoSuchInstance(instance_id.into()))?;
-        super::fleet::check_ours(&instance, self.fleet.cluster())?;
+            .ok_or_else(|| FleetError::NotOurs(instance_id.into()))?;
+        super::fleet::check_ours(instance, self.fleet.cluster())?;
         let mut tx = self.pool.begin().await?;
         let id = db::jobs::enqueue(
             &mut tx,

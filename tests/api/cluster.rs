@@ -38,6 +38,7 @@ async fn app_with(make: impl FnOnce(sqlx::PgPool) -> Cluster) -> (TestApp, Arc<C
         move |s| {
             let cluster = Arc::new(make(s.pool.clone()).with_poll(Duration::from_millis(200)));
             s.job_handlers.extend(jobs::handlers(&cluster));
+            s.cluster = Some(cluster.clone());
             *put.lock().unwrap() = Some(cluster);
         },
     )
@@ -651,4 +652,271 @@ async fn cluster_real_swarm_workers_boot_from_user_data_join_and_leave() {
         1
     );
     let _ = TAG_CLUSTER;
+}
+
+/// A swarm with one joined worker running bob's notebook, a stray node, and an untagged
+/// instance; the app serves it through its pages and API.
+async fn desk_on_fakes() -> (TestApp, Arc<Cluster>, FakeWorld, String, String) {
+    let world = FakeWorld::new();
+    let ours = world.add_instance(Some("camp"), "l0");
+    world.with(|w| {
+        w.join(&ours);
+        w.nodes.push(hubdesk::cluster::fake::worker_node(
+            "stray", "worker9", "10.9.9.9",
+        ));
+        w.notebooks
+            .push(notebook("bob-smith", &format!("node-{}", ours.id)));
+    });
+    let untagged = world.add_instance(None, "x");
+    let w2 = world.clone();
+    let (app, cluster) = app_with(move |pool| {
+        Cluster::new(
+            Arc::new(w2.runtime()),
+            Arc::new(w2.fleet("camp")),
+            pool,
+            cluster_config("camp"),
+        )
+    })
+    .await;
+    (app, cluster, world, ours.id, untagged.id)
+}
+
+#[tokio::test]
+async fn cluster_api_follows_the_contract_and_refuses_untagged_instances_without_a_call() {
+    let (app, _cluster, world, ours, untagged) = desk_on_fakes().await;
+    let token = app.api_token().await;
+    let api = |m: reqwest::Method, path: &str| {
+        app.client
+            .request(m, app.url(&format!("/api/v1{path}")))
+            .bearer_auth(&token)
+    };
+    let r = app
+        .client
+        .get(app.url("/api/v1/cluster"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    let r = api(reqwest::Method::GET, "/cluster").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["swarm"]["state"], "manager");
+    assert_eq!(body["swarm"]["manager"], "10.0.0.10:2377");
+    let node = body["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["instance_id"] == ours.as_str())
+        .unwrap();
+    for key in [
+        "id",
+        "hostname",
+        "role",
+        "status",
+        "availability",
+        "cpus",
+        "memory_bytes",
+    ] {
+        assert!(node.get(key).is_some(), "node.{key}");
+    }
+    assert_eq!(node["students"], serde_json::json!(["bob-smith"]));
+    let inst = &body["instances"][0];
+    assert_eq!(
+        body["instances"].as_array().unwrap().len(),
+        1,
+        "the untagged one is not listed"
+    );
+    assert_eq!(inst["id"], ours.as_str());
+    assert_eq!(inst["type"], "t3.large");
+    assert_eq!(inst["state"], "running");
+    assert_eq!(inst["node_id"], node["id"]);
+    assert_eq!(inst["problems"], serde_json::json!([]));
+    assert!(inst.get("private_ip").is_some());
+    for key in ["students", "needed_bytes", "available_bytes", "suggestion"] {
+        assert!(body["capacity"].get(key).is_some(), "capacity.{key}");
+    }
+    assert_eq!(body["capacity"]["students"], 1);
+
+    let before = world.with(|w| w.total_calls("ec2."));
+    let r = api(
+        reqwest::Method::DELETE,
+        &format!("/cluster/workers/{untagged}"),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 403);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"], "forbidden");
+    assert!(e["message"]
+        .as_str()
+        .unwrap()
+        .contains("not launched by hubdesk"));
+    assert_eq!(
+        world.with(|w| w.total_calls("ec2.")),
+        before,
+        "refused with no AWS call"
+    );
+    assert_eq!(app.count("SELECT count(*) FROM jobs").await, 0);
+
+    let r = api(reqwest::Method::POST, "/cluster/workers")
+        .json(&serde_json::json!({"count": 0}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = api(reqwest::Method::POST, "/cluster/workers")
+        .json(&serde_json::json!({"count": 2}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let id: uuid::Uuid = r.json::<Value>().await.unwrap()["job"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let row = finished(&app, id, 30).await;
+    assert_eq!(row.state.as_str(), "succeeded", "{:?}", row.error);
+    assert_eq!(row.actor, "token:sync");
+
+    let r = api(reqwest::Method::DELETE, &format!("/cluster/workers/{ours}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let id: uuid::Uuid = r.json::<Value>().await.unwrap()["job"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let row = finished(&app, id, 30).await;
+    assert_eq!(row.state.as_str(), "succeeded", "{:?}", row.error);
+    assert_eq!(
+        row.result.unwrap()["students"],
+        serde_json::json!(["bob-smith"])
+    );
+}
+
+#[tokio::test]
+async fn cluster_page_shows_who_runs_where_launches_through_the_job_page_and_confirms_removal() {
+    let (app, _cluster, world, ours, _untagged) = desk_on_fakes().await;
+    let pw = app.create_student("Ana Lima", "ana", None).await;
+    let _ = pw;
+    app.create_user(
+        hubdesk::domain::Role::Counselor,
+        "connie",
+        crate::helpers::PASSWORD,
+    )
+    .await;
+    let counselor = app.other_browser();
+    counselor.login_ok("connie", crate::helpers::PASSWORD).await;
+    assert_eq!(counselor.get("/cluster").await.status(), 403);
+
+    app.as_admin().await;
+    let page = app.get_html("/cluster").await;
+    assert!(page.contains("data-state=\"manager\""), "{page}");
+    assert!(page.contains(&format!("data-id=\"node-{ours}\"")));
+    assert!(page.contains("<span class=\"student\">bob-smith</span>"));
+    assert!(page.contains(&format!("data-id=\"{ours}\"")));
+    assert!(
+        page.contains("no EC2 instance launched by hubdesk"),
+        "the stray node is flagged"
+    );
+    assert!(
+        page.contains("href=\"/cluster\""),
+        "admins see the nav link"
+    );
+    assert!(page.contains("id=\"launch-form\""));
+
+    let r = app
+        .post_form_from("/cluster", "/cluster/workers", &[("count", "many")])
+        .await;
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await.unwrap().contains("A number from 1 to 50"));
+
+    let r = app
+        .post_form_from("/cluster", "/cluster/workers", &[("count", "2")])
+        .await;
+    assert_eq!(r.status(), 303);
+    let location = TestApp::location(&r);
+    assert!(location.starts_with("/jobs/"), "{location}");
+    let id: uuid::Uuid = location.trim_start_matches("/jobs/").parse().unwrap();
+    let job_page = app.get_html(&location).await;
+    assert!(job_page.contains("cluster.launch"));
+    let row = finished(&app, id, 30).await;
+    assert_eq!(row.state.as_str(), "succeeded", "{:?}", row.error);
+    assert_eq!(row.actor, "boss");
+    let page = app.get_html("/cluster").await;
+    assert_eq!(page.matches("class=\"instance\"").count(), 3);
+
+    let confirm = app
+        .get_html(&format!("/cluster/workers/{ours}/remove"))
+        .await;
+    assert!(confirm.contains("<li>bob-smith</li>"), "{confirm}");
+    assert!(confirm.contains("data-confirm="));
+    let r = app
+        .post_form_from(
+            &format!("/cluster/workers/{ours}/remove"),
+            &format!("/cluster/workers/{ours}/remove"),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let id: uuid::Uuid = TestApp::location(&r)
+        .trim_start_matches("/jobs/")
+        .parse()
+        .unwrap();
+    assert_eq!(finished(&app, id, 30).await.state.as_str(), "succeeded");
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM audit_log WHERE action = 'cluster.remove' AND actor = 'boss'"
+        )
+        .await,
+        1
+    );
+
+    let r = app
+        .post_form_from("/cluster", "/cluster/dry-run", &[])
+        .await;
+    assert_eq!(TestApp::location(&r), "/cluster?dry_run=ok");
+    assert!(app
+        .get_html("/cluster?dry_run=ok")
+        .await
+        .contains("Dry run passed"));
+    world.with(|w| w.fleet_error = Some(FleetError::InvalidAmi("ami-x not found".into())));
+    let r = app
+        .post_form_from("/cluster", "/cluster/dry-run", &[])
+        .await;
+    assert_eq!(r.status(), 502);
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains("Dry run failed: the worker AMI cannot be used"),
+        "{body}"
+    );
+    assert!(
+        body.contains("id=\"ec2-error\""),
+        "the page still shows, with EC2's error"
+    );
+}
+
+#[tokio::test]
+async fn cluster_desk_off_says_how_to_turn_it_on() {
+    let app = crate::helpers::spawn_app().await;
+    assert!(app.state.cluster.is_none());
+    app.as_admin().await;
+    assert!(app
+        .get_html("/cluster")
+        .await
+        .contains("id=\"cluster-off\""));
+    let token = app.api_token().await;
+    let r = app
+        .client
+        .get(app.url("/api/v1/cluster"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
 }
