@@ -51,6 +51,8 @@ pub struct Cluster {
     /// The instances with this cluster's tag at the last look, and when it was: a removal of
     /// an id not among them is refused without asking EC2 again.
     known: std::sync::Mutex<Option<(tokio::time::Instant, Vec<FleetInstance>)>>,
+    /// vCPUs and memory per instance type: fixed facts, asked for once per type.
+    types: std::sync::Mutex<HashMap<String, InstanceTypeInfo>>,
 }
 
 /// How long a look at the fleet answers "is this one of ours?".
@@ -147,6 +149,7 @@ impl Cluster {
             config,
             poll: Duration::from_secs(2),
             known: std::sync::Mutex::new(None),
+            types: Default::default(),
         }
     }
 
@@ -184,8 +187,9 @@ impl Cluster {
         &self.runtime
     }
 
-    /// One look at the swarm (4 engine calls) and at EC2 (2 calls), side by side, whatever
-    /// the number of nodes; a failing side is reported and the other still shown.
+    /// One look at the swarm (4 engine calls) and at EC2 (1 call, plus 1 the first time an
+    /// instance type is seen), side by side, whatever the number of nodes; a failing side is
+    /// reported and the other still shown.
     pub async fn overview(&self) -> Overview {
         let docker = async {
             futures_util::try_join!(
@@ -202,7 +206,7 @@ impl Cluster {
             types.sort();
             types.dedup();
             self.remember(&instances);
-            let info = self.fleet.instance_types(&types).await?;
+            let info = self.instance_types(types).await?;
             Ok::<_, FleetError>((instances, info))
         };
         let roster = async {
@@ -251,6 +255,39 @@ impl Cluster {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         *known = Some((tokio::time::Instant::now(), instances.to_vec()));
+    }
+
+    /// Types asked for before come from memory; the rest in one call (none when all are known).
+    async fn instance_types(
+        &self,
+        types: Vec<String>,
+    ) -> Result<HashMap<String, InstanceTypeInfo>, FleetError> {
+        let missing: Vec<String> = {
+            let known = self
+                .types
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            types
+                .iter()
+                .filter(|t| !known.contains_key(*t))
+                .cloned()
+                .collect()
+        };
+        if !missing.is_empty() {
+            let fetched = self.fleet.instance_types(&missing).await?;
+            self.types
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .extend(fetched);
+        }
+        let known = self
+            .types
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Ok(types
+            .iter()
+            .filter_map(|t| known.get(t).map(|i| (t.clone(), *i)))
+            .collect())
     }
 
     /// Drops the last look (a launch changed the fleet).
