@@ -6,7 +6,7 @@ use std::{sync::Arc, time::Duration};
 use hubdesk::{
     cluster::{
         fake::{notebook, FakeWorld},
-        fleet::{FleetError, TAG_CLUSTER, TAG_LAUNCH},
+        fleet::{FleetError, TAG_LAUNCH},
         jobs, Cluster, ContainerRuntime, DockerRuntime, Ec2Fleet, RuntimeError, WorkerFleet,
     },
     config::{AwsConfig, ClusterConfig, Config},
@@ -576,6 +576,19 @@ async fn cluster_real_swarm_workers_boot_from_user_data_join_and_leave() {
         "a service's environment must never show"
     );
     assert!(!format!("{o:?}").contains(HUB_TOKEN));
+    app.as_admin().await;
+    let page = app.get_html("/cluster").await;
+    assert!(!page.contains(HUB_TOKEN));
+    assert!(page.contains("<span class=\"student\">bob-smith</span>"));
+    if let Ok(path) = std::env::var("HUBDESK_CLUSTER_SNAPSHOT") {
+        // The page as it is now, with its stylesheet inlined, for a screenshot (docs/).
+        let css = app.get_html("/static/app.css").await;
+        let html = page.replace(
+            "<link rel=\"stylesheet\" href=\"/static/app.css\">",
+            &format!("<style>{css}</style>"),
+        );
+        std::fs::write(path, html).unwrap();
+    }
 
     // Remove a launched worker that runs at least one notebook.
     let (target, node_id, on_it) = o
@@ -651,7 +664,6 @@ async fn cluster_real_swarm_workers_boot_from_user_data_join_and_leave() {
             .await,
         1
     );
-    let _ = TAG_CLUSTER;
 }
 
 /// A swarm with one joined worker running bob's notebook, a stray node, and an untagged
@@ -802,8 +814,7 @@ async fn cluster_api_follows_the_contract_and_refuses_untagged_instances_without
 #[tokio::test]
 async fn cluster_page_shows_who_runs_where_launches_through_the_job_page_and_confirms_removal() {
     let (app, _cluster, world, ours, _untagged) = desk_on_fakes().await;
-    let pw = app.create_student("Ana Lima", "ana", None).await;
-    let _ = pw;
+    app.create_student("Ana Lima", "ana", None).await;
     app.create_user(
         hubdesk::domain::Role::Counselor,
         "connie",
