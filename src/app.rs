@@ -12,7 +12,9 @@ use tracing_actix_web::TracingLogger;
 
 use crate::{
     account::pages as account,
-    activity, db, homes,
+    activity,
+    cluster::{self, pages as cluster_pages},
+    db, homes,
     jobs::{self, Runner, RunnerHandle},
     oidc,
     roster::{self, pages as roster_pages},
@@ -56,7 +58,14 @@ impl Application {
         let handles = state.clone();
         let server = HttpServer::new(move || {
             let h = &handles;
+            // cluster desk: its handle only when `[cluster] enabled` (handlers take an Option).
+            let cluster_data = h.cluster.clone().map(web::Data::from);
             App::new()
+                .configure(move |c| {
+                    if let Some(d) = cluster_data {
+                        c.app_data(d);
+                    }
+                })
                 .app_data(web::Data::new(h.pool.clone()))
                 .app_data(web::Data::from(h.config.clone()))
                 .app_data(web::Data::new(h.hasher.clone()))
@@ -227,6 +236,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(roster_pages::staff::account_action),
         )
         .route("/audit", web::get().to(roster_pages::audit::list));
+    // The cluster desk (admins).
+    cfg.route("/cluster", web::get().to(cluster_pages::show))
+        .route("/cluster/workers", web::post().to(cluster_pages::launch))
+        .route("/cluster/dry-run", web::post().to(cluster_pages::dry_run))
+        .route(
+            "/cluster/workers/{instance_id}/remove",
+            web::get().to(cluster_pages::confirm_remove),
+        )
+        .route(
+            "/cluster/workers/{instance_id}/remove",
+            web::post().to(cluster_pages::remove),
+        );
     // What hubdesk is doing.
     cfg.route("/jobs", web::get().to(activity::pages::list))
         .route("/jobs/{id}", web::get().to(activity::pages::detail));
@@ -275,6 +296,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .configure(homes::api::routes)
             .configure(servers::api::routes)
             .configure(activity::api::routes)
+            .configure(cluster::api::routes)
             .default_service(web::to(kit::api::not_found)),
     )
     .default_service(web::to(health::not_found));

@@ -41,6 +41,9 @@ pub struct Config {
     #[serde(default)]
     pub metrics: MetricsConfig,
     pub hub: HubConfig,
+    // --- cluster desk (src/cluster) ---
+    pub cluster: ClusterConfig,
+    pub aws: AwsConfig,
 }
 
 /// `[metrics]`: who may scrape `/metrics` besides holders of an API token.
@@ -186,6 +189,159 @@ fn default_api_url(url: &url::Url) -> url::Url {
     api.set_fragment(None);
     api
 }
+
+// --- cluster desk (src/cluster): `[cluster]`, `[cluster.worker]`, `[aws]` ---
+
+/// The swarm hubdesk manages and the EC2 workers it launches into it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// The cluster desk (pages, API, jobs) is on.
+    pub enabled: bool,
+    /// The swarm manager's engine: `unix:///var/run/docker.sock` (default) or `tcp://host:2375`.
+    pub docker_host: String,
+    /// `host:port` workers join (`docker swarm join … ADDR`); empty: the engine's own swarm
+    /// address with port 2377.
+    pub manager_addr: String,
+    /// Memory one notebook needs (the hub's `mem_guarantee`), for the capacity estimate.
+    pub notebook_memory_bytes: u64,
+    /// The value of the `hubdesk:cluster` tag on every instance hubdesk launches; only
+    /// instances with this tag are listed or terminated.
+    pub name: String,
+    /// How long a launch waits for its instances to join the swarm.
+    pub join_timeout_secs: u64,
+    /// How long a removal waits for a drained node's notebooks to move.
+    pub drain_timeout_secs: u64,
+    pub worker: WorkerConfig,
+}
+
+/// The template every launched worker is made from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerConfig {
+    pub ami: String,
+    pub instance_type: String,
+    pub subnet_id: String,
+    pub security_group_ids: Vec<String>,
+    pub key_name: String,
+    /// An IAM instance profile name (or ARN).
+    pub instance_profile: String,
+    pub root_volume_gb: u32,
+    /// Extra tags (keys starting `hubdesk:` or `aws:` are reserved).
+    pub tags: std::collections::BTreeMap<String, String>,
+    /// USD per hour of one worker, shown beside each instance.
+    pub hourly_cost: f64,
+}
+
+/// EC2 access. Credentials come from the usual AWS chain (environment, profile, instance role).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AwsConfig {
+    /// Empty: the AWS chain's region (`AWS_REGION`, profile).
+    pub region: String,
+    /// Empty: the real EC2 endpoint. Also read from `AWS_ENDPOINT_URL` (a test's moto server).
+    pub endpoint_url: String,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            docker_host: "unix:///var/run/docker.sock".into(),
+            manager_addr: String::new(),
+            notebook_memory_bytes: 2 * 1024 * 1024 * 1024,
+            name: "hubdesk".into(),
+            join_timeout_secs: 600,
+            drain_timeout_secs: 300,
+            worker: WorkerConfig::default(),
+        }
+    }
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            ami: String::new(),
+            instance_type: "t3.large".into(),
+            subnet_id: String::new(),
+            security_group_ids: Vec::new(),
+            key_name: String::new(),
+            instance_profile: String::new(),
+            root_volume_gb: 30,
+            tags: Default::default(),
+            hourly_cost: 0.0832,
+        }
+    }
+}
+
+impl ClusterConfig {
+    fn validate(&self) -> anyhow::Result<()> {
+        let host = self.docker_host.as_str();
+        anyhow::ensure!(
+            ["unix://", "tcp://", "http://"]
+                .iter()
+                .any(|p| host.starts_with(p) && host.len() > p.len()),
+            "cluster.docker_host must be unix:///path or tcp://host:port, not {host:?}"
+        );
+        if !self.manager_addr.is_empty() {
+            let (h, p) = self.manager_addr.rsplit_once(':').with_context(|| {
+                format!(
+                    "cluster.manager_addr {:?} is not host:port",
+                    self.manager_addr
+                )
+            })?;
+            anyhow::ensure!(
+                !h.is_empty() && p.parse::<u16>().is_ok(),
+                "cluster.manager_addr {:?} is not host:port",
+                self.manager_addr
+            );
+        }
+        anyhow::ensure!(
+            self.notebook_memory_bytes > 0,
+            "cluster.notebook_memory_bytes must be positive"
+        );
+        anyhow::ensure!(
+            !self.name.is_empty()
+                && self.name.len() <= 64
+                && self
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)),
+            "cluster.name must be 1-64 letters, digits, '-', '_' or '.'"
+        );
+        let w = &self.worker;
+        anyhow::ensure!(
+            w.root_volume_gb >= 8,
+            "cluster.worker.root_volume_gb must be at least 8"
+        );
+        anyhow::ensure!(
+            w.hourly_cost.is_finite() && w.hourly_cost >= 0.0,
+            "cluster.worker.hourly_cost must be a non-negative number"
+        );
+        anyhow::ensure!(
+            !w.instance_type.is_empty(),
+            "cluster.worker.instance_type is empty"
+        );
+        for key in w.tags.keys() {
+            anyhow::ensure!(
+                !key.starts_with("hubdesk:") && !key.starts_with("aws:") && key != "Name",
+                "cluster.worker.tags: {key:?} is reserved (hubdesk:*, aws:*, Name)"
+            );
+        }
+        Ok(())
+    }
+}
+
+impl AwsConfig {
+    fn validate(&self) -> anyhow::Result<()> {
+        if !self.endpoint_url.is_empty() {
+            url::Url::parse(&self.endpoint_url).context("aws.endpoint_url is not a URL")?;
+        }
+        Ok(())
+    }
+}
+
+// --- end of the cluster desk's sections ---
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -398,6 +554,9 @@ impl Default for Config {
                 stop_wait_secs: 60,
                 start_concurrency: 4,
             },
+            // cluster desk
+            cluster: ClusterConfig::default(),
+            aws: AwsConfig::default(),
         }
     }
 }
@@ -419,6 +578,9 @@ const KEYS: &[&str] = &[
     "metrics",
     "homes",
     "hub",
+    // cluster desk
+    "cluster",
+    "aws",
 ];
 
 /// `HUBDESK_*` variables that are read elsewhere, not configuration keys.
@@ -470,6 +632,12 @@ impl Config {
                 Env::raw()
                     .only(&["DATABASE_URL"])
                     .map(|_| "database_url".into()),
+            )
+            // cluster desk: the AWS SDK's own variable names the EC2 endpoint (moto in tests).
+            .merge(
+                Env::raw()
+                    .only(&["AWS_ENDPOINT_URL"])
+                    .map(|_| "aws.endpoint_url".into()),
             );
         let mut config: Config = fig.extract().context("invalid configuration")?;
         config.add_env_client()?;
@@ -604,6 +772,9 @@ impl Config {
             self.password.min_length >= 8,
             "password.min_length must be at least 8"
         );
+        // cluster desk
+        self.cluster.validate()?;
+        self.aws.validate()?;
         Ok(())
     }
 
@@ -729,6 +900,53 @@ mod tests {
         let printed = format!("{c:?} {c:#?}");
         assert!(!printed.contains("hunter2"), "{printed}");
         assert!(printed.contains("REDACTED"));
+    }
+
+    // --- cluster desk ---
+    #[test]
+    fn cluster_sections_are_checked() {
+        let mut c = Config::default();
+        c.cluster.docker_host = "ssh://x".into();
+        assert!(c.finish().is_err());
+        let mut c = Config::default();
+        c.cluster.docker_host = "tcp://10.0.0.1:2375".into();
+        c.cluster.manager_addr = "10.0.0.1:2377".into();
+        c.finish().unwrap();
+        c.cluster.manager_addr = "10.0.0.1".into();
+        assert!(c.finish().is_err());
+        let mut c = Config::default();
+        c.cluster
+            .worker
+            .tags
+            .insert("hubdesk:cluster".into(), "x".into());
+        assert!(c.finish().is_err());
+        let mut c = Config::default();
+        c.aws.endpoint_url = "not a url".into();
+        assert!(c.finish().is_err());
+    }
+
+    #[test]
+    fn cluster_keys_read_from_toml() {
+        let toml = r#"
+            [cluster]
+            docker_host = "tcp://10.0.0.5:2375"
+            notebook_memory_bytes = 1073741824
+            [cluster.worker]
+            ami = "ami-123"
+            security_group_ids = ["sg-1"]
+            tags = { course = "ds101" }
+            [aws]
+            region = "eu-west-1"
+        "#;
+        let c: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string(toml))
+            .extract()
+            .unwrap();
+        assert_eq!(c.cluster.docker_host, "tcp://10.0.0.5:2375");
+        assert_eq!(c.cluster.worker.ami, "ami-123");
+        assert_eq!(c.cluster.worker.instance_type, "t3.large");
+        assert_eq!(c.cluster.worker.tags["course"], "ds101");
+        assert_eq!(c.aws.region, "eu-west-1");
     }
 
     #[test]

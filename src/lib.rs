@@ -8,6 +8,7 @@ pub mod activity;
 pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod db;
 pub mod doctor;

@@ -7,6 +7,7 @@ use sqlx::PgPool;
 
 use crate::{
     auth::{Hasher, TokenCache},
+    cluster::Cluster,
     config::Config,
     homes::Homes,
     hub::{HubApi, RestHub},
@@ -33,6 +34,9 @@ pub struct AppState {
     /// Starts the runner's next poll at once: call it after committing an enqueued job.
     pub jobs: Waker,
     pub metrics: Arc<Metrics>,
+    // --- cluster desk ---
+    /// The swarm and its EC2 workers; `None` unless `[cluster] enabled`.
+    pub cluster: Option<Arc<Cluster>>,
 }
 
 /// External systems to use instead of the ones the configuration names (tests pass fakes).
@@ -86,6 +90,15 @@ impl AppState {
         });
         let mut job_handlers = crate::homes::jobs::handlers(homes.clone(), stop_first);
         job_handlers.extend(crate::servers::jobs::handlers(servers.clone()));
+        // --- cluster desk ---
+        let cluster = if config.cluster.enabled {
+            let cluster = Arc::new(Cluster::connect(pool.clone(), &config).await?);
+            job_handlers.extend(crate::cluster::jobs::handlers(&cluster));
+            Some(cluster)
+        } else {
+            None
+        };
+        // --- end cluster desk ---
         Ok(Self {
             pool,
             config,
@@ -98,6 +111,7 @@ impl AppState {
             job_handlers,
             jobs,
             metrics,
+            cluster,
         })
     }
 }

@@ -23,6 +23,12 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// Understood, and refused whoever asks (e.g. terminating an instance hubdesk did not launch).
+    #[error("{0}")]
+    Forbidden(String),
+    /// A peer (the Docker engine, EC2) failed; the message says how, plainly.
+    #[error("{0}")]
+    Upstream(String),
     /// Row-by-row problems of an import: `[{line, message}]`.
     #[error("invalid import")]
     Rows(Vec<serde_json::Value>),
@@ -49,6 +55,8 @@ impl ResponseError for ApiError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Upstream(_) => StatusCode::BAD_GATEWAY,
             Self::Rows(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -73,6 +81,8 @@ impl ResponseError for ApiError {
                 let code = match other {
                     Self::NotFound(_) => "not_found",
                     Self::Conflict(_) => "conflict",
+                    Self::Forbidden(_) => "forbidden",
+                    Self::Upstream(_) => "upstream",
                     Self::Unavailable => "unavailable",
                     _ => "bad_request",
                 };

@@ -2,6 +2,8 @@
 mod accounts;
 mod activity;
 mod api;
+mod cluster;
+mod cluster_peers;
 mod helpers;
 mod homes;
 mod homes_http;

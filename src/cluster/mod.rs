@@ -1,0 +1,19 @@
+//! The cluster desk: the Docker Swarm whose manager is the hub node ([`ContainerRuntime`],
+//! bollard) and the EC2 workers that join it ([`WorkerFleet`], aws-sdk-ec2). [`Cluster`] shows
+//! both side by side (nodes, students per node, instances, problems, capacity); launching and
+//! removing workers are resumable jobs ([`jobs`]).
+//!
+//! The services here import neither `web` nor `state`.
+pub mod api;
+pub mod fake;
+pub mod fleet;
+pub mod jobs;
+pub mod names;
+pub mod pages;
+pub mod runtime;
+pub mod service;
+pub mod userdata;
+
+pub use fleet::{Ec2Fleet, FleetError, FleetInstance, WorkerFleet};
+pub use runtime::{ContainerRuntime, DockerRuntime, RuntimeError};
+pub use service::{Cluster, ClusterError, Overview};

@@ -1,0 +1,516 @@
+//! The swarm as hubdesk sees it, behind [`ContainerRuntime`]: one implementation over the
+//! manager's Docker engine (bollard) and a fake (`super::fake`) for unit tests.
+//!
+//! A notebook service's spec carries the server's environment, which holds its hub API token.
+//! The engine sends it with every service; this module drops it at once: no type here has a
+//! field for it, so nothing above can show it.
+use std::collections::HashMap;
+
+use bollard::{
+    models::{
+        LocalNodeState, Node, NodeSpecAvailabilityEnum, NodeSpecRoleEnum, NodeState, Service, Task,
+        TaskState,
+    },
+    query_parameters::{
+        DeleteNodeOptions, ListNodesOptions, ListServicesOptions, ListTasksOptions,
+        UpdateNodeOptions,
+    },
+    Docker,
+};
+use futures_util::future::BoxFuture;
+use secrecy::SecretString;
+use serde::Serialize;
+
+use super::names;
+
+/// The engine's place in a swarm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SwarmRole {
+    NotASwarm,
+    Manager,
+    Worker,
+}
+
+impl SwarmRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotASwarm => "not-a-swarm",
+            Self::Manager => "manager",
+            Self::Worker => "worker",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SwarmView {
+    pub state: SwarmRole,
+    /// This engine's swarm node id (empty outside a swarm).
+    pub node_id: String,
+    /// This engine's swarm address (`NodeAddr`), without a port.
+    pub node_addr: String,
+}
+
+/// One swarm node.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SwarmNode {
+    pub id: String,
+    pub hostname: String,
+    /// `manager` | `worker`
+    pub role: String,
+    /// `ready` | `down` | `disconnected` | `unknown`
+    pub status: String,
+    /// `active` | `pause` | `drain`
+    pub availability: String,
+    pub cpus: f64,
+    pub memory_bytes: i64,
+    pub engine_version: String,
+    /// The address the node talks to the swarm from.
+    pub addr: String,
+    pub leader: bool,
+}
+
+impl SwarmNode {
+    pub fn is_ready(&self) -> bool {
+        self.status == "ready"
+    }
+}
+
+/// A notebook task (of a `jupyter-*` service) and where it is placed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Notebook {
+    pub service: String,
+    pub student: String,
+    /// Empty while the task waits for a node.
+    pub node_id: String,
+    /// The task's state: `running`, `pending`, …
+    pub state: String,
+}
+
+/// What a new worker needs to join. The token admits any machine into the swarm: a secret.
+#[derive(Debug, Clone)]
+pub struct JoinInfo {
+    pub token: SecretString,
+    /// `host:port` of a manager (`ManagerStatus.Addr` of the engine's own node).
+    pub manager_addr: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("cannot reach the Docker engine at {host}: {detail}")]
+    Unreachable { host: String, detail: String },
+    #[error("the Docker engine at {host} is {state}, not a swarm manager")]
+    NotAManager { host: String, state: String },
+    #[error("no swarm node {0}")]
+    NoSuchNode(String),
+    #[error("the Docker engine refused: {0}")]
+    Refused(String),
+}
+
+/// The swarm manager's engine. Every method is one or two engine calls, whatever the size of
+/// the swarm: a page view stays a constant number of calls.
+pub trait ContainerRuntime: Send + Sync + 'static {
+    /// Where the engine stands (one `GET /info`).
+    fn swarm(&self) -> BoxFuture<'_, Result<SwarmView, RuntimeError>>;
+    /// Every node (one `GET /nodes`).
+    fn nodes(&self) -> BoxFuture<'_, Result<Vec<SwarmNode>, RuntimeError>>;
+    /// Tasks of every `jupyter-*` service that should run, with their student (`GET /services`
+    /// + `GET /tasks`).
+    fn notebooks(&self) -> BoxFuture<'_, Result<Vec<Notebook>, RuntimeError>>;
+    /// Sets a node's availability to `drain`: inspects it and updates it with its whole spec
+    /// and current version index (the engine rejects a stale version).
+    fn drain<'a>(&'a self, node_id: &'a str) -> BoxFuture<'a, Result<(), RuntimeError>>;
+    /// Removes a node from the swarm (`force` for a node still up).
+    fn remove_node<'a>(
+        &'a self,
+        node_id: &'a str,
+        force: bool,
+    ) -> BoxFuture<'a, Result<(), RuntimeError>>;
+    /// The worker join token and the manager's address.
+    fn join_info(&self) -> BoxFuture<'_, Result<JoinInfo, RuntimeError>>;
+}
+
+/// [`ContainerRuntime`] over a Docker engine, through bollard.
+pub struct DockerRuntime {
+    docker: Docker,
+    host: String,
+    /// The API version is negotiated on the first call that reaches the engine (and again
+    /// after a failure), so an engine that is down at start-up breaks nothing.
+    negotiated: tokio::sync::OnceCell<()>,
+}
+
+/// Seconds a single engine call may take.
+const DOCKER_TIMEOUT_SECS: u64 = 30;
+
+impl DockerRuntime {
+    /// A client for `host` (`unix:///…` or `tcp://host:port`); makes no call yet.
+    pub fn lazy(host: &str) -> Result<Self, RuntimeError> {
+        let docker = if let Some(path) = host.strip_prefix("unix://") {
+            Docker::connect_with_unix(path, DOCKER_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
+        } else {
+            Docker::connect_with_http(host, DOCKER_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
+        }
+        .map_err(|e| RuntimeError::Unreachable {
+            host: host.to_string(),
+            detail: plain_docker_error(&e),
+        })?;
+        Ok(Self {
+            docker,
+            host: host.to_string(),
+            negotiated: tokio::sync::OnceCell::new(),
+        })
+    }
+
+    /// Connects to `host` and negotiates the API version at once (older engines speak older
+    /// versions than bollard's default).
+    pub async fn connect(host: &str) -> Result<Self, RuntimeError> {
+        let rt = Self::lazy(host)?;
+        rt.ready().await?;
+        Ok(rt)
+    }
+
+    /// `negotiate_version()` once: the clone shares the client's version, so this sets ours.
+    async fn ready(&self) -> Result<(), RuntimeError> {
+        self.negotiated
+            .get_or_try_init(|| async {
+                self.docker
+                    .clone()
+                    .negotiate_version()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| RuntimeError::Unreachable {
+                        host: self.host.clone(),
+                        detail: plain_docker_error(&e),
+                    })
+            })
+            .await
+            .map(|_| ())
+    }
+
+    /// The client, for tests that create services.
+    pub fn docker(&self) -> &Docker {
+        &self.docker
+    }
+
+    fn err(&self, e: bollard::errors::Error) -> RuntimeError {
+        use bollard::errors::Error as E;
+        match e {
+            E::DockerResponseServerError {
+                status_code: 503,
+                message,
+            } if message.contains("not a swarm manager") || message.contains("not part of") => {
+                RuntimeError::NotAManager {
+                    host: self.host.clone(),
+                    state: message,
+                }
+            }
+            E::DockerResponseServerError {
+                status_code: 404,
+                message,
+            } => RuntimeError::NoSuchNode(message),
+            E::DockerResponseServerError { message, .. } => RuntimeError::Refused(message),
+            other => RuntimeError::Unreachable {
+                host: self.host.clone(),
+                detail: plain_docker_error(&other),
+            },
+        }
+    }
+}
+
+/// The first line of a transport error, with its cause (hyper's Display alone says "client
+/// error (Connect)").
+fn plain_docker_error(e: &bollard::errors::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let part = s.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = s.source();
+    }
+    text
+}
+
+fn filters(pairs: &[(&str, &str)]) -> Option<HashMap<String, Vec<String>>> {
+    Some(
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), vec![v.to_string()]))
+            .collect(),
+    )
+}
+
+impl ContainerRuntime for DockerRuntime {
+    fn swarm(&self) -> BoxFuture<'_, Result<SwarmView, RuntimeError>> {
+        Box::pin(async move {
+            self.ready().await?;
+            let info = self.docker.info().await.map_err(|e| self.err(e))?;
+            let swarm = info.swarm.unwrap_or_default();
+            let active = swarm.local_node_state == Some(LocalNodeState::ACTIVE);
+            let state = match (active, swarm.control_available) {
+                (false, _) => SwarmRole::NotASwarm,
+                (true, Some(true)) => SwarmRole::Manager,
+                (true, _) => SwarmRole::Worker,
+            };
+            Ok(SwarmView {
+                state,
+                node_id: swarm.node_id.unwrap_or_default(),
+                node_addr: swarm.node_addr.unwrap_or_default(),
+            })
+        })
+    }
+
+    fn nodes(&self) -> BoxFuture<'_, Result<Vec<SwarmNode>, RuntimeError>> {
+        Box::pin(async move {
+            self.ready().await?;
+            let nodes = self
+                .docker
+                .list_nodes(None::<ListNodesOptions>)
+                .await
+                .map_err(|e| self.err(e))?;
+            Ok(nodes.into_iter().map(node_view).collect())
+        })
+    }
+
+    fn notebooks(&self) -> BoxFuture<'_, Result<Vec<Notebook>, RuntimeError>> {
+        Box::pin(async move {
+            self.ready().await?;
+            let services = self.docker.list_services(Some(ListServicesOptions {
+                filters: filters(&[("name", names::SERVICE_PREFIX)]),
+                status: None,
+            }));
+            let tasks = self.docker.list_tasks(Some(ListTasksOptions {
+                filters: filters(&[("desired-state", "running")]),
+            }));
+            let (services, tasks) =
+                futures_util::try_join!(services, tasks).map_err(|e| self.err(e))?;
+            Ok(notebooks_of(services, tasks))
+        })
+    }
+
+    fn drain<'a>(&'a self, node_id: &'a str) -> BoxFuture<'a, Result<(), RuntimeError>> {
+        Box::pin(async move {
+            self.ready().await?;
+            let node = self
+                .docker
+                .inspect_node(node_id)
+                .await
+                .map_err(|e| self.err(e))?;
+            let mut spec = node.spec.unwrap_or_default();
+            if spec.availability == Some(NodeSpecAvailabilityEnum::DRAIN) {
+                return Ok(());
+            }
+            spec.availability = Some(NodeSpecAvailabilityEnum::DRAIN);
+            let version = node.version.and_then(|v| v.index).unwrap_or_default() as i64;
+            self.docker
+                .update_node(node_id, spec, UpdateNodeOptions { version })
+                .await
+                .map_err(|e| self.err(e))
+        })
+    }
+
+    fn remove_node<'a>(
+        &'a self,
+        node_id: &'a str,
+        force: bool,
+    ) -> BoxFuture<'a, Result<(), RuntimeError>> {
+        Box::pin(async move {
+            self.ready().await?;
+            self.docker
+                .delete_node(node_id, Some(DeleteNodeOptions { force }))
+                .await
+                .map_err(|e| self.err(e))
+        })
+    }
+
+    fn join_info(&self) -> BoxFuture<'_, Result<JoinInfo, RuntimeError>> {
+        Box::pin(async move {
+            self.ready().await?;
+            let view = self.swarm().await?;
+            if view.state != SwarmRole::Manager {
+                return Err(RuntimeError::NotAManager {
+                    host: self.host.clone(),
+                    state: view.state.as_str().into(),
+                });
+            }
+            let swarm = self.docker.inspect_swarm().await.map_err(|e| self.err(e))?;
+            let token = swarm.join_tokens.and_then(|t| t.worker).ok_or_else(|| {
+                RuntimeError::Refused("the swarm has no worker join token".into())
+            })?;
+            Ok(JoinInfo {
+                token: SecretString::new(token),
+                manager_addr: format!("{}:2377", view.node_addr),
+            })
+        })
+    }
+}
+
+fn node_view(n: Node) -> SwarmNode {
+    let spec = n.spec.unwrap_or_default();
+    let desc = n.description.unwrap_or_default();
+    let res = desc.resources.unwrap_or_default();
+    let status = n.status.unwrap_or_default();
+    SwarmNode {
+        id: n.id.unwrap_or_default(),
+        hostname: desc.hostname.unwrap_or_default(),
+        role: match spec.role {
+            Some(NodeSpecRoleEnum::MANAGER) => "manager",
+            _ => "worker",
+        }
+        .into(),
+        status: match status.state {
+            Some(NodeState::READY) => "ready",
+            Some(NodeState::DOWN) => "down",
+            Some(NodeState::DISCONNECTED) => "disconnected",
+            _ => "unknown",
+        }
+        .into(),
+        availability: match spec.availability {
+            Some(NodeSpecAvailabilityEnum::PAUSE) => "pause",
+            Some(NodeSpecAvailabilityEnum::DRAIN) => "drain",
+            _ => "active",
+        }
+        .into(),
+        cpus: res.nano_cpus.unwrap_or_default() as f64 / 1e9,
+        memory_bytes: res.memory_bytes.unwrap_or_default(),
+        engine_version: desc
+            .engine
+            .and_then(|e| e.engine_version)
+            .unwrap_or_default(),
+        addr: status.addr.unwrap_or_default(),
+        leader: n.manager_status.and_then(|m| m.leader).unwrap_or_default(),
+    }
+}
+
+/// Joins tasks to their notebook services. Only the name and labels of a service are read;
+/// its task template (image, environment, mounts) is dropped here.
+fn notebooks_of(services: Vec<Service>, tasks: Vec<Task>) -> Vec<Notebook> {
+    let mut by_id: HashMap<String, (String, String)> = HashMap::new();
+    for s in services {
+        let Some(spec) = s.spec else { continue };
+        let Some(name) = spec.name else { continue };
+        if !name.starts_with(names::SERVICE_PREFIX) {
+            continue; // the engine's name filter matches anywhere in the name
+        }
+        let container_labels = spec
+            .task_template
+            .and_then(|t| t.container_spec)
+            .and_then(|c| c.labels);
+        let label = spec
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(names::USER_LABEL).cloned())
+            .or_else(|| container_labels.and_then(|l| l.get(names::USER_LABEL).cloned()));
+        let student = label
+            .filter(|l| !l.is_empty())
+            .or_else(|| names::student_of_service(&name))
+            .unwrap_or_default();
+        by_id.insert(s.id.unwrap_or_default(), (name, student));
+    }
+    let mut out: Vec<Notebook> = tasks
+        .into_iter()
+        .filter_map(|t| {
+            let (service, student) = by_id.get(t.service_id.as_deref()?)?.clone();
+            let state = t
+                .status
+                .and_then(|s| s.state)
+                .unwrap_or(TaskState::PENDING)
+                .to_string();
+            Some(Notebook {
+                service,
+                student,
+                node_id: t.node_id.unwrap_or_default(),
+                state,
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| a.student.cmp(&b.student).then(a.service.cmp(&b.service)));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bollard::models::{ServiceSpec, TaskSpec, TaskSpecContainerSpec, TaskStatus};
+
+    fn service(id: &str, name: &str, label: Option<&str>) -> Service {
+        Service {
+            id: Some(id.into()),
+            spec: Some(ServiceSpec {
+                name: Some(name.into()),
+                labels: label.map(|l| HashMap::from([(names::USER_LABEL.into(), l.into())])),
+                task_template: Some(TaskSpec {
+                    container_spec: Some(TaskSpecContainerSpec {
+                        env: Some(vec!["JUPYTERHUB_API_TOKEN=cluster-secret-token".into()]),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn task(service: &str, node: &str, state: TaskState) -> Task {
+        Task {
+            service_id: Some(service.into()),
+            node_id: Some(node.into()),
+            status: Some(TaskStatus {
+                state: Some(state),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn cluster_notebooks_map_by_label_then_by_name_and_drop_the_environment() {
+        let services = vec![
+            service("s1", "jupyter-bob-2dsmith", None),
+            service("s2", "jupyter-x", Some("ana")),
+            service("s3", "hub-jupyter-other", None),
+        ];
+        let tasks = vec![
+            task("s1", "n1", TaskState::RUNNING),
+            task("s2", "n2", TaskState::PENDING),
+            task("s3", "n2", TaskState::RUNNING),
+        ];
+        let nb = notebooks_of(services, tasks);
+        assert_eq!(nb.len(), 2);
+        assert_eq!(
+            (nb[0].student.as_str(), nb[0].node_id.as_str()),
+            ("ana", "n2")
+        );
+        assert_eq!(nb[0].state, "pending");
+        assert_eq!(nb[1].student, "bob-smith");
+        assert_eq!(nb[1].service, "jupyter-bob-2dsmith");
+        let shown = format!("{nb:?} {}", serde_json::to_string(&nb).unwrap());
+        assert!(!shown.contains("cluster-secret-token"), "{shown}");
+    }
+
+    #[test]
+    fn cluster_node_view_reads_what_the_page_shows() {
+        let json = serde_json::json!({
+            "ID": "n1", "Version": {"Index": 9},
+            "Spec": {"Role": "worker", "Availability": "drain"},
+            "Description": {"Hostname": "ip-10-0-0-4",
+                "Resources": {"NanoCPUs": 2000000000i64, "MemoryBytes": 8000000000i64},
+                "Engine": {"EngineVersion": "20.10.24"}},
+            "Status": {"State": "down", "Addr": "10.0.0.4"}
+        });
+        let node: Node = serde_json::from_value(json).unwrap();
+        let v = node_view(node);
+        assert_eq!(v.hostname, "ip-10-0-0-4");
+        assert_eq!(
+            (v.role.as_str(), v.status.as_str(), v.availability.as_str()),
+            ("worker", "down", "drain")
+        );
+        assert_eq!(v.cpus, 2.0);
+        assert_eq!(v.memory_bytes, 8_000_000_000);
+        assert_eq!(v.engine_version, "20.10.24");
+        assert_eq!(v.addr, "10.0.0.4");
+    }
+}
