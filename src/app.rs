@@ -235,7 +235,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/staff/{username}/{action}",
             web::post().to(roster_pages::staff::account_action),
         )
-        .route("/audit", web::get().to(roster_pages::audit::list));
+        .route("/audit", web::get().to(roster_pages::audit::list))
+        .route("/homes/purge", web::get().to(homes::pages::purge_form))
+        .route("/homes/purge", web::post().to(homes::pages::purge));
     // The cluster desk (admins).
     cfg.route("/cluster", web::get().to(cluster_pages::show))
         .route("/cluster/workers", web::post().to(cluster_pages::launch))

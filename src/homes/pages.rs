@@ -285,3 +285,86 @@ pub async fn cohort_students(pool: &PgPool, cohort: &str) -> Result<Vec<Username
     let mut conn = pool.acquire().await?;
     crate::db::users::cohort_usernames(&mut conn, cohort).await
 }
+
+/// The archive purge, admins only: the one operation that deletes students' files.
+#[derive(askama::Template)]
+#[template(path = "homes/purge.html")]
+pub struct PurgePage {
+    pub page: crate::web::Page,
+    /// The date the form proposes (30 days ago), `YYYY-MM-DD`.
+    pub suggested: String,
+    pub error: String,
+}
+
+fn day(t: time::OffsetDateTime) -> String {
+    t.format(time::macros::format_description!("[year]-[month]-[day]"))
+        .unwrap_or_default()
+}
+
+/// `GET /homes/purge`.
+pub async fn purge_form(
+    config: web::Data<crate::config::Config>,
+    user: crate::web::RequireAdmin,
+    q: web::Query<PurgeQuery>,
+) -> Result<HttpResponse, WebError> {
+    let notice = q.notice.clone();
+    crate::web::html(&PurgePage {
+        page: crate::web::Page::for_user(&config, &user, "Purge old archives")
+            .with_notice(notice.as_deref()),
+        suggested: day(time::OffsetDateTime::now_utc() - time::Duration::days(30)),
+        error: String::new(),
+    })
+}
+
+#[derive(Deserialize)]
+pub struct PurgeQuery {
+    notice: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct PurgeForm {
+    #[serde(default)]
+    before: String,
+}
+
+/// `POST /homes/purge` (field `before`, a date): deletes archive entries made before that day.
+pub async fn purge(
+    homes: web::Data<Homes>,
+    config: web::Data<crate::config::Config>,
+    user: crate::web::RequireAdmin,
+    form: Csrf<PurgeForm>,
+) -> Result<HttpResponse, WebError> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let Ok(date) = time::Date::parse(form.before.trim(), &format) else {
+        let page = PurgePage {
+            page: crate::web::Page::for_user(&config, &user, "Purge old archives"),
+            suggested: form.before.clone(),
+            error: "Enter a date like 2026-07-01.".into(),
+        };
+        return crate::web::html_status(actix_web::http::StatusCode::UNPROCESSABLE_ENTITY, &page);
+    };
+    let cutoff = date.midnight().assume_utc();
+    if cutoff > time::OffsetDateTime::now_utc() - time::Duration::days(1) {
+        return Err(WebError::BadRequest(
+            "Purge only archives older than yesterday: recent resets may still need undoing."
+                .into(),
+        ));
+    }
+    let actor = Actor::User(user.username.clone());
+    let report = homes.purge_archives_older_than(cutoff, &actor).await?;
+    let notice = format!(
+        "Deleted {} archive(s) made before {}, {} freed{}.",
+        report.removed.len(),
+        day(cutoff),
+        human_bytes(report.bytes),
+        if report.busy.is_empty() {
+            String::new()
+        } else {
+            format!("; {} home(s) busy, purged next time", report.busy.len())
+        }
+    );
+    Ok(see_other(&format!(
+        "/homes/purge?notice={}",
+        crate::web::error::urlencode(&notice)
+    )))
+}

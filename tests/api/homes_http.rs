@@ -323,3 +323,76 @@ async fn the_student_list_shows_home_sizes_measured_in_the_background_and_sorts_
         "no home: measured as none"
     );
 }
+
+#[tokio::test]
+async fn only_an_admin_purges_old_archives_and_recent_ones_stay() {
+    let app = spawn_app().await;
+    app.as_counselor().await;
+    assert_eq!(
+        app.get("/homes/purge").await.status(),
+        403,
+        "counselors cannot"
+    );
+    let admin = app.other_browser();
+    admin.as_admin().await;
+    app.create_student("Ada Lovelace", "ada", None).await;
+    home_of(&app, "ada").await;
+    let actor = hubdesk::domain::Actor::System;
+    let ada = hubdesk::domain::Username::parse("ada").unwrap();
+    app.state
+        .homes
+        .reset(&ada, hubdesk::homes::ResetScope::All, "old", &actor)
+        .await
+        .unwrap();
+    app.state
+        .homes
+        .reset(&ada, hubdesk::homes::ResetScope::All, "recent", &actor)
+        .await
+        .unwrap();
+    // The first archive is from last summer.
+    sqlx::query(
+        "UPDATE home_archives SET created_at = now() - interval '90 days' WHERE reason = 'old'",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let page = admin.get_html("/homes/purge").await;
+    assert!(page.contains("id=\"purge-archives\"") && page.contains("data-confirm"));
+    let csrf = csrf_from(&page);
+    let r = admin
+        .client
+        .post(admin.url("/homes/purge"))
+        .form(&[("csrf_token", csrf.as_str()), ("before", "not a date")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422, "the form again, with the message");
+    assert!(r.text().await.unwrap().contains("Enter a date"));
+    let cutoff = (time::OffsetDateTime::now_utc() - time::Duration::days(30)).date();
+    let r = admin
+        .client
+        .post(admin.url("/homes/purge"))
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("before", cutoff.to_string().as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert!(
+        TestApp::location(&r).contains("Deleted+1+archive"),
+        "{}",
+        TestApp::location(&r)
+    );
+    let left: Vec<String> = app
+        .state
+        .homes
+        .archives(&ada)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.reason)
+        .collect();
+    assert_eq!(left, ["recent"]);
+}
