@@ -48,18 +48,7 @@ async fn job_json(app: &TestApp, token: &str, id: &str) -> (u16, Value) {
 }
 
 async fn until_state(app: &TestApp, token: &str, id: &str, want: &str) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let (_, body) = job_json(app, token, id).await;
-        if body["state"] == want {
-            return body;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "job never became {want}: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    app.job_until(token, id, &[want]).await
 }
 
 #[tokio::test]

@@ -331,6 +331,37 @@ impl TestApp {
         }
     }
 
+    /// `GET /api/v1/jobs/{id}` until the job is in one of `states` (or 90 s pass: a bug fails
+    /// the test instead of hanging it).
+    pub async fn job_until(&self, token: &str, id: &str, states: &[&str]) -> serde_json::Value {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(90);
+        loop {
+            let body: serde_json::Value = self
+                .client
+                .get(self.url(&format!("/api/v1/jobs/{id}")))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if states.iter().any(|s| body["state"] == *s) {
+                return body;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "job {id} never became {states:?}: {body}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The job once it has ended (succeeded or failed).
+    pub async fn job_done(&self, token: &str, id: &str) -> serde_json::Value {
+        self.job_until(token, id, &["succeeded", "failed"]).await
+    }
+
     pub async fn count(&self, sql: &str) -> i64 {
         sqlx::query_scalar(sql).fetch_one(&self.pool).await.unwrap()
     }

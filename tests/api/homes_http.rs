@@ -7,27 +7,7 @@ use serde_json::{json, Value};
 use crate::helpers::{csrf_from, spawn_app, spawn_app_with_state, TestApp};
 
 async fn job_state(app: &TestApp, token: &str, id: &str) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let body: Value = app
-            .client
-            .get(app.url(&format!("/api/v1/jobs/{id}")))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if body["state"] == "succeeded" || body["state"] == "failed" {
-            return body;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "job {id} never ended: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    app.job_done(token, id).await
 }
 
 /// Waits until the home the student's creation queued exists and its job has finished (until

@@ -657,26 +657,7 @@ async fn a_home_reset_stops_the_real_server_first_and_the_file_survives_in_the_a
     let home = hub.dir.join("homes/ada");
     let job = |id: String| {
         let (app, t) = (&app, desk_token.clone());
-        async move {
-            let deadline = Instant::now() + SERVER_PATIENCE;
-            loop {
-                let body: Value = app
-                    .client
-                    .get(app.url(&format!("/api/v1/jobs/{id}")))
-                    .bearer_auth(&t)
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
-                if body["state"] == "succeeded" || body["state"] == "failed" {
-                    return body;
-                }
-                assert!(Instant::now() < deadline, "job never ended: {body}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
+        async move { app.job_done(&t, &id).await }
     };
     // The home exists before the server starts (its job ran), then the cohort starts.
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -22,24 +22,7 @@ async fn with_hub() -> (TestApp, Arc<FakeHub>) {
 }
 
 async fn until_done(app: &TestApp, token: &str, job: &str) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let body: Value = app
-            .client
-            .get(app.url(&format!("/api/v1/jobs/{job}")))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if body["state"] == "succeeded" || body["state"] == "failed" {
-            return body;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{body}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    app.job_done(token, job).await
 }
 
 #[tokio::test]
