@@ -28,7 +28,7 @@ use hubdesk::{
 use sqlx::PgPool;
 use tokio::sync::Notify;
 
-use crate::helpers::{spawn_app, TestApp};
+use crate::helpers::{spawn_app_with_state, TestApp};
 
 const UID: u32 = 1000;
 const GID: u32 = 100;
@@ -80,7 +80,9 @@ fn make_template(dir: &Path) {
 }
 
 async fn fixture() -> Fixture {
-    let app = spawn_app().await;
+    // The app's own job runner would claim this test's homes jobs and run them on the app's
+    // homes root: these tests run their own runners on their own root.
+    let app = spawn_app_with_state(|_| {}, |s| s.job_handlers.clear()).await;
     let base =
         std::env::temp_dir().join(format!("hubdesk-homes-{}", uuid::Uuid::new_v4().simple()));
     let root = base.join("homes");
