@@ -339,3 +339,13 @@ pub async fn set_home_bytes(
         .await?;
     Ok(())
 }
+
+/// Whether `username` is a student's account (homes and servers are students' only).
+pub async fn is_student(conn: &mut PgConnection, username: &Username) -> sqlx::Result<bool> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM users WHERE username = $1 AND role = 'student')",
+    )
+    .bind(username.as_str())
+    .fetch_one(conn)
+    .await
+}

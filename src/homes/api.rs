@@ -40,9 +40,8 @@ async fn home(
 ) -> Result<HttpResponse, ApiError> {
     let username = student(&path)?;
     let mut conn = pool.acquire().await?;
-    match crate::db::users::find_by_username(&mut conn, &username).await? {
-        Some(u) if u.role == crate::domain::Role::Student => {}
-        _ => return Err(ApiError::NotFound(format!("no student named '{username}'"))),
+    if !crate::db::users::is_student(&mut conn, &username).await? {
+        return Err(ApiError::NotFound(format!("no student named '{username}'")));
     }
     drop(conn);
     let exists = homes.exists(&username).await?;
@@ -141,9 +140,8 @@ async fn home_zip(
 ) -> Result<HttpResponse, ApiError> {
     let username = student(&path)?;
     let mut conn = pool.acquire().await?;
-    match crate::db::users::find_by_username(&mut conn, &username).await? {
-        Some(u) if u.role == crate::domain::Role::Student => {}
-        _ => return Err(ApiError::NotFound(format!("no student named '{username}'"))),
+    if !crate::db::users::is_student(&mut conn, &username).await? {
+        return Err(ApiError::NotFound(format!("no student named '{username}'")));
     }
     crate::db::audit::record(
         &mut conn,

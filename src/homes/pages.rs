@@ -216,9 +216,8 @@ pub async fn student_zip(
 ) -> Result<HttpResponse, WebError> {
     let username = student(&path)?;
     let mut conn = pool.acquire().await?;
-    match crate::db::users::find_by_username(&mut conn, &username).await? {
-        Some(u) if u.role == crate::domain::Role::Student => {}
-        _ => return Err(WebError::NotFound),
+    if !crate::db::users::is_student(&mut conn, &username).await? {
+        return Err(WebError::NotFound);
     }
     drop(conn);
     let actor = Actor::User(user.username.clone());

@@ -6,7 +6,7 @@ use uuid::Uuid;
 use super::{ArchiveId, Homes, HomesError, ResetJob, ResetScope, RestoreJob};
 use crate::{
     db,
-    domain::{Actor, Role, Username},
+    domain::{Actor, Username},
 };
 
 /// What a counselor (or a script) asks for.
@@ -37,13 +37,10 @@ pub async fn enqueue(
         }
     }
     let mut tx = pool.begin().await?;
-    match db::users::find_by_username(&mut tx, username).await? {
-        Some(u) if u.role == Role::Student => {}
-        _ => {
-            return Err(HomesError::NotFound(format!(
-                "no student named '{username}'"
-            )))
-        }
+    if !db::users::is_student(&mut tx, username).await? {
+        return Err(HomesError::NotFound(format!(
+            "no student named '{username}'"
+        )));
     }
     if db::homes::active_job(&mut tx, username.as_str())
         .await?
