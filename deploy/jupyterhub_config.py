@@ -225,11 +225,12 @@ if hubdesk_service_token:
 # HUB_SPAWNER is a JupyterHub spawner entry point name or a dotted class path. The default,
 # "simple" (SimpleLocalProcessSpawner), runs jupyterhub-singleuser as the hub's own OS user and
 # needs jupyterlab installed next to the hub: a single-machine / development setup.
-# HUB_SPAWNER=swarm (or docker-swarm, dockerspawner.SwarmSpawner) is the camp: every student's
-# server is a Docker Swarm service on a worker node, configured by the section below.
+# HUB_SPAWNER=swarm is the camp: every student's server is a Docker Swarm service on a worker
+# node, configured from the environment by the section below. Any other value is used as is
+# (e.g. dockerspawner.SwarmSpawner with your own settings in HUB_EXTRA_CONFIG).
 spawner = env("HUB_SPAWNER", "simple")
-use_swarm = spawner in ("swarm", "docker-swarm", "dockerspawner.SwarmSpawner", "dockerspawner.swarmspawner.SwarmSpawner")
-c.JupyterHub.spawner_class = "dockerspawner.SwarmSpawner" if use_swarm else spawner
+use_swarm = spawner == "swarm"
+c.JupyterHub.spawner_class = spawner  # the swarm section below replaces it with its subclass
 
 # How long a spawn may take: until the spawner says "started" (the Swarm task running: image
 # present on the node, home mounted), then until the server answers over HTTP. JupyterHub's own
@@ -282,7 +283,42 @@ def home_volume_name(escaped_username, options):
 
 
 if use_swarm:
+    import asyncio
+
+    from docker.errors import NotFound
     from docker.types import DriverConfig, Mount
+    from dockerspawner import SwarmSpawner
+
+    class HubdeskSwarmSpawner(SwarmSpawner):
+        """dockerspawner 14's SwarmSpawner, plus: a failed start never leaves its service behind.
+
+        When a start fails (a task fails, e.g. a missing home; or start_timeout), JupyterHub
+        stops the server only if poll() says it is running, and SwarmSpawner's poll() looks at
+        the service's newest task: right after a failure that task is `failed` (or a fresh
+        `ready`/`assigned` retry), so poll() reports "stopped" and the service stayed, the swarm
+        retrying its task every 5 s for good (seen in tests/swarm/spawn-smoke.sh's no-home
+        phase). Here the service is removed before the error goes up.
+        """
+
+        async def start(self):
+            try:
+                return await super().start()
+            except BaseException:  # also the cancellation of a start that timed out
+                await asyncio.shield(self._remove_if_present())
+                raise
+
+        async def _remove_if_present(self):
+            try:
+                if await self.get_object() is not None:
+                    await self.remove_object()
+            except Exception:
+                self.log.exception("could not remove service %s after a failed start", self.service_name)
+
+        async def remove_object(self):
+            try:
+                await super().remove_object()
+            except NotFound:
+                self.log.info("service %s is already gone", self.service_name)
 
     def required(name, meaning):
         value = env(name)
@@ -290,7 +326,8 @@ if use_swarm:
             raise ValueError(f"{name} is required with HUB_SPAWNER=swarm ({meaning})")
         return value
 
-    swarm = c.SwarmSpawner
+    c.JupyterHub.spawner_class = HubdeskSwarmSpawner
+    swarm = c.SwarmSpawner  # HubdeskSwarmSpawner reads SwarmSpawner's (and DockerSpawner's) settings
     swarm.image = required("HUB_NOTEBOOK_IMAGE", "the notebook image, present on every worker")
     # The command, not the image's CMD: with cmd unset, dockerspawner inspects the image on the
     # manager's engine (the hub's), where it need not exist (workers run it, pull_policy is
@@ -329,6 +366,29 @@ if use_swarm:
     cpu_guarantee = env("HUB_CPU_GUARANTEE", "0")
     swarm.cpu_limit = float(cpu_limit) if float(cpu_limit) > 0 else None
     swarm.cpu_guarantee = float(cpu_guarantee) if float(cpu_guarantee) > 0 else None
+    # Name lookups of the hub's own HTTP client (the "is the server up yet" checks, the
+    # servers' API): JupyterHub 6.1 uses aiohttp, which resolves through aiodns/c-ares when it
+    # is installed (jupyterhub requires it), and c-ares caches answers for their TTL (Docker's
+    # embedded DNS says 600 s). A student's server stopped and started again within that time is
+    # a new service under the same name with a new address (a new task IP with dnsrr, a new VIP
+    # with vip): the hub kept connecting to the old one until http_timeout and the spawn failed
+    # (seen in tests/swarm/spawn-smoke.sh's respawn phase). getaddrinfo (the system resolver,
+    # no cache in the container) and no aiohttp cache: every check asks Docker's DNS afresh.
+    # (The proxy, configurable-http-proxy, resolves per request already.)
+    from aiohttp.resolver import ThreadedResolver
+
+    class UncachedResolver(ThreadedResolver):
+        """getaddrinfo on the running loop's executor; built before any loop runs."""
+
+        def __init__(self):  # ThreadedResolver's own __init__ wants a running loop
+            pass
+
+        @property
+        def _loop(self):
+            return asyncio.get_running_loop()
+
+    c.JupyterHubHTTPClient.connector_options = {"resolver": UncachedResolver(), "use_dns_cache": False}
+
     # A hub restart must not stop every student's server: the services keep running and the
     # restarted hub finds them again (their state is in the hub's database).
     c.JupyterHub.cleanup_servers = env_bool("HUB_CLEANUP_SERVERS", False)

@@ -28,9 +28,9 @@ T0=$(now_ms); TSTART=$T0; PHASE=start
 begin() { PHASE=$1; T0=$(now_ms); }
 done_() { local ms=$(( $(now_ms) - T0 )); FIGS+=("$PHASE=$ms"); log "phase $PHASE: ${ms} ms${1:+ ($1)}"; }
 wait_for() { # timeout_s description command…: poll every 0.5 s until the command succeeds
-	local deadline=$(( $(now_ms) + $1 * 1000 )) what=$2; shift 2
+	local secs=$1 deadline=$(( $(now_ms) + $1 * 1000 )) what=$2; shift 2
 	until "$@" >/dev/null 2>&1; do
-		[ "$(now_ms)" -lt $deadline ] || die "timed out after $1 s waiting for $what"
+		[ "$(now_ms)" -lt $deadline ] || die "timed out after $secs s waiting for $what"
 		sleep 0.5
 	done
 }
@@ -50,6 +50,7 @@ NET=hubdesk-notebooks
 HOMES_IN_NODE=/srv/homes
 HUB=hub # container name = its DNS name on the overlay = HUB_CONNECT_IP
 ADMIN_TOKEN=$(openssl rand -hex 32)
+START_TIMEOUT=${SPAWN_SMOKE_START_TIMEOUT:-60} # the no-home phase waits this long for the failure
 
 begin images
 if [ -z "${HUBDESK_NOTEBOOK_IMAGE:-}" ] || [ -z "${HUBDESK_HUB_IMAGE:-}" ]; then
@@ -81,24 +82,35 @@ DUMPED=0
 dump() { # the hub's and the service's logs, once, on failure
 	[ $DUMPED = 0 ] || return 0; DUMPED=1
 	[ -n "${DOCKER_HOST:-}" ] || return 0
-	log "---- hub log (last 60 lines) ----"; docker logs --tail 60 "$HUB" 2>&1 | sed 's/^/    /' >&2 || true
+	log "---- hub log (last 60 lines, without the smoke's GET polls) ----"
+	docker logs "$HUB" 2>&1 | grep -v -E '200 GET /hub/api/users/[a-z0-9-]+ \(smoke-admin' | tail -60 | sed 's/^/    /' >&2 || true
 	log "---- service $SVC ----"; docker service ps --no-trunc "$SVC" >&2 2>&1 || true
 	docker service logs --tail 30 "$SVC" 2>&1 | sed 's/^/    /' >&2 || true
 }
 
 begin up
-ENV_LINES=$(HUBDESK_SWARM_LOAD_IMAGES="$HUBDESK_NOTEBOOK_IMAGE ${HUBDESK_SWARM_LOAD_IMAGES:-}" \
-	HUBDESK_SWARM_NODE_VOLUMES="$HOMES:$HOMES_IN_NODE ${HUBDESK_SWARM_NODE_VOLUMES:-}" \
+ENV_LINES=$(HUBDESK_SWARM_NODE_VOLUMES="$HOMES:$HOMES_IN_NODE ${HUBDESK_SWARM_NODE_VOLUMES:-}" \
 	"$HERE/swarm.sh" up -i "$ID" -w 2)
 eval "$ENV_LINES"
-done_ "$HUBDESK_SWARM_DOCKER_HOST, notebook image on every node"
+done_ "$HUBDESK_SWARM_DOCKER_HOST"
 
-begin hub-image
-# only the manager runs the hub: load it there alone
-f=${HUBDESK_IMAGE_CACHE:-/var/tmp/hubdesk-images}/saved-$(docker image inspect -f '{{.Id}}' "$HUBDESK_HUB_IMAGE" | cut -d: -f2 | cut -c1-12).tar
-[ -s "$f" ] || { docker save "$HUBDESK_HUB_IMAGE" > "$f.tmp" && mv "$f.tmp" "$f"; }
-docker exec -i "$HUBDESK_SWARM_MANAGER" docker load -q < "$f" >/dev/null
-done_
+begin load-images
+# the notebook image on the workers only (the manager never runs a server: the config sets the
+# command, so nothing inspects the image there), the hub image on the manager only; in parallel
+saved() { # image -> a `docker save` tarball, cached by image id (as swarm.sh does)
+	local f
+	f=${HUBDESK_IMAGE_CACHE:-/var/tmp/hubdesk-images}/saved-$(docker image inspect -f '{{.Id}}' "$1" | cut -d: -f2 | cut -c1-12).tar
+	[ -s "$f" ] || { docker save "$1" > "$f.tmp" && mv "$f.tmp" "$f"; }
+	echo "$f"
+}
+NB_TAR=$(saved "$HUBDESK_NOTEBOOK_IMAGE"); HUB_TAR=$(saved "$HUBDESK_HUB_IMAGE")
+pids=()
+docker exec -i "$HUBDESK_SWARM_MANAGER" docker load -q < "$HUB_TAR" >/dev/null & pids+=($!)
+for n in $HUBDESK_SWARM_NODES; do
+	case ${n%%=*} in worker*) docker exec -i "hubdesk-test-$ID-${n%%=*}" docker load -q < "$NB_TAR" >/dev/null & pids+=($!) ;; esac
+done
+for p in "${pids[@]}"; do wait "$p" || die "docker load into a node failed"; done
+done_ "notebook on the workers, hub on the manager"
 
 # From here on, `docker` is the swarm manager's engine (plain TCP from this host).
 export DOCKER_HOST=$HUBDESK_SWARM_DOCKER_HOST
@@ -128,7 +140,7 @@ docker create --name "$HUB" --hostname "$HUB" --label hubdesk.role=hub \
 	-e HUB_SPAWNER=swarm -e HUB_NOTEBOOK_IMAGE="$HUBDESK_NOTEBOOK_IMAGE" -e HUB_SWARM_NETWORK="$NET" \
 	-e HUB_SWARM_ENDPOINT_MODE="${HUB_SWARM_ENDPOINT_MODE:-dnsrr}" \
 	-e HUB_HOMES_VOLUME=bind -e HUB_HOMES_ROOT="$HOMES_IN_NODE" \
-	-e HUB_MEM_LIMIT=1G -e HUB_MEM_GUARANTEE=256M \
+	-e HUB_MEM_LIMIT=1G -e HUB_MEM_GUARANTEE=256M -e HUB_SPAWN_START_TIMEOUT="$START_TIMEOUT" \
 	-e HUB_EXTRA_CONFIG=/etc/jupyterhub/smoke_extra.py -e SMOKE_ADMIN_TOKEN="$ADMIN_TOKEN" \
 	"$HUBDESK_HUB_IMAGE" >/dev/null
 docker cp "$ROOT/deploy/jupyterhub_config.py" "$HUB:/etc/jupyterhub/jupyterhub_config.py"
@@ -209,7 +221,7 @@ begin culler-role
 culler_listed() { docker logs "$HUB" 2>&1 | grep -E 'GET /hub/api/users.*\(idle-culler@' >"$WORK/culler"; }
 wait_for 30 "the idle culler's first GET /hub/api/users" culler_listed
 grep -q -E '^\[I .* 200 GET /hub/api/users' "$WORK/culler" || die "the idle culler was refused: $(cat "$WORK/culler")"
-done_ "$(head -1 "$WORK/culler" | sed 's/.*\] //')"
+done_ "$(head -1 "$WORK/culler" | sed "s/^\[[^]]*\] //")"
 
 begin stop
 api DELETE "/users/$U/server"
@@ -230,6 +242,24 @@ NODE2=$(docker node inspect -f '{{.Description.Hostname}}' "$(docker inspect -f 
 api DELETE "/users/$U/server"
 wait_for 60 "$U's server stopped again" stopped
 done_ "on $NODE2 (first: $NODE), file read back"
+
+begin no-home
+# a student whose home does not exist: the task fails (the bind device is missing), the spawn
+# fails with the engine's reason, the service is removed, and nothing is created
+U2=nohome
+api POST "/users/$U2"
+api POST "/users/$U2/server"
+# 500: the task failed within the hub's 10 s slow-spawn window and the hub says why; 202: it
+# fails later (a rejected task retries until HUB_SPAWN_START_TIMEOUT)
+case $STATUS in 500 | 202) ;; *) die "POST /users/$U2/server: $STATUS (expected a failure)" ;; esac
+NOHOME_STATUS=$STATUS
+spawn_over() { api GET "/users/$U2"; [ "$(json servers "" <"$BODY_FILE")" = "" ] && [ -z "$(docker service ls -q --filter name=jupyter-$U2)" ]; }
+wait_for $((START_TIMEOUT + 60)) "$U2's failed spawn to be cleaned up" spawn_over
+[ ! -e "$HOMES/$U2" ] || die "$HOMES/$U2 was created"
+WHY=$(docker logs "$HUB" 2>&1 | grep -m1 -o -E "error while mounting volume|invalid mount config" || true)
+[ -n "$WHY" ] || WHY=$(docker logs "$HUB" 2>&1 | grep -m1 -E "$U2.*(failed|timeout|Timeout)" | cut -c1-200 || true)
+[ -n "$WHY" ] || die "no reason for $U2's failed spawn in the hub's log"
+done_ "POST $NOHOME_STATUS, failed as expected: $WHY"
 
 unset DOCKER_HOST
 begin down
