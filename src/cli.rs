@@ -95,9 +95,9 @@ pub enum OidcAction {
 #[derive(Debug, Subcommand)]
 pub enum AwsAction {
     /// Print what `up` would create or keep; changes nothing.
-    Plan(AwsUpArgs),
+    Plan(Box<AwsUpArgs>),
     /// Create what is missing (idempotent), then print the URLs.
-    Up(AwsUpArgs),
+    Up(Box<AwsUpArgs>),
     /// Remove everything tagged with this camp (the homes volume only with --delete-homes).
     Down(AwsDownArgs),
 }

@@ -368,6 +368,12 @@ pub async fn up(
                         device: HOMES_DEVICE.into(),
                     })
                     .await?;
+                cloud
+                    .change(&Change::KeepOnTermination {
+                        instance: node.id.clone(),
+                        device: HOMES_DEVICE.into(),
+                    })
+                    .await?;
                 say(
                     out,
                     format_args!("attached the homes volume {vol} to {}", node.id),

@@ -12,9 +12,11 @@ use aws_sdk_ec2::{
     config::{interceptors::BeforeSerializationInterceptorContextRef, ConfigBag, Intercept},
     error::{BoxError, DisplayErrorContext, ProvideErrorMetadata, SdkError},
     types::{
-        AttributeBooleanValue, BlockDeviceMapping, EbsBlockDevice, Filter, HttpTokensState,
-        IamInstanceProfileSpecification, InstanceMetadataOptionsRequest, InstanceType,
-        IpPermission, IpRange, ResourceType, Tag, TagSpecification, UserIdGroupPair, VolumeType,
+        AttributeBooleanValue, BlockDeviceMapping, EbsBlockDevice,
+        EbsInstanceBlockDeviceSpecification, Filter, HttpTokensState,
+        IamInstanceProfileSpecification, InstanceBlockDeviceMappingSpecification,
+        InstanceMetadataOptionsRequest, InstanceType, IpPermission, IpRange, ResourceType, Tag,
+        TagSpecification, UserIdGroupPair, VolumeType,
     },
     Client,
 };
@@ -82,6 +84,11 @@ pub enum Change {
     },
     AttachVolume {
         volume: String,
+        instance: String,
+        device: String,
+    },
+    /// The attached volume outlives the instance (`DeleteOnTermination=false`, said explicitly).
+    KeepOnTermination {
         instance: String,
         device: String,
     },
@@ -187,13 +194,20 @@ impl Intercept for OpLog {
 
     fn read_before_execution(
         &self,
-        _: &BeforeSerializationInterceptorContextRef<'_>,
+        context: &BeforeSerializationInterceptorContextRef<'_>,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
+        // The operation's name from its metadata; where a client's bag does not hold it, from
+        // the input's type (`DescribeVpcsInput { … }` in its derived Debug).
         let name = cfg
             .load::<Metadata>()
             .map(|m| m.name().to_string())
-            .unwrap_or_else(|| "unknown".into());
+            .unwrap_or_else(|| {
+                let debug = format!("{:?}", context.input());
+                let ty = debug.split_once("]:").map_or(debug.as_str(), |(_, t)| t);
+                let ty = ty.split([' ', '{']).next().unwrap_or_default();
+                ty.strip_suffix("Input").unwrap_or("unknown").to_string()
+            });
         self.0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -856,6 +870,23 @@ impl Cloud for Ec2Cloud {
                         .volume_id(volume)
                         .instance_id(instance)
                         .device(device)
+                        .send()
+                        .await
+                        .map_err(classify)?;
+                }
+                Change::KeepOnTermination { instance, device } => {
+                    c.modify_instance_attribute()
+                        .instance_id(instance)
+                        .block_device_mappings(
+                            InstanceBlockDeviceMappingSpecification::builder()
+                                .device_name(device)
+                                .ebs(
+                                    EbsInstanceBlockDeviceSpecification::builder()
+                                        .delete_on_termination(false)
+                                        .build(),
+                                )
+                                .build(),
+                        )
                         .send()
                         .await
                         .map_err(classify)?;
