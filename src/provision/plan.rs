@@ -101,7 +101,7 @@ impl fmt::Display for UpPlan {
         for line in &self.lines {
             match line {
                 Line::Keep { what, id } => writeln!(f, "  keep    {what} {id}")?,
-                Line::Do(a) => writeln!(f, "  create  {a}")?,
+                Line::Do(a) => writeln!(f, "  do      {a}")?,
             }
         }
         for n in &self.notes {

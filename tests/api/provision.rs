@@ -923,11 +923,11 @@ async fn provision_cli_plan_up_plan_down_through_the_binary() {
         "{out}"
     );
     for line in [
-        "create  create VPC 10.42.0.0/16",
-        "create  allow 22/tcp from 198.51.100.7/32 in group ssh",
-        "create  allow 2377/tcp from this group in group internal",
-        "create  launch the hub node (10.42.1.11)",
-        "create  attach the homes volume to the NFS node",
+        "do      create VPC 10.42.0.0/16",
+        "do      allow 22/tcp from 198.51.100.7/32 in group ssh",
+        "do      allow 2377/tcp from this group in group internal",
+        "do      launch the hub node (10.42.1.11)",
+        "do      attach the homes volume to the NFS node",
         "24 step(s) to do",
     ] {
         assert!(out.contains(line), "{line:?} missing in:\n{out}");
@@ -973,7 +973,7 @@ async fn provision_cli_plan_up_plan_down_through_the_binary() {
         out.contains("nothing to create: the camp is complete"),
         "{out}"
     );
-    assert!(!out.contains("create  "), "{out}");
+    assert!(!out.contains("  do  "), "{out}");
     let o = run(with(&["aws", "up", "--yes"]));
     assert!(o.status.success(), "{:?}", text(&o));
     assert_eq!(
