@@ -489,3 +489,283 @@ pub async fn down(
 /// The notebook user of the images (jovyan), owner of every home.
 pub const HOMES_UID: u32 = 1000;
 pub const HOMES_GID: u32 = 100;
+
+#[cfg(test)]
+mod tests {
+    //! The executor against an in-memory fake of [`Cloud`] (the real one is proven against
+    //! moto in tests/api/provision.rs): ids made by one step reach the next, and the gates hold
+    //! before any call.
+    use std::sync::Mutex;
+
+    use futures_util::future::BoxFuture;
+
+    use super::*;
+    use crate::provision::plan;
+
+    #[derive(Default)]
+    struct Fake {
+        calls: Mutex<Vec<String>>,
+        next: Mutex<u32>,
+    }
+
+    impl Fake {
+        fn calls(&self) -> Vec<String> {
+            self.calls.lock().unwrap().clone()
+        }
+        fn record(&self, call: String) {
+            self.calls.lock().unwrap().push(call);
+        }
+        fn id(&self, prefix: &str) -> String {
+            let mut n = self.next.lock().unwrap();
+            *n += 1;
+            format!("{prefix}-{n}")
+        }
+    }
+
+    fn node(id: &str, role: &str, state: &str) -> Node {
+        Node {
+            id: id.into(),
+            role: role.into(),
+            state: state.into(),
+            private_ip: String::new(),
+            public_ip: "192.0.2.1".into(),
+            subnet_id: String::new(),
+            tags: Default::default(),
+        }
+    }
+
+    impl Cloud for Fake {
+        fn look<'a>(&'a self, _: &'a CampName) -> BoxFuture<'a, Result<World, ProvisionError>> {
+            Box::pin(async { unreachable!("the executor works from the plan's look") })
+        }
+        fn image<'a>(&'a self, _: Option<&'a str>) -> BoxFuture<'a, Result<Ami, ProvisionError>> {
+            Box::pin(async { unreachable!() })
+        }
+        fn create<'a>(
+            &'a self,
+            what: &'a Creation,
+            tags: &'a [(String, String)],
+        ) -> BoxFuture<'a, Result<String, ProvisionError>> {
+            Box::pin(async move {
+                let id = self.id(match what {
+                    Creation::Vpc { .. } => "vpc",
+                    Creation::Subnet { .. } => "subnet",
+                    Creation::Gateway => "igw",
+                    Creation::RouteTable { .. } => "rtb",
+                    Creation::Group { .. } => "sg",
+                    Creation::Volume { .. } => "vol",
+                });
+                self.record(format!("create {what:?} {} -> {id}", tags[1].1));
+                Ok(id)
+            })
+        }
+        fn launch<'a>(
+            &'a self,
+            req: &'a NodeLaunch,
+            _: &'a [(String, String)],
+        ) -> BoxFuture<'a, Result<Node, ProvisionError>> {
+            Box::pin(async move {
+                let id = self.id("i");
+                self.record(format!(
+                    "launch {} in {} with {:?}",
+                    req.role.tag(),
+                    req.subnet,
+                    req.groups
+                ));
+                Ok(node(&id, req.role.tag(), "pending"))
+            })
+        }
+        fn change<'a>(&'a self, what: &'a Change) -> BoxFuture<'a, Result<(), ProvisionError>> {
+            Box::pin(async move {
+                self.record(format!("change {what:?}"));
+                Ok(())
+            })
+        }
+        fn nodes<'a>(
+            &'a self,
+            ids: &'a [String],
+        ) -> BoxFuture<'a, Result<Vec<Node>, ProvisionError>> {
+            // Everything has finished what it was doing by the time anyone looks.
+            let done = self
+                .calls()
+                .iter()
+                .any(|c| c.starts_with("change Terminate"));
+            let state = if done { "terminated" } else { "running" };
+            Box::pin(async move { Ok(ids.iter().map(|id| node(id, "nfs", state)).collect()) })
+        }
+        fn volumes<'a>(
+            &'a self,
+            ids: &'a [String],
+        ) -> BoxFuture<'a, Result<Vec<Volume>, ProvisionError>> {
+            Box::pin(async move {
+                Ok(ids
+                    .iter()
+                    .map(|id| Volume {
+                        id: id.clone(),
+                        az: "us-east-1a".into(),
+                        size_gb: 1,
+                        state: "available".into(),
+                        attached_to: None,
+                        delete_on_termination: false,
+                    })
+                    .collect())
+            })
+        }
+    }
+
+    fn spec(binary: bool) -> CampSpec {
+        CampSpec {
+            camp: CampName::parse("summer").unwrap(),
+            region: "us-east-1".into(),
+            ssh_from: "198.51.100.7/32".parse().unwrap(),
+            az: None,
+            ami: Ami {
+                id: "ami-1".into(),
+                name: "al2023".into(),
+                root_device: "/dev/xvda".into(),
+            },
+            hub_type: "t3.large".into(),
+            nfs_type: "t3.small".into(),
+            worker_type: "t3.xlarge".into(),
+            key_name: None,
+            instance_profile: None,
+            homes_gb: 10,
+            root_gb: 20,
+            binary: binary.then(|| BinarySource::Git {
+                url: "https://example.org/hubdesk.git".into(),
+                rev: "main".into(),
+            }),
+            domain: None,
+            email: None,
+        }
+    }
+
+    fn quick() -> Patience {
+        Patience {
+            every: Duration::from_millis(1),
+            at_most: Duration::from_secs(5),
+        }
+    }
+
+    fn world() -> World {
+        World {
+            zones: vec!["us-east-1a".into()],
+            ..World::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn provision_up_threads_new_ids_into_later_steps() {
+        let fake = Fake::default();
+        let s = spec(true);
+        let p = plan::up(&world(), &s).unwrap();
+        let camp = up(&fake, &s, "Summer", &p, &mut Vec::new(), quick())
+            .await
+            .unwrap();
+        let calls = fake.calls();
+        assert!(
+            calls[0].starts_with("create Vpc") && calls[0].ends_with("-> vpc-1"),
+            "{calls:?}"
+        );
+        assert!(
+            calls
+                .iter()
+                .any(|c| c.starts_with("create Subnet { vpc: \"vpc-1\"")),
+            "{calls:?}"
+        );
+        assert!(
+            calls
+                .iter()
+                .any(|c| c == "change AttachGateway { gateway: \"igw-3\", vpc: \"vpc-1\" }"),
+            "{calls:?}"
+        );
+        // The NFS node gets ssh + internal, the hub all three, by the ids just made.
+        assert!(
+            calls
+                .iter()
+                .any(|c| c == "launch nfs in subnet-2 with [\"sg-5\", \"sg-7\"]"),
+            "{calls:?}"
+        );
+        assert!(
+            calls
+                .iter()
+                .any(|c| c == "launch hub in subnet-2 with [\"sg-5\", \"sg-6\", \"sg-7\"]"),
+            "{calls:?}"
+        );
+        let attach = calls
+            .iter()
+            .position(|c| c.starts_with("change AttachVolume"))
+            .unwrap();
+        assert!(
+            calls[attach + 1].starts_with("change KeepOnTermination"),
+            "{calls:?}"
+        );
+        assert_eq!(camp.volume, "vol-8");
+        assert_eq!(calls.iter().filter(|c| c.contains("Authorize")).count(), 9);
+    }
+
+    #[tokio::test]
+    async fn provision_up_without_a_hubdesk_binary_fails_before_any_call() {
+        let fake = Fake::default();
+        let s = spec(false);
+        let p = plan::up(&world(), &s).unwrap();
+        let err = up(&fake, &s, "Summer", &p, &mut Vec::new(), quick())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("--hubdesk-url"), "{err}");
+        assert!(fake.calls().is_empty());
+    }
+
+    #[tokio::test]
+    async fn provision_down_refuses_an_id_outside_its_look_before_any_call() {
+        let fake = Fake::default();
+        let mut w = world();
+        w.vpcs.push(Vpc {
+            id: "vpc-ours".into(),
+            cidr: VPC_CIDR.into(),
+        });
+        let forged = DownPlan {
+            steps: vec![
+                Removal::DeleteVpc("vpc-ours".into()),
+                Removal::DeleteVpc("vpc-theirs".into()),
+            ],
+            kept_volumes: Vec::new(),
+        };
+        // The first, ours, is removed; the second is refused, and nothing is called for it.
+        let err = down(&fake, &w, &forged, &mut Vec::new(), quick())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, ProvisionError::Conflict(m) if m.contains("vpc-theirs")),
+            "{err}"
+        );
+        assert_eq!(fake.calls(), ["change DeleteVpc { id: \"vpc-ours\" }"]);
+    }
+
+    #[tokio::test]
+    async fn provision_down_waits_for_termination_then_removes_in_order() {
+        let fake = Fake::default();
+        let mut w = world();
+        w.instances.push(node("i-1", "hub", "running"));
+        w.groups.push(Group {
+            id: "sg-1".into(),
+            vpc_id: "vpc-1".into(),
+            role: Some(GroupRole::Ssh),
+            rules: Default::default(),
+        });
+        w.vpcs.push(Vpc {
+            id: "vpc-1".into(),
+            cidr: VPC_CIDR.into(),
+        });
+        let p = plan::down(&w, false);
+        down(&fake, &w, &p, &mut Vec::new(), quick()).await.unwrap();
+        assert_eq!(
+            fake.calls(),
+            [
+                "change Terminate { ids: [\"i-1\"] }",
+                "change DeleteGroup { id: \"sg-1\" }",
+                "change DeleteVpc { id: \"vpc-1\" }",
+            ]
+        );
+    }
+}
