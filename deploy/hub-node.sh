@@ -160,6 +160,9 @@ fi
 #    private address (the certificate covers it); hubdesk reaches the hub's API on 127.0.0.1:8081.
 [ -n "${JUPYTERHUB_CONFIG:-}" ] && unpack "$JUPYTERHUB_CONFIG" > /etc/jupyterhub/jupyterhub_config.py
 cp /etc/hubdesk/tls/cert.pem /etc/jupyterhub/hubdesk-ca.pem
+# Self-signed: the hub trusts exactly our certificate, which names the private address. With a
+# domain, the public chain is trusted and the name is the certificate's.
+if [ -n "$DOMAIN" ]; then internal="https://$DOMAIN:8443" ca=""; else internal="https://$PRIVATE_IP:8443" ca=/etc/jupyterhub/hubdesk-ca.pem; fi
 mkdir -p /usr/local/src/jupyterhub-image
 cat > /usr/local/src/jupyterhub-image/Dockerfile <<'DOCKERFILE'
 FROM python:3.12-slim-bookworm
@@ -170,8 +173,8 @@ DOCKERFILE
 docker build -q -t hubdesk/jupyterhub:6.1.1 /usr/local/src/jupyterhub-image
 cat > /etc/jupyterhub/env <<ENV
 HUBDESK_URL=https://$HOST:8443
-HUBDESK_INTERNAL_URL=https://$PRIVATE_IP:8443
-HUB_OAUTH_CA_CERTS=/etc/jupyterhub/hubdesk-ca.pem
+HUBDESK_INTERNAL_URL=$internal
+HUB_OAUTH_CA_CERTS=$ca
 HUB_PUBLIC_URL=https://$HOST
 HUB_OAUTH_CLIENT_SECRET_FILE=/etc/jupyterhub/hub_oidc
 HUBDESK_HUB_API_TOKEN_FILE=/etc/jupyterhub/hub_api_token
