@@ -57,6 +57,12 @@ pub enum Command {
     /// Check a deployment: one line per check, with the fix when it fails; exit code 1 if any
     /// check fails.
     Doctor,
+    /// Provision a camp on AWS from your laptop (credentials and region from the usual AWS
+    /// environment: AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_REGION).
+    Aws {
+        #[command(subcommand)]
+        action: AwsAction,
+    },
     /// Print the single-thread argon2 verify time at the configured parameters.
     BenchHash {
         #[arg(long, default_value_t = 15)]
@@ -84,6 +90,83 @@ pub enum OidcAction {
     /// Make a new id_token signing key: published at once, used for signing after 6 minutes;
     /// the old one stays in JWKS for a day.
     RotateKey,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AwsAction {
+    /// Print what `up` would create or keep; changes nothing.
+    Plan(Box<AwsUpArgs>),
+    /// Create what is missing (idempotent), then print the URLs.
+    Up(Box<AwsUpArgs>),
+    /// Remove everything tagged with this camp (the homes volume only with --delete-homes).
+    Down(AwsDownArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AwsUpArgs {
+    /// The camp (the hubdesk:camp tag); default: camp_name from the configuration, as a slug.
+    #[arg(long)]
+    pub camp: Option<String>,
+    /// Who may SSH to the nodes (CIDR); default: your public address, asked on the terminal.
+    #[arg(long)]
+    pub ssh_cidr: Option<String>,
+    /// No questions.
+    #[arg(long)]
+    pub yes: bool,
+    /// The AMI of every node (default: the newest Amazon Linux 2023 x86_64).
+    #[arg(long)]
+    pub ami: Option<String>,
+    #[arg(long, default_value = "t3.large")]
+    pub hub_type: String,
+    #[arg(long, default_value = "t3.small")]
+    pub nfs_type: String,
+    /// The cluster desk's workers (written to the hub node's [cluster.worker]).
+    #[arg(long, default_value = "t3.xlarge")]
+    pub worker_type: String,
+    /// An EC2 key pair for SSH (default: none; the setup link is in the console output).
+    #[arg(long)]
+    pub key_name: Option<String>,
+    /// An IAM instance profile for the hub node, so the cluster desk can launch workers.
+    #[arg(long)]
+    pub instance_profile: Option<String>,
+    /// Size of the homes volume (GB).
+    #[arg(long, default_value_t = 100)]
+    pub homes_gb: i32,
+    /// Root volume of each node (GB).
+    #[arg(long, default_value_t = 30)]
+    pub root_gb: i32,
+    /// Availability zone (default: the first available one).
+    #[arg(long)]
+    pub az: Option<String>,
+    /// Where the hub node downloads hubdesk (a release build for linux x86_64) …
+    #[arg(long, requires = "hubdesk_sha256")]
+    pub hubdesk_url: Option<String>,
+    /// … and the SHA-256 it must have.
+    #[arg(long, requires = "hubdesk_url")]
+    pub hubdesk_sha256: Option<String>,
+    /// Or: a git repository the hub node builds hubdesk from (needs 10-20 minutes).
+    #[arg(long, conflicts_with = "hubdesk_url")]
+    pub source_url: Option<String>,
+    #[arg(long, default_value = "main")]
+    pub source_ref: String,
+    /// A DNS name pointing at the hub node: Let's Encrypt instead of a self-signed certificate.
+    #[arg(long)]
+    pub domain: Option<String>,
+    /// Contact address for Let's Encrypt.
+    #[arg(long, requires = "domain")]
+    pub email: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AwsDownArgs {
+    #[arg(long)]
+    pub camp: Option<String>,
+    /// No questions.
+    #[arg(long)]
+    pub yes: bool,
+    /// Also delete the homes volume: every student's files.
+    #[arg(long)]
+    pub delete_homes: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -124,6 +207,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         } => Ok(()),
         Command::BenchHash { rounds } => bench_hash(&config, rounds),
         Command::Doctor => doctor(&config).await,
+        Command::Aws { action } => aws(&config, action).await,
     }
 }
 
@@ -260,4 +344,219 @@ fn bench_hash(config: &Config, rounds: usize) -> anyhow::Result<()> {
     let ms = hasher.measure_verify_ms(rounds)?;
     println!("{} verify_ms={ms:.1}", hasher.describe());
     Ok(())
+}
+
+// --- hubdesk aws (src/provision) ---------------------------------------------------------
+
+fn camp_of(
+    config: &Config,
+    flag: Option<&str>,
+) -> anyhow::Result<crate::provision::model::CampName> {
+    use crate::provision::model::CampName;
+    Ok(match flag {
+        Some(name) => CampName::parse(name)?,
+        None => CampName::slug(&config.camp_name)?,
+    })
+}
+
+fn interactive() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdin().is_terminal()
+}
+
+/// Asks a yes/no question on the terminal; `--yes` answers it, a non-terminal refuses.
+fn confirm(yes: bool, question: &str) -> anyhow::Result<bool> {
+    if yes {
+        return Ok(true);
+    }
+    anyhow::ensure!(
+        interactive(),
+        "not a terminal: add --yes to go ahead without questions"
+    );
+    print!("{question} [y/N] ");
+    std::io::stdout().flush().ok();
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(matches!(line.trim(), "y" | "Y" | "yes"))
+}
+
+async fn ssh_cidr(
+    config: &Config,
+    args: &AwsUpArgs,
+) -> anyhow::Result<crate::provision::model::Cidr> {
+    use crate::provision::model::Cidr;
+    if let Some(c) = &args.ssh_cidr {
+        return Ok(c.parse::<Cidr>()?);
+    }
+    // Never ask the internet for our address when talking to a stand-in for EC2 (moto).
+    anyhow::ensure!(
+        config.aws.endpoint_url.is_empty(),
+        "--ssh-cidr is required when AWS_ENDPOINT_URL is set"
+    );
+    let detected = crate::provision::detect_public_cidr().await;
+    if args.yes || !interactive() {
+        return Ok(detected?);
+    }
+    let offer = detected.as_ref().map(|c| c.to_string()).unwrap_or_default();
+    print!("SSH to the nodes from which address (CIDR)? [{offer}] ");
+    std::io::stdout().flush().ok();
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    match line.trim() {
+        "" => Ok(detected?),
+        typed => Ok(typed.parse::<Cidr>()?),
+    }
+}
+
+async fn aws(config: &Config, action: AwsAction) -> anyhow::Result<()> {
+    use crate::provision::{
+        apply,
+        cloud::{Cloud, Ec2Cloud},
+        plan,
+    };
+    let cloud = Ec2Cloud::connect(&config.aws.region, &config.aws.endpoint_url).await;
+    let region = cloud.region();
+    anyhow::ensure!(
+        !region.is_empty(),
+        "no AWS region: set AWS_REGION (or region in your AWS profile, or [aws] region)"
+    );
+    let mut out = std::io::stdout();
+    match action {
+        AwsAction::Down(args) => {
+            let camp = camp_of(config, args.camp.as_deref())?;
+            let world = cloud.look(&camp).await?;
+            let plan = plan::down(&world, args.delete_homes);
+            println!("camp {camp} in {region}:");
+            print!("{plan}");
+            if plan.steps.is_empty() {
+                return Ok(());
+            }
+            if !confirm(args.yes, "Remove these?")? {
+                println!("nothing removed");
+                return Ok(());
+            }
+            apply::down(&cloud, &world, &plan, &mut out, apply::Patience::default()).await?;
+            for v in &plan.kept_volumes {
+                println!(
+                    "kept the homes volume {v}: `hubdesk aws up` attaches it again; to delete the \
+                     students' files for good: hubdesk aws down --camp {camp} --delete-homes \
+                     (or aws ec2 delete-volume --volume-id {v})"
+                );
+            }
+            println!("camp {camp} is down");
+            Ok(())
+        }
+        AwsAction::Plan(args) => {
+            let (spec, world) = aws_spec(config, &cloud, &region, &args).await?;
+            let plan = plan::up(&world, &spec)?;
+            println!("camp {} in {region} ({}):", spec.camp, plan.az);
+            print!("{plan}");
+            Ok(())
+        }
+        AwsAction::Up(args) => {
+            let (spec, world) = aws_spec(config, &cloud, &region, &args).await?;
+            let plan = plan::up(&world, &spec)?;
+            println!("camp {} in {region} ({}):", spec.camp, plan.az);
+            print!("{plan}");
+            if !plan.is_empty() && !confirm(args.yes, "Create these?")? {
+                println!("nothing created");
+                return Ok(());
+            }
+            let camp = apply::up(
+                &cloud,
+                &spec,
+                &config.camp_name,
+                &plan,
+                &mut out,
+                apply::Patience::default(),
+            )
+            .await?;
+            print!("{}", crate::provision::summary(&camp, &spec));
+            Ok(())
+        }
+    }
+}
+
+/// The parsed flags, and the look at the account the plan is made from.
+async fn aws_spec(
+    config: &Config,
+    cloud: &crate::provision::cloud::Ec2Cloud,
+    region: &str,
+    args: &AwsUpArgs,
+) -> anyhow::Result<(
+    crate::provision::model::CampSpec,
+    crate::provision::model::World,
+)> {
+    use crate::provision::{
+        cloud::Cloud,
+        model::{self, BinarySource, CampSpec},
+        ProvisionError,
+    };
+    let camp = camp_of(config, args.camp.as_deref())?;
+    let hub_type = model::instance_type(&args.hub_type)?;
+    let nfs_type = model::instance_type(&args.nfs_type)?;
+    let worker_type = model::instance_type(&args.worker_type)?;
+    let bad = |m: String| ProvisionError::BadInput(m);
+    if !(1..=16384).contains(&args.homes_gb) {
+        return Err(bad("--homes-gb must be 1-16384".into()).into());
+    }
+    if !(8..=16384).contains(&args.root_gb) {
+        return Err(bad("--root-gb must be 8-16384".into()).into());
+    }
+    let binary = match (&args.hubdesk_url, &args.hubdesk_sha256, &args.source_url) {
+        (Some(url), Some(sha), _) => {
+            let parsed = url::Url::parse(url).map_err(|e| bad(format!("--hubdesk-url: {e}")))?;
+            if !matches!(parsed.scheme(), "https" | "http") {
+                return Err(bad("--hubdesk-url must be http(s)".into()).into());
+            }
+            if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(bad("--hubdesk-sha256 must be 64 hex digits".into()).into());
+            }
+            Some(BinarySource::Release {
+                url: url.clone(),
+                sha256: sha.to_ascii_lowercase(),
+            })
+        }
+        (_, _, Some(url)) => {
+            url::Url::parse(url).map_err(|e| bad(format!("--source-url: {e}")))?;
+            Some(BinarySource::Git {
+                url: url.clone(),
+                rev: args.source_ref.clone(),
+            })
+        }
+        _ => None,
+    };
+    let domain = args.domain.as_deref().map(model::domain).transpose()?;
+    if let Some(e) = &args.email {
+        let ok = e.split_once('@').is_some_and(|(u, d)| {
+            !u.is_empty() && d.contains('.') && !e.contains(char::is_whitespace)
+        });
+        if !ok {
+            return Err(bad(format!("--email {e:?} is not an address")).into());
+        }
+    }
+    let key_name = args.key_name.clone().filter(|k| !k.is_empty());
+    let ssh_from = ssh_cidr(config, args).await?;
+    let ami = cloud.image(args.ami.as_deref()).await?;
+    let world = cloud.look(&camp).await?;
+    Ok((
+        CampSpec {
+            camp,
+            region: region.to_string(),
+            ssh_from,
+            az: args.az.clone(),
+            ami,
+            hub_type,
+            nfs_type,
+            worker_type,
+            key_name,
+            instance_profile: args.instance_profile.clone().filter(|p| !p.is_empty()),
+            homes_gb: args.homes_gb,
+            root_gb: args.root_gb,
+            binary,
+            domain,
+            email: args.email.clone(),
+        },
+        world,
+    ))
 }

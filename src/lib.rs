@@ -18,6 +18,7 @@ pub mod hub;
 pub mod jobs;
 pub mod metrics;
 pub mod oidc;
+pub mod provision;
 pub mod roster;
 pub mod servers;
 pub mod state;

@@ -14,5 +14,6 @@ mod login;
 mod oidc;
 mod oidc_interop;
 mod platform;
+mod provision;
 mod servers;
 mod students;
