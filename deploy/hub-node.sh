@@ -12,6 +12,8 @@
 set -eu
 log() { echo "hubdesk-hub: $*" >&2; }
 : "${NFS_ADDR:?the private address of the NFS node}"
+# The notebook image the workers pull (deploy/notebook/Dockerfile, pushed to a registry).
+NOTEBOOK_IMAGE=${NOTEBOOK_IMAGE:-quay.io/jupyter/scipy-notebook:latest}
 HOMES_UID=${HOMES_UID:-1000}
 HOMES_GID=${HOMES_GID:-100}
 HOMES_ROOT=/srv/homes
@@ -183,10 +185,12 @@ HUB_STATE_DIR=/srv/jupyterhub
 HUB_BIND_URL=http://0.0.0.0:8000
 HUB_INTERNAL_IP=0.0.0.0
 HUB_CONNECT_IP=jupyterhub
-HUB_SPAWNER=dockerspawner.SwarmSpawner
+HUB_SPAWNER=swarm
+HUB_NOTEBOOK_IMAGE=$NOTEBOOK_IMAGE
 HUB_SWARM_NETWORK=hubdesk-camp
+HUB_HOMES_VOLUME=nfs
 HUB_NFS_ADDR=$NFS_ADDR
-HUB_NFS_HOMES=/srv/nfs/homes
+HUB_NFS_EXPORT=/srv/nfs/homes
 ENV
 cat > /etc/systemd/system/jupyterhub.service <<'UNIT'
 [Unit]

@@ -155,7 +155,15 @@ pub struct AwsUpArgs {
     /// Contact address for Let's Encrypt.
     #[arg(long, requires = "domain")]
     pub email: Option<String>,
+    /// The notebook image every worker runs (pulled by each worker: build deploy/notebook/Dockerfile
+    /// and push it to a registry the workers reach, e.g. ECR). Its jupyterhub-singleuser should
+    /// match the hub's JupyterHub 6.1.
+    #[arg(long, default_value = DEFAULT_NOTEBOOK_IMAGE)]
+    pub notebook_image: String,
 }
+
+/// The default notebook image of `hubdesk aws up`: a public Jupyter Docker Stacks image.
+pub const DEFAULT_NOTEBOOK_IMAGE: &str = "quay.io/jupyter/scipy-notebook:latest";
 
 #[derive(Debug, clap::Args)]
 pub struct AwsDownArgs {
@@ -556,6 +564,7 @@ async fn aws_spec(
             binary,
             domain,
             email: args.email.clone(),
+            notebook_image: model::image_ref(&args.notebook_image)?,
         },
         world,
     ))

@@ -304,6 +304,7 @@ pub async fn up(
                             domain: spec.domain.as_deref(),
                             email: spec.email.as_deref(),
                             hubdesk_toml: &toml,
+                            notebook_image: &spec.notebook_image,
                             uid: HOMES_UID,
                             gid: HOMES_GID,
                         })?
@@ -637,6 +638,7 @@ mod tests {
             }),
             domain: None,
             email: None,
+            notebook_image: "quay.io/jupyter/scipy-notebook:latest".into(),
         }
     }
 

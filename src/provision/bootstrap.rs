@@ -106,6 +106,7 @@ pub struct HubValues<'a> {
     pub domain: Option<&'a str>,
     pub email: Option<&'a str>,
     pub hubdesk_toml: &'a str,
+    pub notebook_image: &'a str,
     pub uid: u32,
     pub gid: u32,
 }
@@ -126,6 +127,7 @@ pub fn hub_node(v: &HubValues<'_>) -> Result<Script, ProvisionError> {
     values.push(("EMAIL", v.email.unwrap_or_default().to_string()));
     values.push(("HOMES_UID", v.uid.to_string()));
     values.push(("HOMES_GID", v.gid.to_string()));
+    values.push(("NOTEBOOK_IMAGE", v.notebook_image.to_string()));
     values.push(("HUBDESK_TOML", packed(v.hubdesk_toml)));
     values.push(("HUBDESK_SERVICE", packed(HUBDESK_SERVICE)));
     values.push(("JUPYTERHUB_CONFIG", packed(JUPYTERHUB_CONFIG)));
@@ -294,6 +296,7 @@ mod tests {
             domain: None,
             email: None,
             hubdesk_toml: &toml,
+            notebook_image: "quay.io/jupyter/scipy-notebook:latest",
             uid: 1000,
             gid: 100,
         })

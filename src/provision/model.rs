@@ -407,6 +407,8 @@ pub struct CampSpec {
     /// A DNS name pointing at the hub node: Let's Encrypt instead of a self-signed certificate.
     pub domain: Option<String>,
     pub email: Option<String>,
+    /// The notebook image the hub's SwarmSpawner starts on the workers.
+    pub notebook_image: String,
 }
 
 /// Checks an instance type's shape (`t3.large`), so typos fail before any call.
@@ -422,6 +424,24 @@ pub fn instance_type(s: &str) -> Result<String, ProvisionError> {
     } else {
         Err(ProvisionError::BadInput(format!(
             "{s:?} is not an instance type like t3.large"
+        )))
+    }
+}
+
+/// A Docker image reference (`registry/name:tag` or `name@sha256:…`): one word of the
+/// characters image references use, so a typo fails before any call.
+pub fn image_ref(s: &str) -> Result<String, ProvisionError> {
+    let ok = !s.is_empty()
+        && s.len() <= 255
+        && s.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || b"./:-_@".contains(&b)
+        })
+        && !s.starts_with(['.', '-', ':', '@', '/']);
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(ProvisionError::BadInput(format!(
+            "--notebook-image {s:?} is not an image reference like registry.example/notebook:2026"
         )))
     }
 }
@@ -520,6 +540,10 @@ mod tests {
         assert!(instance_type("t3large").is_err());
         assert!(instance_type("t3.large; reboot").is_err());
         assert_eq!(domain("Hub.Example.org").unwrap(), "hub.example.org");
+        assert!(image_ref("quay.io/jupyter/scipy-notebook:2026-01-01").is_ok());
+        assert!(image_ref("Ubuntu").is_err());
+        assert!(image_ref("a b").is_err());
+        assert!(image_ref("-x").is_err());
         assert!(domain("localhost").is_err());
         assert!(domain("a..b").is_err());
     }

@@ -498,6 +498,7 @@ mod tests {
             binary: None,
             domain: None,
             email: None,
+            notebook_image: "quay.io/jupyter/scipy-notebook:latest".into(),
         }
     }
 

@@ -52,6 +52,7 @@ async fn spec(cloud: &Ec2Cloud, moto: &Moto, camp: &str, ssh: &str) -> CampSpec 
         }),
         domain: None,
         email: None,
+        notebook_image: "quay.io/jupyter/scipy-notebook:latest".into(),
     }
 }
 
