@@ -2,7 +2,7 @@
 //! (`hubdesk_external_call_seconds{system="docker"|"ec2",call=<method>}`), whatever the call
 //! answered: [`MeteredRuntime`] and [`MeteredFleet`] wrap any implementation of the traits, and
 //! [`super::Cluster::connect`] puts them around the real ones.
-use std::{collections::HashMap, future::Future, sync::Arc, time::Instant};
+use std::{collections::HashMap, future::Future, sync::Arc};
 
 use futures_util::future::BoxFuture;
 
@@ -12,11 +12,14 @@ use super::{
 };
 use crate::metrics::Metrics;
 
-async fn timed<T>(metrics: &Metrics, system: &str, call: &str, f: impl Future<Output = T>) -> T {
-    let t = Instant::now();
-    let out = f.await;
-    metrics.external_call(system, call, t.elapsed());
-    out
+async fn timed<T>(
+    metrics: &Metrics,
+    system: &'static str,
+    call: &'static str,
+    f: impl Future<Output = T>,
+) -> T {
+    let _timer = metrics.start_call(system, call);
+    f.await
 }
 
 pub struct MeteredRuntime {
@@ -187,12 +190,20 @@ mod tests {
         let rt = MeteredRuntime::new(Arc::new(world.runtime()), metrics.clone());
         let fleet = MeteredFleet::new(Arc::new(world.fleet("camp")), metrics.clone());
         let _ = rt.nodes().await;
+        // Polled once and then dropped (as `try_join!` drops a sibling of a failed call).
+        let _ = futures_util::FutureExt::now_or_never(rt.swarm());
         let _ = fleet.instances().await;
         assert_eq!(fleet.cluster(), "camp");
         let text = metrics.encode().unwrap();
         assert!(
             text.contains(
                 "hubdesk_external_call_seconds_count{system=\"docker\",call=\"nodes\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "hubdesk_external_call_seconds_count{system=\"docker\",call=\"swarm\"} 1"
             ),
             "{text}"
         );

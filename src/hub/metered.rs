@@ -1,7 +1,7 @@
 //! [`MeteredHub`]: any [`HubApi`] with each call's latency in `/metrics`
 //! (`hubdesk_external_call_seconds{system="hub",call=…}`), whatever it answered. The app wraps
 //! the hub it uses in it once, so every caller (pages, jobs, homes) is measured.
-use std::{sync::Arc, time::Instant};
+use std::sync::Arc;
 
 use super::{BoxFuture, HubApi, HubInfo, HubResult, HubUser, StartOutcome, StopOutcome};
 use crate::{domain::Username, metrics::Metrics};
@@ -17,11 +17,9 @@ impl MeteredHub {
         Self { inner, metrics }
     }
 
-    async fn timed<T>(&self, call: &str, f: BoxFuture<'_, HubResult<T>>) -> HubResult<T> {
-        let t = Instant::now();
-        let out = f.await;
-        self.metrics.external_call("hub", call, t.elapsed());
-        out
+    async fn timed<T>(&self, call: &'static str, f: BoxFuture<'_, HubResult<T>>) -> HubResult<T> {
+        let _timer = self.metrics.start_call("hub", call);
+        f.await
     }
 }
 

@@ -21,6 +21,7 @@ const PUBLIC: &str = "http://127.0.0.1:48080";
 struct Run {
     ok: bool,
     out: String,
+    err: String,
     took: Duration,
 }
 
@@ -29,7 +30,7 @@ impl Run {
         self.out
             .lines()
             .find(|l| l.starts_with(start))
-            .unwrap_or_else(|| panic!("no line starting {start:?}:\n{}", self.out))
+            .unwrap_or_else(|| panic!("no line starting {start:?}:\n{}{}", self.out, self.err))
     }
 
     /// The line and the fix line under it.
@@ -55,6 +56,7 @@ fn output(out: Output, took: Duration) -> Run {
     Run {
         ok: out.status.success(),
         out: text,
+        err: err.into_owned(),
         took,
     }
 }
@@ -115,6 +117,10 @@ impl Doctor {
             .env("HUBDESK_TLS__CERT_FILES", tls)
             .env("HUBDESK_OIDC_CLIENT_ID", "jupyterhub")
             .env("HUBDESK_OIDC_CLIENT_SECRET", HUB_SECRET)
+            .env(
+                "HUBDESK_OIDC_REDIRECT_URIS",
+                "http://127.0.0.1:8000/hub/oauth_callback",
+            )
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .kill_on_drop(true);
         // An empty value removes the variable.
@@ -595,9 +601,10 @@ fn doctor_demands_exactly_the_shipped_roles_scopes() {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/jupyterhub_config.py"),
     )
     .unwrap();
+    // The last `"name": "hubdesk"` is the role's (the service's comes first).
     let role = config
-        .split("\"name\": \"hubdesk\"")
-        .nth(1)
+        .rsplit("\"name\": \"hubdesk\"")
+        .next()
         .expect("the hubdesk role in load_roles");
     let list = role
         .split("\"scopes\":")

@@ -98,6 +98,7 @@ pick_subnet() { # prints a free 10.213.N.0/24
 	# shellcheck disable=SC2046
 	used=$(docker network inspect -f '{{range .IPAM.Config}}{{.Subnet}} {{end}}' $(docker network ls -q) 2>/dev/null || true)
 	used="$used $(ip -4 route show 2>/dev/null | awk '{print $1}')"
+	used=$(echo $used) # one space between entries (inspect and ip print newlines), for the match below
 	for n in $(seq 0 255); do
 		case " $used " in *" $NET_BASE.$n.0/24 "* | *" $NET_BASE.0.0/16 "*) continue ;; esac
 		echo "$NET_BASE.$n.0/24"; return
