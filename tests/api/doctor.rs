@@ -97,7 +97,12 @@ impl Doctor {
         Doctor { app, dir }
     }
 
+    /// With doctor's default timeout (10 s): moto on a loaded 2-core machine can take seconds.
     async fn run(&self, env: &[(&str, &str)]) -> Run {
+        self.run_with_timeout(10, env).await
+    }
+
+    async fn run_with_timeout(&self, secs: u64, env: &[(&str, &str)]) -> Run {
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_hubdesk"));
         for (k, _) in std::env::vars_os() {
             let k = k.to_string_lossy().into_owned();
@@ -108,7 +113,7 @@ impl Doctor {
         let homes = self.dir.0.join("homes").display().to_string();
         let template = self.dir.0.join("template").display().to_string();
         let tls = format!("[\"{}\"]", self.dir.0.join("fine.pem").display());
-        cmd.args(["doctor", "--timeout", "3"])
+        cmd.args(["doctor", "--timeout", &secs.to_string()])
             .env("DATABASE_URL", self.app.database_url())
             .env("HUBDESK_DATA_DIR", &self.dir.0)
             .env("HUBDESK_PUBLIC_URL", PUBLIC)
@@ -226,14 +231,17 @@ async fn doctor_gives_up_on_a_hub_that_never_answers() {
     });
     let hub = format!("http://127.0.0.1:{port}/hub/");
     let r = d
-        .run(&[
-            ("HUBDESK_HUB_URL", &hub),
-            ("HUBDESK_HUB_API_TOKEN", "some-token"),
-            (
-                "HUBDESK_OIDC_REDIRECT_URIS",
-                "http://127.0.0.1:8000/hub/oauth_callback",
-            ),
-        ])
+        .run_with_timeout(
+            3,
+            &[
+                ("HUBDESK_HUB_URL", &hub),
+                ("HUBDESK_HUB_API_TOKEN", "some-token"),
+                (
+                    "HUBDESK_OIDC_REDIRECT_URIS",
+                    "http://127.0.0.1:8000/hub/oauth_callback",
+                ),
+            ],
+        )
         .await;
     held.abort();
     assert!(!r.ok);
