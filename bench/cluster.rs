@@ -126,6 +126,11 @@ async fn main() -> anyhow::Result<()> {
     config.cluster.join_timeout_secs = 180;
     config.aws.region = cluster_peers::REGION.into();
     config.aws.endpoint_url = moto.url.clone();
+    // Homes in a scratch directory (the app opens its homes root at start).
+    let homes_dir =
+        std::env::temp_dir().join(format!("hubdesk-bench-cluster-{}", std::process::id()));
+    config.homes.root = Some(homes_dir.join("homes"));
+    config.homes.create_root = true;
 
     // The app's database: a private PostgreSQL under the target dir (left running, as the
     // tests do), one fresh database per run.
@@ -401,6 +406,7 @@ async fn main() -> anyhow::Result<()> {
 
     drop(hv);
     drop(swarm);
+    let _ = std::fs::remove_dir_all(&homes_dir);
     pool.close().await;
     admin_pool
         .execute(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)").as_str())

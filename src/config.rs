@@ -44,6 +44,30 @@ pub struct Config {
     // --- cluster desk (src/cluster) ---
     pub cluster: ClusterConfig,
     pub aws: AwsConfig,
+    /// Certificates `hubdesk doctor` watches (hubdesk itself serves plain HTTP behind nginx).
+    #[serde(default)]
+    pub tls: TlsConfig,
+}
+
+/// `[tls]`: the certificates in front of hubdesk and the hub, for `hubdesk doctor`'s date check.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM files (a `*` in the file name matches within its directory). Default: where the hub
+    /// node's nginx keeps them, `/etc/hubdesk/tls/*.pem`; files holding only a private key are
+    /// skipped. Set `cert_files = []` to turn the check off.
+    pub cert_files: Vec<String>,
+    /// Warn when a certificate ends within this many days.
+    pub warn_days: u32,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        Self {
+            cert_files: vec!["/etc/hubdesk/tls/*.pem".into()],
+            warn_days: 14,
+        }
+    }
 }
 
 /// `[metrics]`: who may scrape `/metrics` besides holders of an API token.
@@ -100,6 +124,15 @@ impl HubConfig {
 
     pub fn stop_wait(&self) -> Duration {
         Duration::from_secs(self.stop_wait_secs)
+    }
+
+    /// The hub's OAuth login handler under its public URL (`…/hub/oauth_login`): it answers with
+    /// a redirect to hubdesk's authorize endpoint carrying the hub's `redirect_uri`.
+    pub fn oauth_login_url(&self) -> anyhow::Result<url::Url> {
+        let url = url::Url::parse(&self.url).context("hub.url is not a URL")?;
+        default_api_url(&url)
+            .join("../oauth_login")
+            .context("hub.url cannot hold paths")
     }
 
     /// `url` (or `hub_url`) completed, `api_url` derived when empty, the token read from its file.
@@ -557,6 +590,7 @@ impl Default for Config {
             // cluster desk
             cluster: ClusterConfig::default(),
             aws: AwsConfig::default(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -581,6 +615,7 @@ const KEYS: &[&str] = &[
     // cluster desk
     "cluster",
     "aws",
+    "tls",
 ];
 
 /// `HUBDESK_*` variables that are read elsewhere, not configuration keys.
@@ -966,6 +1001,19 @@ mod tests {
         c.finish().unwrap();
         assert_eq!(c.hub_url, "https://hub.example/hub/");
         assert_eq!(c.hub.api_url, "https://hub.example/hub/api/");
+    }
+
+    #[test]
+    fn hub_oauth_login_is_beside_the_api() {
+        let mut c = Config {
+            hub_url: "https://camp.example/hub/home".into(),
+            ..Default::default()
+        };
+        c.finish().unwrap();
+        assert_eq!(
+            c.hub.oauth_login_url().unwrap().as_str(),
+            "https://camp.example/hub/oauth_login"
+        );
     }
 
     #[test]

@@ -125,6 +125,18 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
+    /// Times one call from now until the returned guard is dropped: when the call ends, or
+    /// when it is cancelled (a `try_join!` whose sibling failed drops it half-way; that time
+    /// was still spent waiting on the peer).
+    pub fn start_call(&self, system: &'static str, call: &'static str) -> CallTimer<'_> {
+        CallTimer {
+            metrics: self,
+            system,
+            call,
+            started: std::time::Instant::now(),
+        }
+    }
+
     /// The job counts of the database, replacing the previous scrape's.
     pub fn set_jobs(&self, counts: impl IntoIterator<Item = (String, String, i64)>) {
         self.jobs.clear();
@@ -151,6 +163,21 @@ impl Metrics {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
         Ok(out)
+    }
+}
+
+/// See [`Metrics::start_call`].
+pub struct CallTimer<'a> {
+    metrics: &'a Metrics,
+    system: &'static str,
+    call: &'static str,
+    started: std::time::Instant,
+}
+
+impl Drop for CallTimer<'_> {
+    fn drop(&mut self) {
+        self.metrics
+            .external_call(self.system, self.call, self.started.elapsed());
     }
 }
 

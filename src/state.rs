@@ -10,7 +10,7 @@ use crate::{
     cluster::Cluster,
     config::Config,
     homes::Homes,
-    hub::{HubApi, RestHub},
+    hub::{HubApi, MeteredHub, RestHub},
     jobs::{JobHandler, Waker},
     metrics::Metrics,
     oidc::Oidc,
@@ -69,6 +69,8 @@ impl AppState {
             Some(hub) => Some(hub),
             None => RestHub::from_config(&config.hub)?.map(|h| Arc::new(h) as Arc<dyn HubApi>),
         };
+        // One seam measures every call to the hub, whoever makes it.
+        let hub = hub.map(|h| Arc::new(MeteredHub::new(h, metrics.clone())) as Arc<dyn HubApi>);
         if hub.is_none() {
             tracing::info!("no hub API token ([hub] api_token): server status and stops are off");
         }
@@ -76,7 +78,6 @@ impl AppState {
             hub,
             stop_wait: config.hub.stop_wait(),
             start_concurrency: config.hub.start_concurrency,
-            metrics: metrics.clone(),
         };
         let roster = Roster::new(pool.clone(), hasher.clone(), tokens.clone(), jobs.clone())
             .with_servers(servers.clone());
@@ -92,7 +93,7 @@ impl AppState {
         job_handlers.extend(crate::servers::jobs::handlers(servers.clone()));
         // --- cluster desk ---
         let cluster = if config.cluster.enabled {
-            let cluster = Arc::new(Cluster::connect(pool.clone(), &config).await?);
+            let cluster = Arc::new(Cluster::connect(pool.clone(), &config, metrics.clone()).await?);
             job_handlers.extend(crate::cluster::jobs::handlers(&cluster));
             Some(cluster)
         } else {

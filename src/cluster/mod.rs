@@ -8,6 +8,7 @@ pub mod api;
 pub mod fake;
 pub mod fleet;
 pub mod jobs;
+pub mod metered;
 pub mod names;
 pub mod pages;
 pub mod runtime;

@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::{
     fleet::{FleetError, FleetInstance, InstanceTypeInfo, LaunchRequest, WorkerFleet},
     jobs::{LAUNCH_KIND, REMOVE_KIND},
+    metered::{MeteredFleet, MeteredRuntime},
     runtime::{
         ContainerRuntime, JoinInfo, Notebook, RuntimeError, SwarmNode, SwarmRole, SwarmView,
     },
@@ -154,19 +155,38 @@ impl Cluster {
     }
 
     /// The real peers from `[cluster]` and `[aws]`: the manager's engine (contacted on first
-    /// use) and EC2 (credentials resolved on first call). Makes no call.
+    /// use) and EC2 (credentials resolved on first call), each call measured in `metrics`.
+    /// Makes no call.
     pub async fn connect(
         pool: PgPool,
         config: &crate::config::Config,
+        metrics: Arc<crate::metrics::Metrics>,
     ) -> Result<Self, ClusterError> {
         let runtime = super::runtime::DockerRuntime::lazy(&config.cluster.docker_host)?;
         let fleet = super::fleet::Ec2Fleet::connect(&config.aws, &config.cluster).await;
-        Ok(Self::new(
+        Ok(Self::metered(
             Arc::new(runtime),
             Arc::new(fleet),
             pool,
             config.cluster.clone(),
+            metrics,
         ))
+    }
+
+    /// [`Cluster::new`] with every call of both peers measured in `metrics`.
+    pub fn metered(
+        runtime: Arc<dyn ContainerRuntime>,
+        fleet: Arc<dyn WorkerFleet>,
+        pool: PgPool,
+        config: ClusterConfig,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> Self {
+        Self::new(
+            Arc::new(MeteredRuntime::new(runtime, metrics.clone())),
+            Arc::new(MeteredFleet::new(fleet, metrics)),
+            pool,
+            config,
+        )
     }
 
     /// Shorter waits between looks (tests).
@@ -363,7 +383,7 @@ impl Cluster {
     /// that the engine can hand out a join token. Launches nothing.
     pub async fn dry_run(&self) -> Result<(), ClusterError> {
         let join = self.join_info().await?;
-        let req = self.launch_request(1, "dry-run", "hubdesk-dry-run", &join)?;
+        let req = dry_run_request(&self.config, &join)?;
         self.fleet.dry_run(&req).await?;
         Ok(())
     }
@@ -384,15 +404,34 @@ impl Cluster {
         client_token: &str,
         join: &JoinInfo,
     ) -> Result<LaunchRequest, ClusterError> {
-        let user_data = userdata::render(&self.config.name, launch_id, join)
-            .map_err(|e| ClusterError::BadRequest(e.to_string()))?;
-        Ok(LaunchRequest {
-            count,
-            launch_id: launch_id.into(),
-            client_token: client_token.into(),
-            user_data,
-        })
+        launch_request(&self.config, count, launch_id, client_token, join)
     }
+}
+
+fn launch_request(
+    config: &ClusterConfig,
+    count: u32,
+    launch_id: &str,
+    client_token: &str,
+    join: &JoinInfo,
+) -> Result<LaunchRequest, ClusterError> {
+    let user_data = userdata::render(&config.name, launch_id, join)
+        .map_err(|e| ClusterError::BadRequest(e.to_string()))?;
+    Ok(LaunchRequest {
+        count,
+        launch_id: launch_id.into(),
+        client_token: client_token.into(),
+        user_data,
+    })
+}
+
+/// The request the "check the worker template" button and `hubdesk doctor` send with `DryRun`:
+/// one worker, with the user-data rendered from `join`.
+pub fn dry_run_request(
+    config: &ClusterConfig,
+    join: &JoinInfo,
+) -> Result<LaunchRequest, ClusterError> {
+    launch_request(config, 1, "dry-run", "hubdesk-dry-run", join)
 }
 
 /// The node an instance became: same address, else same hostname; a ready node first (a

@@ -428,6 +428,38 @@ impl Homes {
         })
     }
 
+    /// The start check alone, for `hubdesk doctor`: the root writable (a probe directory made
+    /// and renamed into the archive), the archive on the root's filesystem, the template
+    /// readable. Like a start, it creates the archive (and the default root) when missing.
+    /// Answers what it saw, in one line.
+    pub async fn check(config: &HomesConfig) -> Result<String, HomesError> {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || {
+            let tree = Tree::open(&config)?;
+            let mut seen = format!(
+                "{} writable, archive {} on the same filesystem",
+                tree.root_path.display(),
+                tree.archive_path.display()
+            );
+            if let Some(template) = &tree.template {
+                let entries = std::fs::read_dir(template)
+                    .and_then(|d| d.collect::<Result<Vec<_>, _>>())
+                    .map_err(io_err_std(format!(
+                        "reading the homes template {}",
+                        template.display()
+                    )))?;
+                seen.push_str(&format!(
+                    ", template {} readable ({} entries)",
+                    template.display(),
+                    entries.len()
+                ));
+            }
+            Ok(seen)
+        })
+        .await
+        .map_err(join_error)?
+    }
+
     pub fn root(&self) -> &Path {
         &self.tree.root_path
     }
@@ -537,6 +569,10 @@ impl Homes {
             .await
             .map_err(join_error)?
     }
+}
+
+fn io_err_std(what: String) -> impl FnOnce(std::io::Error) -> HomesError {
+    move |source| HomesError::Io { what, source }
 }
 
 fn join_error(e: tokio::task::JoinError) -> HomesError {

@@ -20,16 +20,20 @@
 //!   `Action is not authorized with current scopes; requires any of [start:servers]`).
 mod error;
 mod fake;
+mod metered;
 mod model;
 mod rest;
+mod scopes;
 
 use std::time::Duration;
 
 pub use error::{HubError, HubResult};
 pub use fake::{FakeCall, FakeHub};
 pub use futures_util::future::BoxFuture;
+pub use metered::MeteredHub;
 pub use model::{HubInfo, HubUser, ServerState, StartOutcome, StopOutcome};
 pub use rest::{RestHub, SLOW_ANSWER};
+pub use scopes::{ScopeReport, SCOPES};
 
 use crate::domain::Username;
 

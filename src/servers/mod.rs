@@ -11,16 +11,15 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 use crate::{
     domain::Username,
     hub::{HubApi, HubError, ServerState, StopOutcome},
-    metrics::Metrics,
 };
 
-/// The hub, if configured, and how servers are handled.
+/// The hub, if configured, and how servers are handled. The app's hub is a
+/// [`crate::hub::MeteredHub`]: every call's latency is in `/metrics`.
 #[derive(Clone)]
 pub struct Servers {
     pub hub: Option<Arc<dyn HubApi>>,
     pub stop_wait: Duration,
     pub start_concurrency: usize,
-    pub metrics: Arc<Metrics>,
 }
 
 /// What a page says when no hub is configured.
@@ -50,10 +49,7 @@ impl Servers {
 
     /// The running (or starting) default servers by username: one call to the hub.
     pub async fn running(&self) -> Result<HashMap<String, ServerState>, HubError> {
-        let t = std::time::Instant::now();
         let users = self.hub()?.active_servers().await;
-        self.metrics
-            .external_call("hub", "active_servers", t.elapsed());
         Ok(users?
             .into_iter()
             .filter_map(|u| u.server.map(|s| (u.name, s)))
@@ -62,28 +58,18 @@ impl Servers {
 
     /// One student's default server, if it runs.
     pub async fn of(&self, name: &Username) -> Result<Option<ServerState>, HubError> {
-        let t = std::time::Instant::now();
         let user = self.hub()?.user(name).await;
-        self.metrics.external_call("hub", "user", t.elapsed());
         Ok(user?.and_then(|u| u.server))
     }
 
     /// Asks the hub to stop the server; `Pending` when it is still stopping.
     pub async fn stop(&self, name: &Username) -> Result<StopOutcome, HubError> {
-        let t = std::time::Instant::now();
-        let out = self.hub()?.stop_server(name).await;
-        self.metrics
-            .external_call("hub", "stop_server", t.elapsed());
-        out
+        self.hub()?.stop_server(name).await
     }
 
     /// Stops and waits until it is gone (a home reset must not run beside a live server).
     pub async fn stop_and_wait(&self, name: &Username) -> Result<(), HubError> {
-        let t = std::time::Instant::now();
-        let out = self.hub()?.stop_and_wait(name, self.stop_wait).await;
-        self.metrics
-            .external_call("hub", "stop_and_wait", t.elapsed());
-        out
+        self.hub()?.stop_and_wait(name, self.stop_wait).await
     }
 
     /// Best effort, for a disabled account: a failure is logged, the disable stands.

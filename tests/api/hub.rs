@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 /// The role `deploy/jupyterhub_config.py` gives the `hubdesk` service, as hubdesk needs it.
-const ROLE: [&str; 5] = [
+pub(crate) const ROLE: [&str; 5] = [
     "list:users",
     "read:users",
     "read:servers",
@@ -106,13 +106,13 @@ fn client(api: &str, token: &str, timeout: Duration) -> RestHub {
 
 // --- the venv ---------------------------------------------------------------------------
 
-struct Venv {
+pub(crate) struct Venv {
     bin: PathBuf,
 }
 
 /// The e2e venv with jupyterhub, configurable-http-proxy and jupyter_server; `None` (after a
 /// loud message) when it is incomplete and `CI` is not set.
-fn venv() -> Option<Venv> {
+pub(crate) fn venv() -> Option<Venv> {
     let root = std::env::var_os("HUBDESK_VENV")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/hubdesk/venv")))
@@ -155,26 +155,31 @@ fn venv() -> Option<Venv> {
 
 // --- a real hub -------------------------------------------------------------------------
 
-struct RealHub {
+pub(crate) struct RealHub {
     child: Option<Child>,
     dir: PathBuf,
     log: PathBuf,
     /// Public URL (the proxy), e.g. http://127.0.0.1:PORT
-    url: String,
-    api: String,
-    service_token: String,
-    admin_token: String,
+    pub(crate) url: String,
+    pub(crate) api: String,
+    pub(crate) service_token: String,
+    pub(crate) admin_token: String,
     /// (scope left out of the role, token of that service)
-    minus: Vec<(&'static str, String)>,
+    pub(crate) minus: Vec<(&'static str, String)>,
 }
 
 impl RealHub {
     /// Starts the hub and waits for `GET /hub/api/`; retries on a port taken meanwhile.
-    async fn start(venv: &Venv) -> (Self, Duration) {
+    pub(crate) async fn start(venv: &Venv) -> (Self, Duration) {
+        Self::start_with(venv, &[]).await
+    }
+
+    /// Started with extra environment for the shipped config (e.g. `HUBDESK_URL`).
+    pub(crate) async fn start_with(venv: &Venv, env: &[(&str, &str)]) -> (Self, Duration) {
         let mut last = String::new();
         for attempt in 1..=3 {
             let started = Instant::now();
-            let mut hub = Self::spawn(venv, attempt);
+            let mut hub = Self::spawn(venv, attempt, env);
             match hub.ready(Duration::from_secs(60)).await {
                 Ok(()) => return (hub, started.elapsed()),
                 Err(why) => {
@@ -189,7 +194,7 @@ impl RealHub {
         panic!("JupyterHub did not start: {last}");
     }
 
-    fn spawn(venv: &Venv, attempt: u32) -> Self {
+    fn spawn(venv: &Venv, attempt: u32, env: &[(&str, &str)]) -> Self {
         let dir = std::env::temp_dir().join(format!(
             "hubdesk-hub-test-{}-{}-{attempt}",
             std::process::id(),
@@ -258,6 +263,7 @@ impl RealHub {
             ),
             ("T_HOMES", homes.display().to_string()),
         ]);
+        cmd.envs(env.iter().copied());
         let child = cmd.spawn().expect("start jupyterhub");
         RealHub {
             child: Some(child),

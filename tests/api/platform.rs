@@ -153,47 +153,109 @@ async fn metrics_need_a_token_and_count_logins_tokens_and_jobs() {
     assert_eq!(scrape(token).await.status(), 200);
 }
 
+/// The list, after real calls: logins by outcome (success, wrong = failures, locked =
+/// throttled), tokens issued (tests/api/oidc_interop.rs), jobs by kind and state, the pool, and
+/// the latency of calls to a real JupyterHub, a real Docker engine and EC2 (moto), measured at
+/// the seams the app wraps around them (`hub::MeteredHub`, `Cluster::metered`).
 #[tokio::test]
-async fn doctor_reports_each_check_and_fails_with_the_fix() {
-    let app = spawn_app().await;
-    let run = |extra: &[(&str, &str)]| {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hubdesk"));
-        cmd.arg("doctor")
-            .env("DATABASE_URL", app.database_url())
-            .env("HUBDESK_DATA_DIR", std::env::temp_dir())
-            .env("HUBDESK_HUB_URL", "http://127.0.0.1:8000/hub/");
-        for (k, v) in extra {
-            cmd.env(k, v);
-        }
-        cmd.output().expect("run hubdesk doctor")
-    };
-    let healthy = run(&[
-        ("HUBDESK_OIDC_CLIENT_ID", "jupyterhub"),
-        ("HUBDESK_OIDC_CLIENT_SECRET", crate::helpers::HUB_SECRET),
-        (
-            "HUBDESK_OIDC_REDIRECT_URIS",
-            "http://127.0.0.1:8000/hub/oauth_callback",
-        ),
-    ]);
-    let out = String::from_utf8_lossy(&healthy.stdout);
-    assert!(
-        healthy.status.success(),
-        "{out}\n{}",
-        String::from_utf8_lossy(&healthy.stderr)
-    );
-    assert!(out.contains("ok   migrations"), "{out}");
-    assert!(
-        out.contains("ok   signing keys") && out.contains("ES256, RS256"),
-        "{out}"
-    );
-    assert!(out.contains("ok   hub redirect URI"), "{out}");
-    assert!(out.contains("WARN public_url"), "{out}");
+async fn metrics_time_real_calls_to_the_hub_docker_and_ec2() {
+    use std::sync::Arc;
 
-    let broken = run(&[]);
-    let out = String::from_utf8_lossy(&broken.stdout);
-    assert!(!broken.status.success());
+    use crate::cluster_peers::{docker, require, Moto};
+    if !require(
+        "a Docker engine",
+        docker(&["version", "-f", "{{.Server.Version}}"]).map(|_| ()),
+    ) {
+        return;
+    }
+    let Some(venv) = crate::hub::venv() else {
+        return;
+    };
+    let Some(moto) = Moto::start(&[]).await else {
+        return;
+    };
+    let (hub, _) = crate::hub::RealHub::start(&venv).await;
+    let (api, token) = (hub.api.clone(), hub.service_token.clone());
+    let sdk = moto.sdk("testing", "testing");
+    let app = crate::helpers::spawn_app_with_state(
+        move |c| {
+            c.hub.api_url = api;
+            c.hub.api_token = Some(secrecy::SecretString::new(token));
+            c.metrics.scrape_token = Some(secrecy::SecretString::new("p".repeat(40)));
+        },
+        move |s| {
+            let mut config = s.config.cluster.clone();
+            config.enabled = true;
+            config.name = "camp".into();
+            // The host's engine, read-only: GET /info (it is no swarm manager, so /nodes and
+            // the rest answer 503, which is timed as well).
+            let runtime =
+                hubdesk::cluster::DockerRuntime::lazy("unix:///var/run/docker.sock").unwrap();
+            let fleet = hubdesk::cluster::Ec2Fleet::from_sdk(&sdk, &config);
+            s.cluster = Some(Arc::new(hubdesk::cluster::Cluster::metered(
+                Arc::new(runtime),
+                Arc::new(fleet),
+                s.pool.clone(),
+                config,
+                s.metrics.clone(),
+            )));
+        },
+    )
+    .await;
+    app.as_admin().await;
+    let students = app.get("/students").await;
+    assert_eq!(students.status(), 200);
+    let cluster = app.get("/cluster").await;
+    assert_eq!(cluster.status(), 200);
+    let other = app.other_browser();
+    let pw = app.create_student("Bea", "bea", None).await;
+    for _ in 0..5 {
+        assert_eq!(other.login("bea", "wrong-password").await.status(), 401);
+    }
+    assert_eq!(other.login("bea", &pw).await.status(), 429, "throttled");
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .bearer_auth("p".repeat(40))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let count = |labels: &str| -> u64 {
+        let key = format!("hubdesk_external_call_seconds_count{{{labels}}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&key))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {key}in\n{text}"))
+    };
+    assert!(count("system=\"hub\",call=\"active_servers\"") >= 1);
+    assert!(count("system=\"docker\",call=\"swarm\"") >= 1);
+    assert!(count("system=\"docker\",call=\"nodes\"") >= 1);
+    assert!(count("system=\"ec2\",call=\"instances\"") >= 1);
+    assert!(count("system=\"ec2\",call=\"instance_types\"") >= 1);
     assert!(
-        out.contains("FAIL oidc clients") && out.contains("fix:"),
-        "{out}"
+        text.lines()
+            .any(|l| l.starts_with("hubdesk_external_call_seconds_bucket{")
+                && l.contains("system=\"hub\"")
+                && l.contains("le=\"0.005\"")),
+        "{text}"
+    );
+    assert!(
+        text.contains("hubdesk_logins_total{outcome=\"success\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("hubdesk_logins_total{outcome=\"wrong\"} 5"),
+        "{text}"
+    );
+    assert!(
+        text.contains("hubdesk_logins_total{outcome=\"locked\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("hubdesk_db_pool_connections{state=\"in_use\"}"),
+        "{text}"
     );
 }
