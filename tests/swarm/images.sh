@@ -2,24 +2,33 @@
 # Build the hubdesk swarm test images offline (no registry: nothing is pulled), cached by a
 # content hash of their recipe.
 #
-#   tests/swarm/images.sh [node|tiny]...      (default: both)
+#   tests/swarm/images.sh [node|tiny|notebook|hub]...   (default: node tiny)
 #   tests/swarm/images.sh prune               drop superseded hubdesk-test/* tags and tarballs
 #
-# node  hubdesk-test/node:<hash12>  Debian bookworm + docker.io: a Docker-in-Docker swarm node
-# tiny  hubdesk-test/tiny:<hash12>  busybox-static only: `tiny-serve` (httpd on :8888), a
-#                                    stand-in for a notebook container
+# node      hubdesk-test/node:<hash12>      Debian bookworm + docker.io: a Docker-in-Docker swarm node
+# tiny      hubdesk-test/tiny:<hash12>      busybox-static only: `tiny-serve` (httpd on :8888), a
+#                                            stand-in for a notebook container
+# notebook  hubdesk-test/notebook:<hash12>  Debian bookworm + /opt/venv from
+#                                            deploy/notebook/requirements.txt (jupyterhub-singleuser,
+#                                            JupyterLab); user jovyan 1000:100; CMD jupyterhub-singleuser
+# hub       hubdesk-test/hub:<hash12>       Debian bookworm + /opt/venv from deploy/hub/requirements.txt
+#                                            (JupyterHub, oauthenticator, dockerspawner, the Python CHP,
+#                                            idle culler); no config inside: mount/copy
+#                                            deploy/jupyterhub_config.py to /etc/jupyterhub/
 #
 # The hash covers the build function's text, the package list, the files copied in and the apt
 # sources; a tag that exists is not rebuilt, and a rootfs tarball under $HUBDESK_IMAGE_CACHE
 # (default /var/tmp/hubdesk-images) is imported again without running mmdebstrap.
 # Needs root, mmdebstrap (Debian package) and the host's apt sources; the rootfs is built in a
 # chroot on the host, so no container networking is involved.
-# Last line of stdout (machine-readable):  NODE_IMAGE=hubdesk-test/node:… TINY_IMAGE=hubdesk-test/tiny:…
+# Last line of stdout (machine-readable; a name not asked for is empty):
+#   NODE_IMAGE=hubdesk-test/node:… TINY_IMAGE=hubdesk-test/tiny:… NOTEBOOK_IMAGE=… HUB_IMAGE=…
 set -euo pipefail
 shopt -s inherit_errexit
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 IMG=$HERE/images
+DEPLOY=$(cd "$HERE/../../deploy" && pwd)
 CACHE=${HUBDESK_IMAGE_CACHE:-/var/tmp/hubdesk-images}
 SOURCES=${HUBDESK_APT_SOURCES:-/etc/apt/sources.list.d/debian.sources}
 SUITE=bookworm
@@ -77,6 +86,73 @@ import_tiny() { # $1: tar, $2: tag
 }
 files_tiny() { echo "$IMG/tiny.packages" "$IMG/tiny-serve"; }
 
+# Python images: a venv in /opt/venv filled by pip *inside the chroot* (the host's network; pip
+# trusts the host's CA bundle, uploaded first), then trimmed. The hook's text is in the hash of
+# every image that uses it (helpers_<name>).
+venv_hook() { # $1: requirements file inside the rootfs; prints a --customize-hook
+	printf '%s' "chroot \"\$1\" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
+PIP_CERT=/etc/ssl/certs/ca-certificates.crt PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
+PIP_DEFAULT_TIMEOUT=180 PIP_ROOT_USER_ACTION=ignore \
+sh -euc 'python3 -m venv /opt/venv && /opt/venv/bin/pip install -q -r $1 && rm -f $1 \
+&& /opt/venv/bin/pip freeze --all > /opt/venv/requirements.lock'"
+}
+slim_hook() { # prints a --customize-hook: docs, caches, build leftovers
+	printf '%s' 'rm -rf "$1"/usr/share/doc/* "$1"/usr/share/man/* "$1"/usr/share/locale/* \
+"$1"/var/cache/apt/*.bin "$1"/var/lib/apt/lists/* "$1"/root/.cache "$1"/tmp/* \
+"$1"/opt/venv/share/jupyter/lab/staging "$1"/etc/hostname "$1"/etc/resolv.conf'
+}
+
+build_notebook() { # $1: output tar
+	mmdebstrap --format=tar --variant=apt --include="$(pkgs "$IMG/notebook.packages")" \
+		--customize-hook="upload $HOST_CA /etc/ssl/certs/ca-certificates.crt" \
+		--customize-hook="upload $DEPLOY/notebook/requirements.txt /tmp/requirements.txt" \
+		--customize-hook="$(venv_hook /tmp/requirements.txt)" \
+		--customize-hook='echo "jovyan:x:1000:100:jovyan:/home/jovyan:/bin/bash" >> "$1"/etc/passwd' \
+		--customize-hook='echo "jovyan:*:20000:0:99999:7:::" >> "$1"/etc/shadow' \
+		--customize-hook='mkdir -p "$1"/home/jovyan && chown 1000:100 "$1"/home/jovyan && chmod 0755 "$1"/home/jovyan' \
+		--customize-hook="$(slim_hook)" \
+		"$SUITE" "$1" "$SOURCES"
+}
+import_notebook() { # $1: tar, $2: tag
+	# SwarmSpawner runs the image's CMD (+ its args) when c.Spawner.cmd is unset; the shipped
+	# config sets cmd=["jupyterhub-singleuser"] anyway, so both agree.
+	docker import \
+		-c 'ENV PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+		-c 'ENV LANG=C.UTF-8' -c 'ENV HOME=/home/jovyan' -c 'ENV SHELL=/bin/bash' -c 'ENV USER=jovyan' \
+		-c 'USER 1000:100' \
+		-c 'WORKDIR /home/jovyan' \
+		-c 'EXPOSE 8888' \
+		-c 'ENTRYPOINT ["/usr/bin/tini", "-g", "--"]' \
+		-c 'CMD ["jupyterhub-singleuser"]' \
+		-c 'LABEL org.hubdesk.test.image=notebook' \
+		"$1" "$2"
+}
+files_notebook() { echo "$IMG/notebook.packages" "$DEPLOY/notebook/requirements.txt"; }
+helpers_notebook() { echo venv_hook slim_hook; }
+
+build_hub() { # $1: output tar
+	mmdebstrap --format=tar --variant=apt --include="$(pkgs "$IMG/hub.packages")" \
+		--customize-hook="upload $HOST_CA /etc/ssl/certs/ca-certificates.crt" \
+		--customize-hook="upload $DEPLOY/hub/requirements.txt /tmp/requirements.txt" \
+		--customize-hook="$(venv_hook /tmp/requirements.txt)" \
+		--customize-hook='mkdir -p "$1"/etc/jupyterhub "$1"/srv/jupyterhub' \
+		--customize-hook="$(slim_hook)" \
+		"$SUITE" "$1" "$SOURCES"
+}
+import_hub() { # $1: tar, $2: tag
+	docker import \
+		-c 'ENV PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+		-c 'ENV LANG=C.UTF-8' \
+		-c 'WORKDIR /srv/jupyterhub' \
+		-c 'EXPOSE 8000 8081' \
+		-c 'ENTRYPOINT ["/usr/bin/tini", "-g", "--"]' \
+		-c 'CMD ["jupyterhub", "-f", "/etc/jupyterhub/jupyterhub_config.py"]' \
+		-c 'LABEL org.hubdesk.test.image=hub' \
+		"$1" "$2"
+}
+files_hub() { echo "$IMG/hub.packages" "$DEPLOY/hub/requirements.txt"; }
+helpers_hub() { echo venv_hook slim_hook; }
+
 # --------------------------------------------------------------------------------------------
 
 hash_of() { # $1: name
@@ -84,6 +160,8 @@ hash_of() { # $1: name
 	{
 		echo "suite=$SUITE"
 		declare -f "build_$1" "import_$1"
+		# shellcheck disable=SC2046
+		if declare -F "helpers_$1" >/dev/null; then declare -f $("helpers_$1"); fi
 		for f in $("files_$1"); do echo "== ${f##*/}"; cat "$f"; done
 		echo "== sources"; cat "$SOURCES"
 	} | sha256sum | cut -c1-12
@@ -120,7 +198,7 @@ ensure() { # $1: name -> prints the tag
 
 prune() { # keep only the current hash of each image (and images a container still uses)
 	local name keep t f id
-	for name in node tiny; do
+	for name in node tiny notebook hub; do
 		keep=$(hash_of "$name")
 		for t in $(docker images --format '{{.Repository}}:{{.Tag}}' "$REPO/$name"); do
 			if [ "${t##*:}" != "$keep" ] && docker rmi "$t" >/dev/null 2>&1; then log "removed $t"; fi
@@ -138,7 +216,7 @@ prune() { # keep only the current hash of each image (and images a container sti
 }
 
 main() {
-	local names=("$@") n node="" tiny=""
+	local names=("$@") n node="" tiny="" notebook="" hub=""
 	if [ "${1:-}" = prune ]; then mkdir -p "$CACHE"; exec 9>"$CACHE/.lock"; flock 9; prune; return; fi
 	[ ${#names[@]} -gt 0 ] || names=(node tiny)
 	mkdir -p "$CACHE"
@@ -148,10 +226,12 @@ main() {
 		case $n in
 			node) node=$(ensure node) ;;
 			tiny) tiny=$(ensure tiny) ;;
-			*) log "unknown image $n (node|tiny)"; exit 2 ;;
+			notebook) notebook=$(ensure notebook) ;;
+			hub) hub=$(ensure hub) ;;
+			*) log "unknown image $n (node|tiny|notebook|hub)"; exit 2 ;;
 		esac
 	done
-	echo "NODE_IMAGE=$node TINY_IMAGE=$tiny"
+	echo "NODE_IMAGE=$node TINY_IMAGE=$tiny NOTEBOOK_IMAGE=$notebook HUB_IMAGE=$hub"
 }
 
 main "$@"
