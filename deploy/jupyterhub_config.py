@@ -6,7 +6,8 @@ every site-specific value comes from the environment (see deploy/README.md for t
     jupyterhub -f deploy/jupyterhub_config.py
 
 Versions: JupyterHub 6.x, oauthenticator 17.x (GenericOAuthenticator), configurable-http-proxy
-(the Node.js one, or the PyPI Python port).
+(the Node.js one, or the PyPI Python port); with HUB_SPAWNER=swarm also dockerspawner 14.x and
+jupyterhub-idle-culler (pins: deploy/hub/requirements.txt).
 
 Required environment:
     HUBDESK_URL                       hubdesk as the browser sees it, e.g. https://desk.example
@@ -14,7 +15,11 @@ Required environment:
     JUPYTERHUB_CRYPT_KEY or HUB_CRYPT_KEY_FILE   32 bytes, hex (auth state is encrypted with it)
 """
 
+import hashlib
+import importlib.util
+import json
 import os
+import re
 import shlex
 import shutil
 import sys
@@ -185,10 +190,12 @@ auth.auto_login = env_bool("HUB_AUTO_LOGIN", True)
 # `[hub] api_token` / `api_token_file` (or the same HUBDESK_HUB_API_TOKEN[_FILE] variables).
 # HUB_SERVICE_TOKEN[_FILE] is the older name of the same thing.
 hubdesk_service_token = env_secret("HUBDESK_HUB_API_TOKEN") or env_secret("HUB_SERVICE_TOKEN")
+# Services and their roles; the sections below (idle culling) add theirs, HUB_EXTRA_CONFIG may
+# append more (c.JupyterHub.services.append(...)).
+services = []
+roles = []
 if hubdesk_service_token:
-    c.JupyterHub.services = [
-        {"name": "hubdesk", "api_token": hubdesk_service_token, "display": False},
-    ]
+    services.append({"name": "hubdesk", "api_token": hubdesk_service_token, "display": False})
     # Exactly what hubdesk calls, measured against JupyterHub 6.1.1 (tests/api/hub.rs proves each
     # call works with this role and nothing more):
     #   list:users      GET  /hub/api/users (paginated)        — the student list
@@ -202,14 +209,14 @@ if hubdesk_service_token:
     # would refuse this role: there, `servers` is the one scope for start and stop). Nothing
     # else: no access:servers (entering a student's notebook), no admin:users (creating or
     # deleting hub users), no admin:auth_state (the tokens the hub holds).
-    c.JupyterHub.load_roles = [
+    roles.append(
         {
             "name": "hubdesk",
             "description": "hubdesk: see users and their servers, start and stop servers",
             "scopes": ["list:users", "read:users", "read:servers", "start:servers", "delete:servers"],
             "services": ["hubdesk"],
-        },
-    ]
+        }
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -217,10 +224,200 @@ if hubdesk_service_token:
 
 # HUB_SPAWNER is a JupyterHub spawner entry point name or a dotted class path. The default,
 # "simple" (SimpleLocalProcessSpawner), runs jupyterhub-singleuser as the hub's own OS user and
-# needs jupyterlab installed next to the hub: a single-machine / development setup. The cluster
-# stage sets HUB_SPAWNER=dockerspawner.SwarmSpawner and supplies the image, network and volume
-# settings in the file named by HUB_EXTRA_CONFIG.
-c.JupyterHub.spawner_class = env("HUB_SPAWNER", "simple")
+# needs jupyterlab installed next to the hub: a single-machine / development setup.
+# HUB_SPAWNER=swarm (or docker-swarm, dockerspawner.SwarmSpawner) is the camp: every student's
+# server is a Docker Swarm service on a worker node, configured by the section below.
+spawner = env("HUB_SPAWNER", "simple")
+use_swarm = spawner in ("swarm", "docker-swarm", "dockerspawner.SwarmSpawner", "dockerspawner.swarmspawner.SwarmSpawner")
+c.JupyterHub.spawner_class = "dockerspawner.SwarmSpawner" if use_swarm else spawner
+
+# How long a spawn may take: until the spawner says "started" (the Swarm task running: image
+# present on the node, home mounted), then until the server answers over HTTP. JupyterHub's own
+# defaults (60 s / 30 s) unless set; the swarm section raises them (25 students at once).
+start_timeout = env_int("HUB_SPAWN_START_TIMEOUT", 180 if use_swarm else None)
+http_timeout = env_int("HUB_SPAWN_HTTP_TIMEOUT", 120 if use_swarm else None)
+if start_timeout is not None:
+    c.Spawner.start_timeout = start_timeout
+if http_timeout is not None:
+    c.Spawner.http_timeout = http_timeout
+
+# hubdesk's user names (domain::Username): one safe path component and a safe volume-name part.
+# The hub's names come from hubdesk's userinfo; anything else is refused before a mount is built.
+USERNAME = re.compile(r"[a-z][a-z0-9-]{0,31}")
+
+
+def home_volume_options(username):
+    """The `local` volume driver options that mount this student's home, from the environment.
+
+    nfs  (production): the kernel's NFS client on the worker mounts HUB_NFS_ADDR:HUB_NFS_EXPORT/<user>
+    bind (tests):      the same `local` volume shape with bind options, HUB_HOMES_ROOT/<user> on the
+                       worker (the tests bind-mount one host directory into every node)
+    The home directory must exist (hubdesk creates it, owned by the notebook uid); Docker refuses to
+    mount a missing one and the spawn fails: nothing is created or written here.
+    """
+    if not USERNAME.fullmatch(username):
+        raise ValueError(f"refusing to mount a home for user name {username!r}: not a hubdesk user name")
+    if homes_volume == "nfs":
+        return {
+            "type": "nfs",
+            "o": f"addr={nfs_addr},{nfs_options}",
+            "device": f":{nfs_export}/{username}",
+        }
+    return {"type": "none", "o": "bind", "device": f"{homes_root}/{username}"}
+
+
+def home_volume_name(escaped_username, options):
+    """home-<escaped user>-<10 hex of the options>.
+
+    Docker silently reuses an existing volume of the same name with the options it was created
+    with (`local` volumes are per node, and a worker keeps them after the service is gone). With
+    the options' digest in the name, a volume found under that name has exactly these options;
+    after a change (another NFS address, export or mount options) the next spawn gets a new
+    volume instead of silently mounting the old place. Superseded volumes hold no data (the data
+    is on the NFS export / homes root), Docker refuses to remove one in use, and removing one
+    only forgets its mount options.
+    """
+    digest = hashlib.sha256(json.dumps({"driver": "local", "options": options}, sort_keys=True).encode())
+    return f"home-{escaped_username}-{digest.hexdigest()[:10]}"
+
+
+if use_swarm:
+    from docker.types import DriverConfig, Mount
+
+    def required(name, meaning):
+        value = env(name)
+        if not value:
+            raise ValueError(f"{name} is required with HUB_SPAWNER=swarm ({meaning})")
+        return value
+
+    swarm = c.SwarmSpawner
+    swarm.image = required("HUB_NOTEBOOK_IMAGE", "the notebook image, present on every worker")
+    # The command, not the image's CMD: with cmd unset, dockerspawner inspects the image on the
+    # manager's engine (the hub's), where it need not exist (workers run it, pull_policy is
+    # "skip" for Swarm).
+    swarm.cmd = shlex.split(env("HUB_NOTEBOOK_CMD", "jupyterhub-singleuser"))
+    # An attachable overlay network that the hub is attached to as well; the hub and the proxy
+    # reach each server at http://jupyter-<escaped user>:8888 on it (use_internal_ip: the
+    # service name, nothing published).
+    swarm.network_name = required("HUB_SWARM_NETWORK", "an attachable overlay network the hub is on")
+    swarm.use_internal_ip = True
+    if not env("HUB_CONNECT_IP"):
+        raise ValueError(
+            "HUB_CONNECT_IP is required with HUB_SPAWNER=swarm: the hub's name (or address) on "
+            "HUB_SWARM_NETWORK, which the notebook servers call back"
+        )
+    # vip: the service name resolves to a virtual IP balanced by the kernel's IPVS (EC2 kernels
+    # have it). dnsrr: the name resolves to the task's own address; for kernels without IPVS,
+    # where a VIP resolves but connections hang (tests/swarm/README.md).
+    endpoint_mode = env("HUB_SWARM_ENDPOINT_MODE", "vip")
+    if endpoint_mode not in ("vip", "dnsrr"):
+        raise ValueError(f"HUB_SWARM_ENDPOINT_MODE={endpoint_mode!r}: expected vip or dnsrr")
+    swarm.extra_endpoint_spec = {"mode": endpoint_mode}
+    # Placement: comma-separated Swarm constraints; default: never on the manager (the hub node).
+    swarm.extra_placement_spec = {
+        "constraints": [item.strip() for item in env("HUB_SWARM_CONSTRAINTS", "node.role==worker").split(",") if item.strip()]
+    }
+    # Resources. Limits cap a server; guarantees are Swarm reservations: the scheduler places a
+    # task only on a node with that much unreserved memory/CPU (else the task stays pending, and
+    # the spawn fails after HUB_SPAWN_START_TIMEOUT). hubdesk's capacity figure
+    # ([cluster] notebook_memory_bytes, default 2 GiB) should equal HUB_MEM_GUARANTEE. No CPU
+    # reservation by default: notebooks idle most of the time, and a reservation would cap the
+    # students per node at cores / guarantee.
+    swarm.mem_limit = env("HUB_MEM_LIMIT", "2G")
+    swarm.mem_guarantee = env("HUB_MEM_GUARANTEE", "2G")
+    cpu_limit = env("HUB_CPU_LIMIT", "2")
+    cpu_guarantee = env("HUB_CPU_GUARANTEE", "0")
+    swarm.cpu_limit = float(cpu_limit) if float(cpu_limit) > 0 else None
+    swarm.cpu_guarantee = float(cpu_guarantee) if float(cpu_guarantee) > 0 else None
+    # A hub restart must not stop every student's server: the services keep running and the
+    # restarted hub finds them again (their state is in the hub's database).
+    c.JupyterHub.cleanup_servers = env_bool("HUB_CLEANUP_SERVERS", False)
+
+    # Homes: nfs (production) or bind (tests, the same mount shape with bind options).
+    homes_volume = env("HUB_HOMES_VOLUME", "nfs")
+    if homes_volume == "nfs":
+        nfs_addr = required("HUB_NFS_ADDR", "the NFS server's address, as the workers reach it")
+        nfs_export = required("HUB_NFS_EXPORT", "the exported homes directory, e.g. /srv/nfs/homes").rstrip("/")
+        nfs_options = env("HUB_NFS_OPTIONS", "nfsvers=4.1,rw,hard")
+    elif homes_volume == "bind":
+        homes_root = required("HUB_HOMES_ROOT", "the homes directory as every worker sees it").rstrip("/")
+        if not homes_root.startswith("/"):
+            raise ValueError(f"HUB_HOMES_ROOT={homes_root!r}: expected an absolute path")
+    else:
+        raise ValueError(f"HUB_HOMES_VOLUME={homes_volume!r}: expected nfs or bind")
+
+    def swarm_pre_spawn_hook(spawner):
+        """Per-student parts of the service: the hubdesk.user label and the home mount.
+
+        SwarmSpawner 14 applies extra_create_kwargs / extra_container_spec as plain dict updates
+        (no templating, no callables), so the per-user values are set on this spawner here,
+        before start(). The documented volume_driver route builds bind mounts, which Swarm
+        refuses with a driver config: the home is a `volume` mount of a `local` volume instead.
+        """
+        name = spawner.user.name
+        options = home_volume_options(name)
+        home = Mount(
+            target="/home/jovyan",
+            source=home_volume_name(spawner.escaped_name, options),
+            type="volume",
+            read_only=False,
+            # never let Docker copy the image's /home/jovyan into the home on first use
+            no_copy=True,
+            labels={"hubdesk.user": name},
+            driver_config=DriverConfig("local", options),
+        )
+        labels = {"hubdesk.user": name}
+        create = dict(spawner.extra_create_kwargs or {})
+        create["labels"] = {**create.get("labels", {}), **labels}  # the service (hubdesk's cluster page)
+        spawner.extra_create_kwargs = create
+        container = dict(spawner.extra_container_spec or {})
+        container["labels"] = {**container.get("labels", {}), **labels}  # the task's container
+        # (docker.types.Mount is a dict; a mount configured elsewhere for the same target is replaced)
+        others = [m for m in container.get("mounts", []) if m.get("Target") != "/home/jovyan"]
+        container["mounts"] = others + [home]
+        spawner.extra_container_spec = container
+
+    c.Spawner.pre_spawn_hook = swarm_pre_spawn_hook
+
+
+# Idle culling: jupyterhub-idle-culler as a hub-managed service that stops servers idle for
+# HUB_CULL_IDLE_SECS (0 = off; default 3600 with the swarm spawner, off otherwise). Stopping a
+# server removes its service; the home stays. Its role has what the culler calls, nothing more:
+# list users, read their activity and servers, stop servers (no admin:users: users are never
+# deleted, --cull-users is not passed).
+cull_idle_secs = env_int("HUB_CULL_IDLE_SECS", 3600 if use_swarm else 0)
+if cull_idle_secs < 0:
+    raise ValueError(f"HUB_CULL_IDLE_SECS={cull_idle_secs}: expected seconds >= 0 (0 = off)")
+if cull_idle_secs:
+    if importlib.util.find_spec("jupyterhub_idle_culler") is None:
+        raise ValueError("HUB_CULL_IDLE_SECS is set but jupyterhub-idle-culler is not installed next to the hub")
+    cull_every = env_int("HUB_CULL_EVERY_SECS", max(10, min(300, cull_idle_secs // 2)))
+    services.append(
+        {
+            "name": "idle-culler",
+            "command": [
+                sys.executable,
+                "-m",
+                "jupyterhub_idle_culler",
+                f"--timeout={cull_idle_secs}",
+                f"--cull-every={cull_every}",
+            ],
+            "display": False,
+        }
+    )
+    roles.append(
+        {
+            "name": "idle-culler",
+            "description": "stop servers idle for longer than HUB_CULL_IDLE_SECS",
+            "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
+            "services": ["idle-culler"],
+        }
+    )
+
+if services:
+    c.JupyterHub.services = services
+if roles:
+    c.JupyterHub.load_roles = roles
 
 
 # --------------------------------------------------------------------------------------------

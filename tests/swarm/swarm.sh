@@ -23,7 +23,9 @@
 #   ("K=V …" passed to every node: HUBDESK_NODE_STORAGE_DRIVER, HUBDESK_NODE_IPTABLES,
 #   HUBDESK_NODE_DOCKERD_ARGS), HUBDESK_SWARM_NODE_ENTRYPOINT (a file bind-mounted over the
 #   image's entrypoint, to try changes without a rebuild), HUBDESK_SWARM_KEEP_ON_FAILURE=1,
-#   HUBDESK_SWARM_INIT_ARGS (more `docker swarm init` flags, e.g. --dispatcher-heartbeat 1s).
+#   HUBDESK_SWARM_INIT_ARGS (more `docker swarm init` flags, e.g. --dispatcher-heartbeat 1s),
+#   HUBDESK_SWARM_NODE_VOLUMES ("host_dir:node_dir[:ro] …", bind-mounted into every node: one
+#   host directory seen by every node at the same path, how the tests emulate the NFS export).
 set -euo pipefail
 shopt -s inherit_errexit
 
@@ -98,6 +100,7 @@ pick_subnet() { # prints a free 10.213.N.0/24
 	# shellcheck disable=SC2046
 	used=$(docker network inspect -f '{{range .IPAM.Config}}{{.Subnet}} {{end}}' $(docker network ls -q) 2>/dev/null || true)
 	used="$used $(ip -4 route show 2>/dev/null | awk '{print $1}')"
+	used=$(echo $used) # one space between entries (the lists above are newline-separated)
 	for n in $(seq 0 255); do
 		case " $used " in *" $NET_BASE.$n.0/24 "* | *" $NET_BASE.0.0/16 "*) continue ;; esac
 		echo "$NET_BASE.$n.0/24"; return
@@ -178,6 +181,11 @@ cmd_up() {
 	for ((i = 1; i <= workers; i++)); do names+=("worker$i"); done
 	for n in ${HUBDESK_SWARM_NODE_ENV:-}; do envargs+=(-e "$n"); done
 	[ -z "${HUBDESK_SWARM_NODE_ENTRYPOINT:-}" ] || ep=(-v "$(realpath "$HUBDESK_SWARM_NODE_ENTRYPOINT"):/usr/local/bin/node-entrypoint.sh:ro")
+	for n in ${HUBDESK_SWARM_NODE_VOLUMES:-}; do
+		[ -d "${n%%:*}" ] || die "HUBDESK_SWARM_NODE_VOLUMES: ${n%%:*} is not a directory"
+		[[ $n == /*:/* ]] || die "HUBDESK_SWARM_NODE_VOLUMES: $n is not host_dir:node_dir (absolute paths)"
+		ep+=(-v "$n")
+	done
 	for n in "${names[@]}"; do
 		docker volume create --label "$LABEL=$id" "$(cname "$id" "$n")-docker" >/dev/null
 		docker run -d --name "$(cname "$id" "$n")" --hostname "$n" \
