@@ -289,8 +289,13 @@ if use_swarm:
     from docker.types import DriverConfig, Mount
     from dockerspawner import SwarmSpawner
 
+    # How long a stop waits for the notebook's container to exit (it gets SIGTERM, then SIGKILL
+    # after Docker's 10 s grace period).
+    STOP_WAIT_SECS = env_int("HUB_STOP_WAIT_SECS", 30)
+
     class HubdeskSwarmSpawner(SwarmSpawner):
-        """dockerspawner 14's SwarmSpawner, plus: a failed start never leaves its service behind.
+        """dockerspawner 14's SwarmSpawner, plus: a failed start never leaves its service behind,
+        and a stop returns only once the container is gone (see _scale_to_zero_and_wait).
 
         When a start fails (a task fails, e.g. a missing home; or start_timeout), JupyterHub
         stops the server only if poll() says it is running, and SwarmSpawner's poll() looks at
@@ -316,9 +321,78 @@ if use_swarm:
 
         async def remove_object(self):
             try:
+                await self._scale_to_zero_and_wait()
                 await super().remove_object()
             except NotFound:
                 self.log.info("service %s is already gone", self.service_name)
+
+        # Task states of a task on its way to running (or running).
+        _ALIVE = {"new", "allocated", "pending", "assigned", "accepted", "preparing", "ready",
+                  "starting", "running"}
+
+        async def poll(self):
+            """Running while the swarm runs the server or is bringing it back.
+
+            SwarmSpawner's poll() says "stopped" as soon as no task is `running`. When a worker
+            is drained (hubdesk's Remove worker) or lost, the swarm shuts the task down and
+            starts a new one on another node; a poll in those seconds (the proxy's 503 makes the
+            hub poll at once) made the hub forget a server that was coming back (seen in
+            tests/e2e/test_camp.py: the service ran again, the hub answered 424 "not running").
+            Stopped means: the service is gone or scaled to 0, or its newest task ended by
+            itself (complete, failed, rejected) with nothing on its way.
+            """
+            service = await self.get_object()
+            if service is None:
+                return 0
+            replicas = service.get("Spec", {}).get("Mode", {}).get("Replicated", {}).get("Replicas", 1)
+            if replicas == 0:
+                return 1
+            tasks = await self.docker("tasks", filters={"service": service["ID"]})
+            if any(t.get("Status", {}).get("State") in self._ALIVE for t in tasks):
+                return None
+            if not tasks:
+                return None  # the orchestrator has not made the task yet
+            newest = max(tasks, key=lambda t: t.get("CreatedAt", ""))
+            if newest.get("Status", {}).get("State") in ("shutdown", "orphaned"):
+                return None  # shut down by the swarm (drain, node lost): a replacement follows
+            return 1
+
+        # Task states after which the task's container has exited (and released the home).
+        _ENDED = {"shutdown", "complete", "failed", "rejected", "orphaned", "remove"}
+
+        async def _scale_to_zero_and_wait(self):
+            """Stop means stopped: the container is gone before the service is.
+
+            Removing a service returns at once while its container still runs for a few
+            seconds on the worker with the home mounted. hubdesk's reset archives the home
+            (a rename) right after the hub says "stopped"; a server restarted on the same node
+            meanwhile would reuse that live mount (Docker refcounts a local volume's mount per
+            node), which follows the renamed directory into the archive (seen in
+            tests/e2e/test_camp.py). So: scale to 0, wait until every task has ended, then remove.
+            """
+            service = await self.get_object()
+            if service is None:
+                return
+            await self.docker(
+                "update_service",
+                service["ID"],
+                service["Version"]["Index"],
+                mode={"Replicated": {"Replicas": 0}},
+                fetch_current_spec=True,
+            )
+            deadline = asyncio.get_running_loop().time() + STOP_WAIT_SECS
+            while True:
+                tasks = await self.docker("tasks", filters={"service": service["ID"]})
+                live = [t for t in tasks if t.get("Status", {}).get("State") not in self._ENDED]
+                if not live:
+                    return
+                if asyncio.get_running_loop().time() > deadline:
+                    self.log.warning(
+                        "%s: %d task(s) still running %d s after scaling to 0; removing the service",
+                        self.service_name, len(live), STOP_WAIT_SECS,
+                    )
+                    return
+                await asyncio.sleep(0.5)
 
     def required(name, meaning):
         value = env(name)

@@ -716,30 +716,6 @@ security_group_ids = [{toml_str(self.sg_id)}]
         extra = self.workdir / "camp_extra.py"
         extra.write_text(
             "import os\n"
-            # WORKAROUND (reported to the lead; belongs in deploy/): the hub image has aiodns, so
-            # aiohttp resolves through c-ares, whose query cache keeps Docker's answers for their
-            # TTL (600 s). A student's server restarted within 10 min gets a new task address,
-            # the hub keeps connecting to the old one and the spawn fails after http_timeout.
-            # The threaded resolver (getaddrinfo, no cache) sees the new address at once.
-            "import aiohttp.connector, aiohttp.resolver\n"
-            "aiohttp.connector.DefaultResolver = aiohttp.resolver.ThreadedResolver\n"
-            # WORKAROUND (reported to the lead; belongs in deploy/ or in hubdesk's reset): the
-            # hub's stop returns once the Swarm service is removed, while its container may still
-            # run for seconds with the home volume mounted. hubdesk then renames the home into the
-            # archive; a server restarted on the same node before that container is gone reuses
-            # the volume's live bind mount (Docker refcounts a local volume's mount per node),
-            # which follows the renamed directory: the student works in the archive, not in the
-            # fresh home. A volume name of its own per spawn makes every start mount the path anew.
-            # (A subconfig cannot read the main file's c.Spawner.pre_spawn_hook: wrap the call.)
-            "import time as _time, dockerspawner as _ds\n"
-            "_camp_run_hook = _ds.SwarmSpawner.run_pre_spawn_hook\n"
-            "def _camp_run_pre_spawn_hook(self):\n"
-            "    result = _camp_run_hook(self)\n"
-            "    for m in (self.extra_container_spec or {}).get('mounts', []):\n"
-            "        if m.get('Target') == '/home/jovyan':\n"
-            "            m['Source'] = m['Source'] + '-' + format(_time.time_ns() // 1000000, 'x')\n"
-            "    return result\n"
-            "_ds.SwarmSpawner.run_pre_spawn_hook = _camp_run_pre_spawn_hook\n"
             "c.JupyterHub.services.append({'name': 'e2e', 'api_token': os.environ['E2E_HUB_TOKEN']})\n"
             "c.JupyterHub.load_roles.append({'name': 'e2e', 'scopes': ['admin:users', 'admin:servers',"
             " 'access:servers', 'read:groups'], 'services': ['e2e']})\n")
@@ -789,17 +765,18 @@ security_group_ids = [{toml_str(self.sg_id)}]
         return None
 
     def notebook_containers(self, user: str) -> list[str]:
-        """`docker ps` lines of the user's notebook containers on every worker (label hubdesk.user)."""
+        """`docker ps` lines of the user's running notebook containers on every worker (label
+        hubdesk.user); an exited container holds no mount."""
         lines = []
         for iid, node in list(self.hv.running.items()):
-            out = run(["docker", "exec", node, "docker", "ps", "-a", "--filter", f"label=hubdesk.user={user}",
+            out = run(["docker", "exec", node, "docker", "ps", "--filter", f"label=hubdesk.user={user}",
                        "--format", "{{.ID}} {{.Status}}"], check=False).stdout.split("\n")
             lines += [f"{self.hv.ips.get(iid)}: {x}" for x in out if x.strip()]
         return lines
 
     # -- logs ----------------------------------------------------------------------------------
 
-    def hub_logs(self, lines: int = 200) -> str:
+    def hub_logs(self, lines: int = 1500) -> str:
         if not (self.swarm and self.hub_container):
             return "(no hub container)"
         res = run(["docker", "-H", self.swarm.docker_host, "logs", "--tail", str(lines), self.hub_container],

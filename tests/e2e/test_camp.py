@@ -281,9 +281,11 @@ def test_camp_in_a_box(camp: cs.Camp, browser, screenshot):
     screenshot("camp-4-student-page", full_page=True)
     confirm_click(d, "#reset-home", "Reset the whole home")
     follow_job(d, 180)
-    # Evidence for the stale-mount workaround (camp_support.Camp.hub_up): the hub said
-    # "stopped", yet the old container may still be there.
-    cs.log(f"{reset_user}'s containers right after the reset: {camp.notebook_containers(reset_user)}")
+    # The shipped config's stop waits for the container itself (HubdeskSwarmSpawner): when the
+    # hub says "stopped" and hubdesk has archived the home, no container of that student runs
+    # anywhere, so a restart cannot reuse a mount that followed the home into the archive.
+    left = camp.notebook_containers(reset_user)
+    assert not left, f"{reset_user}'s notebook container outlived the reset: {left}"
     screenshot("camp-4-reset-job", full_page=True)
     assert not camp.hub_user(reset_user).get("servers"), "the server was not stopped"
     assert camp.running_node_of(f"jupyter-{cs.escape_user(reset_user)}") is None
