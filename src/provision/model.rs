@@ -433,9 +433,8 @@ pub fn instance_type(s: &str) -> Result<String, ProvisionError> {
 pub fn image_ref(s: &str) -> Result<String, ProvisionError> {
     let ok = !s.is_empty()
         && s.len() <= 255
-        && s.bytes().all(|b| {
-            b.is_ascii_lowercase() || b.is_ascii_digit() || b"./:-_@".contains(&b)
-        })
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"./:-_@".contains(&b))
         && !s.starts_with(['.', '-', ':', '@', '/']);
     if ok {
         Ok(s.to_string())
