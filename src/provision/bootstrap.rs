@@ -31,6 +31,22 @@ fn packed(text: &str) -> String {
         .expect("gzip into memory")
 }
 
+/// `deploy/jupyterhub_config.py` as the hub node gets it: the same Python without its full-line
+/// comments (half the file's bytes). EC2 allows 16 KB of user-data and the commented file no
+/// longer fits even compressed; the comments stay in the repository and in `deploy/`.
+/// (No line of the file starting with `#` is inside a string: the unit test compares the
+/// Python syntax trees of both.)
+pub fn hub_config_for_user_data() -> String {
+    let mut out = String::with_capacity(JUPYTERHUB_CONFIG.len());
+    for line in JUPYTERHUB_CONFIG.lines() {
+        if !line.trim_start().starts_with('#') {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
 /// A rendered boot script.
 #[derive(Debug, Clone)]
 pub struct Script {
@@ -130,7 +146,7 @@ pub fn hub_node(v: &HubValues<'_>) -> Result<Script, ProvisionError> {
     values.push(("NOTEBOOK_IMAGE", v.notebook_image.to_string()));
     values.push(("HUBDESK_TOML", packed(v.hubdesk_toml)));
     values.push(("HUBDESK_SERVICE", packed(HUBDESK_SERVICE)));
-    values.push(("JUPYTERHUB_CONFIG", packed(JUPYTERHUB_CONFIG)));
+    values.push(("JUPYTERHUB_CONFIG", packed(&hub_config_for_user_data())));
     Script::render(HUB_SCRIPT, &format!("hub node of camp {}", v.camp), &values)
 }
 
@@ -302,6 +318,24 @@ mod tests {
         })
         .unwrap();
         syntax_ok(&s.text);
+        // The comment-stripped hub config is the same Python program as the shipped file.
+        let dir = std::env::temp_dir().join(format!("hubdesk-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("stripped.py"), hub_config_for_user_data()).unwrap();
+        std::fs::write(dir.join("full.py"), JUPYTERHUB_CONFIG).unwrap();
+        let same = Command::new("python3")
+            .arg("-c")
+            .arg("import ast,sys; d=lambda f: ast.dump(ast.parse(open(f).read())); sys.exit(d(sys.argv[1]) != d(sys.argv[2]))")
+            .arg(dir.join("stripped.py"))
+            .arg(dir.join("full.py"))
+            .status()
+            .unwrap();
+        std::fs::remove_dir_all(&dir).ok();
+        assert!(
+            same.success(),
+            "stripping comments changed jupyterhub_config.py's syntax tree"
+        );
+        assert!(hub_config_for_user_data().len() < JUPYTERHUB_CONFIG.len() * 3 / 4);
         // The hostile URL stays one quoted word.
         assert!(s
             .text
