@@ -453,6 +453,17 @@ fn view(i: Instance) -> FleetInstance {
     }
 }
 
+/// The AWS error codes that mean "these credentials may not do that" (or are not valid at all).
+/// The cluster desk and `hubdesk aws` both turn them into their AccessDenied error.
+pub const ACCESS_DENIED_CODES: &[&str] = &[
+    "UnauthorizedOperation",
+    "AccessDenied",
+    "AccessDeniedException",
+    "AuthFailure",
+    "InvalidClientTokenId",
+    "SignatureDoesNotMatch",
+];
+
 /// An SDK error as one of ours, by the service's error code (never by message text).
 fn classify<E, R>(e: SdkError<E, R>) -> FleetError
 where
@@ -463,12 +474,7 @@ where
         let code = se.err().code().unwrap_or("Unknown").to_string();
         let message = se.err().message().unwrap_or_default().to_string();
         return match code.as_str() {
-            "UnauthorizedOperation"
-            | "AccessDenied"
-            | "AccessDeniedException"
-            | "AuthFailure"
-            | "InvalidClientTokenId"
-            | "SignatureDoesNotMatch" => FleetError::AccessDenied { code, message },
+            c if ACCESS_DENIED_CODES.contains(&c) => FleetError::AccessDenied { code, message },
             c if c.starts_with("InvalidAMIID") => FleetError::InvalidAmi(message),
             "InsufficientInstanceCapacity" => FleetError::InsufficientCapacity {
                 instance_type: String::new(),

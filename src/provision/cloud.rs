@@ -306,12 +306,9 @@ where
         let code = se.err().code().unwrap_or("Unknown").to_string();
         let message = se.err().message().unwrap_or_default().to_string();
         return match code.as_str() {
-            "UnauthorizedOperation"
-            | "AccessDenied"
-            | "AccessDeniedException"
-            | "AuthFailure"
-            | "InvalidClientTokenId"
-            | "SignatureDoesNotMatch" => ProvisionError::AccessDenied { code, message },
+            c if crate::cluster::fleet::ACCESS_DENIED_CODES.contains(&c) => {
+                ProvisionError::AccessDenied { code, message }
+            }
             _ => ProvisionError::Ec2 { code, message },
         };
     }
