@@ -1,8 +1,9 @@
 #!/bin/sh
 # hubdesk hub node bootstrap: EC2 user-data, run once as root at first boot (cloud-init).
-# `hubdesk aws up` puts the camp's values right below this line (and the small files it embeds:
-# hubdesk.toml, jupyterhub_config.py, hubdesk.service, as gzip+base64); run by hand, set them in
-# the environment. Amazon Linux 2023 (dnf) or Ubuntu LTS (apt-get). Safe to re-run.
+# `hubdesk aws up` puts the camp's values right below this line (and hubdesk.toml as
+# gzip+base64); run by hand, set them in the environment. The deploy kit's other files
+# (jupyterhub_config.py with its spawner module, hubdesk.service) come from the hubdesk binary
+# itself (`hubdesk hub-files`). Amazon Linux 2023 (dnf) or Ubuntu LTS (apt-get). Safe to re-run.
 #
 # What it sets up: Docker as the swarm manager with the attachable overlay network hubdesk-camp;
 # the NFS export mounted at the homes root /srv/homes; JupyterHub 6.1 in a container on that
@@ -51,7 +52,11 @@ HOST=${DOMAIN:-$PUBLIC_IP}
 # 3. Docker, the swarm (this node is its manager) and the notebooks' network.
 systemctl enable --now docker
 state=$(docker info --format '{{.Swarm.LocalNodeState}}')
-[ "$state" = active ] || docker swarm init --advertise-addr "$PRIVATE_IP"
+# Overlay networks (one per running notebook: the notebooks' sandbox) take their subnets from
+# 10.128.0.0/9 by default here, never from 10.0.0.0/8's low half where the camp's VPC is
+# (10.42.0.0/16): an overlay on the VPC's addresses would hide the NFS node from the hub.
+[ "$state" = active ] || docker swarm init --advertise-addr "$PRIVATE_IP" \
+	--default-addr-pool 10.128.0.0/9 --default-addr-pool-mask-length 24
 docker network inspect hubdesk-camp >/dev/null 2>&1 ||
 	docker network create --driver overlay --attachable hubdesk-camp
 
@@ -83,11 +88,17 @@ if [ ! -x /usr/local/bin/hubdesk ]; then
 		install -m 0755 /usr/local/src/hubdesk/target/release/hubdesk /usr/local/bin/hubdesk
 	fi
 fi
+# The deploy kit's files of exactly this hubdesk: /etc/jupyterhub/{jupyterhub_config.py,
+# hubdesk_spawner.py}, /etc/systemd/system/hubdesk.service.
+/usr/local/bin/hubdesk hub-files
 
 # 6. Secrets, made once on the node (never in user-data): the OIDC client secret shared by the
 #    hub and hubdesk, the hub's API token for the hubdesk service, the hub's crypt key.
+#    /etc/hubdesk is root's, readable by hubdesk's group (hubdesk runs as HOMES_UID:HOMES_GID and
+#    must read hubdesk.toml and its secret files; nobody else may).
+install -d -m 0750 -o root -g "$HOMES_GID" /etc/hubdesk
 umask 077
-mkdir -p /etc/hubdesk /etc/jupyterhub /var/lib/jupyterhub
+mkdir -p /etc/jupyterhub /var/lib/jupyterhub
 [ -s /etc/hubdesk/hub_oidc ] || openssl rand -hex 32 > /etc/hubdesk/hub_oidc
 [ -s /etc/hubdesk/hub_api_token ] || openssl rand -hex 32 > /etc/hubdesk/hub_api_token
 [ -s /etc/jupyterhub/crypt_key ] || openssl rand -hex 32 > /etc/jupyterhub/crypt_key
@@ -109,8 +120,10 @@ HUBDESK_HUB_API_TOKEN_FILE=/etc/hubdesk/hub_api_token
 HUBDESK_PG_BIN=$PG_BIN
 ENV
 mkdir -p /var/lib/hubdesk
-chown "$HOMES_UID:$HOMES_GID" /var/lib/hubdesk /etc/hubdesk/hub_oidc /etc/hubdesk/hub_api_token
-[ -n "${HUBDESK_SERVICE:-}" ] && unpack "$HUBDESK_SERVICE" > /etc/systemd/system/hubdesk.service
+chown "$HOMES_UID:$HOMES_GID" /var/lib/hubdesk
+chown "root:$HOMES_GID" /etc/hubdesk/hub_oidc /etc/hubdesk/hub_api_token /etc/hubdesk/env
+chmod 0640 /etc/hubdesk/hub_oidc /etc/hubdesk/hub_api_token /etc/hubdesk/env
+[ ! -e /etc/hubdesk/hubdesk.toml ] || { chown "root:$HOMES_GID" /etc/hubdesk/hubdesk.toml; chmod 0640 /etc/hubdesk/hubdesk.toml; }
 sed -i "s/^User=.*/User=$HOMES_UID/; s/^Group=.*/Group=$HOMES_GID/" /etc/systemd/system/hubdesk.service
 # The cluster desk drives the swarm through the engine's socket (group docker).
 docker_gid=$(getent group docker | cut -d: -f3)
@@ -160,7 +173,6 @@ fi
 # 9. JupyterHub 6.1 (pinned; the notebook image's jupyterhub must match) in a container on the
 #    overlay network, with deploy/jupyterhub_config.py. It reaches hubdesk through nginx on the
 #    private address (the certificate covers it); hubdesk reaches the hub's API on 127.0.0.1:8081.
-[ -n "${JUPYTERHUB_CONFIG:-}" ] && unpack "$JUPYTERHUB_CONFIG" > /etc/jupyterhub/jupyterhub_config.py
 cp /etc/hubdesk/tls/cert.pem /etc/jupyterhub/hubdesk-ca.pem
 # Self-signed: the hub trusts exactly our certificate, which names the private address. With a
 # domain, the public chain is trusted and the name is the certificate's.

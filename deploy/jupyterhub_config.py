@@ -62,6 +62,15 @@ def env_list(name, default):
     return [item for item in value.replace(",", " ").split() if item]
 
 
+def env_bytes(name, default):
+    """A size like 512M or 1G (powers of 1024; a plain number is bytes)."""
+    value = (env(name) or default).strip().upper().removesuffix("B").removesuffix("I")
+    units = {"K": 1024, "M": 1024**2, "G": 1024**3}
+    if value and value[-1] in units:
+        return int(float(value[:-1]) * units[value[-1]])
+    return int(value)
+
+
 def env_secret(name, required=False):
     """$NAME, or the content of the file $NAME_FILE (trailing newline stripped)."""
     value = env(name)
@@ -283,116 +292,11 @@ def home_volume_name(escaped_username, options):
 
 
 if use_swarm:
-    import asyncio
-
-    from docker.errors import NotFound
+    # The spawner class lives in hubdesk_spawner.py, next to this file (`hubdesk hub-config DIR`
+    # writes both): config here, code there.
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
     from docker.types import DriverConfig, Mount
-    from dockerspawner import SwarmSpawner
-
-    # How long a stop waits for the notebook's container to exit (it gets SIGTERM, then SIGKILL
-    # after Docker's 10 s grace period).
-    STOP_WAIT_SECS = env_int("HUB_STOP_WAIT_SECS", 30)
-
-    class HubdeskSwarmSpawner(SwarmSpawner):
-        """dockerspawner 14's SwarmSpawner, plus: a failed start never leaves its service behind,
-        and a stop returns only once the container is gone (see _scale_to_zero_and_wait).
-
-        When a start fails (a task fails, e.g. a missing home; or start_timeout), JupyterHub
-        stops the server only if poll() says it is running, and SwarmSpawner's poll() looks at
-        the service's newest task: right after a failure that task is `failed` (or a fresh
-        `ready`/`assigned` retry), so poll() reports "stopped" and the service stayed, the swarm
-        retrying its task every 5 s for good (seen in tests/swarm/spawn-smoke.sh's no-home
-        phase). Here the service is removed before the error goes up.
-        """
-
-        async def start(self):
-            try:
-                return await super().start()
-            except BaseException:  # also the cancellation of a start that timed out
-                await asyncio.shield(self._remove_if_present())
-                raise
-
-        async def _remove_if_present(self):
-            try:
-                if await self.get_object() is not None:
-                    await self.remove_object()
-            except Exception:
-                self.log.exception("could not remove service %s after a failed start", self.service_name)
-
-        async def remove_object(self):
-            try:
-                await self._scale_to_zero_and_wait()
-                await super().remove_object()
-            except NotFound:
-                self.log.info("service %s is already gone", self.service_name)
-
-        # Task states of a task on its way to running (or running).
-        _ALIVE = {"new", "allocated", "pending", "assigned", "accepted", "preparing", "ready",
-                  "starting", "running"}
-
-        async def poll(self):
-            """Running while the swarm runs the server or is bringing it back.
-
-            SwarmSpawner's poll() says "stopped" as soon as no task is `running`. When a worker
-            is drained (hubdesk's Remove worker) or lost, the swarm shuts the task down and
-            starts a new one on another node; a poll in those seconds (the proxy's 503 makes the
-            hub poll at once) made the hub forget a server that was coming back (seen in
-            tests/e2e/test_camp.py: the service ran again, the hub answered 424 "not running").
-            Stopped means: the service is gone or scaled to 0, or its newest task ended by
-            itself (complete, failed, rejected) with nothing on its way.
-            """
-            service = await self.get_object()
-            if service is None:
-                return 0
-            replicas = service.get("Spec", {}).get("Mode", {}).get("Replicated", {}).get("Replicas", 1)
-            if replicas == 0:
-                return 1
-            tasks = await self.docker("tasks", filters={"service": service["ID"]})
-            if any(t.get("Status", {}).get("State") in self._ALIVE for t in tasks):
-                return None
-            if not tasks:
-                return None  # the orchestrator has not made the task yet
-            newest = max(tasks, key=lambda t: t.get("CreatedAt", ""))
-            if newest.get("Status", {}).get("State") in ("shutdown", "orphaned"):
-                return None  # shut down by the swarm (drain, node lost): a replacement follows
-            return 1
-
-        # Task states after which the task's container has exited (and released the home).
-        _ENDED = {"shutdown", "complete", "failed", "rejected", "orphaned", "remove"}
-
-        async def _scale_to_zero_and_wait(self):
-            """Stop means stopped: the container is gone before the service is.
-
-            Removing a service returns at once while its container still runs for a few
-            seconds on the worker with the home mounted. hubdesk's reset archives the home
-            (a rename) right after the hub says "stopped"; a server restarted on the same node
-            meanwhile would reuse that live mount (Docker refcounts a local volume's mount per
-            node), which follows the renamed directory into the archive (seen in
-            tests/e2e/test_camp.py). So: scale to 0, wait until every task has ended, then remove.
-            """
-            service = await self.get_object()
-            if service is None:
-                return
-            await self.docker(
-                "update_service",
-                service["ID"],
-                service["Version"]["Index"],
-                mode={"Replicated": {"Replicas": 0}},
-                fetch_current_spec=True,
-            )
-            deadline = asyncio.get_running_loop().time() + STOP_WAIT_SECS
-            while True:
-                tasks = await self.docker("tasks", filters={"service": service["ID"]})
-                live = [t for t in tasks if t.get("Status", {}).get("State") not in self._ENDED]
-                if not live:
-                    return
-                if asyncio.get_running_loop().time() > deadline:
-                    self.log.warning(
-                        "%s: %d task(s) still running %d s after scaling to 0; removing the service",
-                        self.service_name, len(live), STOP_WAIT_SECS,
-                    )
-                    return
-                await asyncio.sleep(0.5)
+    from hubdesk_spawner import HubdeskSwarmSpawner, UncachedResolver
 
     def required(name, meaning):
         value = env(name)
@@ -407,16 +311,29 @@ if use_swarm:
     # manager's engine (the hub's), where it need not exist (workers run it, pull_policy is
     # "skip" for Swarm).
     swarm.cmd = shlex.split(env("HUB_NOTEBOOK_CMD", "jupyterhub-singleuser"))
-    # An attachable overlay network that the hub is attached to as well; the hub and the proxy
-    # reach each server at http://jupyter-<escaped user>:8888 on it (use_internal_ip: the
-    # service name, nothing published).
+    # The hub's own attachable overlay network. Each server runs on a network of its own
+    # (hubdesk-nb-<escaped user>, made at start, removed at stop) that the spawner connects the
+    # hub's container to: the hub and the proxy reach each server at
+    # http://jupyter-<escaped user>:8888 (use_internal_ip: the service name, nothing published),
+    # and no server shares a network with another student's.
     swarm.network_name = required("HUB_SWARM_NETWORK", "an attachable overlay network the hub is on")
     swarm.use_internal_ip = True
     if not env("HUB_CONNECT_IP"):
         raise ValueError(
-            "HUB_CONNECT_IP is required with HUB_SPAWNER=swarm: the hub's name (or address) on "
-            "HUB_SWARM_NETWORK, which the notebook servers call back"
+            "HUB_CONNECT_IP is required with HUB_SPAWNER=swarm: the hub container's name, which "
+            "the notebook servers call back on their networks"
         )
+
+    # The sandbox (deploy/hub/hubdesk_spawner.py; ARCHITECTURE.md "The student is the
+    # adversary"): uid 1000, no capabilities, no-new-privileges, no privileged ports, a
+    # read-only root with a bounded /tmp, a pids limit, bounded logs, a network of one's own.
+    sandbox = c.HubdeskSwarmSpawner
+    sandbox.hub_container = env("HUB_CONTAINER", env("HUB_CONNECT_IP"))
+    sandbox.pids_limit = env_int("HUB_PIDS_LIMIT", 1024)
+    sandbox.tmp_size = env_bytes("HUB_TMP_SIZE", "1G")
+    sandbox.log_max_size = env("HUB_LOG_MAX_SIZE", "10m")
+    sandbox.log_max_file = env_int("HUB_LOG_MAX_FILES", 3)
+    sandbox.stop_wait_secs = env_int("HUB_STOP_WAIT_SECS", 30)
     # vip: the service name resolves to a virtual IP balanced by the kernel's IPVS (EC2 kernels
     # have it). dnsrr: the name resolves to the task's own address; for kernels without IPVS,
     # where a VIP resolves but connections hang (tests/swarm/README.md).
@@ -440,27 +357,8 @@ if use_swarm:
     cpu_guarantee = env("HUB_CPU_GUARANTEE", "0")
     swarm.cpu_limit = float(cpu_limit) if float(cpu_limit) > 0 else None
     swarm.cpu_guarantee = float(cpu_guarantee) if float(cpu_guarantee) > 0 else None
-    # Name lookups of the hub's own HTTP client (the "is the server up yet" checks, the
-    # servers' API): JupyterHub 6.1 uses aiohttp, which resolves through aiodns/c-ares when it
-    # is installed (jupyterhub requires it), and c-ares caches answers for their TTL (Docker's
-    # embedded DNS says 600 s). A student's server stopped and started again within that time is
-    # a new service under the same name with a new address (a new task IP with dnsrr, a new VIP
-    # with vip): the hub kept connecting to the old one until http_timeout and the spawn failed
-    # (seen in tests/swarm/spawn-smoke.sh's respawn phase). getaddrinfo (the system resolver,
-    # no cache in the container) and no aiohttp cache: every check asks Docker's DNS afresh.
-    # (The proxy, configurable-http-proxy, resolves per request already.)
-    from aiohttp.resolver import ThreadedResolver
-
-    class UncachedResolver(ThreadedResolver):
-        """getaddrinfo on the running loop's executor; built before any loop runs."""
-
-        def __init__(self):  # ThreadedResolver's own __init__ wants a running loop
-            pass
-
-        @property
-        def _loop(self):
-            return asyncio.get_running_loop()
-
+    # Name lookups of the hub's own HTTP client: uncached (see UncachedResolver's docstring; a
+    # restarted server has a new address under the same name).
     c.JupyterHubHTTPClient.connector_options = {"resolver": UncachedResolver(), "use_dns_cache": False}
 
     # A hub restart must not stop every student's server: the services keep running and the

@@ -67,6 +67,13 @@ pub enum Command {
         #[command(subcommand)]
         action: AwsAction,
     },
+    /// Write the deploy kit's files of this hubdesk (the hub's jupyterhub_config.py and its
+    /// spawner module, hubdesk.service) under ROOT, as the hub node's bootstrap does.
+    HubFiles {
+        /// The file system root to write under (`/` on the hub node).
+        #[arg(long, default_value = "/")]
+        root: PathBuf,
+    },
     /// Print the single-thread argon2 verify time at the configured parameters.
     BenchHash {
         #[arg(long, default_value_t = 15)]
@@ -198,6 +205,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         println!("{}", secret::random_token());
         return Ok(());
     }
+    if let Command::HubFiles { root } = &command {
+        // Needs no configuration: it runs before the node's hubdesk.toml exists.
+        for path in crate::provision::hub_files::write(root)
+            .with_context(|| format!("writing the hub files under {}", root.display()))?
+        {
+            println!("{}", path.display());
+        }
+        return Ok(());
+    }
     let config = Config::load(cli.config.as_deref())?;
     match command {
         Command::Serve => serve(config).await,
@@ -216,7 +232,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         // Answered above, before the configuration is read.
         Command::Oidc {
             action: OidcAction::NewSecret,
-        } => Ok(()),
+        }
+        | Command::HubFiles { .. } => Ok(()),
         Command::BenchHash { rounds } => bench_hash(&config, rounds),
         Command::Doctor { timeout } => doctor(&config, timeout).await,
         Command::Aws { action } => aws(&config, action).await,

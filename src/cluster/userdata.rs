@@ -85,6 +85,58 @@ mod tests {
     }
 
     #[test]
+    fn cluster_user_data_sandboxes_the_notebooks_before_the_engine_runs() {
+        let script = render("camp", "abc", &join("SWMTKN-1-abc-def", "10.0.0.10:2377")).unwrap();
+        let at = |needle: &str| {
+            script
+                .find(needle)
+                .unwrap_or_else(|| panic!("{needle:?} missing"))
+        };
+        // Bounded logs and no-new-privileges as the engine's defaults.
+        assert!(script.contains(r#""log-opts": {"max-size": "10m", "max-file": "3"}"#));
+        assert!(script.contains(r#""no-new-privileges": true"#));
+        // The firewall: metadata, private ranges and the node itself refused from the
+        // containers' bridges, applied before the engine starts, after it, and by systemd on
+        // every (re)start of the engine.
+        for rule in [
+            "-A HUBDESK-SANDBOX -d $net -j REJECT",
+            "169.254.0.0/16",
+            "10.0.0.0/8 172.16.0.0/12 192.168.0.0/16",
+            "once DOCKER-USER -i \"$br\" -j HUBDESK-SANDBOX",
+            "once INPUT -i \"$br\" -j HUBDESK-SANDBOX-IN",
+            "ExecStartPre=/usr/local/sbin/hubdesk-sandbox-firewall",
+            "ExecStartPost=/usr/local/sbin/hubdesk-sandbox-firewall",
+        ] {
+            at(rule);
+        }
+        let first_run = at("\n/usr/local/sbin/hubdesk-sandbox-firewall\n");
+        assert!(
+            first_run < at("nohup dockerd"),
+            "the rules go in before the engine starts"
+        );
+        assert!(at("# the engine's own rules are in place now") < at("docker swarm join"));
+        // The firewall script itself is valid sh.
+        let body = script
+            .split_once("<<'FIREWALL'\n")
+            .and_then(|(_, rest)| rest.split_once("\nFIREWALL\n"))
+            .map(|(body, _)| body)
+            .expect("the firewall heredoc");
+        let path = std::env::temp_dir().join(format!("hubdesk-fw-{}", uuid::Uuid::new_v4()));
+        std::fs::write(&path, body).unwrap();
+        let out = std::process::Command::new("sh")
+            .arg("-n")
+            .arg(&path)
+            .output()
+            .unwrap();
+        std::fs::remove_file(&path).ok();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    #[test]
     fn cluster_user_data_refuses_shell_text() {
         assert_eq!(
             render("c", "l", &join("SWMTKN-1-x'; rm -rf /", "10.0.0.1:2377")),

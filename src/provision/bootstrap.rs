@@ -1,8 +1,9 @@
 //! The nodes' boot scripts (EC2 user-data), rendered from `deploy/nfs-node.sh` and
 //! `deploy/hub-node.sh`: the shipped script, with a block of shell-quoted values put right
 //! after its first line. The scripts read only those variables, so the same file runs by hand
-//! with the values in the environment. Small files the hub node needs (its hubdesk.toml,
-//! `deploy/jupyterhub_config.py`, `deploy/hubdesk.service`) ride along as gzip+base64 values.
+//! with the values in the environment. The hub node's hubdesk.toml rides along as a gzip+base64
+//! value; the deploy kit's other files come from the hubdesk binary itself (`hubdesk
+//! hub-files`, see `hub_files`).
 use std::io::Write;
 
 use base64::Engine;
@@ -12,8 +13,6 @@ use super::ProvisionError;
 
 pub const NFS_SCRIPT: &str = include_str!("../../deploy/nfs-node.sh");
 pub const HUB_SCRIPT: &str = include_str!("../../deploy/hub-node.sh");
-pub const JUPYTERHUB_CONFIG: &str = include_str!("../../deploy/jupyterhub_config.py");
-pub const HUBDESK_SERVICE: &str = include_str!("../../deploy/hubdesk.service");
 
 /// EC2 takes at most 16 KB of user-data (before base64).
 pub const USER_DATA_LIMIT: usize = 16 * 1024;
@@ -29,22 +28,6 @@ fn packed(text: &str) -> String {
         .and_then(|_| gz.finish())
         .map(|bytes| base64::engine::general_purpose::STANDARD.encode(bytes))
         .expect("gzip into memory")
-}
-
-/// `deploy/jupyterhub_config.py` as the hub node gets it: the same Python without its full-line
-/// comments (half the file's bytes). EC2 allows 16 KB of user-data and the commented file no
-/// longer fits even compressed; the comments stay in the repository and in `deploy/`.
-/// (No line of the file starting with `#` is inside a string: the unit test compares the
-/// Python syntax trees of both.)
-pub fn hub_config_for_user_data() -> String {
-    let mut out = String::with_capacity(JUPYTERHUB_CONFIG.len());
-    for line in JUPYTERHUB_CONFIG.lines() {
-        if !line.trim_start().starts_with('#') {
-            out.push_str(line);
-            out.push('\n');
-        }
-    }
-    out
 }
 
 /// A rendered boot script.
@@ -145,8 +128,6 @@ pub fn hub_node(v: &HubValues<'_>) -> Result<Script, ProvisionError> {
     values.push(("HOMES_GID", v.gid.to_string()));
     values.push(("NOTEBOOK_IMAGE", v.notebook_image.to_string()));
     values.push(("HUBDESK_TOML", packed(v.hubdesk_toml)));
-    values.push(("HUBDESK_SERVICE", packed(HUBDESK_SERVICE)));
-    values.push(("JUPYTERHUB_CONFIG", packed(&hub_config_for_user_data())));
     Script::render(HUB_SCRIPT, &format!("hub node of camp {}", v.camp), &values)
 }
 
@@ -299,7 +280,7 @@ mod tests {
     }
 
     #[test]
-    fn provision_hub_user_data_fits_parses_and_carries_its_files() {
+    fn provision_hub_user_data_fits_parses_and_carries_its_values() {
         let toml = template();
         let binary = BinarySource::Release {
             url: "https://example.org/hubdesk?x='$(reboot)'".into(),
@@ -318,24 +299,9 @@ mod tests {
         })
         .unwrap();
         syntax_ok(&s.text);
-        // The comment-stripped hub config is the same Python program as the shipped file.
-        let dir = std::env::temp_dir().join(format!("hubdesk-cfg-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("stripped.py"), hub_config_for_user_data()).unwrap();
-        std::fs::write(dir.join("full.py"), JUPYTERHUB_CONFIG).unwrap();
-        let same = Command::new("python3")
-            .arg("-c")
-            .arg("import ast,sys; d=lambda f: ast.dump(ast.parse(open(f).read())); sys.exit(d(sys.argv[1]) != d(sys.argv[2]))")
-            .arg(dir.join("stripped.py"))
-            .arg(dir.join("full.py"))
-            .status()
-            .unwrap();
-        std::fs::remove_dir_all(&dir).ok();
-        assert!(
-            same.success(),
-            "stripping comments changed jupyterhub_config.py's syntax tree"
-        );
-        assert!(hub_config_for_user_data().len() < JUPYTERHUB_CONFIG.len() * 3 / 4);
+        // The deploy kit's files come from the binary, not from user-data.
+        assert!(!s.text.contains("JUPYTERHUB_CONFIG=") && !s.text.contains("HUBDESK_SERVICE="));
+        assert!(s.text.contains("hubdesk hub-files"));
         // The hostile URL stays one quoted word.
         assert!(s
             .text

@@ -18,6 +18,7 @@ pub mod apply;
 pub mod bootstrap;
 pub mod cloud;
 mod error;
+pub mod hub_files;
 pub mod model;
 pub mod plan;
 

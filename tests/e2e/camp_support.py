@@ -545,6 +545,7 @@ def pid_alive(pid: int) -> bool:
 
 
 HUB_CONFIG = REPO / "deploy" / "jupyterhub_config.py"
+HUB_SPAWNER_MODULE = REPO / "deploy" / "hub" / "hubdesk_spawner.py"
 CLIENT_ID = "jupyterhub"
 HUB_PORT = 8000
 ADMIN = "boss"
@@ -720,6 +721,7 @@ security_group_ids = [{toml_str(self.sg_id)}]
             "c.JupyterHub.load_roles.append({'name': 'e2e', 'scopes': ['admin:users', 'admin:servers',"
             " 'access:servers', 'read:groups'], 'services': ['e2e']})\n")
         self.swarm.inner("cp", str(HUB_CONFIG), f"{name}:/etc/jupyterhub/jupyterhub_config.py")
+        self.swarm.inner("cp", str(HUB_SPAWNER_MODULE), f"{name}:/etc/jupyterhub/hubdesk_spawner.py")
         self.swarm.inner("cp", str(extra), f"{name}:/etc/jupyterhub/camp_extra.py")
         self.swarm.inner("start", name)
         wait_for("the hub's API on " + self.hub_url,

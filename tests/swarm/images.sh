@@ -111,6 +111,7 @@ build_notebook() { # $1: output tar
 		--customize-hook='echo "jovyan:*:20000:0:99999:7:::" >> "$1"/etc/shadow' \
 		--customize-hook='mkdir -p "$1"/home/jovyan && chown 1000:100 "$1"/home/jovyan && chmod 0755 "$1"/home/jovyan' \
 		--customize-hook="$(slim_hook)" \
+		--customize-hook='find "$1" -xdev -type f -perm /6000 -exec chmod ug-s {} +' \
 		"$SUITE" "$1" "$SOURCES"
 }
 import_notebook() { # $1: tar, $2: tag

@@ -144,6 +144,7 @@ docker create --name "$HUB" --hostname "$HUB" --label hubdesk.role=hub \
 	-e HUB_EXTRA_CONFIG=/etc/jupyterhub/smoke_extra.py -e SMOKE_ADMIN_TOKEN="$ADMIN_TOKEN" \
 	"$HUBDESK_HUB_IMAGE" >/dev/null
 docker cp "$ROOT/deploy/jupyterhub_config.py" "$HUB:/etc/jupyterhub/jupyterhub_config.py"
+docker cp "$ROOT/deploy/hub/hubdesk_spawner.py" "$HUB:/etc/jupyterhub/hubdesk_spawner.py"
 docker cp "$WORK/smoke_extra.py" "$HUB:/etc/jupyterhub/smoke_extra.py"
 docker start "$HUB" >/dev/null
 HUB_URL=http://$HUBDESK_SWARM_MANAGER_IP:8000
