@@ -100,9 +100,11 @@ class HubdeskSwarmSpawner(SwarmSpawner):
         try:
             await self.docker("connect_container_to_network", self.hub_container, name)
         except APIError as e:
-            # 403 "endpoint with name … already exists in network": connected already
-            if "already exists" not in str(e):
+            # 409 "… is already attached to network …" (20.10), 403 "endpoint with name …
+            # already exists in network" (older engines): connected already
+            if e.status_code != 409 and "already exists" not in str(e):
                 raise
+        self._hub_joined = True
 
     async def _drop_own_network(self):
         """The hub leaves the network, then it goes. The task's endpoint on the worker may take a

@@ -249,9 +249,12 @@ class Hypervisor:
     """Boots every running instance tagged ``hubdesk:cluster=<cluster>`` as a worker node."""
 
     def __init__(self, swarm: Swarm, moto: Moto, cluster: str, ami_images: list[str],
-                 mounts: list[str]):
+                 mounts: list[str], machine_setup: Callable[[str, str], None] | None = None):
         self.swarm, self.moto, self.cluster = swarm, moto, cluster
         self.mounts = mounts
+        # (container, private ip) -> None: the machine's own network, set up before its
+        # user-data runs (e.g. the route to the metadata service, a second interface).
+        self.machine_setup = machine_setup
         self.label = f"{LABEL}={swarm.id}"
         self.running: dict[str, str] = {}  # instance id -> container
         self.ips: dict[str, str] = {}  # instance id -> private ip
@@ -388,6 +391,8 @@ class Hypervisor:
                # The node image has Docker but no NFS client: a stand-in plays the installed
                # package, so the script's "install if missing" step skips (no mirror here).
                " && { command -v mount.nfs >/dev/null || ln -s /bin/true /usr/sbin/mount.nfs; }")
+        if self.machine_setup:
+            self.machine_setup(name, ip)
         subprocess.run(["docker", "exec", "-i", name, "sh", "-c",
                         "mkdir -p /var/lib/cloud && cat > /var/lib/cloud/user-data"],
                        input=script, check=True, capture_output=True, timeout=60)
@@ -593,6 +598,7 @@ class Camp:
         self.data_dir = self.root_dir / "hubdesk-data"
         self.data_dir.mkdir(mode=0o755)
         self.torn_down = False
+        self.worker_toml_extra = ""  # more [cluster.worker] lines (a test's own template)
 
     # -- pieces ------------------------------------------------------------------------------
 
@@ -617,9 +623,10 @@ class Camp:
         self.subnet_id, self.sg_id = self.moto.network(self.swarm.subnet)
         self.ami_id = self.moto.some_ami()
 
-    def hypervisor_up(self, ami_images: list[str]) -> None:
+    def hypervisor_up(self, ami_images: list[str],
+                      machine_setup: Callable[[str, str], None] | None = None) -> None:
         self.hv = Hypervisor(self.swarm, self.moto, self.cluster, ami_images,
-                             mounts=[f"{self.homes}:{self.homes}"])
+                             mounts=[f"{self.homes}:{self.homes}"], machine_setup=machine_setup)
 
     @property
     def hub_url(self) -> str:
@@ -666,7 +673,7 @@ ami = {toml_str(self.ami_id)}
 instance_type = "t3.large"
 subnet_id = {toml_str(self.subnet_id)}
 security_group_ids = [{toml_str(self.sg_id)}]
-""")
+{self.worker_toml_extra}""")
         base._run_cli(self.bin, ["migrate"], env)
         base._run_cli(self.bin, ["admin", "create", ADMIN, "--password-stdin"], env,
                       stdin=self.admin_password + "\n")
@@ -715,11 +722,7 @@ security_group_ids = [{toml_str(self.sg_id)}]
         self.swarm.inner(*args)
         self.hub_container = name
         extra = self.workdir / "camp_extra.py"
-        extra.write_text(
-            "import os\n"
-            "c.JupyterHub.services.append({'name': 'e2e', 'api_token': os.environ['E2E_HUB_TOKEN']})\n"
-            "c.JupyterHub.load_roles.append({'name': 'e2e', 'scopes': ['admin:users', 'admin:servers',"
-            " 'access:servers', 'read:groups'], 'services': ['e2e']})\n")
+        extra.write_text(self.hub_extra_config())
         self.swarm.inner("cp", str(HUB_CONFIG), f"{name}:/etc/jupyterhub/jupyterhub_config.py")
         self.swarm.inner("cp", str(HUB_SPAWNER_MODULE), f"{name}:/etc/jupyterhub/hubdesk_spawner.py")
         self.swarm.inner("cp", str(extra), f"{name}:/etc/jupyterhub/camp_extra.py")
@@ -727,6 +730,14 @@ security_group_ids = [{toml_str(self.sg_id)}]
         wait_for("the hub's API on " + self.hub_url,
                  lambda: self._hub_alive() and requests.get(f"{self.hub_url}/hub/api/", timeout=3).ok,
                  timeout=120)
+
+    def hub_extra_config(self) -> str:
+        """HUB_EXTRA_CONFIG: the test's admin service `e2e` (users, servers, access)."""
+        return (
+            "import os\n"
+            "c.JupyterHub.services.append({'name': 'e2e', 'api_token': os.environ['E2E_HUB_TOKEN']})\n"
+            "c.JupyterHub.load_roles.append({'name': 'e2e', 'scopes': ['admin:users', 'admin:servers',"
+            " 'access:servers', 'read:groups'], 'services': ['e2e']})\n")
 
     def _hub_alive(self) -> bool:
         state = self.swarm.inner("inspect", "-f", "{{.State.Status}}", self.hub_container, check=False)
