@@ -44,6 +44,7 @@ async fn spec(cloud: &Ec2Cloud, moto: &Moto, camp: &str, ssh: &str) -> CampSpec 
         worker_type: "t3.xlarge".into(),
         key_name: None,
         instance_profile: None,
+        worker_instance_profile: None,
         homes_gb: 50,
         root_gb: 20,
         binary: Some(BinarySource::Release {
