@@ -610,4 +610,204 @@ mod tests {
         i.private_dns = "ip-10-0-1-99.ec2.internal".into();
         assert_eq!(i.hostname(), "ip-10-0-1-99");
     }
+
+    /// deploy/iam-policy.json, the hub node's policy: what the cluster desk may do, and only
+    /// with hubdesk's tags. The problems of a policy, none when it holds.
+    fn policy_problems(policy: &serde_json::Value) -> Vec<String> {
+        use serde_json::Value;
+        let list = |v: &Value| -> Vec<String> {
+            match v {
+                Value::String(s) => vec![s.clone()],
+                Value::Array(a) => a
+                    .iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect(),
+                _ => vec![],
+            }
+        };
+        let statements = policy["Statement"].as_array().cloned().unwrap_or_default();
+        let allowing = |action: &str| -> Vec<Value> {
+            statements
+                .iter()
+                .filter(|s| {
+                    s["Effect"] == "Allow" && list(&s["Action"]).iter().any(|a| a == action)
+                })
+                .cloned()
+                .collect()
+        };
+        let cond = |s: &Value, op: &str, key: &str| s["Condition"][op][key].clone();
+        let mut problems = Vec::new();
+        if policy["Version"] != "2012-10-17" {
+            problems.push("Version is not 2012-10-17".to_string());
+        }
+        for s in &statements {
+            if s["Effect"] != "Allow" {
+                continue;
+            }
+            for a in list(&s["Action"]) {
+                if a.contains('*') {
+                    problems.push(format!("wildcard action {a}"));
+                }
+            }
+        }
+        for op in [
+            "DescribeInstances",
+            "DescribeInstanceTypes",
+            "DescribeImages",
+        ] {
+            if allowing(&format!("ec2:{op}")).is_empty() {
+                problems.push(format!("ec2:{op} is not allowed"));
+            }
+        }
+        // RunInstances: instances and volumes only with the cluster tag in the request; the
+        // image, snapshot, subnet, groups, interface and key pair in a statement of their own
+        // (they carry no request tags, so a tag condition there would refuse every launch).
+        let run = allowing("ec2:RunInstances");
+        for kind in ["instance", "volume"] {
+            let covering: Vec<&Value> = run
+                .iter()
+                .filter(|s| {
+                    list(&s["Resource"])
+                        .iter()
+                        .any(|r| r.contains(&format!(":{kind}/")) || r == "*")
+                })
+                .collect();
+            if covering.is_empty() {
+                problems.push(format!("RunInstances does not cover {kind}"));
+            }
+            for s in covering {
+                if cond(s, "StringLike", "aws:RequestTag/hubdesk:cluster") != "?*" {
+                    problems.push(format!(
+                        "RunInstances on {kind} without the hubdesk:cluster request tag"
+                    ));
+                }
+            }
+        }
+        for kind in ["image", "subnet", "security-group", "network-interface"] {
+            let plain = run.iter().any(|s| {
+                s.get("Condition").is_none()
+                    && list(&s["Resource"])
+                        .iter()
+                        .any(|r| r.contains(&format!(":{kind}/")))
+            });
+            if !plain {
+                problems.push(format!(
+                    "RunInstances on {kind} needs a statement without conditions"
+                ));
+            }
+        }
+        let tags = allowing("ec2:CreateTags");
+        if tags.is_empty() {
+            problems.push("ec2:CreateTags is not allowed (tags at launch need it)".to_string());
+        }
+        for s in &tags {
+            if cond(s, "StringEquals", "ec2:CreateAction") != "RunInstances" {
+                problems.push("ec2:CreateTags outside RunInstances".to_string());
+            }
+        }
+        let terminate = allowing("ec2:TerminateInstances");
+        if terminate.is_empty() {
+            problems.push("ec2:TerminateInstances is not allowed".to_string());
+        }
+        for s in &terminate {
+            if cond(s, "StringLike", "aws:ResourceTag/hubdesk:cluster") != "?*" {
+                problems.push(
+                    "ec2:TerminateInstances on instances without the hubdesk:cluster tag"
+                        .to_string(),
+                );
+            }
+        }
+        for s in allowing("iam:PassRole") {
+            for r in list(&s["Resource"]) {
+                let role = r.split_once(":role/").map(|(_, name)| name);
+                if !r.starts_with("arn:aws:iam::")
+                    || role.is_none_or(|n| n.is_empty() || n.contains('*'))
+                {
+                    problems.push(format!("iam:PassRole on {r}, not one role"));
+                }
+            }
+            if cond(&s, "StringEquals", "iam:PassedToService") != "ec2.amazonaws.com" {
+                problems.push("iam:PassRole not limited to ec2.amazonaws.com".to_string());
+            }
+        }
+        let known = [
+            "ec2:DescribeInstances",
+            "ec2:DescribeInstanceTypes",
+            "ec2:DescribeImages",
+            "ec2:RunInstances",
+            "ec2:CreateTags",
+            "ec2:TerminateInstances",
+            "iam:PassRole",
+        ];
+        for s in &statements {
+            for a in list(&s["Action"]) {
+                if !known.contains(&a.as_str()) {
+                    problems.push(format!("{a}: hubdesk does not call it"));
+                }
+            }
+        }
+        problems
+    }
+
+    #[test]
+    fn cluster_iam_policy_allows_only_tagged_launches_and_terminations() {
+        let policy: serde_json::Value =
+            serde_json::from_str(include_str!("../../deploy/iam-policy.json")).unwrap();
+        assert_eq!(policy_problems(&policy), Vec::<String>::new());
+
+        // Negative controls: each weakening is caught.
+        let weakened = |edit: &dyn Fn(&mut serde_json::Value)| {
+            let mut p = policy.clone();
+            edit(&mut p);
+            policy_problems(&p)
+        };
+        let sid = |p: &mut serde_json::Value, sid: &str| -> usize {
+            p["Statement"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .position(|s| s["Sid"] == sid)
+                .unwrap()
+        };
+        let without_condition = |name: &'static str| {
+            move |p: &mut serde_json::Value| {
+                let i = sid(p, name);
+                p["Statement"][i]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("Condition");
+            }
+        };
+        for name in [
+            "LaunchOnlyTaggedWorkers",
+            "TagOnlyWhileLaunching",
+            "TerminateOnlyTaggedWorkers",
+            "PassOnlyTheWorkersRole",
+        ] {
+            assert!(
+                !weakened(&without_condition(name)).is_empty(),
+                "{name} unconditional"
+            );
+        }
+        assert!(!weakened(&|p| {
+            let i = sid(p, "PassOnlyTheWorkersRole");
+            p["Statement"][i]["Resource"] = "*".into();
+        })
+        .is_empty());
+        assert!(
+            !weakened(&|p| {
+                let i = sid(p, "LaunchFromTheCampsImageAndNetwork");
+                p["Statement"][i]["Resource"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push("arn:aws:ec2:*:*:instance/*".into());
+            })
+            .is_empty(),
+            "untagged instances through the network statement"
+        );
+        assert!(!weakened(&|p| {
+            p["Statement"][0]["Action"] = "ec2:*".into();
+        })
+        .is_empty());
+    }
 }
