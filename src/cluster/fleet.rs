@@ -506,8 +506,10 @@ mod tests {
     use aws_sdk_ec2::types::{HttpTokensState, InstanceMetadataEndpointState};
 
     fn offline(profile: &str) -> Ec2Fleet {
-        let mut cluster = ClusterConfig::default();
-        cluster.name = "camp".into();
+        let mut cluster = ClusterConfig {
+            name: "camp".into(),
+            ..ClusterConfig::default()
+        };
         cluster.worker.ami = "ami-1".into();
         cluster.worker.instance_profile = profile.into();
         Ec2Fleet::from_sdk(
