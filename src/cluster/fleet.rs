@@ -243,7 +243,7 @@ impl Ec2Fleet {
     /// worker template. The instance profile is the workers' own (`[cluster.worker]
     /// instance_profile`), and none when that is empty: a worker runs students' code, and
     /// whatever role it has is one a notebook that reached the metadata service would hold.
-    pub fn run_request(
+    fn run_request(
         &self,
         req: &LaunchRequest,
         root_device: &str,

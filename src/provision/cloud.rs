@@ -190,7 +190,7 @@ impl Ec2Cloud {
     /// A node's `RunInstances`: the kit's base (metadata options always set), at the node's
     /// fixed address in the camp's subnet, with its groups. The root volume carries the node's
     /// tags with the role `<role>-root`, so `down` never mistakes it for the homes volume.
-    pub fn run_request(&self, req: &NodeLaunch, tags: &[(String, String)]) -> RunInstances {
+    fn run_request(&self, req: &NodeLaunch, tags: &[(String, String)]) -> RunInstances {
         let mut root_tags = tags.to_vec();
         for (k, v) in &mut root_tags {
             if k == TAG_ROLE {
