@@ -137,9 +137,14 @@ pub struct AwsUpArgs {
     /// An EC2 key pair for SSH (default: none; the setup link is in the console output).
     #[arg(long)]
     pub key_name: Option<String>,
-    /// An IAM instance profile for the hub node, so the cluster desk can launch workers.
+    /// The hub node's IAM instance profile (name or ARN), so the cluster desk can launch
+    /// workers (its role: deploy/iam-policy.json). The hub node's only: workers never get it.
     #[arg(long)]
     pub instance_profile: Option<String>,
+    /// The workers' own instance profile (default: none, so no AWS credentials on a worker).
+    /// Must not be the hub's: students' code runs on the workers.
+    #[arg(long)]
+    pub worker_instance_profile: Option<String>,
     /// Size of the homes volume (GB).
     #[arg(long, default_value_t = 100)]
     pub homes_gb: i32,
@@ -431,7 +436,7 @@ async fn aws(config: &Config, action: AwsAction) -> anyhow::Result<()> {
         cloud::{Cloud, Ec2Cloud},
         plan,
     };
-    let cloud = Ec2Cloud::connect(&config.aws.region, &config.aws.endpoint_url).await;
+    let cloud = Ec2Cloud::connect(&config.aws).await;
     let region = cloud.region();
     anyhow::ensure!(
         !region.is_empty(),
@@ -553,6 +558,10 @@ async fn aws_spec(
         }
     }
     let key_name = args.key_name.clone().filter(|k| !k.is_empty());
+    let (instance_profile, worker_instance_profile) = model::instance_profiles(
+        args.instance_profile.as_deref(),
+        args.worker_instance_profile.as_deref(),
+    )?;
     let ssh_from = ssh_cidr(config, args).await?;
     let ami = cloud.image(args.ami.as_deref()).await?;
     let world = cloud.look(&camp).await?;
@@ -567,7 +576,8 @@ async fn aws_spec(
             nfs_type,
             worker_type,
             key_name,
-            instance_profile: args.instance_profile.clone().filter(|p| !p.is_empty()),
+            instance_profile,
+            worker_instance_profile,
             homes_gb: args.homes_gb,
             root_gb: args.root_gb,
             binary,

@@ -257,7 +257,9 @@ pub struct WorkerConfig {
     pub subnet_id: String,
     pub security_group_ids: Vec<String>,
     pub key_name: String,
-    /// An IAM instance profile name (or ARN).
+    /// The workers' own IAM instance profile (name or ARN); empty (the default): workers get
+    /// no role, so nothing on them holds AWS credentials. Never the hub's: students' code runs
+    /// on the workers (`hubdesk doctor` fails when it equals `[aws] hub_instance_profile`).
     pub instance_profile: String,
     pub root_volume_gb: u32,
     /// Extra tags (keys starting `hubdesk:` or `aws:` are reserved).
@@ -274,6 +276,9 @@ pub struct AwsConfig {
     pub region: String,
     /// Empty: the real EC2 endpoint. Also read from `AWS_ENDPOINT_URL` (a test's moto server).
     pub endpoint_url: String,
+    /// The hub node's own instance profile (name or ARN; `hubdesk aws up` writes it), so
+    /// `hubdesk doctor` fails when `[cluster.worker] instance_profile` is the same one.
+    pub hub_instance_profile: String,
 }
 
 impl Default for ClusterConfig {

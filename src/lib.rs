@@ -13,6 +13,7 @@ pub mod config;
 pub mod db;
 pub mod doctor;
 pub mod domain;
+pub mod ec2;
 pub mod homes;
 pub mod hub;
 pub mod jobs;

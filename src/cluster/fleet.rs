@@ -4,32 +4,16 @@
 //! Every instance hubdesk launches is tagged at creation (`hubdesk:cluster=<cluster.name>`,
 //! `hubdesk:role=worker`, `hubdesk:launch=<job id>`, `Name`); hubdesk lists only those and
 //! refuses, before any AWS call, to terminate anything else ([`check_ours`]).
-use std::{
-    collections::{BTreeMap, HashMap},
-    sync::{
-        atomic::{AtomicUsize, Ordering},
-        Arc,
-    },
-};
+use std::collections::{BTreeMap, HashMap};
 
-use aws_sdk_ec2::{
-    config::{interceptors::BeforeSerializationInterceptorContextRef, ConfigBag, Intercept},
-    error::{BoxError, DisplayErrorContext, ProvideErrorMetadata, SdkError},
-    types::{
-        BlockDeviceMapping, EbsBlockDevice, Filter, IamInstanceProfileSpecification, Instance,
-        InstanceType, ResourceType, Tag, TagSpecification, VolumeType,
-    },
-    Client,
-};
-use base64::Engine;
+use aws_sdk_ec2::types::{Instance, InstanceType};
 use futures_util::future::BoxFuture;
 use serde::Serialize;
 
 use crate::config::{AwsConfig, ClusterConfig, WorkerConfig};
+use crate::ec2::{self, filter, Calls, Ec2, Ec2Error, InstanceProfile, Launch, RunInstances};
 
-pub const TAG_CLUSTER: &str = "hubdesk:cluster";
-pub const TAG_ROLE: &str = "hubdesk:role";
-pub const TAG_LAUNCH: &str = "hubdesk:launch";
+pub use crate::ec2::{TAG_CLUSTER, TAG_LAUNCH, TAG_ROLE};
 
 /// An EC2 instance as hubdesk shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -106,9 +90,11 @@ pub enum FleetError {
     )]
     NoCredentials(String),
     #[error(
-        "AWS refused ({code}): {message}. hubdesk's IAM policy needs ec2:RunInstances, \
-         ec2:CreateTags, ec2:DescribeInstances, ec2:DescribeInstanceTypes, ec2:DescribeImages, \
-         ec2:TerminateInstances and iam:PassRole for the worker profile"
+        "AWS refused ({code}): {message}. Give hubdesk's credentials (the hub node's instance \
+         role) the policy in deploy/iam-policy.json: ec2:RunInstances and ec2:CreateTags only \
+         with the hubdesk:cluster tag, ec2:TerminateInstances only on instances that carry it, \
+         ec2:DescribeInstances, ec2:DescribeInstanceTypes, ec2:DescribeImages, and \
+         iam:PassRole for the workers' own role when [cluster.worker] instance_profile is set"
     )]
     AccessDenied { code: String, message: String },
     #[error("the worker AMI cannot be used: {0} (check [cluster.worker] ami and the region)")]
@@ -149,6 +135,26 @@ impl FleetError {
     }
 }
 
+impl From<Ec2Error> for FleetError {
+    fn from(e: Ec2Error) -> Self {
+        match e {
+            Ec2Error::NoCredentials(m) => Self::NoCredentials(m),
+            Ec2Error::AccessDenied { code, message } => Self::AccessDenied { code, message },
+            Ec2Error::Unreachable(m) => Self::Unreachable(m),
+            Ec2Error::Service { code, message } => match code.as_str() {
+                c if c.starts_with("InvalidAMIID") => Self::InvalidAmi(message),
+                // The instance type is the fleet's to fill in (`Ec2Fleet::launch`).
+                "InsufficientInstanceCapacity" => Self::InsufficientCapacity {
+                    instance_type: String::new(),
+                    message,
+                },
+                c if c.starts_with("InvalidInstanceID") => Self::NoSuchInstance(message),
+                _ => Self::Ec2 { code, message },
+            },
+        }
+    }
+}
+
 /// The EC2 side of the cluster.
 pub trait WorkerFleet: Send + Sync + 'static {
     /// The `hubdesk:cluster` tag value this fleet manages.
@@ -184,213 +190,104 @@ pub trait WorkerFleet: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<HashMap<String, InstanceTypeInfo>, FleetError>>;
 }
 
-/// Counts the operations a client sends (retries of one operation count once), in total and
-/// for the operations that change or cost something.
-#[derive(Debug, Clone, Default)]
-pub struct CallCounter {
-    total: Arc<AtomicUsize>,
-    by_op: Arc<std::sync::Mutex<BTreeMap<&'static str, usize>>>,
-}
-
-impl CallCounter {
-    pub fn get(&self) -> usize {
-        self.total.load(Ordering::SeqCst)
-    }
-
-    /// Calls of one operation: `RunInstances`, `TerminateInstances`, `DescribeInstances`,
-    /// `DescribeInstanceTypes`, `DescribeImages`.
-    pub fn of(&self, op: &str) -> usize {
-        let map = self
-            .by_op
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        map.get(op).copied().unwrap_or(0)
-    }
-}
-
-impl Intercept for CallCounter {
-    fn name(&self) -> &'static str {
-        "hubdesk-call-counter"
-    }
-
-    fn read_before_execution(
-        &self,
-        context: &BeforeSerializationInterceptorContextRef<'_>,
-        _: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        self.total.fetch_add(1, Ordering::SeqCst);
-        use aws_sdk_ec2::operation::{
-            describe_images::DescribeImagesInput,
-            describe_instance_types::DescribeInstanceTypesInput,
-            describe_instances::DescribeInstancesInput, run_instances::RunInstancesInput,
-            terminate_instances::TerminateInstancesInput,
-        };
-        let input = context.input();
-        let op = if input.downcast_ref::<RunInstancesInput>().is_some() {
-            "RunInstances"
-        } else if input.downcast_ref::<TerminateInstancesInput>().is_some() {
-            "TerminateInstances"
-        } else if input.downcast_ref::<DescribeInstancesInput>().is_some() {
-            "DescribeInstances"
-        } else if input.downcast_ref::<DescribeInstanceTypesInput>().is_some() {
-            "DescribeInstanceTypes"
-        } else if input.downcast_ref::<DescribeImagesInput>().is_some() {
-            "DescribeImages"
-        } else {
-            "other"
-        };
-        let mut map = self
-            .by_op
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        *map.entry(op).or_default() += 1;
-        Ok(())
-    }
-}
-
-/// [`WorkerFleet`] over the EC2 API.
+/// [`WorkerFleet`] over the EC2 API (through the `ec2` kit).
 pub struct Ec2Fleet {
-    client: Client,
+    ec2: Ec2,
     cluster: String,
     worker: WorkerConfig,
-    calls: CallCounter,
 }
 
 impl Ec2Fleet {
-    /// An EC2 client from `[aws]` (region, endpoint) and the usual credential chain: environment,
-    /// profile, then (unless `AWS_EC2_METADATA_DISABLED=true`) the instance role. Makes no call.
+    /// An EC2 client from `[aws]` and the usual credential chain ([`ec2::connect`]). Makes no
+    /// call.
     pub async fn connect(aws: &AwsConfig, cluster: &ClusterConfig) -> Self {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-        if !aws.region.is_empty() {
-            loader = loader.region(aws_config::Region::new(aws.region.clone()));
-        }
-        if !aws.endpoint_url.is_empty() {
-            loader = loader.endpoint_url(aws.endpoint_url.clone());
-        }
-        let sdk = loader.load().await;
-        Self::from_sdk(&sdk, cluster)
+        Self::on(ec2::connect(aws).await, cluster)
     }
 
     /// From a loaded SDK configuration (tests pass explicit credentials, or none).
     pub fn from_sdk(sdk: &aws_config::SdkConfig, cluster: &ClusterConfig) -> Self {
-        let calls = CallCounter::default();
-        let conf = aws_sdk_ec2::config::Builder::from(sdk)
-            .interceptor(calls.clone())
-            .build();
+        Self::on(Ec2::from_sdk(sdk), cluster)
+    }
+
+    fn on(ec2: Ec2, cluster: &ClusterConfig) -> Self {
         Self {
-            client: Client::from_conf(conf),
+            ec2,
             cluster: cluster.name.clone(),
             worker: cluster.worker.clone(),
-            calls,
         }
     }
 
     /// Operations sent so far by this fleet.
     pub fn calls(&self) -> usize {
-        self.calls.get()
+        self.ec2.calls().get()
     }
 
-    pub fn counter(&self) -> CallCounter {
-        self.calls.clone()
-    }
-
-    fn filter(name: &str, values: &[&str]) -> Filter {
-        let mut f = Filter::builder().name(name);
-        for v in values {
-            f = f.values(*v);
-        }
-        f.build()
+    pub fn counter(&self) -> Calls {
+        self.ec2.calls()
     }
 
     async fn describe_filtered(
         &self,
-        filters: Vec<Filter>,
+        filters: Vec<aws_sdk_ec2::types::Filter>,
     ) -> Result<Vec<FleetInstance>, FleetError> {
-        let pages: Vec<_> = self
-            .client
-            .describe_instances()
-            .set_filters(Some(filters))
-            .max_results(1000)
-            .into_paginator()
-            .send()
-            .try_collect()
-            .await
-            .map_err(classify)?;
-        Ok(pages
+        Ok(self
+            .ec2
+            .instances(filters)
+            .await?
             .into_iter()
-            .flat_map(|p| p.reservations.unwrap_or_default())
-            .flat_map(|r| r.instances.unwrap_or_default())
             .map(view)
             .collect())
     }
 
+    /// The workers' `RunInstances`: the kit's base (metadata options always set) placed by the
+    /// worker template. The instance profile is the workers' own (`[cluster.worker]
+    /// instance_profile`), and none when that is empty: a worker runs students' code, and
+    /// whatever role it has is one a notebook that reached the metadata service would hold.
     fn run_request(
         &self,
         req: &LaunchRequest,
-        root_device: String,
-    ) -> Result<
-        aws_sdk_ec2::operation::run_instances::builders::RunInstancesFluentBuilder,
-        FleetError,
-    > {
+        root_device: &str,
+    ) -> Result<RunInstances, FleetError> {
         let w = &self.worker;
         if w.ami.is_empty() {
             return Err(FleetError::Template(
                 "[cluster.worker] ami is not set".into(),
             ));
         }
+        let profile = InstanceProfile::parse(&w.instance_profile)
+            .map_err(|e| FleetError::Template(format!("[cluster.worker] instance_profile: {e}")))?;
         let mut tags = vec![
-            tag(TAG_CLUSTER, &self.cluster),
-            tag(TAG_ROLE, "worker"),
-            tag(TAG_LAUNCH, &req.launch_id),
-            tag("Name", &format!("{}-worker", self.cluster)),
+            (TAG_CLUSTER.to_string(), self.cluster.clone()),
+            (TAG_ROLE.to_string(), "worker".to_string()),
+            (TAG_LAUNCH.to_string(), req.launch_id.clone()),
+            (
+                ec2::TAG_NAME.to_string(),
+                format!("{}-worker", self.cluster),
+            ),
         ];
-        tags.extend(w.tags.iter().map(|(k, v)| tag(k, v)));
-        let spec = |kind| {
-            TagSpecification::builder()
-                .resource_type(kind)
-                .set_tags(Some(tags.clone()))
-                .build()
-        };
+        tags.extend(w.tags.iter().map(|(k, v)| (k.clone(), v.clone())));
         let mut run = self
-            .client
-            .run_instances()
-            .image_id(&w.ami)
-            .instance_type(InstanceType::from(w.instance_type.as_str()))
-            .min_count(1)
-            .max_count(req.count as i32)
-            .client_token(&req.client_token)
-            .user_data(base64::engine::general_purpose::STANDARD.encode(&req.user_data))
-            .tag_specifications(spec(ResourceType::Instance))
-            .tag_specifications(spec(ResourceType::Volume))
-            .block_device_mappings(
-                BlockDeviceMapping::builder()
-                    .device_name(root_device)
-                    .ebs(
-                        EbsBlockDevice::builder()
-                            .volume_size(w.root_volume_gb as i32)
-                            .volume_type(VolumeType::Gp3)
-                            .delete_on_termination(true)
-                            .build(),
-                    )
-                    .build(),
-            );
+            .ec2
+            .run_instances(&Launch {
+                image_id: &w.ami,
+                instance_type: &w.instance_type,
+                count: req.count,
+                user_data: req.user_data.as_bytes(),
+                root_device,
+                root_gb: i32::try_from(w.root_volume_gb).unwrap_or(i32::MAX),
+                instance_tags: &tags,
+                volume_tags: &tags,
+                profile: profile.as_ref(),
+            })
+            .client_token(&req.client_token);
         if !w.subnet_id.is_empty() {
-            run = run.subnet_id(&w.subnet_id);
+            run = run.subnet(&w.subnet_id);
         }
         if !w.security_group_ids.is_empty() {
-            run = run.set_security_group_ids(Some(w.security_group_ids.clone()));
+            run = run.security_groups(&w.security_group_ids);
         }
         if !w.key_name.is_empty() {
             run = run.key_name(&w.key_name);
-        }
-        if !w.instance_profile.is_empty() {
-            let p = IamInstanceProfileSpecification::builder();
-            let p = if w.instance_profile.starts_with("arn:") {
-                p.arn(&w.instance_profile)
-            } else {
-                p.name(&w.instance_profile)
-            };
-            run = run.iam_instance_profile(p.build());
         }
         Ok(run)
     }
@@ -399,12 +296,13 @@ impl Ec2Fleet {
     /// volume gets `root_volume_gb`; an AMI that does not exist fails here, plainly.
     async fn root_device(&self) -> Result<String, FleetError> {
         let out = self
-            .client
+            .ec2
+            .client()
             .describe_images()
             .image_ids(&self.worker.ami)
             .send()
             .await
-            .map_err(classify)?;
+            .map_err(Ec2Error::from)?;
         let image = out
             .images
             .unwrap_or_default()
@@ -413,10 +311,6 @@ impl Ec2Fleet {
             .ok_or_else(|| FleetError::InvalidAmi(format!("{} not found", self.worker.ami)))?;
         Ok(image.root_device_name.unwrap_or_else(|| "/dev/xvda".into()))
     }
-}
-
-fn tag(k: &str, v: &str) -> Tag {
-    Tag::builder().key(k).value(v).build()
 }
 
 fn view(i: Instance) -> FleetInstance {
@@ -453,57 +347,6 @@ fn view(i: Instance) -> FleetInstance {
     }
 }
 
-/// The AWS error codes that mean "these credentials may not do that" (or are not valid at all).
-/// The cluster desk and `hubdesk aws` both turn them into their AccessDenied error.
-pub const ACCESS_DENIED_CODES: &[&str] = &[
-    "UnauthorizedOperation",
-    "AccessDenied",
-    "AccessDeniedException",
-    "AuthFailure",
-    "InvalidClientTokenId",
-    "SignatureDoesNotMatch",
-];
-
-/// An SDK error as one of ours, by the service's error code (never by message text).
-fn classify<E, R>(e: SdkError<E, R>) -> FleetError
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
-{
-    if let SdkError::ServiceError(se) = &e {
-        let code = se.err().code().unwrap_or("Unknown").to_string();
-        let message = se.err().message().unwrap_or_default().to_string();
-        return match code.as_str() {
-            c if ACCESS_DENIED_CODES.contains(&c) => FleetError::AccessDenied { code, message },
-            c if c.starts_with("InvalidAMIID") => FleetError::InvalidAmi(message),
-            "InsufficientInstanceCapacity" => FleetError::InsufficientCapacity {
-                instance_type: String::new(),
-                message,
-            },
-            c if c.starts_with("InvalidInstanceID") => FleetError::NoSuchInstance(message),
-            _ => FleetError::Ec2 { code, message },
-        };
-    }
-    let text = DisplayErrorContext(&e).to_string();
-    if matches!(
-        e,
-        SdkError::ConstructionFailure(_) | SdkError::DispatchFailure(_)
-    ) && (text.contains("credentials") || text.contains("Credentials"))
-    {
-        return FleetError::NoCredentials(first_line(&text));
-    }
-    FleetError::Unreachable(first_line(&text))
-}
-
-fn first_line(s: &str) -> String {
-    s.lines()
-        .next()
-        .unwrap_or_default()
-        .chars()
-        .take(400)
-        .collect()
-}
-
 impl WorkerFleet for Ec2Fleet {
     fn cluster(&self) -> &str {
         &self.cluster
@@ -518,11 +361,8 @@ impl WorkerFleet for Ec2Fleet {
                 return Ok(Vec::new());
             }
             let root = self.root_device().await?;
-            let out = self
-                .run_request(req, root)?
-                .send()
-                .await
-                .map_err(|e| match classify(e) {
+            let started = self.run_request(req, &root)?.send().await.map_err(|e| {
+                match FleetError::from(e) {
                     FleetError::InsufficientCapacity { message, .. } => {
                         FleetError::InsufficientCapacity {
                             instance_type: self.worker.instance_type.clone(),
@@ -530,25 +370,19 @@ impl WorkerFleet for Ec2Fleet {
                         }
                     }
                     other => other,
-                })?;
-            Ok(out
-                .instances
-                .unwrap_or_default()
-                .into_iter()
-                .map(view)
-                .collect())
+                }
+            })?;
+            Ok(started.into_iter().map(view).collect())
         })
     }
 
     fn dry_run<'a>(&'a self, req: &'a LaunchRequest) -> BoxFuture<'a, Result<(), FleetError>> {
         Box::pin(async move {
             let root = self.root_device().await?;
-            match self.run_request(req, root)?.dry_run(true).send().await {
+            match self.run_request(req, &root)?.dry_run().send().await {
                 Ok(_) => Ok(()),
-                Err(e) => match classify(e) {
-                    FleetError::Ec2 { code, .. } if code == "DryRunOperation" => Ok(()),
-                    other => Err(other),
-                },
+                Err(e) if e.code() == Some("DryRunOperation") => Ok(()),
+                Err(e) => Err(e.into()),
             }
         })
     }
@@ -556,8 +390,8 @@ impl WorkerFleet for Ec2Fleet {
     fn instances(&self) -> BoxFuture<'_, Result<Vec<FleetInstance>, FleetError>> {
         Box::pin(async move {
             self.describe_filtered(vec![
-                Self::filter(&format!("tag:{TAG_CLUSTER}"), &[&self.cluster]),
-                Self::filter(
+                filter(&format!("tag:{TAG_CLUSTER}"), &[&self.cluster]),
+                filter(
                     "instance-state-name",
                     &["pending", "running", "shutting-down", "stopping", "stopped"],
                 ),
@@ -572,9 +406,9 @@ impl WorkerFleet for Ec2Fleet {
     ) -> BoxFuture<'a, Result<Vec<FleetInstance>, FleetError>> {
         Box::pin(async move {
             self.describe_filtered(vec![
-                Self::filter(&format!("tag:{TAG_CLUSTER}"), &[&self.cluster]),
-                Self::filter(&format!("tag:{TAG_LAUNCH}"), &[launch_id]),
-                Self::filter("instance-state-name", &["pending", "running"]),
+                filter(&format!("tag:{TAG_CLUSTER}"), &[&self.cluster]),
+                filter(&format!("tag:{TAG_LAUNCH}"), &[launch_id]),
+                filter("instance-state-name", &["pending", "running"]),
             ])
             .await
         })
@@ -586,12 +420,13 @@ impl WorkerFleet for Ec2Fleet {
     ) -> BoxFuture<'a, Result<Vec<FleetInstance>, FleetError>> {
         Box::pin(async move {
             let out = self
-                .client
+                .ec2
+                .client()
                 .describe_instances()
                 .set_instance_ids(Some(ids.to_vec()))
                 .send()
                 .await
-                .map_err(classify)?;
+                .map_err(Ec2Error::from)?;
             Ok(out
                 .reservations
                 .unwrap_or_default()
@@ -608,12 +443,13 @@ impl WorkerFleet for Ec2Fleet {
     ) -> BoxFuture<'a, Result<(), FleetError>> {
         Box::pin(async move {
             check_ours(instance, &self.cluster)?;
-            self.client
+            self.ec2
+                .client()
                 .terminate_instances()
                 .instance_ids(&instance.id)
                 .send()
                 .await
-                .map_err(classify)?;
+                .map_err(Ec2Error::from)?;
             Ok(())
         })
     }
@@ -627,7 +463,8 @@ impl WorkerFleet for Ec2Fleet {
                 return Ok(HashMap::new());
             }
             let out = self
-                .client
+                .ec2
+                .client()
                 .describe_instance_types()
                 .set_instance_types(Some(
                     types
@@ -637,7 +474,7 @@ impl WorkerFleet for Ec2Fleet {
                 ))
                 .send()
                 .await
-                .map_err(classify)?;
+                .map_err(Ec2Error::from)?;
             Ok(out
                 .instance_types
                 .unwrap_or_default()
@@ -666,6 +503,79 @@ impl WorkerFleet for Ec2Fleet {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_sdk_ec2::types::{HttpTokensState, InstanceMetadataEndpointState};
+
+    fn offline(profile: &str) -> Ec2Fleet {
+        let mut cluster = ClusterConfig {
+            name: "camp".into(),
+            ..ClusterConfig::default()
+        };
+        cluster.worker.ami = "ami-1".into();
+        cluster.worker.instance_profile = profile.into();
+        Ec2Fleet::from_sdk(
+            &aws_config::SdkConfig::builder()
+                .behavior_version(aws_config::BehaviorVersion::latest())
+                .region(aws_config::Region::new("us-east-1"))
+                .build(),
+            &cluster,
+        )
+    }
+
+    fn request() -> LaunchRequest {
+        LaunchRequest {
+            count: 2,
+            launch_id: "launch-1".into(),
+            client_token: "hubdesk-launch-1-0".into(),
+            user_data: "#!/bin/sh\n".into(),
+        }
+    }
+
+    /// The request is the proof for the hop limit: moto defaults it to 1 when it is left out
+    /// (tests/api/ec2.rs checks what moto recorded for the rest).
+    #[test]
+    fn cluster_workers_launch_imdsv2_only_with_hop_limit_1_and_no_profile() {
+        let fleet = offline("");
+        let run = fleet.run_request(&request(), "/dev/xvda").unwrap();
+        let m = run.input().get_metadata_options().clone().unwrap();
+        assert_eq!(m.http_tokens(), Some(&HttpTokensState::Required));
+        assert_eq!(m.http_put_response_hop_limit(), Some(1));
+        assert_eq!(
+            m.http_endpoint(),
+            Some(&InstanceMetadataEndpointState::Enabled)
+        );
+        assert_eq!(
+            run.input().get_iam_instance_profile(),
+            &None,
+            "no profile configured for workers: none sent"
+        );
+        assert_eq!(
+            run.input().get_client_token().as_deref(),
+            Some("hubdesk-launch-1-0")
+        );
+        // The dry run (doctor's) is the same request.
+        let dry = fleet
+            .run_request(&request(), "/dev/xvda")
+            .unwrap()
+            .dry_run();
+        assert_eq!(
+            dry.input().get_metadata_options(),
+            run.input().get_metadata_options()
+        );
+    }
+
+    #[test]
+    fn cluster_workers_get_their_own_profile_when_one_is_set() {
+        let run = offline("camp-worker")
+            .run_request(&request(), "/dev/xvda")
+            .unwrap();
+        let p = run.input().get_iam_instance_profile().clone().unwrap();
+        assert_eq!(p.name(), Some("camp-worker"));
+        let bad = offline("camp worker").run_request(&request(), "/dev/xvda");
+        assert!(
+            matches!(&bad, Err(FleetError::Template(m)) if m.contains("instance_profile")),
+            "{bad:?}"
+        );
+    }
 
     fn instance(tags: &[(&str, &str)]) -> FleetInstance {
         FleetInstance {
@@ -701,5 +611,205 @@ mod tests {
         assert_eq!(i.hostname(), "ip-10-0-1-23");
         i.private_dns = "ip-10-0-1-99.ec2.internal".into();
         assert_eq!(i.hostname(), "ip-10-0-1-99");
+    }
+
+    /// deploy/iam-policy.json, the hub node's policy: what the cluster desk may do, and only
+    /// with hubdesk's tags. The problems of a policy, none when it holds.
+    fn policy_problems(policy: &serde_json::Value) -> Vec<String> {
+        use serde_json::Value;
+        let list = |v: &Value| -> Vec<String> {
+            match v {
+                Value::String(s) => vec![s.clone()],
+                Value::Array(a) => a
+                    .iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect(),
+                _ => vec![],
+            }
+        };
+        let statements = policy["Statement"].as_array().cloned().unwrap_or_default();
+        let allowing = |action: &str| -> Vec<Value> {
+            statements
+                .iter()
+                .filter(|s| {
+                    s["Effect"] == "Allow" && list(&s["Action"]).iter().any(|a| a == action)
+                })
+                .cloned()
+                .collect()
+        };
+        let cond = |s: &Value, op: &str, key: &str| s["Condition"][op][key].clone();
+        let mut problems = Vec::new();
+        if policy["Version"] != "2012-10-17" {
+            problems.push("Version is not 2012-10-17".to_string());
+        }
+        for s in &statements {
+            if s["Effect"] != "Allow" {
+                continue;
+            }
+            for a in list(&s["Action"]) {
+                if a.contains('*') {
+                    problems.push(format!("wildcard action {a}"));
+                }
+            }
+        }
+        for op in [
+            "DescribeInstances",
+            "DescribeInstanceTypes",
+            "DescribeImages",
+        ] {
+            if allowing(&format!("ec2:{op}")).is_empty() {
+                problems.push(format!("ec2:{op} is not allowed"));
+            }
+        }
+        // RunInstances: instances and volumes only with the cluster tag in the request; the
+        // image, snapshot, subnet, groups, interface and key pair in a statement of their own
+        // (they carry no request tags, so a tag condition there would refuse every launch).
+        let run = allowing("ec2:RunInstances");
+        for kind in ["instance", "volume"] {
+            let covering: Vec<&Value> = run
+                .iter()
+                .filter(|s| {
+                    list(&s["Resource"])
+                        .iter()
+                        .any(|r| r.contains(&format!(":{kind}/")) || r == "*")
+                })
+                .collect();
+            if covering.is_empty() {
+                problems.push(format!("RunInstances does not cover {kind}"));
+            }
+            for s in covering {
+                if cond(s, "StringLike", "aws:RequestTag/hubdesk:cluster") != "?*" {
+                    problems.push(format!(
+                        "RunInstances on {kind} without the hubdesk:cluster request tag"
+                    ));
+                }
+            }
+        }
+        for kind in ["image", "subnet", "security-group", "network-interface"] {
+            let plain = run.iter().any(|s| {
+                s.get("Condition").is_none()
+                    && list(&s["Resource"])
+                        .iter()
+                        .any(|r| r.contains(&format!(":{kind}/")))
+            });
+            if !plain {
+                problems.push(format!(
+                    "RunInstances on {kind} needs a statement without conditions"
+                ));
+            }
+        }
+        let tags = allowing("ec2:CreateTags");
+        if tags.is_empty() {
+            problems.push("ec2:CreateTags is not allowed (tags at launch need it)".to_string());
+        }
+        for s in &tags {
+            if cond(s, "StringEquals", "ec2:CreateAction") != "RunInstances" {
+                problems.push("ec2:CreateTags outside RunInstances".to_string());
+            }
+        }
+        let terminate = allowing("ec2:TerminateInstances");
+        if terminate.is_empty() {
+            problems.push("ec2:TerminateInstances is not allowed".to_string());
+        }
+        for s in &terminate {
+            if cond(s, "StringLike", "aws:ResourceTag/hubdesk:cluster") != "?*" {
+                problems.push(
+                    "ec2:TerminateInstances on instances without the hubdesk:cluster tag"
+                        .to_string(),
+                );
+            }
+        }
+        for s in allowing("iam:PassRole") {
+            for r in list(&s["Resource"]) {
+                let role = r.split_once(":role/").map(|(_, name)| name);
+                if !r.starts_with("arn:aws:iam::")
+                    || role.is_none_or(|n| n.is_empty() || n.contains('*'))
+                {
+                    problems.push(format!("iam:PassRole on {r}, not one role"));
+                }
+            }
+            if cond(&s, "StringEquals", "iam:PassedToService") != "ec2.amazonaws.com" {
+                problems.push("iam:PassRole not limited to ec2.amazonaws.com".to_string());
+            }
+        }
+        let known = [
+            "ec2:DescribeInstances",
+            "ec2:DescribeInstanceTypes",
+            "ec2:DescribeImages",
+            "ec2:RunInstances",
+            "ec2:CreateTags",
+            "ec2:TerminateInstances",
+            "iam:PassRole",
+        ];
+        for s in &statements {
+            for a in list(&s["Action"]) {
+                if !known.contains(&a.as_str()) {
+                    problems.push(format!("{a}: hubdesk does not call it"));
+                }
+            }
+        }
+        problems
+    }
+
+    #[test]
+    fn cluster_iam_policy_allows_only_tagged_launches_and_terminations() {
+        let policy: serde_json::Value =
+            serde_json::from_str(include_str!("../../deploy/iam-policy.json")).unwrap();
+        assert_eq!(policy_problems(&policy), Vec::<String>::new());
+
+        // Negative controls: each weakening is caught.
+        let weakened = |edit: &dyn Fn(&mut serde_json::Value)| {
+            let mut p = policy.clone();
+            edit(&mut p);
+            policy_problems(&p)
+        };
+        let sid = |p: &mut serde_json::Value, sid: &str| -> usize {
+            p["Statement"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .position(|s| s["Sid"] == sid)
+                .unwrap()
+        };
+        let without_condition = |name: &'static str| {
+            move |p: &mut serde_json::Value| {
+                let i = sid(p, name);
+                p["Statement"][i]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("Condition");
+            }
+        };
+        for name in [
+            "LaunchOnlyTaggedWorkers",
+            "TagOnlyWhileLaunching",
+            "TerminateOnlyTaggedWorkers",
+            "PassOnlyTheWorkersRole",
+        ] {
+            assert!(
+                !weakened(&without_condition(name)).is_empty(),
+                "{name} unconditional"
+            );
+        }
+        assert!(!weakened(&|p| {
+            let i = sid(p, "PassOnlyTheWorkersRole");
+            p["Statement"][i]["Resource"] = "*".into();
+        })
+        .is_empty());
+        assert!(
+            !weakened(&|p| {
+                let i = sid(p, "LaunchFromTheCampsImageAndNetwork");
+                p["Statement"][i]["Resource"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push("arn:aws:ec2:*:*:instance/*".into());
+            })
+            .is_empty(),
+            "untagged instances through the network statement"
+        );
+        assert!(!weakened(&|p| {
+            p["Statement"][0]["Action"] = "ec2:*".into();
+        })
+        .is_empty());
     }
 }

@@ -17,6 +17,7 @@ use crate::{
     },
     config::{self, Config},
     db::{self, Database},
+    ec2::InstanceProfile,
     homes::{Homes, HomesError},
     hub::{HubApi, HubError, RestHub, ScopeReport, SCOPES},
 };
@@ -172,7 +173,63 @@ pub fn check_config(config: &Config) -> Vec<Check> {
         let ids: Vec<&str> = config.oidc.clients.iter().map(|c| c.id.as_str()).collect();
         out.push(Check::ok("oidc clients", ids.join(", ")));
     }
+    out.extend(check_worker_profile(config));
     out
+}
+
+const WORKER_PROFILE_FIX: &str = "give the workers a role of their own that allows nothing on \
+     EC2 or IAM (`hubdesk aws up --worker-instance-profile NAME`), or none: \
+     [cluster.worker] instance_profile = \"\"";
+
+/// The workers' instance profile is never the hub node's: students' code runs on the workers,
+/// and a notebook that reached the instance metadata would hold the cluster desk's
+/// credentials (launch and terminate instances, pass roles). Compared by name (an ARN by its
+/// last part), without case, as IAM names are unique. No line when the cluster desk is off and
+/// workers have no profile.
+pub fn check_worker_profile(config: &Config) -> Option<Check> {
+    const NAME: &str = "worker profile";
+    let worker = match InstanceProfile::parse(&config.cluster.worker.instance_profile) {
+        Ok(p) => p,
+        Err(e) => {
+            return Some(Check::bad(
+                Level::Fail,
+                NAME,
+                format!("[cluster.worker] instance_profile: {e}"),
+                WORKER_PROFILE_FIX,
+            ))
+        }
+    };
+    let hub = match InstanceProfile::parse(&config.aws.hub_instance_profile) {
+        Ok(p) => p,
+        Err(e) => {
+            return Some(Check::bad(
+                Level::Fail,
+                NAME,
+                format!("[aws] hub_instance_profile: {e}"),
+                "set [aws] hub_instance_profile to the hub node's instance profile (its name \
+                 or ARN), or leave it empty",
+            ))
+        }
+    };
+    Some(match (worker, hub) {
+        (None, _) if !config.cluster.enabled => return None,
+        (None, _) => Check::ok(NAME, "none: workers hold no AWS credentials"),
+        (Some(w), Some(h)) if w.same_as(&h) => Check::bad(
+            Level::Fail,
+            NAME,
+            format!(
+                "workers get the hub node's instance profile {w} ([aws] hub_instance_profile \
+                 {h}): any notebook that reaches the instance metadata holds hubdesk's AWS \
+                 credentials"
+            ),
+            WORKER_PROFILE_FIX,
+        ),
+        (Some(w), Some(h)) => Check::ok(NAME, format!("{w}, not the hub node's ({h})")),
+        (Some(w), None) => Check::ok(
+            NAME,
+            format!("{w} (not compared: [aws] hub_instance_profile is empty)"),
+        ),
+    })
 }
 
 /// Every check, in a fixed order; the independent ones run side by side, each bounded by
@@ -690,9 +747,9 @@ fn fleet_failed(name: &'static str, e: FleetError, config: &Config) -> Check {
         FleetError::NoCredentials(_) => "give hubdesk AWS credentials: AWS_ACCESS_KEY_ID and \
              AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or an instance role on the hub node"
             .to_string(),
-        FleetError::AccessDenied { .. } => {
-            "attach the IAM policy above to hubdesk's credentials".to_string()
-        }
+        FleetError::AccessDenied { .. } => "attach deploy/iam-policy.json (its role ARN \
+             replaced) to the hub node's role, or to hubdesk's credentials"
+            .to_string(),
         FleetError::InvalidAmi(_) => format!(
             "set [cluster.worker] ami to an AMI of region {}",
             if config.aws.region.is_empty() {
@@ -745,5 +802,39 @@ mod tests {
         });
         let checks = check_config(&c);
         assert!(!failed(&checks), "{checks:?}");
+    }
+
+    #[test]
+    fn config_worker_profile_is_never_the_hubs() {
+        let mut c = Config::default();
+        assert!(
+            check_worker_profile(&c).is_none(),
+            "cluster off, no profile"
+        );
+        c.cluster.enabled = true;
+        let none = check_worker_profile(&c).unwrap();
+        assert_eq!(none.level, Level::Ok, "{none}");
+        assert!(none.found.contains("no AWS credentials"), "{none}");
+
+        c.aws.hub_instance_profile = "Camp-Hub".into();
+        c.cluster.worker.instance_profile =
+            "arn:aws:iam::123456789012:instance-profile/camps/camp-hub".into();
+        let same = check_worker_profile(&c).unwrap();
+        assert_eq!(same.level, Level::Fail, "{same}");
+        assert!(
+            same.to_string()
+                .contains("fix: give the workers a role of their own"),
+            "{same}"
+        );
+        assert!(failed(&check_config(&c)));
+
+        // The negative control: the workers' own profile passes.
+        c.cluster.worker.instance_profile = "camp-worker".into();
+        let own = check_worker_profile(&c).unwrap();
+        assert_eq!(own.level, Level::Ok, "{own}");
+        assert!(own.found.contains("not the hub node's (Camp-Hub)"), "{own}");
+
+        c.cluster.worker.instance_profile = "camp worker".into();
+        assert_eq!(check_worker_profile(&c).unwrap().level, Level::Fail);
     }
 }

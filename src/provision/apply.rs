@@ -7,6 +7,7 @@ use super::cloud::{Change, Cloud, Creation, NodeLaunch};
 use super::model::*;
 use super::plan::{Action, DownPlan, Removal, UpPlan};
 use super::ProvisionError;
+use crate::ec2::InstanceProfile;
 
 /// How long to wait, and how often to look, for EC2 to finish something.
 #[derive(Debug, Clone, Copy)]
@@ -289,7 +290,16 @@ pub async fn up(
                             subnet_id: need(&subnet, "the subnet")?,
                             security_group_ids: &worker_groups,
                             key_name: spec.key_name.as_deref(),
-                            instance_profile: spec.instance_profile.as_deref(),
+                            // The workers' own profile, never the hub's: they run students'
+                            // code.
+                            instance_profile: spec
+                                .worker_instance_profile
+                                .as_ref()
+                                .map(InstanceProfile::as_str),
+                            hub_instance_profile: spec
+                                .instance_profile
+                                .as_ref()
+                                .map(InstanceProfile::as_str),
                             manager_addr: &format!("{HUB_IP}:2377"),
                             uid: HOMES_UID,
                             gid: HOMES_GID,
@@ -630,6 +640,7 @@ mod tests {
             worker_type: "t3.xlarge".into(),
             key_name: None,
             instance_profile: None,
+            worker_instance_profile: None,
             homes_gb: 10,
             root_gb: 20,
             binary: binary.then(|| BinarySource::Git {

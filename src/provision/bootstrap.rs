@@ -146,7 +146,10 @@ pub struct WorkerTemplate<'a> {
     pub subnet_id: &'a str,
     pub security_group_ids: &'a [String],
     pub key_name: Option<&'a str>,
+    /// The workers' own instance profile (`None`: workers get no role).
     pub instance_profile: Option<&'a str>,
+    /// The hub node's, so `hubdesk doctor` can tell when the workers' is the same.
+    pub hub_instance_profile: Option<&'a str>,
     pub manager_addr: &'a str,
     pub uid: u32,
     pub gid: u32,
@@ -179,9 +182,11 @@ pub fn hubdesk_toml(t: &WorkerTemplate<'_>) -> String {
          subnet_id = {subnet}\n\
          security_group_ids = [{groups}]\n\
          key_name = {key}\n\
+         # The workers' own role; empty: none. Never the hub's (`hubdesk doctor` checks).\n\
          instance_profile = {profile}\n\n\
          [aws]\n\
-         region = {region}\n",
+         region = {region}\n\
+         hub_instance_profile = {hub_profile}\n",
         camp = t.camp,
         display = toml_str(t.display_name),
         uid = t.uid,
@@ -194,6 +199,7 @@ pub fn hubdesk_toml(t: &WorkerTemplate<'_>) -> String {
         groups = groups.join(", "),
         key = toml_str(t.key_name.unwrap_or_default()),
         profile = toml_str(t.instance_profile.unwrap_or_default()),
+        hub_profile = toml_str(t.hub_instance_profile.unwrap_or_default()),
         region = toml_str(t.region),
     )
 }
@@ -233,7 +239,8 @@ mod tests {
             subnet_id: "subnet-1",
             security_group_ids: &["sg-1".into(), "sg-2".into()],
             key_name: Some("laptop"),
-            instance_profile: None,
+            instance_profile: Some("camp-worker"),
+            hub_instance_profile: Some("camp-hub"),
             manager_addr: "10.42.1.11:2377",
             uid: 1000,
             gid: 100,
@@ -255,6 +262,8 @@ mod tests {
         assert_eq!(cfg.cluster.worker.subnet_id, "subnet-1");
         assert_eq!(cfg.cluster.worker.security_group_ids, ["sg-1", "sg-2"]);
         assert_eq!(cfg.cluster.worker.key_name, "laptop");
+        assert_eq!(cfg.cluster.worker.instance_profile, "camp-worker");
+        assert_eq!(cfg.aws.hub_instance_profile, "camp-hub");
         assert_eq!(cfg.aws.region, "us-east-1");
         assert_eq!(cfg.camp_name, "Summer \"Data\" Camp");
         assert_eq!(

@@ -3,29 +3,19 @@
 //! `look` is the one describe pass a plan is computed from; it asks only for resources that carry
 //! this camp's `hubdesk:camp` tag (and the cluster desk's workers of this camp), so nothing else
 //! in the account can ever reach a plan, let alone a delete.
-use std::{
-    collections::{BTreeMap, BTreeSet},
-    sync::{Arc, Mutex},
-};
+use std::collections::BTreeSet;
 
-use aws_sdk_ec2::{
-    config::{interceptors::BeforeSerializationInterceptorContextRef, ConfigBag, Intercept},
-    error::{BoxError, DisplayErrorContext, ProvideErrorMetadata, SdkError},
-    types::{
-        AttributeBooleanValue, BlockDeviceMapping, EbsBlockDevice,
-        EbsInstanceBlockDeviceSpecification, Filter, HttpTokensState,
-        IamInstanceProfileSpecification, InstanceBlockDeviceMappingSpecification,
-        InstanceMetadataOptionsRequest, InstanceType, IpPermission, IpRange, ResourceType, Tag,
-        TagSpecification, UserIdGroupPair, VolumeType,
-    },
-    Client,
+use aws_sdk_ec2::types::{
+    AttributeBooleanValue, EbsInstanceBlockDeviceSpecification, Filter,
+    InstanceBlockDeviceMappingSpecification, IpPermission, IpRange, ResourceType, UserIdGroupPair,
+    VolumeType,
 };
-use aws_smithy_runtime_api::client::orchestrator::Metadata;
-use base64::Engine;
 use futures_util::future::BoxFuture;
 
 use super::model::*;
 use super::ProvisionError;
+use crate::config::AwsConfig;
+use crate::ec2::{self, filter, tags, Calls, Ec2, Ec2Error, InstanceProfile, Launch, RunInstances};
 
 /// A resource to make; tags are set in the same call (no untagged moment to leak).
 #[derive(Debug, Clone, PartialEq)]
@@ -132,7 +122,8 @@ pub struct NodeLaunch {
     pub private_ip: String,
     pub groups: Vec<String>,
     pub key_name: Option<String>,
-    pub instance_profile: Option<String>,
+    /// Only the hub node has one (the cluster desk's credentials); never the NFS node.
+    pub instance_profile: Option<InstanceProfile>,
     pub root_gb: i32,
     /// The rendered boot script (bytes: it may be gzip); base64 is this module's business.
     pub user_data: Vec<u8>,
@@ -166,168 +157,71 @@ pub trait Cloud: Send + Sync {
     ) -> BoxFuture<'a, Result<Vec<Volume>, ProvisionError>>;
 }
 
-/// The names of the EC2 operations a client sent, in order (retries of one operation once).
-#[derive(Debug, Clone, Default)]
-pub struct OpLog(Arc<Mutex<Vec<String>>>);
-
-impl OpLog {
-    pub fn ops(&self) -> Vec<String> {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-    }
-
-    /// Every operation that is not a `Describe…` (a read).
-    pub fn mutating(&self) -> Vec<String> {
-        self.ops()
-            .into_iter()
-            .filter(|op| !op.starts_with("Describe"))
-            .collect()
-    }
-}
-
-impl Intercept for OpLog {
-    fn name(&self) -> &'static str {
-        "hubdesk-provision-op-log"
-    }
-
-    fn read_before_execution(
-        &self,
-        context: &BeforeSerializationInterceptorContextRef<'_>,
-        cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        // The operation's name from its metadata; where a client's bag does not hold it, from
-        // the input's type (`DescribeVpcsInput { … }` in its derived Debug).
-        let name = cfg
-            .load::<Metadata>()
-            .map(|m| m.name().to_string())
-            .unwrap_or_else(|| {
-                let debug = format!("{:?}", context.input());
-                let ty = debug.split_once("]:").map_or(debug.as_str(), |(_, t)| t);
-                let ty = ty.split([' ', '{']).next().unwrap_or_default();
-                ty.strip_suffix("Input").unwrap_or("unknown").to_string()
-            });
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(name);
-        Ok(())
-    }
-}
-
-/// [`Cloud`] over the EC2 API.
+/// [`Cloud`] over the EC2 API (through the `ec2` kit).
 pub struct Ec2Cloud {
-    client: Client,
-    log: OpLog,
+    ec2: Ec2,
 }
 
 impl Ec2Cloud {
-    /// Region, endpoint and credentials from the usual AWS chain (`AWS_REGION`,
-    /// `AWS_ENDPOINT_URL`, keys or profile); `region`/`endpoint` override when not empty.
-    /// Makes no call.
-    pub async fn connect(region: &str, endpoint: &str) -> Self {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-        if !region.is_empty() {
-            loader = loader.region(aws_config::Region::new(region.to_string()));
+    /// Region, endpoint and credentials from `[aws]` and the usual AWS chain (`AWS_REGION`,
+    /// `AWS_ENDPOINT_URL`, keys or profile). Makes no call.
+    pub async fn connect(aws: &AwsConfig) -> Self {
+        Self {
+            ec2: ec2::connect(aws).await,
         }
-        if !endpoint.is_empty() {
-            loader = loader.endpoint_url(endpoint);
-        }
-        Self::from_sdk(&loader.load().await)
     }
 
     pub fn from_sdk(sdk: &aws_config::SdkConfig) -> Self {
-        let log = OpLog::default();
-        let conf = aws_sdk_ec2::config::Builder::from(sdk)
-            .interceptor(log.clone())
-            .build();
         Self {
-            client: Client::from_conf(conf),
-            log,
+            ec2: Ec2::from_sdk(sdk),
         }
     }
 
     /// The region the client speaks to (empty when none is configured).
     pub fn region(&self) -> String {
-        self.client
-            .config()
-            .region()
-            .map(|r| r.to_string())
-            .unwrap_or_default()
+        self.ec2.region()
     }
 
-    pub fn log(&self) -> OpLog {
-        self.log.clone()
+    /// The operations sent so far (`plan` sends only `Describe…`).
+    pub fn log(&self) -> Calls {
+        self.ec2.calls()
     }
-}
 
-fn filter(name: &str, values: &[&str]) -> Filter {
-    Filter::builder()
-        .name(name)
-        .set_values(Some(values.iter().map(|v| v.to_string()).collect()))
-        .build()
+    /// A node's `RunInstances`: the kit's base (metadata options always set), at the node's
+    /// fixed address in the camp's subnet, with its groups. The root volume carries the node's
+    /// tags with the role `<role>-root`, so `down` never mistakes it for the homes volume.
+    fn run_request(&self, req: &NodeLaunch, tags: &[(String, String)]) -> RunInstances {
+        let mut root_tags = tags.to_vec();
+        for (k, v) in &mut root_tags {
+            if k == TAG_ROLE {
+                *v = format!("{}-root", req.role.tag());
+            }
+        }
+        let run = self
+            .ec2
+            .run_instances(&Launch {
+                image_id: &req.ami.id,
+                instance_type: &req.instance_type,
+                count: 1,
+                user_data: &req.user_data,
+                root_device: &req.ami.root_device,
+                root_gb: req.root_gb,
+                instance_tags: tags,
+                volume_tags: &root_tags,
+                profile: req.instance_profile.as_ref(),
+            })
+            .subnet(&req.subnet)
+            .private_ip(&req.private_ip)
+            .security_groups(&req.groups);
+        match &req.key_name {
+            Some(k) => run.key_name(k),
+            None => run,
+        }
+    }
 }
 
 fn camp_filter(camp: &CampName) -> Filter {
     filter(&format!("tag:{TAG_CAMP}"), &[camp.as_str()])
-}
-
-fn tags_of(tags: Option<&[Tag]>) -> BTreeMap<String, String> {
-    tags.unwrap_or_default()
-        .iter()
-        .filter_map(|t| {
-            Some((
-                t.key()?.to_string(),
-                t.value().unwrap_or_default().to_string(),
-            ))
-        })
-        .collect()
-}
-
-fn spec(kind: ResourceType, tags: &[(String, String)]) -> TagSpecification {
-    TagSpecification::builder()
-        .resource_type(kind)
-        .set_tags(Some(
-            tags.iter()
-                .map(|(k, v)| Tag::builder().key(k).value(v).build())
-                .collect(),
-        ))
-        .build()
-}
-
-/// An SDK error as one of ours, by the service's error code (never by message text).
-fn classify<E, R>(e: SdkError<E, R>) -> ProvisionError
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
-{
-    if let SdkError::ServiceError(se) = &e {
-        let code = se.err().code().unwrap_or("Unknown").to_string();
-        let message = se.err().message().unwrap_or_default().to_string();
-        return match code.as_str() {
-            c if crate::cluster::fleet::ACCESS_DENIED_CODES.contains(&c) => {
-                ProvisionError::AccessDenied { code, message }
-            }
-            _ => ProvisionError::Ec2 { code, message },
-        };
-    }
-    let text = DisplayErrorContext(&e).to_string();
-    let first = text
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .chars()
-        .take(400)
-        .collect();
-    if matches!(
-        e,
-        SdkError::ConstructionFailure(_) | SdkError::DispatchFailure(_)
-    ) && text.to_ascii_lowercase().contains("credentials")
-    {
-        return ProvisionError::NoCredentials(first);
-    }
-    ProvisionError::Unreachable(first)
 }
 
 /// A single-port tcp/udp rule as ours; anything else (ranges, all traffic, IPv6) is not a rule
@@ -385,7 +279,7 @@ fn permission(rule: &Rule, group: &str) -> IpPermission {
 }
 
 fn node_of(i: aws_sdk_ec2::types::Instance) -> Node {
-    let tags = tags_of(i.tags.as_deref());
+    let tags = tags::of(i.tags.as_deref().unwrap_or_default());
     Node {
         id: i.instance_id.unwrap_or_default(),
         role: tags.get(TAG_ROLE).cloned().unwrap_or_default(),
@@ -427,19 +321,11 @@ fn volume_of(v: aws_sdk_ec2::types::Volume) -> Volume {
 
 impl Ec2Cloud {
     async fn instances(&self, filters: Vec<Filter>) -> Result<Vec<Node>, ProvisionError> {
-        let pages: Vec<_> = self
-            .client
-            .describe_instances()
-            .set_filters(Some(filters))
-            .into_paginator()
-            .send()
-            .try_collect()
-            .await
-            .map_err(classify)?;
-        Ok(pages
+        Ok(self
+            .ec2
+            .instances(filters)
+            .await?
             .into_iter()
-            .flat_map(|p| p.reservations.unwrap_or_default())
-            .flat_map(|r| r.instances.unwrap_or_default())
             .map(node_of)
             .collect())
     }
@@ -450,14 +336,14 @@ const LIVE: &[&str] = &["pending", "running", "stopping", "stopped", "shutting-d
 impl Cloud for Ec2Cloud {
     fn look<'a>(&'a self, camp: &'a CampName) -> BoxFuture<'a, Result<World, ProvisionError>> {
         Box::pin(async move {
-            let c = &self.client;
+            let c = self.ec2.client();
             let mut world = World::default();
             let vpcs = c
                 .describe_vpcs()
                 .filters(camp_filter(camp))
                 .send()
                 .await
-                .map_err(classify)?;
+                .map_err(Ec2Error::from)?;
             world.vpcs = vpcs
                 .vpcs()
                 .iter()
@@ -471,7 +357,7 @@ impl Cloud for Ec2Cloud {
                 .filters(camp_filter(camp))
                 .send()
                 .await
-                .map_err(classify)?;
+                .map_err(Ec2Error::from)?;
             world.subnets = subnets
                 .subnets()
                 .iter()
@@ -488,7 +374,7 @@ impl Cloud for Ec2Cloud {
                 .filters(camp_filter(camp))
                 .send()
                 .await
-                .map_err(classify)?;
+                .map_err(Ec2Error::from)?;
             world.gateways = gateways
                 .internet_gateways()
                 .iter()
@@ -506,7 +392,7 @@ impl Cloud for Ec2Cloud {
                 .filters(camp_filter(camp))
                 .send()
                 .await
-                .map_err(classify)?;
+                .map_err(Ec2Error::from)?;
             world.route_tables = tables
                 .route_tables()
                 .iter()
@@ -536,12 +422,12 @@ impl Cloud for Ec2Cloud {
                 .filters(camp_filter(camp))
                 .send()
                 .await
-                .map_err(classify)?;
+                .map_err(Ec2Error::from)?;
             world.groups = groups
                 .security_groups()
                 .iter()
                 .map(|g| {
-                    let tags = tags_of(Some(g.tags()));
+                    let tags = tags::of(g.tags());
                     Group {
                         id: g.group_id().unwrap_or_default().into(),
                         vpc_id: g.vpc_id().unwrap_or_default().into(),
@@ -556,7 +442,7 @@ impl Cloud for Ec2Cloud {
                 .filters(filter(&format!("tag:{TAG_ROLE}"), &["homes"]))
                 .send()
                 .await
-                .map_err(classify)?;
+                .map_err(Ec2Error::from)?;
             world.volumes = volumes
                 .volumes
                 .unwrap_or_default()
@@ -584,7 +470,7 @@ impl Cloud for Ec2Cloud {
                 .filters(filter("state", &["available"]))
                 .send()
                 .await
-                .map_err(classify)?;
+                .map_err(Ec2Error::from)?;
             world.zones = zones
                 .availability_zones()
                 .iter()
@@ -597,7 +483,7 @@ impl Cloud for Ec2Cloud {
 
     fn image<'a>(&'a self, id: Option<&'a str>) -> BoxFuture<'a, Result<Ami, ProvisionError>> {
         Box::pin(async move {
-            let req = self.client.describe_images();
+            let req = self.ec2.client().describe_images();
             let req = match id {
                 Some(id) => req.image_ids(id),
                 None => req
@@ -606,12 +492,20 @@ impl Cloud for Ec2Cloud {
                     .filters(filter("architecture", &["x86_64"]))
                     .filters(filter("state", &["available"])),
             };
-            let out = req.send().await.map_err(|e| match classify(e) {
-                ProvisionError::Ec2 { code, message } if code.starts_with("InvalidAMIID") => {
-                    ProvisionError::BadInput(format!("--ami {}: {message}", id.unwrap_or("")))
-                }
-                other => other,
-            })?;
+            let out =
+                req.send()
+                    .await
+                    .map_err(|e| match ProvisionError::from(Ec2Error::from(e)) {
+                        ProvisionError::Ec2 { code, message }
+                            if code.starts_with("InvalidAMIID") =>
+                        {
+                            ProvisionError::BadInput(format!(
+                                "--ami {}: {message}",
+                                id.unwrap_or("")
+                            ))
+                        }
+                        other => other,
+                    })?;
             let mut images = out.images.unwrap_or_default();
             images.sort_by(|a, b| b.creation_date().cmp(&a.creation_date()));
             let image = images.into_iter().next().ok_or_else(|| match id {
@@ -636,15 +530,15 @@ impl Cloud for Ec2Cloud {
         tags: &'a [(String, String)],
     ) -> BoxFuture<'a, Result<String, ProvisionError>> {
         Box::pin(async move {
-            let c = &self.client;
+            let c = self.ec2.client();
             let id = match what {
                 Creation::Vpc { cidr } => c
                     .create_vpc()
                     .cidr_block(cidr)
-                    .tag_specifications(spec(ResourceType::Vpc, tags))
+                    .tag_specifications(tags::spec(ResourceType::Vpc, tags))
                     .send()
                     .await
-                    .map_err(classify)?
+                    .map_err(Ec2Error::from)?
                     .vpc
                     .and_then(|v| v.vpc_id),
                 Creation::Subnet { vpc, cidr, az } => c
@@ -652,27 +546,27 @@ impl Cloud for Ec2Cloud {
                     .vpc_id(vpc)
                     .cidr_block(cidr)
                     .availability_zone(az)
-                    .tag_specifications(spec(ResourceType::Subnet, tags))
+                    .tag_specifications(tags::spec(ResourceType::Subnet, tags))
                     .send()
                     .await
-                    .map_err(classify)?
+                    .map_err(Ec2Error::from)?
                     .subnet
                     .and_then(|s| s.subnet_id),
                 Creation::Gateway => c
                     .create_internet_gateway()
-                    .tag_specifications(spec(ResourceType::InternetGateway, tags))
+                    .tag_specifications(tags::spec(ResourceType::InternetGateway, tags))
                     .send()
                     .await
-                    .map_err(classify)?
+                    .map_err(Ec2Error::from)?
                     .internet_gateway
                     .and_then(|g| g.internet_gateway_id),
                 Creation::RouteTable { vpc } => c
                     .create_route_table()
                     .vpc_id(vpc)
-                    .tag_specifications(spec(ResourceType::RouteTable, tags))
+                    .tag_specifications(tags::spec(ResourceType::RouteTable, tags))
                     .send()
                     .await
-                    .map_err(classify)?
+                    .map_err(Ec2Error::from)?
                     .route_table
                     .and_then(|t| t.route_table_id),
                 Creation::Group {
@@ -684,10 +578,10 @@ impl Cloud for Ec2Cloud {
                         .vpc_id(vpc)
                         .group_name(name)
                         .description(description)
-                        .tag_specifications(spec(ResourceType::SecurityGroup, tags))
+                        .tag_specifications(tags::spec(ResourceType::SecurityGroup, tags))
                         .send()
                         .await
-                        .map_err(classify)?
+                        .map_err(Ec2Error::from)?
                         .group_id
                 }
                 Creation::Volume { az, size_gb } => {
@@ -696,10 +590,10 @@ impl Cloud for Ec2Cloud {
                         .size(*size_gb)
                         .volume_type(VolumeType::Gp3)
                         .encrypted(true)
-                        .tag_specifications(spec(ResourceType::Volume, tags))
+                        .tag_specifications(tags::spec(ResourceType::Volume, tags))
                         .send()
                         .await
-                        .map_err(classify)?
+                        .map_err(Ec2Error::from)?
                         .volume_id
                 }
             };
@@ -716,58 +610,9 @@ impl Cloud for Ec2Cloud {
         tags: &'a [(String, String)],
     ) -> BoxFuture<'a, Result<Node, ProvisionError>> {
         Box::pin(async move {
-            let mut root_tags = tags.to_vec();
-            for (k, v) in &mut root_tags {
-                if k == TAG_ROLE {
-                    *v = format!("{}-root", req.role.tag());
-                }
-            }
-            let mut run = self
-                .client
-                .run_instances()
-                .image_id(&req.ami.id)
-                .instance_type(InstanceType::from(req.instance_type.as_str()))
-                .min_count(1)
-                .max_count(1)
-                .subnet_id(&req.subnet)
-                .private_ip_address(&req.private_ip)
-                .set_security_group_ids(Some(req.groups.clone()))
-                .user_data(base64::engine::general_purpose::STANDARD.encode(&req.user_data))
-                // IMDSv2 only: a token is needed to read the instance's metadata and role.
-                .metadata_options(
-                    InstanceMetadataOptionsRequest::builder()
-                        .http_tokens(HttpTokensState::Required)
-                        .build(),
-                )
-                .tag_specifications(spec(ResourceType::Instance, tags))
-                .tag_specifications(spec(ResourceType::Volume, &root_tags))
-                .block_device_mappings(
-                    BlockDeviceMapping::builder()
-                        .device_name(&req.ami.root_device)
-                        .ebs(
-                            EbsBlockDevice::builder()
-                                .volume_size(req.root_gb)
-                                .volume_type(VolumeType::Gp3)
-                                .delete_on_termination(true)
-                                .build(),
-                        )
-                        .build(),
-                );
-            if let Some(k) = &req.key_name {
-                run = run.key_name(k);
-            }
-            if let Some(p) = &req.instance_profile {
-                let spec = IamInstanceProfileSpecification::builder();
-                let spec = if p.starts_with("arn:") {
-                    spec.arn(p)
-                } else {
-                    spec.name(p)
-                };
-                run = run.iam_instance_profile(spec.build());
-            }
-            let out = run.send().await.map_err(classify)?;
-            out.instances
-                .unwrap_or_default()
+            self.run_request(req, tags)
+                .send()
+                .await?
                 .into_iter()
                 .next()
                 .map(node_of)
@@ -780,7 +625,7 @@ impl Cloud for Ec2Cloud {
 
     fn change<'a>(&'a self, what: &'a Change) -> BoxFuture<'a, Result<(), ProvisionError>> {
         Box::pin(async move {
-            let c = &self.client;
+            let c = self.ec2.client();
             let yes = || AttributeBooleanValue::builder().value(true).build();
             match what {
                 Change::EnablePublicIps { subnet } => {
@@ -789,7 +634,7 @@ impl Cloud for Ec2Cloud {
                         .map_public_ip_on_launch(yes())
                         .send()
                         .await
-                        .map_err(classify)?;
+                        .map_err(Ec2Error::from)?;
                 }
                 Change::EnableDnsHostnames { vpc } => {
                     c.modify_vpc_attribute()
@@ -797,7 +642,7 @@ impl Cloud for Ec2Cloud {
                         .enable_dns_hostnames(yes())
                         .send()
                         .await
-                        .map_err(classify)?;
+                        .map_err(Ec2Error::from)?;
                 }
                 Change::AttachGateway { gateway, vpc } => {
                     c.attach_internet_gateway()
@@ -805,7 +650,7 @@ impl Cloud for Ec2Cloud {
                         .vpc_id(vpc)
                         .send()
                         .await
-                        .map_err(classify)?;
+                        .map_err(Ec2Error::from)?;
                 }
                 Change::DefaultRoute { table, gateway } => {
                     let created = c
@@ -815,7 +660,7 @@ impl Cloud for Ec2Cloud {
                         .gateway_id(gateway)
                         .send()
                         .await;
-                    match created.map_err(classify) {
+                    match created.map_err(|e| ProvisionError::from(Ec2Error::from(e))) {
                         Ok(_) => {}
                         // A default route to somewhere else: point it at our gateway.
                         Err(ProvisionError::Ec2 { code, .. }) if code == "RouteAlreadyExists" => {
@@ -825,7 +670,7 @@ impl Cloud for Ec2Cloud {
                                 .gateway_id(gateway)
                                 .send()
                                 .await
-                                .map_err(classify)?;
+                                .map_err(Ec2Error::from)?;
                         }
                         Err(e) => return Err(e),
                     }
@@ -836,7 +681,7 @@ impl Cloud for Ec2Cloud {
                         .subnet_id(subnet)
                         .send()
                         .await
-                        .map_err(classify)?;
+                        .map_err(Ec2Error::from)?;
                 }
                 Change::Authorize { group, rules } => {
                     c.authorize_security_group_ingress()
@@ -846,7 +691,7 @@ impl Cloud for Ec2Cloud {
                         ))
                         .send()
                         .await
-                        .map_err(classify)?;
+                        .map_err(Ec2Error::from)?;
                 }
                 Change::Revoke { group, rules } => {
                     c.revoke_security_group_ingress()
@@ -856,7 +701,7 @@ impl Cloud for Ec2Cloud {
                         ))
                         .send()
                         .await
-                        .map_err(classify)?;
+                        .map_err(Ec2Error::from)?;
                 }
                 Change::AttachVolume {
                     volume,
@@ -869,7 +714,7 @@ impl Cloud for Ec2Cloud {
                         .device(device)
                         .send()
                         .await
-                        .map_err(classify)?;
+                        .map_err(Ec2Error::from)?;
                 }
                 Change::KeepOnTermination { instance, device } => {
                     c.modify_instance_attribute()
@@ -886,42 +731,42 @@ impl Cloud for Ec2Cloud {
                         )
                         .send()
                         .await
-                        .map_err(classify)?;
+                        .map_err(Ec2Error::from)?;
                 }
                 Change::Terminate { ids } => {
                     c.terminate_instances()
                         .set_instance_ids(Some(ids.clone()))
                         .send()
                         .await
-                        .map_err(classify)?;
+                        .map_err(Ec2Error::from)?;
                 }
                 Change::DeleteVolume { id } => {
                     c.delete_volume()
                         .volume_id(id)
                         .send()
                         .await
-                        .map_err(classify)?;
+                        .map_err(Ec2Error::from)?;
                 }
                 Change::DeleteGroup { id } => {
                     c.delete_security_group()
                         .group_id(id)
                         .send()
                         .await
-                        .map_err(classify)?;
+                        .map_err(Ec2Error::from)?;
                 }
                 Change::Disassociate { association } => {
                     c.disassociate_route_table()
                         .association_id(association)
                         .send()
                         .await
-                        .map_err(classify)?;
+                        .map_err(Ec2Error::from)?;
                 }
                 Change::DeleteRouteTable { id } => {
                     c.delete_route_table()
                         .route_table_id(id)
                         .send()
                         .await
-                        .map_err(classify)?;
+                        .map_err(Ec2Error::from)?;
                 }
                 Change::DetachGateway { gateway, vpc } => {
                     c.detach_internet_gateway()
@@ -929,24 +774,28 @@ impl Cloud for Ec2Cloud {
                         .vpc_id(vpc)
                         .send()
                         .await
-                        .map_err(classify)?;
+                        .map_err(Ec2Error::from)?;
                 }
                 Change::DeleteGateway { id } => {
                     c.delete_internet_gateway()
                         .internet_gateway_id(id)
                         .send()
                         .await
-                        .map_err(classify)?;
+                        .map_err(Ec2Error::from)?;
                 }
                 Change::DeleteSubnet { id } => {
                     c.delete_subnet()
                         .subnet_id(id)
                         .send()
                         .await
-                        .map_err(classify)?;
+                        .map_err(Ec2Error::from)?;
                 }
                 Change::DeleteVpc { id } => {
-                    c.delete_vpc().vpc_id(id).send().await.map_err(classify)?;
+                    c.delete_vpc()
+                        .vpc_id(id)
+                        .send()
+                        .await
+                        .map_err(Ec2Error::from)?;
                 }
             }
             Ok(())
@@ -975,12 +824,13 @@ impl Cloud for Ec2Cloud {
                 return Ok(Vec::new());
             }
             let out = self
-                .client
+                .ec2
+                .client()
                 .describe_volumes()
                 .set_volume_ids(Some(ids.to_vec()))
                 .send()
                 .await
-                .map_err(classify)?;
+                .map_err(Ec2Error::from)?;
             Ok(out
                 .volumes
                 .unwrap_or_default()
@@ -988,5 +838,68 @@ impl Cloud for Ec2Cloud {
                 .map(volume_of)
                 .collect())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_ec2::types::{HttpTokensState, InstanceMetadataEndpointState};
+
+    fn offline() -> Ec2Cloud {
+        Ec2Cloud::from_sdk(
+            &aws_config::SdkConfig::builder()
+                .behavior_version(aws_config::BehaviorVersion::latest())
+                .region(aws_config::Region::new("us-east-1"))
+                .build(),
+        )
+    }
+
+    fn node(role: NodeRole, profile: Option<&str>) -> NodeLaunch {
+        NodeLaunch {
+            role,
+            ami: Ami {
+                id: "ami-1".into(),
+                name: "al2023".into(),
+                root_device: "/dev/xvda".into(),
+            },
+            instance_type: "t3.large".into(),
+            subnet: "subnet-1".into(),
+            private_ip: role.private_ip().into(),
+            groups: vec!["sg-1".into()],
+            key_name: None,
+            instance_profile: profile.map(|p| InstanceProfile::parse(p).unwrap().unwrap()),
+            root_gb: 30,
+            user_data: b"#!/bin/sh\n".to_vec(),
+        }
+    }
+
+    /// The request itself is the proof for the hop limit: moto records what it is sent but
+    /// defaults the hop limit to 1 when it is left out (tests/api/ec2.rs checks the rest there).
+    #[test]
+    fn provision_nodes_launch_imdsv2_only_with_hop_limit_1() {
+        let cloud = offline();
+        let tags = [(TAG_ROLE.to_string(), "hub".to_string())];
+        for (role, profile) in [(NodeRole::Hub, Some("camp-hub")), (NodeRole::Nfs, None)] {
+            let run = cloud.run_request(&node(role, profile), &tags);
+            let m = run.input().get_metadata_options().clone().unwrap();
+            assert_eq!(m.http_tokens(), Some(&HttpTokensState::Required));
+            assert_eq!(m.http_put_response_hop_limit(), Some(1));
+            assert_eq!(
+                m.http_endpoint(),
+                Some(&InstanceMetadataEndpointState::Enabled)
+            );
+            assert_eq!(
+                run.input()
+                    .get_iam_instance_profile()
+                    .as_ref()
+                    .and_then(|p| p.name()),
+                profile
+            );
+            assert_eq!(
+                run.input().get_private_ip_address().as_deref(),
+                Some(role.private_ip())
+            );
+        }
     }
 }

@@ -16,7 +16,7 @@ pub enum ProvisionError {
          ec2:AttachInternetGateway, ec2:DetachInternetGateway, ec2:AssociateRouteTable, \
          ec2:DisassociateRouteTable, ec2:AuthorizeSecurityGroupIngress, \
          ec2:RevokeSecurityGroupIngress, ec2:ModifySubnetAttribute, ec2:ModifyVpcAttribute \
-         (and iam:PassRole with --instance-profile)"
+         (and iam:PassRole for the roles of --instance-profile and --worker-instance-profile)"
     )]
     AccessDenied { code: String, message: String },
     #[error("cannot reach EC2: {0}")]
@@ -28,4 +28,16 @@ pub enum ProvisionError {
     Timeout(String),
     #[error("EC2 error {code}: {message}")]
     Ec2 { code: String, message: String },
+}
+
+impl From<crate::ec2::Ec2Error> for ProvisionError {
+    fn from(e: crate::ec2::Ec2Error) -> Self {
+        use crate::ec2::Ec2Error;
+        match e {
+            Ec2Error::NoCredentials(m) => Self::NoCredentials(m),
+            Ec2Error::AccessDenied { code, message } => Self::AccessDenied { code, message },
+            Ec2Error::Unreachable(m) => Self::Unreachable(m),
+            Ec2Error::Service { code, message } => Self::Ec2 { code, message },
+        }
+    }
 }

@@ -3,11 +3,11 @@
 use std::{collections::BTreeSet, fmt, net::Ipv4Addr, str::FromStr};
 
 use super::ProvisionError;
+use crate::ec2::InstanceProfile;
 
-pub const TAG_CAMP: &str = "hubdesk:camp";
-pub const TAG_ROLE: &str = "hubdesk:role";
-/// The cluster desk's tag on the workers it launches (`cluster::fleet`): `down` removes them too.
-pub const TAG_CLUSTER: &str = crate::cluster::fleet::TAG_CLUSTER;
+/// The camp's tags; `TAG_CLUSTER` is the cluster desk's tag on the workers it launches, which
+/// `down` removes too.
+pub use crate::ec2::{TAG_CAMP, TAG_CLUSTER, TAG_ROLE};
 
 /// The network every camp gets (its own VPC: see `super` for why not the default VPC).
 pub const VPC_CIDR: &str = "10.42.0.0/16";
@@ -400,7 +400,11 @@ pub struct CampSpec {
     pub nfs_type: String,
     pub worker_type: String,
     pub key_name: Option<String>,
-    pub instance_profile: Option<String>,
+    /// The hub node's instance profile: the cluster desk's AWS credentials.
+    pub instance_profile: Option<InstanceProfile>,
+    /// The workers' own (written to the hub node's `[cluster.worker]`); `None`: workers get no
+    /// role at all. Never the hub's ([`instance_profiles`]).
+    pub worker_instance_profile: Option<InstanceProfile>,
     pub homes_gb: i32,
     pub root_gb: i32,
     pub binary: Option<BinarySource>,
@@ -409,6 +413,32 @@ pub struct CampSpec {
     pub email: Option<String>,
     /// The notebook image the hub's SwarmSpawner starts on the workers.
     pub notebook_image: String,
+}
+
+/// `--instance-profile` (the hub node's) and `--worker-instance-profile`, parsed; refused when
+/// the workers would get the hub's profile: a worker runs students' code, and a notebook that
+/// reached the metadata service would hold the credentials that launch and terminate
+/// instances.
+pub fn instance_profiles(
+    hub: Option<&str>,
+    worker: Option<&str>,
+) -> Result<(Option<InstanceProfile>, Option<InstanceProfile>), ProvisionError> {
+    let parse = |flag: &str, value: Option<&str>| {
+        InstanceProfile::parse(value.unwrap_or_default())
+            .map_err(|e| ProvisionError::BadInput(format!("{flag}: {e}")))
+    };
+    let hub = parse("--instance-profile", hub)?;
+    let worker = parse("--worker-instance-profile", worker)?;
+    if let (Some(h), Some(w)) = (&hub, &worker) {
+        if h.same_as(w) {
+            return Err(ProvisionError::BadInput(format!(
+                "--worker-instance-profile {w} is the hub node's profile: notebooks on the \
+                 workers could use its credentials. Give workers a profile of their own with \
+                 only what they need, or none"
+            )));
+        }
+    }
+    Ok((hub, worker))
 }
 
 /// Checks an instance type's shape (`t3.large`), so typos fail before any call.

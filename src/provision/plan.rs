@@ -493,6 +493,7 @@ mod tests {
             worker_type: "t3.xlarge".into(),
             key_name: None,
             instance_profile: None,
+            worker_instance_profile: None,
             homes_gb: 100,
             root_gb: 30,
             binary: None,

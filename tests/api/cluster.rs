@@ -293,6 +293,7 @@ fn aws(moto: &Moto) -> AwsConfig {
     AwsConfig {
         region: REGION.into(),
         endpoint_url: moto.url.clone(),
+        ..AwsConfig::default()
     }
 }
 

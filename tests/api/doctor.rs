@@ -629,3 +629,40 @@ fn doctor_demands_exactly_the_shipped_roles_scopes() {
     assert_eq!(shipped, demanded);
     assert_eq!(demanded, crate::hub::ROLE);
 }
+
+#[tokio::test]
+async fn doctor_fails_when_workers_get_the_hubs_instance_profile() {
+    let d = Doctor::new().await;
+    let hub_url = format!("http://127.0.0.1:{}/hub/", free_port());
+    let run = |worker: &'static str| {
+        let (d, hub_url) = (&d, hub_url.clone());
+        async move {
+            d.run(&[
+                ("HUBDESK_HUB_URL", &hub_url),
+                ("HUBDESK_AWS__HUB_INSTANCE_PROFILE", "Camp-Hub"),
+                ("HUBDESK_CLUSTER__WORKER__INSTANCE_PROFILE", worker),
+            ])
+            .await
+        }
+    };
+    // The hub's profile by ARN, in other case: the same profile to IAM.
+    let r = run("arn:aws:iam::123456789012:instance-profile/camps/camp-hub").await;
+    assert!(!r.ok);
+    let line = r.with_fix("FAIL worker profile");
+    assert!(
+        line.contains("workers get the hub node's instance profile")
+            && line.contains("fix: give the workers a role of their own"),
+        "{line}"
+    );
+    // The negative control: the workers' own profile is fine (only the absent hub fails).
+    let r = run("camp-worker").await;
+    assert!(
+        r.line("ok   worker profile")
+            .contains("camp-worker, not the hub node's (Camp-Hub)"),
+        "{}",
+        r.out
+    );
+    let fails: Vec<&str> = r.out.lines().filter(|l| l.starts_with("FAIL")).collect();
+    assert_eq!(fails.len(), 1, "{}", r.out);
+    assert!(fails[0].starts_with("FAIL hub login"), "{}", r.out);
+}

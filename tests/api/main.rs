@@ -5,6 +5,7 @@ mod api;
 mod cluster;
 mod cluster_peers;
 mod doctor;
+mod ec2;
 mod helpers;
 mod homes;
 mod homes_http;

@@ -18,7 +18,7 @@ use hubdesk::provision::{
 
 use super::cluster_peers::{Moto, REGION};
 
-const SSH: &str = "198.51.100.7/32";
+pub(crate) const SSH: &str = "198.51.100.7/32";
 
 async fn moto() -> Option<Moto> {
     Moto::start(&[("MOTO_ENABLE_AMI_VALIDATION", "true")]).await
@@ -44,6 +44,7 @@ async fn spec(cloud: &Ec2Cloud, moto: &Moto, camp: &str, ssh: &str) -> CampSpec 
         worker_type: "t3.xlarge".into(),
         key_name: None,
         instance_profile: None,
+        worker_instance_profile: None,
         homes_gb: 50,
         root_gb: 20,
         binary: Some(BinarySource::Release {
@@ -56,7 +57,7 @@ async fn spec(cloud: &Ec2Cloud, moto: &Moto, camp: &str, ssh: &str) -> CampSpec 
     }
 }
 
-fn tag_map(tags: &[Tag]) -> BTreeMap<String, String> {
+pub(crate) fn tag_map(tags: &[Tag]) -> BTreeMap<String, String> {
     tags.iter()
         .map(|t| {
             (
@@ -82,7 +83,7 @@ fn assert_tagged(tags: &[Tag], camp: &str, role: &str) {
     assert_eq!(t.get("Name"), Some(&format!("{camp}-{role}")), "{t:?}");
 }
 
-fn by_tag(key: &str, value: &str) -> Filter {
+pub(crate) fn by_tag(key: &str, value: &str) -> Filter {
     Filter::builder()
         .name(format!("tag:{key}"))
         .values(value)
@@ -120,7 +121,7 @@ async fn rules(c: &aws_sdk_ec2::Client, group: &str) -> Vec<(String, i32, String
     rules
 }
 
-fn user_data_text(encoded: &str) -> String {
+pub(crate) fn user_data_text(encoded: &str) -> String {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(encoded)
         .unwrap();
@@ -146,7 +147,7 @@ fn user_data_text(encoded: &str) -> String {
 }
 
 /// The value of `NAME='…'` in a rendered script (our values never hold a quote).
-fn value<'a>(script: &'a str, name: &str) -> &'a str {
+pub(crate) fn value<'a>(script: &'a str, name: &str) -> &'a str {
     let line = script
         .lines()
         .find(|l| l.starts_with(&format!("{name}='")))
@@ -154,7 +155,7 @@ fn value<'a>(script: &'a str, name: &str) -> &'a str {
     line[name.len() + 2..line.len() - 1].as_ref()
 }
 
-fn unpack(b64: &str) -> String {
+pub(crate) fn unpack(b64: &str) -> String {
     let gz = base64::engine::general_purpose::STANDARD
         .decode(b64)
         .unwrap();
@@ -861,7 +862,7 @@ async fn provision_up_makes_the_whole_camp_once_and_down_keeps_the_homes() {
     still_there(&c, &theirs).await;
 }
 
-fn hubdesk(moto: &Moto, args: &[&str]) -> Output {
+pub(crate) fn hubdesk(moto: &Moto, args: &[&str]) -> Output {
     let dir = std::env::temp_dir();
     Command::new(env!("CARGO_BIN_EXE_hubdesk"))
         .args(args)
@@ -880,7 +881,7 @@ fn hubdesk(moto: &Moto, args: &[&str]) -> Output {
         .expect("run hubdesk")
 }
 
-fn text(o: &Output) -> (String, String) {
+pub(crate) fn text(o: &Output) -> (String, String) {
     (
         String::from_utf8_lossy(&o.stdout).into_owned(),
         String::from_utf8_lossy(&o.stderr).into_owned(),
