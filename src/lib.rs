@@ -12,6 +12,7 @@ pub mod cluster;
 pub mod config;
 pub mod db;
 pub mod doctor;
+pub mod dockerproxy;
 pub mod domain;
 pub mod homes;
 pub mod hub;
