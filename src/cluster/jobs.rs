@@ -266,7 +266,11 @@ impl JobHandler for LaunchJob {
 
     /// A launch that fails for good (workers that never joined, AccessDenied, …) ends too:
     /// the token it may have handed out must die with it.
-    fn failed<'a>(&'a self, ctx: &'a JobContext, _error: &'a str) -> BoxFuture<'a, Result<(), JobError>> {
+    fn failed<'a>(
+        &'a self,
+        ctx: &'a JobContext,
+        _error: &'a str,
+    ) -> BoxFuture<'a, Result<(), JobError>> {
         Box::pin(async move {
             if !token::settled(ctx) {
                 token::end_launch(&self.0, ctx, &actor_of(ctx.actor()), "failed").await?;

@@ -91,30 +91,31 @@ pub(super) async fn end_launch(
         &[STEP_JOINED, STEP_ROTATED, STEP_HANDED_ON],
     )
     .await?;
-    let end = if others.is_empty() {
-        cluster.runtime.rotate_worker_token().await.map_err(|e| {
-            JobError::Retry(format!("rotating the swarm's worker join token: {e}"))
-        })?;
-        db::audit::record(
-            &mut tx,
-            actor,
-            "cluster.token_rotated",
-            None,
-            Some(&format!(
-                "launch {launch_id} {why}: the worker join token in its user-data is void"
-            )),
-        )
-        .await?;
-        tracing::info!(launch = %launch_id, "worker join token rotated");
-        TokenEnd::Rotated
-    } else {
-        tracing::info!(
-            launch = %launch_id,
-            in_flight = ?others,
-            "worker join token kept for the launches still in flight"
-        );
-        TokenEnd::HandedOn(others)
-    };
+    let end =
+        if others.is_empty() {
+            cluster.runtime.rotate_worker_token().await.map_err(|e| {
+                JobError::Retry(format!("rotating the swarm's worker join token: {e}"))
+            })?;
+            db::audit::record(
+                &mut tx,
+                actor,
+                "cluster.token_rotated",
+                None,
+                Some(&format!(
+                    "launch {launch_id} {why}: the worker join token in its user-data is void"
+                )),
+            )
+            .await?;
+            tracing::info!(launch = %launch_id, "worker join token rotated");
+            TokenEnd::Rotated
+        } else {
+            tracing::info!(
+                launch = %launch_id,
+                in_flight = ?others,
+                "worker join token kept for the launches still in flight"
+            );
+            TokenEnd::HandedOn(others)
+        };
     ctx.step(match end {
         TokenEnd::Rotated => STEP_ROTATED,
         TokenEnd::HandedOn(_) => STEP_HANDED_ON,

@@ -193,9 +193,13 @@ mod tests {
     fn dockerproxy_node_update_may_change_the_availability_only() {
         let drain = bytes(json!({"Labels": {}, "Role": "worker", "Availability": "drain"}));
         let sent = node_update(&node(), 21, &drain).unwrap();
-        assert_eq!(serde_json::from_slice::<Value>(&sent).unwrap()["Availability"], "drain");
+        assert_eq!(
+            serde_json::from_slice::<Value>(&sent).unwrap()["Availability"],
+            "drain"
+        );
         // nulls are absent members (bollard leaves them out, other clients send them)
-        let with_null = bytes(json!({"Labels": {}, "Name": null, "Role": "worker", "Availability": "drain"}));
+        let with_null =
+            bytes(json!({"Labels": {}, "Name": null, "Role": "worker", "Availability": "drain"}));
         assert!(node_update(&node(), 21, &with_null).is_ok());
 
         let promote = bytes(json!({"Labels": {}, "Role": "manager", "Availability": "active"}));
@@ -203,17 +207,26 @@ mod tests {
         assert_eq!(e.status(), 403);
         assert!(e.to_string().contains("role"), "{e}");
         // Go matches member names without regard to case: a second "role" must not pass.
-        let sneaky = bytes(json!({"Labels": {}, "Role": "worker", "role": "manager", "Availability": "drain"}));
+        let sneaky = bytes(
+            json!({"Labels": {}, "Role": "worker", "role": "manager", "Availability": "drain"}),
+        );
         assert_eq!(node_update(&node(), 21, &sneaky).unwrap_err().status(), 403);
-        let labels = bytes(json!({"Labels": {"gpu": "yes"}, "Role": "worker", "Availability": "active"}));
+        let labels =
+            bytes(json!({"Labels": {"gpu": "yes"}, "Role": "worker", "Availability": "active"}));
         assert_eq!(node_update(&node(), 21, &labels).unwrap_err().status(), 403);
         let no_role = bytes(json!({"Labels": {}, "Availability": "drain"}));
-        assert_eq!(node_update(&node(), 21, &no_role).unwrap_err().status(), 403);
+        assert_eq!(
+            node_update(&node(), 21, &no_role).unwrap_err().status(),
+            403
+        );
         let odd = bytes(json!({"Labels": {}, "Role": "worker", "Availability": "gone"}));
         assert_eq!(node_update(&node(), 21, &odd).unwrap_err().status(), 403);
 
         assert_eq!(node_update(&node(), 20, &drain).unwrap_err().status(), 409);
-        assert_eq!(node_update(&node(), 21, b"not json").unwrap_err().status(), 400);
+        assert_eq!(
+            node_update(&node(), 21, b"not json").unwrap_err().status(),
+            400
+        );
         assert_eq!(node_update(&node(), 21, b"[1]").unwrap_err().status(), 400);
     }
 
@@ -234,7 +247,12 @@ mod tests {
     fn dockerproxy_swarm_update_only_with_the_current_spec() {
         let spec = swarm()["Spec"].clone();
         assert!(swarm_update(&swarm(), 10, &bytes(spec.clone())).is_ok());
-        assert_eq!(swarm_update(&swarm(), 9, &bytes(spec.clone())).unwrap_err().status(), 409);
+        assert_eq!(
+            swarm_update(&swarm(), 9, &bytes(spec.clone()))
+                .unwrap_err()
+                .status(),
+            409
+        );
         let mut ca = spec.clone();
         ca["CAConfig"]["NodeCertExpiry"] = json!(3600000000000u64);
         let e = swarm_update(&swarm(), 10, &bytes(ca)).unwrap_err();
@@ -242,10 +260,20 @@ mod tests {
         assert!(e.to_string().contains("CAConfig"), "{e}");
         let mut autolock = spec.clone();
         autolock["EncryptionConfig"]["AutoLockManagers"] = json!(true);
-        assert_eq!(swarm_update(&swarm(), 10, &bytes(autolock)).unwrap_err().status(), 403);
+        assert_eq!(
+            swarm_update(&swarm(), 10, &bytes(autolock))
+                .unwrap_err()
+                .status(),
+            403
+        );
         let mut extra = spec;
         extra["raft"] = json!({"ElectionTick": 3});
-        assert_eq!(swarm_update(&swarm(), 10, &bytes(extra)).unwrap_err().status(), 403);
+        assert_eq!(
+            swarm_update(&swarm(), 10, &bytes(extra))
+                .unwrap_err()
+                .status(),
+            403
+        );
     }
 
     #[test]
@@ -259,12 +287,23 @@ mod tests {
         ]));
         let out = String::from_utf8(services_answer(&services).unwrap()).unwrap();
         assert!(!out.contains("secret-"), "{out}");
-        assert!(out.contains("jupyter-ana") && out.contains("\"Image\":\"nb\""), "{out}");
-        let tasks = bytes(json!([{"ID": "t1", "Spec": {"ContainerSpec": {"Env": ["T=secret-2"], "Image": "nb"}}}]));
+        assert!(
+            out.contains("jupyter-ana") && out.contains("\"Image\":\"nb\""),
+            "{out}"
+        );
+        let tasks = bytes(
+            json!([{"ID": "t1", "Spec": {"ContainerSpec": {"Env": ["T=secret-2"], "Image": "nb"}}}]),
+        );
         let out = String::from_utf8(tasks_answer(&tasks).unwrap()).unwrap();
-        assert!(!out.contains("secret-2") && out.contains("\"Image\":\"nb\""), "{out}");
+        assert!(
+            !out.contains("secret-2") && out.contains("\"Image\":\"nb\""),
+            "{out}"
+        );
         let out = String::from_utf8(swarm_answer(&bytes(swarm())).unwrap()).unwrap();
-        assert!(!out.contains("SWMTKN-1-m") && out.contains("SWMTKN-1-w"), "{out}");
+        assert!(
+            !out.contains("SWMTKN-1-m") && out.contains("SWMTKN-1-w"),
+            "{out}"
+        );
         assert!(services_answer(b"{}").is_err());
     }
 }

@@ -30,12 +30,9 @@ pub async fn run(
     upstream: Upstream,
 ) -> anyhow::Result<()> {
     use anyhow::Context;
-    let gid = group
-        .map(resolve_group)
-        .transpose()
-        .context("--group")?;
-    let listener = bind(listen, mode, gid)
-        .with_context(|| format!("listening on {}", listen.display()))?;
+    let gid = group.map(resolve_group).transpose().context("--group")?;
+    let listener =
+        bind(listen, mode, gid).with_context(|| format!("listening on {}", listen.display()))?;
     tracing::info!(
         listen = %listen.display(),
         mode = format!("{mode:04o}"),

@@ -36,10 +36,17 @@ pub enum Call {
     /// `GET /tasks`: the answer loses every `Env`.
     Tasks,
     /// `POST /nodes/{id}/update`: only with the node's current spec but its availability.
-    UpdateNode { id: String, version: u64 },
-    RemoveNode { id: String },
+    UpdateNode {
+        id: String,
+        version: u64,
+    },
+    RemoveNode {
+        id: String,
+    },
     /// `POST /swarm/update`: only with the current spec, rotating the worker token only.
-    RotateWorkerToken { version: u64 },
+    RotateWorkerToken {
+        version: u64,
+    },
 }
 
 impl Call {
@@ -187,8 +194,7 @@ fn is_api_version(s: &str) -> bool {
 fn object_id(s: &str) -> Result<String, Reason> {
     let ok = s.len() <= 128
         && s.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
     if ok {
         Ok(s.to_string())
@@ -269,11 +275,34 @@ mod tests {
             ("GET", "/v1.41/info", Call::Info),
             ("GET", "/v1.53/swarm", Call::Swarm),
             ("GET", "/v1.41/nodes", Call::Nodes),
-            ("GET", "/v1.41/nodes/9ib81ot6uwdeptrticknz3ro8", Call::Node("9ib81ot6uwdeptrticknz3ro8".into())),
-            ("GET", "/v1.41/services?filters=%7B%22name%22%3A%5B%22jupyter-%22%5D%7D", Call::Services),
-            ("GET", "/tasks?filters=%7B%22desired-state%22%3A%5B%22running%22%5D%7D", Call::Tasks),
-            ("DELETE", "/v1.41/nodes/abc?force=true", Call::RemoveNode { id: "abc".into() }),
-            ("POST", "/v1.41/nodes/abc/update?version=12", Call::UpdateNode { id: "abc".into(), version: 12 }),
+            (
+                "GET",
+                "/v1.41/nodes/9ib81ot6uwdeptrticknz3ro8",
+                Call::Node("9ib81ot6uwdeptrticknz3ro8".into()),
+            ),
+            (
+                "GET",
+                "/v1.41/services?filters=%7B%22name%22%3A%5B%22jupyter-%22%5D%7D",
+                Call::Services,
+            ),
+            (
+                "GET",
+                "/tasks?filters=%7B%22desired-state%22%3A%5B%22running%22%5D%7D",
+                Call::Tasks,
+            ),
+            (
+                "DELETE",
+                "/v1.41/nodes/abc?force=true",
+                Call::RemoveNode { id: "abc".into() },
+            ),
+            (
+                "POST",
+                "/v1.41/nodes/abc/update?version=12",
+                Call::UpdateNode {
+                    id: "abc".into(),
+                    version: 12,
+                },
+            ),
         ] {
             assert_eq!(allowed(m, t).call, call, "{m} {t}");
         }
@@ -283,9 +312,16 @@ mod tests {
         );
         assert_eq!(a.call, Call::RotateWorkerToken { version: 10 });
         assert_eq!(a.prefix, "/v1.41");
-        assert_eq!(a.target, "/v1.41/swarm/update?version=10&rotateWorkerToken=true");
         assert_eq!(
-            allowed("GET", "/v1.41/services?filters=%7B%22name%22%3A%5B%22jupyter-%22%5D%7D").target,
+            a.target,
+            "/v1.41/swarm/update?version=10&rotateWorkerToken=true"
+        );
+        assert_eq!(
+            allowed(
+                "GET",
+                "/v1.41/services?filters=%7B%22name%22%3A%5B%22jupyter-%22%5D%7D"
+            )
+            .target,
             "/v1.41/services?filters=%7B%22name%22%3A%5B%22jupyter-%22%5D%7D",
             "the query is rebuilt to the same bytes"
         );

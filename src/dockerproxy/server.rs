@@ -158,8 +158,8 @@ pub async fn serve(listener: UnixListener, upstream: Upstream) -> io::Result<()>
 
 /// The engine's error shape, so clients (bollard, the docker CLI) show the reason.
 fn message(status: u16, text: &str) -> Response<Body> {
-    let body = serde_json::to_vec(&serde_json::json!({ "message": text }))
-        .expect("JSON serialises");
+    let body =
+        serde_json::to_vec(&serde_json::json!({ "message": text })).expect("JSON serialises");
     Response::builder()
         .status(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY))
         .header(header::CONTENT_TYPE, "application/json")
@@ -199,7 +199,10 @@ async fn handle(upstream: &Upstream, req: Request<Incoming>) -> Response<Body> {
         }
         Err(Failure::Upstream(e)) => {
             tracing::warn!(%method, %path, error = %e, "docker-proxy: the engine did not answer");
-            message(502, &format!("hubdesk docker-proxy: the engine at {upstream}: {e}"))
+            message(
+                502,
+                &format!("hubdesk docker-proxy: the engine at {upstream}: {e}"),
+            )
         }
         Err(Failure::TooLarge(what)) => {
             tracing::warn!(%method, %path, what, "docker-proxy: body too large");
@@ -227,18 +230,20 @@ async fn forward(
     let body = match &allowed.call {
         Call::UpdateNode { id, version } => {
             let asked = read_request(req).await?;
-            let inspected = match inspect_json(upstream, &format!("{}/nodes/{id}", allowed.prefix)).await? {
-                Ok(v) => v,
-                Err(engine_says) => return Ok(engine_says),
-            };
+            let inspected =
+                match inspect_json(upstream, &format!("{}/nodes/{id}", allowed.prefix)).await? {
+                    Ok(v) => v,
+                    Err(engine_says) => return Ok(engine_says),
+                };
             Some(inspect::node_update(&inspected, *version, &asked).map_err(Failure::Refused)?)
         }
         Call::RotateWorkerToken { version } => {
             let asked = read_request(req).await?;
-            let inspected = match inspect_json(upstream, &format!("{}/swarm", allowed.prefix)).await? {
-                Ok(v) => v,
-                Err(engine_says) => return Ok(engine_says),
-            };
+            let inspected =
+                match inspect_json(upstream, &format!("{}/swarm", allowed.prefix)).await? {
+                    Ok(v) => v,
+                    Err(engine_says) => return Ok(engine_says),
+                };
             Some(inspect::swarm_update(&inspected, *version, &asked).map_err(Failure::Refused)?)
         }
         // No other admitted call has a body: whatever the client sent stays here.
@@ -402,7 +407,13 @@ mod tests {
             "http://localhost:2375/".parse(),
             Ok(Upstream::Tcp("localhost:2375".into()))
         );
-        for bad in ["unix://docker.sock", "tcp://host", "ssh://x", "tcp://h:1/x", ""] {
+        for bad in [
+            "unix://docker.sock",
+            "tcp://host",
+            "ssh://x",
+            "tcp://h:1/x",
+            "",
+        ] {
             assert!(bad.parse::<Upstream>().is_err(), "{bad}");
         }
     }
@@ -418,14 +429,20 @@ mod tests {
         std::fs::create_dir(&dir).unwrap();
         let path = dir.join("docker.sock");
         std::fs::write(&path, "stale").unwrap();
-        let gid = std::fs::metadata(&dir).map(|m| std::os::unix::fs::MetadataExt::gid(&m)).unwrap();
+        let gid = std::fs::metadata(&dir)
+            .map(|m| std::os::unix::fs::MetadataExt::gid(&m))
+            .unwrap();
         rt.block_on(async {
             let _l = bind(&path, 0o660, Some(gid)).unwrap();
             let meta = std::fs::metadata(&path).unwrap();
             assert!(meta.file_type().is_socket());
             assert_eq!(meta.permissions().mode() & 0o777, 0o660);
             assert_eq!(std::os::unix::fs::MetadataExt::gid(&meta), gid);
-            assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1, "no temporary left");
+            assert_eq!(
+                std::fs::read_dir(&dir).unwrap().count(),
+                1,
+                "no temporary left"
+            );
         });
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(resolve_group("0").unwrap(), 0);

@@ -415,9 +415,11 @@ impl Runner {
             let handler = self.handlers.get(job.kind.as_str()).cloned();
             let ctx = Arc::new(JobContext::new(lease.clone(), job, self.pool.clone()));
             let outcome = match handler {
-                Some(h) => after_failure(h, ctx, JobError::Fatal(error), &self.pool, &self.options)
-                    .instrument(span.clone())
-                    .await,
+                Some(h) => {
+                    after_failure(h, ctx, JobError::Fatal(error), &self.pool, &self.options)
+                        .instrument(span.clone())
+                        .await
+                }
                 None => Err(JobError::Fatal(error)),
             };
             finish(&self.pool, &lease, outcome, &self.options)

@@ -248,17 +248,22 @@ async fn cluster_launch_on_fakes_rotates_the_join_token_once_its_workers_joined(
     assert_eq!(handed_out, "SWMTKN-1-fake-token-0");
     world.with(|w| {
         assert_eq!(w.calls["docker.rotate_worker_token"], 1);
-        assert_ne!(w.worker_token, handed_out, "the token in the user-data is void");
-        assert_eq!(w.retired_tokens, [handed_out.clone()]);
+        assert_ne!(
+            w.worker_token, handed_out,
+            "the token in the user-data is void"
+        );
+        assert_eq!(w.retired_tokens, std::slice::from_ref(&handed_out));
     });
     assert_eq!(rotations_audited(&app).await, 1);
-    let detail: String = sqlx::query_scalar(
-        "SELECT detail FROM audit_log WHERE action = 'cluster.token_rotated'",
-    )
-    .fetch_one(&app.pool)
-    .await
-    .unwrap();
-    assert!(detail.contains(&id.to_string()) && detail.contains("joined"), "{detail}");
+    let detail: String =
+        sqlx::query_scalar("SELECT detail FROM audit_log WHERE action = 'cluster.token_rotated'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert!(
+        detail.contains(&id.to_string()) && detail.contains("joined"),
+        "{detail}"
+    );
 
     // The next launch hands out the current token, its workers join, and it rotates again.
     let second = cluster.launch(&Actor::System, 1).await.unwrap();
@@ -297,6 +302,26 @@ async fn cluster_launch_on_fakes_that_fails_for_good_rotates_too() {
     assert_eq!(world.with(|w| w.calls["docker.rotate_worker_token"]), 1);
     assert_eq!(rotations_audited(&app).await, 1);
 
+    // The engine down as well: the rotation that could not happen is part of the job's error.
+    world.with(|w| {
+        w.runtime_error = Some(hubdesk::cluster::RuntimeError::Unreachable {
+            host: "unix:///run/hubdesk/docker.sock".into(),
+            detail: "connection refused".into(),
+        })
+    });
+    let id = cluster.launch(&Actor::System, 1).await.unwrap();
+    let row = finished(&app, id, 30).await;
+    assert_eq!(row.state.as_str(), "failed");
+    let e = row.error.clone().unwrap();
+    assert!(
+        e.starts_with("AWS refused")
+            && e.contains("; then: rotating the swarm's worker join token: cannot reach"),
+        "{e}"
+    );
+    assert!(steps(&row).is_empty());
+    assert_eq!(rotations_audited(&app).await, 1);
+    world.with(|w| w.runtime_error = None);
+
     // The last attempt's retry: instances that never join (they booted, the join is withheld),
     // one attempt allowed. The token in their user-data dies with the launch.
     world.with(|w| {
@@ -317,7 +342,10 @@ async fn cluster_launch_on_fakes_that_fails_for_good_rotates_too() {
     let row = finished(&app, id, 30).await;
     assert_eq!(row.state.as_str(), "failed");
     assert!(
-        row.error.as_deref().unwrap().contains("not in the swarm after"),
+        row.error
+            .as_deref()
+            .unwrap()
+            .contains("not in the swarm after"),
         "{:?}",
         row.error
     );
@@ -378,7 +406,9 @@ async fn cluster_launches_in_flight_hand_the_token_on_and_the_last_one_rotates()
     assert_eq!(rotations_audited(&app).await, 0);
 
     // So A's worker, booting with the same token, still gets in; A ends last and rotates.
-    world.with(|w| w.boot(&ia)).expect("A's token is still valid");
+    world
+        .with(|w| w.boot(&ia))
+        .expect("A's token is still valid");
     let row = finished(&app, a, 30).await;
     assert_eq!(row.state.as_str(), "succeeded", "{:?}", row.error);
     assert_eq!(
@@ -973,9 +1003,18 @@ async fn cluster_real_swarm_join_token_dies_with_its_launch() {
         ["launched", "running", "joined", "token-rotated"]
     );
     let old = token_in_user_data(&moto, &row).await;
-    let current = runtime.join_info().await.unwrap().token.expose_secret().clone();
+    let current = runtime
+        .join_info()
+        .await
+        .unwrap()
+        .token
+        .expose_secret()
+        .clone();
     assert!(old.starts_with("SWMTKN-1-"), "{old}");
-    assert_ne!(old, current, "the manager's worker token is no longer the one handed out");
+    assert_ne!(
+        old, current,
+        "the manager's worker token is no longer the one handed out"
+    );
 
     // A fresh machine on the same network cannot join with the token from the user-data …
     let spare = spare.await.unwrap().expect("a spare node");
@@ -990,13 +1029,26 @@ async fn cluster_real_swarm_join_token_dies_with_its_launch() {
     let refused = try_join(old.clone()).await.unwrap().unwrap_err();
     assert!(refused.contains("join token"), "{refused}");
     // … while the same join with the manager's current token works (the negative control).
-    try_join(current.clone()).await.unwrap().expect("the current token admits it");
+    try_join(current.clone())
+        .await
+        .unwrap()
+        .expect("the current token admits it");
     let spare_id = spare.node_id();
     assert!(!spare_id.is_empty());
-    assert!(runtime.nodes().await.unwrap().iter().any(|n| n.id == spare_id));
+    assert!(runtime
+        .nodes()
+        .await
+        .unwrap()
+        .iter()
+        .any(|n| n.id == spare_id));
     spare.leave().unwrap();
     runtime.remove_node(&spare_id, true).await.unwrap();
-    assert!(!runtime.nodes().await.unwrap().iter().any(|n| n.id == spare_id));
+    assert!(!runtime
+        .nodes()
+        .await
+        .unwrap()
+        .iter()
+        .any(|n| n.id == spare_id));
 
     // A second launch hands out the current token, still joins, and rotates in its turn.
     let second = cluster.launch(&Actor::System, 1).await.unwrap();

@@ -80,7 +80,10 @@ async fn call(to: &To<'_>, method: &str, target: &str, body: Option<Value>) -> (
     (status, String::from_utf8_lossy(&bytes).into_owned())
 }
 
-async fn exchange<S>(stream: S, req: hyper::Request<Full<Bytes>>) -> hyper::Response<hyper::body::Incoming>
+async fn exchange<S>(
+    stream: S,
+    req: hyper::Request<Full<Bytes>>,
+) -> hyper::Response<hyper::body::Incoming>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -128,7 +131,12 @@ async fn docker_proxy_admits_the_cluster_desk_and_refuses_everything_else() {
     let worker = nodes.iter().find(|n| n.role == "worker").unwrap().clone();
     assert_eq!(call(&p, "GET", "/_ping", None).await.0, 200);
     assert_eq!(call(&p, "HEAD", "/v1.41/_ping", None).await.0, 200);
-    assert_eq!(call(&p, "GET", &format!("/v1.41/nodes/{}", worker.id), None).await.0, 200);
+    assert_eq!(
+        call(&p, "GET", &format!("/v1.41/nodes/{}", worker.id), None)
+            .await
+            .0,
+        200
+    );
 
     // A notebook as the hub makes it, its hub token in the environment.
     let service = json!({
@@ -158,18 +166,30 @@ async fn docker_proxy_admits_the_cluster_desk_and_refuses_everything_else() {
     for path in ["/v1.41/services", "/v1.41/tasks"] {
         let (status, through) = call(&p, "GET", path, None).await;
         assert_eq!(status, 200);
-        assert!(through.contains("jupyter-ana") || through.contains("ServiceID"), "{through}");
-        assert!(!through.contains(HUB_TOKEN), "{path} through the proxy: {through}");
+        assert!(
+            through.contains("jupyter-ana") || through.contains("ServiceID"),
+            "{through}"
+        );
+        assert!(
+            !through.contains(HUB_TOKEN),
+            "{path} through the proxy: {through}"
+        );
         let (status, straight) = call(&e, "GET", path, None).await;
         assert_eq!(status, 200);
-        assert!(straight.contains(HUB_TOKEN), "{path} straight from the engine");
+        assert!(
+            straight.contains(HUB_TOKEN),
+            "{path} straight from the engine"
+        );
     }
     // So is the manager join token; the worker token (the desk's) stays.
     let swarm_through = json_of(&call(&p, "GET", "/v1.41/swarm", None).await.1);
     let swarm_straight = json_of(&call(&e, "GET", "/v1.41/swarm", None).await.1);
     assert!(swarm_through["JoinTokens"].get("Manager").is_none());
     assert!(swarm_straight["JoinTokens"]["Manager"].is_string());
-    assert_eq!(swarm_through["JoinTokens"]["Worker"], swarm_straight["JoinTokens"]["Worker"]);
+    assert_eq!(
+        swarm_through["JoinTokens"]["Worker"],
+        swarm_straight["JoinTokens"]["Worker"]
+    );
     let manager_token = swarm_straight["JoinTokens"]["Manager"].clone();
 
     // Refused through the proxy, each with the engine's error shape.
@@ -182,7 +202,17 @@ async fn docker_proxy_admits_the_cluster_desk_and_refuses_everything_else() {
     .await;
     assert_eq!(status, 201, "the negative control: {body}");
     let control = json_of(&body)["Id"].as_str().unwrap().to_string();
-    assert_eq!(call(&e, "POST", &format!("/v1.41/containers/{control}/start"), None).await.0, 204);
+    assert_eq!(
+        call(
+            &e,
+            "POST",
+            &format!("/v1.41/containers/{control}/start"),
+            None
+        )
+        .await
+        .0,
+        204
+    );
     let create = json!({"Image": tiny, "Cmd": ["sleep", "1"]});
     assert_refused(
         call(&p, "POST", "/v1.41/containers/create", Some(create.clone())).await,
@@ -192,13 +222,23 @@ async fn docker_proxy_admits_the_cluster_desk_and_refuses_everything_else() {
     let mut other_service = service.clone();
     other_service["Name"] = json!("jupyter-mallory");
     assert_refused(
-        call(&p, "POST", "/v1.41/services/create", Some(other_service.clone())).await,
+        call(
+            &p,
+            "POST",
+            "/v1.41/services/create",
+            Some(other_service.clone()),
+        )
+        .await,
         "POST",
         "/v1.41/services/create",
     );
     let exec = json!({"Cmd": ["id"], "AttachStdout": true});
     let exec_path = format!("/v1.41/containers/{control}/exec");
-    assert_refused(call(&p, "POST", &exec_path, Some(exec.clone())).await, "POST", &exec_path);
+    assert_refused(
+        call(&p, "POST", &exec_path, Some(exec.clone())).await,
+        "POST",
+        &exec_path,
+    );
     assert_refused(
         call(&p, "GET", "/v1.41/containers/json?", None).await,
         "GET",
@@ -210,7 +250,11 @@ async fn docker_proxy_admits_the_cluster_desk_and_refuses_everything_else() {
         "/v1.41/nodes/%2E%2E/containers/create",
         "/v1.41/nodes%2f..%2fcontainers/create",
     ] {
-        assert_refused(call(&p, "POST", tricky, Some(create.clone())).await, "POST", tricky);
+        assert_refused(
+            call(&p, "POST", tricky, Some(create.clone())).await,
+            "POST",
+            tricky,
+        );
     }
     // Through bollard, the reason reaches the caller.
     let err = rt
@@ -227,7 +271,11 @@ async fn docker_proxy_admits_the_cluster_desk_and_refuses_everything_else() {
     assert!(err.to_string().contains("is not allowed"), "{err}");
 
     // A promotion, a spec change, a manager token rotation: refused, nothing changed.
-    let node = json_of(&call(&e, "GET", &format!("/v1.41/nodes/{}", worker.id), None).await.1);
+    let node = json_of(
+        &call(&e, "GET", &format!("/v1.41/nodes/{}", worker.id), None)
+            .await
+            .1,
+    );
     let version = node["Version"]["Index"].as_u64().unwrap();
     let mut promote = node["Spec"].clone();
     promote["Role"] = json!("manager");
@@ -253,27 +301,63 @@ async fn docker_proxy_admits_the_cluster_desk_and_refuses_everything_else() {
     // Straight to the engine the same calls work (then everything made is removed).
     let (status, body) = call(&e, "POST", &exec_path, Some(exec)).await;
     assert_eq!(status, 201, "exec straight to the engine: {body}");
-    assert_eq!(call(&e, "GET", "/v1.41/containers/json?", None).await.0, 200);
+    assert_eq!(
+        call(&e, "GET", "/v1.41/containers/json?", None).await.0,
+        200
+    );
     let (status, body) = call(&e, "POST", "/v1.41/services/create", Some(other_service)).await;
     assert_eq!(status, 201, "{body}");
     let mallory = json_of(&body)["ID"].as_str().unwrap().to_string();
-    assert_eq!(call(&e, "DELETE", &format!("/v1.41/services/{mallory}"), None).await.0, 200);
     assert_eq!(
-        call(&e, "DELETE", &format!("/v1.41/containers/{control}?force=true"), None).await.0,
+        call(&e, "DELETE", &format!("/v1.41/services/{mallory}"), None)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        call(
+            &e,
+            "DELETE",
+            &format!("/v1.41/containers/{control}?force=true"),
+            None
+        )
+        .await
+        .0,
         204
     );
     let (_, listed) = call(&e, "GET", "/v1.41/containers/json?all=true", None).await;
     assert!(!listed.contains("hubdesk-proxy-control"), "{listed}");
     let after = json_of(&call(&e, "GET", "/v1.41/swarm", None).await.1);
-    assert_eq!(after["JoinTokens"]["Manager"], manager_token, "manager token unchanged");
+    assert_eq!(
+        after["JoinTokens"]["Manager"], manager_token,
+        "manager token unchanged"
+    );
     assert_eq!(after["Spec"], spec, "swarm spec unchanged");
-    let roles: Vec<String> = direct.nodes().await.unwrap().iter().map(|n| n.role.clone()).collect();
-    assert_eq!(roles.iter().filter(|r| *r == "manager").count(), 1, "{roles:?}");
+    let roles: Vec<String> = direct
+        .nodes()
+        .await
+        .unwrap()
+        .iter()
+        .map(|n| n.role.clone())
+        .collect();
+    assert_eq!(
+        roles.iter().filter(|r| *r == "manager").count(),
+        1,
+        "{roles:?}"
+    );
 
     // The desk's writes: rotate the worker token, drain and remove the worker.
     let before = rt.join_info().await.unwrap().token.expose_secret().clone();
-    rt.rotate_worker_token().await.expect("rotation through the proxy");
-    let rotated = direct.join_info().await.unwrap().token.expose_secret().clone();
+    rt.rotate_worker_token()
+        .await
+        .expect("rotation through the proxy");
+    let rotated = direct
+        .join_info()
+        .await
+        .unwrap()
+        .token
+        .expose_secret()
+        .clone();
     assert_ne!(before, rotated);
     let after = json_of(&call(&e, "GET", "/v1.41/swarm", None).await.1);
     assert_eq!(after["Spec"], spec, "only the token changed");
@@ -281,10 +365,25 @@ async fn docker_proxy_admits_the_cluster_desk_and_refuses_everything_else() {
     rt.drain(&worker.id).await.expect("drain through the proxy");
     let drained = direct.nodes().await.unwrap();
     let w = drained.iter().find(|n| n.id == worker.id).unwrap();
-    assert_eq!((w.availability.as_str(), w.role.as_str()), ("drain", "worker"));
-    rt.remove_node(&worker.id, true).await.expect("node rm through the proxy");
-    assert!(!direct.nodes().await.unwrap().iter().any(|n| n.id == worker.id));
-    assert_eq!(call(&e, "DELETE", "/v1.41/services/jupyter-ana", None).await.0, 200);
+    assert_eq!(
+        (w.availability.as_str(), w.role.as_str()),
+        ("drain", "worker")
+    );
+    rt.remove_node(&worker.id, true)
+        .await
+        .expect("node rm through the proxy");
+    assert!(!direct
+        .nodes()
+        .await
+        .unwrap()
+        .iter()
+        .any(|n| n.id == worker.id));
+    assert_eq!(
+        call(&e, "DELETE", "/v1.41/services/jupyter-ana", None)
+            .await
+            .0,
+        200
+    );
 }
 
 #[tokio::test]
@@ -340,24 +439,39 @@ async fn docker_proxy_command_serves_its_socket_and_prints_its_unit() {
         json_of(&body)["message"]
             .as_str()
             .unwrap()
-            .starts_with(&format!("hubdesk docker-proxy: the engine at tcp://127.0.0.1:{port}")),
+            .starts_with(&format!(
+                "hubdesk docker-proxy: the engine at tcp://127.0.0.1:{port}"
+            )),
         "{body}"
     );
     assert_refused(
-        call(&To::Proxy(&proxy), "POST", "/v1.41/containers/create", Some(json!({}))).await,
+        call(
+            &To::Proxy(&proxy),
+            "POST",
+            "/v1.41/containers/create",
+            Some(json!({})),
+        )
+        .await,
         "POST",
         "/v1.41/containers/create",
     );
 
     // SIGTERM: it stops, removes its socket, and its log names the refusal.
     let pid = child.id().unwrap().to_string();
-    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
     let out = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
         .await
         .expect("stops on SIGTERM")
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     let log = String::from_utf8_lossy(&out.stderr);
-    assert!(log.contains("docker-proxy refused") && log.contains("/v1.41/containers/create"), "{log}");
+    assert!(
+        log.contains("docker-proxy refused") && log.contains("/v1.41/containers/create"),
+        "{log}"
+    );
     assert!(!socket.exists());
 }
