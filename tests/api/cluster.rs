@@ -1028,6 +1028,7 @@ async fn cluster_real_swarm_join_token_dies_with_its_launch() {
     };
     let refused = try_join(old.clone()).await.unwrap().unwrap_err();
     assert!(refused.contains("join token"), "{refused}");
+    eprintln!("JOIN-TOKEN the first launch's token, read back from its user-data: {refused}");
     // … while the same join with the manager's current token works (the negative control).
     try_join(current.clone())
         .await
