@@ -80,6 +80,10 @@ impl ContainerRuntime for Counting {
         self.count("join info", 2);
         self.inner.join_info()
     }
+    fn rotate_worker_token(&self) -> BoxFuture<'_, Result<(), RuntimeError>> {
+        self.count("rotate worker token", 2);
+        self.inner.rotate_worker_token()
+    }
 }
 
 fn pct(sorted: &[f64], p: f64) -> f64 {

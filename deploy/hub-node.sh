@@ -125,10 +125,12 @@ chown "root:$HOMES_GID" /etc/hubdesk/hub_oidc /etc/hubdesk/hub_api_token /etc/hu
 chmod 0640 /etc/hubdesk/hub_oidc /etc/hubdesk/hub_api_token /etc/hubdesk/env
 [ ! -e /etc/hubdesk/hubdesk.toml ] || { chown "root:$HOMES_GID" /etc/hubdesk/hubdesk.toml; chmod 0640 /etc/hubdesk/hubdesk.toml; }
 sed -i "s/^User=.*/User=$HOMES_UID/; s/^Group=.*/Group=$HOMES_GID/" /etc/systemd/system/hubdesk.service
-# The cluster desk drives the swarm through the engine's socket (group docker).
-docker_gid=$(getent group docker | cut -d: -f3)
-mkdir -p /etc/systemd/system/hubdesk.service.d
-printf '[Service]\nSupplementaryGroups=%s\n' "$docker_gid" > /etc/systemd/system/hubdesk.service.d/docker.conf
+# The cluster desk reaches the engine through an allow-list (`hubdesk docker-proxy`, root, its
+# own unit), never the raw socket, which is root-equivalent.
+rm -f /etc/systemd/system/hubdesk.service.d/docker.conf
+/usr/local/bin/hubdesk docker-proxy --print-unit |
+	sed "s/^Group=.*/Group=$HOMES_GID/; s/--group [0-9]*/--group $HOMES_GID/" \
+	> /etc/systemd/system/hubdesk-docker-proxy.service
 
 # 8. TLS: Let's Encrypt for DOMAIN (after nginx answers the challenge on 80), else a
 #    self-signed certificate for the public and private addresses (browsers warn once).
@@ -221,7 +223,8 @@ UNIT
 # 10. Start both; the one-time setup link goes to the console output, readable with
 #     `aws ec2 get-console-output --instance-id …` (no SSH needed) and in hubdesk's journal.
 systemctl daemon-reload
-systemctl enable --now hubdesk jupyterhub
+systemctl enable --now hubdesk-docker-proxy hubdesk jupyterhub
+systemctl restart hubdesk # a re-run: drop a docker group an older bootstrap gave it
 i=0
 until link=$(journalctl -u hubdesk -o cat | grep -o 'https://[^ ]*/setup[^ ]*' | tail -1) && [ -n "$link" ]; do
 	i=$((i + 1)); [ $i -lt 60 ] || { log "hubdesk printed no setup link (already set up?)"; exit 0; }

@@ -79,6 +79,36 @@ pub enum Command {
         #[arg(long, default_value_t = 15)]
         rounds: usize,
     },
+    /// Serve the Docker Engine API on a unix socket through an allow-list: only the calls the
+    /// cluster desk makes, without the notebooks' environments; run as root beside the engine
+    /// (deploy/hubdesk-docker-proxy.service), and point [cluster] docker_host at the socket.
+    DockerProxy(DockerProxyArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DockerProxyArgs {
+    /// The socket to create (replaced atomically if it exists).
+    #[arg(long, required_unless_present = "print_unit")]
+    pub listen: Option<PathBuf>,
+    /// The socket's mode, in octal.
+    #[arg(long, default_value = "0660", value_parser = octal_mode)]
+    pub mode: u32,
+    /// The socket's group (a name or a gid): hubdesk's group.
+    #[arg(long)]
+    pub group: Option<String>,
+    /// The engine: unix:///path or tcp://host:port.
+    #[arg(long, default_value = "unix:///var/run/docker.sock")]
+    pub upstream: String,
+    /// Print the systemd unit (deploy/hubdesk-docker-proxy.service) and exit.
+    #[arg(long)]
+    pub print_unit: bool,
+}
+
+fn octal_mode(s: &str) -> Result<u32, String> {
+    u32::from_str_radix(s, 8)
+        .ok()
+        .filter(|m| *m <= 0o777)
+        .ok_or_else(|| format!("{s:?} is not an octal mode such as 0660"))
 }
 
 #[derive(Debug, Subcommand)]
@@ -219,6 +249,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    if let Command::DockerProxy(args) = command {
+        // Runs as root beside the engine: it reads no hubdesk configuration.
+        return docker_proxy(args).await;
+    }
     let config = Config::load(cli.config.as_deref())?;
     match command {
         Command::Serve => serve(config).await,
@@ -242,7 +276,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::BenchHash { rounds } => bench_hash(&config, rounds),
         Command::Doctor { timeout } => doctor(&config, timeout).await,
         Command::Aws { action } => aws(&config, action).await,
+        // Answered above, before the configuration is read.
+        Command::DockerProxy(_) => Ok(()),
     }
+}
+
+async fn docker_proxy(args: DockerProxyArgs) -> anyhow::Result<()> {
+    if args.print_unit {
+        print!("{}", crate::dockerproxy::UNIT);
+        return Ok(());
+    }
+    let upstream: crate::dockerproxy::Upstream = args
+        .upstream
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!("--upstream: {e}"))?;
+    let listen = args.listen.context("--listen is required")?;
+    crate::dockerproxy::run(&listen, args.mode, args.group.as_deref(), upstream).await
 }
 
 async fn open(config: &Config) -> anyhow::Result<Database> {

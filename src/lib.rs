@@ -11,6 +11,7 @@ pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod db;
+pub mod dockerproxy;
 pub mod doctor;
 pub mod domain;
 pub mod ec2;

@@ -39,6 +39,14 @@ pub struct World {
     pub runtime_error: Option<RuntimeError>,
     /// Calls per method name, both sides.
     pub calls: BTreeMap<String, usize>,
+    /// The swarm's worker join token now; each rotation makes a new one.
+    pub worker_token: String,
+    /// Worker tokens that a rotation replaced (a node presenting one is refused).
+    pub retired_tokens: Vec<String>,
+    /// The user-data of every `launch` request, in order (what each instance would boot with).
+    pub user_data: Vec<String>,
+    /// The join token in each launched instance's user-data, by instance id.
+    pub instance_tokens: HashMap<String, String>,
     next_id: u32,
 }
 
@@ -64,6 +72,30 @@ impl World {
         self.nodes
             .push(worker_node(&id, &instance.hostname(), &instance.private_ip));
     }
+
+    /// What the instance's user-data does at boot, as the manager would answer it: joins when
+    /// its token is still the swarm's worker token, else is refused (the node stays out).
+    pub fn boot(&mut self, instance: &FleetInstance) -> Result<(), String> {
+        let token = self
+            .instance_tokens
+            .get(&instance.id)
+            .cloned()
+            .ok_or_else(|| format!("{} was not launched with user-data", instance.id))?;
+        if token != self.worker_token {
+            return Err(format!(
+                "{}: a valid join token is necessary to join this cluster",
+                instance.id
+            ));
+        }
+        self.join(instance);
+        Ok(())
+    }
+}
+
+/// The token a rendered user-data joins with (`--token '…'`).
+fn token_in(user_data: &str) -> Option<String> {
+    let rest = user_data.split_once("--token '")?.1;
+    Some(rest.split_once('\'')?.0.to_string())
 }
 
 pub fn worker_node(id: &str, hostname: &str, addr: &str) -> SwarmNode {
@@ -108,6 +140,7 @@ impl FakeWorld {
             }),
             nodes: vec![manager],
             auto_join: true,
+            worker_token: "SWMTKN-1-fake-token-0".into(),
             ..World::default()
         })))
     }
@@ -260,9 +293,25 @@ impl ContainerRuntime for FakeRuntime {
     fn join_info(&self) -> BoxFuture<'_, Result<JoinInfo, RuntimeError>> {
         let r = self.call("join_info", |w| match &w.swarm {
             Some(s) if s.state == SwarmRole::Manager => Ok(JoinInfo {
-                token: SecretString::new("SWMTKN-1-fake-token".into()),
+                token: SecretString::new(w.worker_token.clone()),
                 manager_addr: format!("{}:2377", s.node_addr),
             }),
+            _ => Err(RuntimeError::NotAManager {
+                host: "fake".into(),
+                state: "not-a-swarm".into(),
+            }),
+        });
+        Box::pin(async move { r })
+    }
+
+    fn rotate_worker_token(&self) -> BoxFuture<'_, Result<(), RuntimeError>> {
+        let r = self.call("rotate_worker_token", |w| match &w.swarm {
+            Some(s) if s.state == SwarmRole::Manager => {
+                let next = format!("SWMTKN-1-fake-token-{}", w.retired_tokens.len() + 1);
+                let old = std::mem::replace(&mut w.worker_token, next);
+                w.retired_tokens.push(old);
+                Ok(())
+            }
             _ => Err(RuntimeError::NotAManager {
                 host: "fake".into(),
                 state: "not-a-swarm".into(),
@@ -305,6 +354,7 @@ impl WorkerFleet for FakeFleet {
             if let Some(e) = w.launch_error_once.take() {
                 return Err(e);
             }
+            w.user_data.push(req.user_data.clone());
             let n = match w.partial_once.take() {
                 Some(max) => req.count.min(max),
                 None => req.count,
@@ -312,6 +362,9 @@ impl WorkerFleet for FakeFleet {
             let mut out = Vec::new();
             for _ in 0..n {
                 let i = new_instance(w, Some(&self.cluster), &req.launch_id, "t3.large");
+                if let Some(token) = token_in(&req.user_data) {
+                    w.instance_tokens.insert(i.id.clone(), token);
+                }
                 if w.auto_join {
                     w.join(&i);
                 }

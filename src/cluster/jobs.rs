@@ -1,5 +1,6 @@
-//! The cluster's jobs: `cluster.launch` (launched → running → joined) and `cluster.remove`
-//! (draining → drained → removed → terminated). Both are resumable: every step is recorded, and
+//! The cluster's jobs: `cluster.launch` (launched → running → joined → token-rotated or
+//! token-handed-on, see [`super::token`]) and `cluster.remove` (draining → drained → removed →
+//! terminated). Both are resumable: every step is recorded, and
 //! a resumed launch first counts the instances its launch tag already has and starts only the
 //! missing ones, so a crash or a timeout never launches a worker twice.
 use std::{sync::Arc, time::Duration};
@@ -11,6 +12,7 @@ use tokio::time::Instant;
 use super::{
     fleet::{FleetError, FleetInstance},
     service::{node_of, Cluster, ClusterError},
+    token::{self, STEP_JOINED},
 };
 use crate::{
     db,
@@ -115,7 +117,8 @@ impl LaunchJob {
             if round == LAUNCH_ROUNDS {
                 break;
             }
-            let join = c.join_info().await.map_err(cluster_error)?;
+            // Read again each round: a retried RunInstances renders the token of now.
+            let join = c.join_info_for_launch().await.map_err(cluster_error)?;
             // Deterministic per (launch, instances already there): a retried call after a lost
             // reply is the same request to EC2, which answers with the same reservation.
             let token = format!("hubdesk-{}-{}", ctx.id().simple(), known.len());
@@ -230,7 +233,7 @@ impl JobHandler for LaunchJob {
                 ctx.step("running").await?;
             }
             let joined = self.wait_joined(&instances, deadline).await?;
-            if !ctx.is_done("joined") {
+            if !ctx.is_done(STEP_JOINED) {
                 let ids: Vec<&str> = instances.iter().map(|i| i.id.as_str()).collect();
                 audit(
                     ctx,
@@ -239,16 +242,40 @@ impl JobHandler for LaunchJob {
                     &format!("{} joined: {}", ids.len(), ids.join(", ")),
                 )
                 .await?;
-                ctx.step("joined").await?;
+                ctx.step(STEP_JOINED).await?;
             }
+            // The token in these instances' user-data has done its work.
+            let join_token = if token::settled(ctx) {
+                Value::Null
+            } else {
+                token::end_launch(&self.0, ctx, &actor_of(ctx.actor()), "joined")
+                    .await?
+                    .json()
+            };
             Ok(json!({
                 "launch_id": launch_id,
+                "join_token": join_token,
                 "instances": instances.iter().map(|i| json!({
                     "id": i.id,
                     "private_ip": i.private_ip,
                     "node_id": joined.iter().find(|(id, _)| id == &i.id).map(|(_, n)| n),
                 })).collect::<Vec<_>>(),
             }))
+        })
+    }
+
+    /// A launch that fails for good (workers that never joined, AccessDenied, …) ends too:
+    /// the token it may have handed out must die with it.
+    fn failed<'a>(
+        &'a self,
+        ctx: &'a JobContext,
+        _error: &'a str,
+    ) -> BoxFuture<'a, Result<(), JobError>> {
+        Box::pin(async move {
+            if !token::settled(ctx) {
+                token::end_launch(&self.0, ctx, &actor_of(ctx.actor()), "failed").await?;
+            }
+            Ok(())
         })
     }
 }

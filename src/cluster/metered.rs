@@ -81,6 +81,15 @@ impl ContainerRuntime for MeteredRuntime {
             self.inner.join_info(),
         ))
     }
+
+    fn rotate_worker_token(&self) -> BoxFuture<'_, Result<(), RuntimeError>> {
+        Box::pin(timed(
+            &self.metrics,
+            "docker",
+            "rotate_worker_token",
+            self.inner.rotate_worker_token(),
+        ))
+    }
 }
 
 pub struct MeteredFleet {

@@ -13,6 +13,7 @@ pub mod names;
 pub mod pages;
 pub mod runtime;
 pub mod service;
+pub mod token;
 pub mod userdata;
 
 pub use fleet::{Ec2Fleet, FleetError, FleetInstance, WorkerFleet};

@@ -13,7 +13,7 @@ use bollard::{
     },
     query_parameters::{
         DeleteNodeOptions, ListNodesOptions, ListServicesOptions, ListTasksOptions,
-        UpdateNodeOptions,
+        UpdateNodeOptions, UpdateSwarmOptions,
     },
     Docker,
 };
@@ -128,6 +128,11 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<(), RuntimeError>>;
     /// The worker join token and the manager's address.
     fn join_info(&self) -> BoxFuture<'_, Result<JoinInfo, RuntimeError>>;
+    /// Replaces the worker join token: inspects the swarm for its spec and version, then
+    /// updates it with that same spec, that version and `rotateWorkerToken=true` (nothing else
+    /// changes). Every token handed out before stops admitting new nodes; nodes already in
+    /// the swarm stay.
+    fn rotate_worker_token(&self) -> BoxFuture<'_, Result<(), RuntimeError>>;
 }
 
 /// [`ContainerRuntime`] over a Docker engine, through bollard.
@@ -343,6 +348,25 @@ impl ContainerRuntime for DockerRuntime {
                 token: SecretString::new(token),
                 manager_addr: format!("{}:2377", view.node_addr),
             })
+        })
+    }
+
+    fn rotate_worker_token(&self) -> BoxFuture<'_, Result<(), RuntimeError>> {
+        Box::pin(async move {
+            self.ready().await?;
+            let swarm = self.docker.inspect_swarm().await.map_err(|e| self.err(e))?;
+            let version = swarm.version.and_then(|v| v.index).unwrap_or_default() as i64;
+            let spec = swarm.spec.unwrap_or_default();
+            let options = UpdateSwarmOptions {
+                version,
+                rotate_worker_token: true,
+                rotate_manager_token: false,
+                rotate_manager_unlock_key: false,
+            };
+            self.docker
+                .update_swarm(spec, options)
+                .await
+                .map_err(|e| self.err(e))
         })
     }
 }

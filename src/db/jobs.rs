@@ -225,21 +225,33 @@ pub async fn claim(
     .await
 }
 
-/// Fails running jobs whose lease lapsed on their last allowed attempt: a job that takes its
-/// runner down every time (out of memory, say) must not be resumed forever.
-pub async fn fail_abandoned(pool: &PgPool, kinds: &[String]) -> sqlx::Result<u64> {
-    Ok(sqlx::query(
-        "UPDATE jobs SET state = 'failed', lease_owner = NULL, lease_until = NULL,
-                error = format('runner lost (lease expired) on attempt %s of %s',
-                               attempts, max_attempts),
-                finished_at = now(), updated_at = now()
-         WHERE kind = ANY($1) AND state = 'running' AND lease_until < now()
-           AND attempts >= max_attempts",
+/// Takes over a running job whose lease lapsed on its last allowed attempt (its runner died, and
+/// no attempt is left to resume it), for the runner to fail it after the handler's clean-up: a
+/// job that takes its runner down every time must not be resumed forever. The attempt number
+/// stays, the owner changes, so the dead runner's writes stay fenced off. One job per call.
+pub async fn take_abandoned(
+    pool: &PgPool,
+    owner: &str,
+    lease: Duration,
+    kinds: &[String],
+) -> sqlx::Result<Option<ClaimedJob>> {
+    sqlx::query_as(
+        "UPDATE jobs SET lease_owner = $1, lease_until = now() + make_interval(secs => $2),
+                updated_at = now()
+         WHERE id = (
+             SELECT id FROM jobs
+             WHERE kind = ANY($3) AND state = 'running' AND lease_until < now()
+               AND attempts >= max_attempts
+             ORDER BY created_at
+             FOR UPDATE SKIP LOCKED
+             LIMIT 1)
+         RETURNING id, kind, payload, steps, attempts, max_attempts, actor",
     )
+    .bind(owner)
+    .bind(secs(lease))
     .bind(kinds)
-    .execute(pool)
-    .await?
-    .rows_affected())
+    .fetch_optional(pool)
+    .await
 }
 
 /// Extends the lease; false when it is no longer ours.

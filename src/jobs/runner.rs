@@ -35,6 +35,21 @@ pub trait JobHandler: Send + Sync + 'static {
     fn kind(&self) -> &'static str;
     fn run<'a>(&'a self, ctx: &'a JobContext)
         -> BoxFuture<'a, Result<serde_json::Value, JobError>>;
+
+    /// What a job still owes when it fails for good (a launch retires the join token it handed
+    /// out). Called once, when an attempt that can have no successor ends: `run` returned
+    /// `Fatal`, or `Retry` on the last attempt, or the runner of the last attempt died (its
+    /// lease lapsed). It runs before the failure is recorded, under the same lease, so it can
+    /// still record steps; `error` is the failure. An error it returns is appended to the
+    /// job's. The default owes nothing.
+    fn failed<'a>(
+        &'a self,
+        ctx: &'a JobContext,
+        error: &'a str,
+    ) -> BoxFuture<'a, Result<(), JobError>> {
+        let _ = (ctx, error);
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// What a handler knows about the job it runs, and its only way to write to it.
@@ -49,6 +64,18 @@ pub struct JobContext {
 }
 
 impl JobContext {
+    fn new(lease: Lease, job: ClaimedJob, pool: PgPool) -> Self {
+        Self {
+            lease,
+            kind: job.kind,
+            payload: job.payload,
+            actor: job.actor,
+            max_attempts: job.max_attempts,
+            steps: Mutex::new(job.steps.into_iter().map(|s| s.name).collect()),
+            pool,
+        }
+    }
+
     pub fn id(&self) -> Uuid {
         self.lease.id
     }
@@ -357,14 +384,47 @@ impl Runner {
         db::claim(&self.pool, &self.owner, self.options.lease, &self.kinds).await
     }
 
+    /// Fails, one by one, running jobs whose runner died on their last attempt (a job that
+    /// takes its runner down every time must not be resumed forever), each after its
+    /// handler's `failed` hook.
     async fn fail_abandoned(&self) {
-        match db::fail_abandoned(&self.pool, &self.kinds).await {
-            Ok(0) => {}
-            Ok(n) => tracing::warn!(
-                jobs = n,
-                "failed jobs whose runner died on the last attempt"
-            ),
-            Err(e) => tracing::warn!(error = %e, "failing abandoned jobs"),
+        loop {
+            let job =
+                match db::take_abandoned(&self.pool, &self.owner, self.options.lease, &self.kinds)
+                    .await
+                {
+                    Ok(Some(job)) => job,
+                    Ok(None) => return,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "failing abandoned jobs");
+                        return;
+                    }
+                };
+            let span = tracing::info_span!(
+                "job",
+                job.id = %job.id,
+                job.kind = %job.kind,
+                job.attempt = job.attempts,
+            );
+            let lease = job.lease(&self.owner);
+            let error = format!(
+                "runner lost (lease expired) on attempt {} of {}",
+                job.attempts, job.max_attempts
+            );
+            tracing::warn!(parent: &span, "{error}");
+            let handler = self.handlers.get(job.kind.as_str()).cloned();
+            let ctx = Arc::new(JobContext::new(lease.clone(), job, self.pool.clone()));
+            let outcome = match handler {
+                Some(h) => {
+                    after_failure(h, ctx, JobError::Fatal(error), &self.pool, &self.options)
+                        .instrument(span.clone())
+                        .await
+                }
+                None => Err(JobError::Fatal(error)),
+            };
+            finish(&self.pool, &lease, outcome, &self.options)
+                .instrument(span)
+                .await;
         }
     }
 
@@ -389,43 +449,85 @@ impl Runner {
                 return;
             };
             tracing::info!(resumed = !job.steps.is_empty(), "job started");
-            let ctx = Arc::new(JobContext {
-                lease: lease.clone(),
-                kind: job.kind,
-                payload: job.payload,
-                actor: job.actor,
-                max_attempts: job.max_attempts,
-                steps: Mutex::new(job.steps.into_iter().map(|s| s.name).collect()),
-                pool: pool.clone(),
-            });
-            // Its own task, so a panic comes back as a JoinError instead of unwinding the runner.
-            let mut task = AbortOnDrop(tokio::spawn(
-                {
-                    let ctx = ctx.clone();
-                    async move { handler.run(&ctx).await }
-                }
-                .instrument(tracing::Span::current()),
-            ));
-            let every = options.heartbeat_every();
-            let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-            beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let joined = loop {
-                tokio::select! {
-                    joined = &mut task.0 => break joined,
-                    _ = beat.tick() => match db::renew(&pool, &lease, options.lease).await {
-                        Ok(true) => {}
-                        Ok(false) => {
-                            // Another runner resumed it: two handlers must not run at once.
-                            tracing::warn!("job lease lost to another runner; stopping its handler");
-                            return;
-                        }
-                        Err(e) => tracing::warn!(error = %e, "renewing the job lease"),
-                    },
-                }
+            let last_attempt = job.attempts >= job.max_attempts;
+            let ctx = Arc::new(JobContext::new(lease.clone(), job, pool.clone()));
+            let run = {
+                let (ctx, handler) = (ctx.clone(), handler.clone());
+                async move { handler.run(&ctx).await }
             };
-            finish(&pool, &lease, outcome_of(joined), &options).await;
+            let Some(joined) = with_heartbeat(run, &pool, &lease, &options).await else {
+                return;
+            };
+            let outcome = match outcome_of(joined) {
+                Err(e @ JobError::Fatal(_)) => {
+                    after_failure(handler, ctx, e, &pool, &options).await
+                }
+                Err(e @ JobError::Retry(_)) if last_attempt => {
+                    after_failure(handler, ctx, e, &pool, &options).await
+                }
+                other => other,
+            };
+            finish(&pool, &lease, outcome, &options).await;
         }
         .instrument(span)
+    }
+}
+
+/// Runs `work` on a task of its own (a panic comes back as a `JoinError` instead of unwinding
+/// the runner) while renewing the lease; `None` when the lease went to another runner, which
+/// stops the work: two handlers of one job must not run at once.
+async fn with_heartbeat<T: Send + 'static>(
+    work: impl Future<Output = T> + Send + 'static,
+    pool: &PgPool,
+    lease: &Lease,
+    options: &RunnerOptions,
+) -> Option<Result<T, JoinError>> {
+    let mut task = AbortOnDrop(tokio::spawn(work.instrument(tracing::Span::current())));
+    let every = options.heartbeat_every();
+    let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            joined = &mut task.0 => return Some(joined),
+            _ = beat.tick() => match db::renew(pool, lease, options.lease).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::warn!("job lease lost to another runner; stopping its handler");
+                    return None;
+                }
+                Err(e) => tracing::warn!(error = %e, "renewing the job lease"),
+            },
+        }
+    }
+}
+
+/// The job fails for good with `error`: the handler's `failed` hook runs first (under the
+/// lease), and what it reports is added to the error. Always a `Fatal` (the last attempt's
+/// retry fails the job the same way), or `LeaseLost`.
+async fn after_failure(
+    handler: Arc<dyn JobHandler>,
+    ctx: Arc<JobContext>,
+    error: JobError,
+    pool: &PgPool,
+    options: &RunnerOptions,
+) -> Result<serde_json::Value, JobError> {
+    let message = error.to_string();
+    let lease = ctx.lease.clone();
+    let hook = {
+        let message = message.clone();
+        async move { handler.failed(&ctx, &message).await }
+    };
+    let Some(joined) = with_heartbeat(hook, pool, &lease, options).await else {
+        return Err(JobError::LeaseLost);
+    };
+    let joined = joined.map(|r| r.map(|()| serde_json::Value::Null));
+    match outcome_of(joined) {
+        Ok(_) => Err(JobError::Fatal(message)),
+        Err(JobError::LeaseLost) => Err(JobError::LeaseLost),
+        Err(e) => {
+            tracing::error!(error = %e, "the failed job's clean-up failed");
+            Err(JobError::Fatal(format!("{message}; then: {e}")))
+        }
     }
 }
 

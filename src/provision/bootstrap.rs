@@ -174,6 +174,7 @@ pub fn hubdesk_toml(t: &WorkerTemplate<'_>) -> String {
          api_url = \"http://127.0.0.1:8081/hub/api/\"\n\n\
          [cluster]\n\
          enabled = true\n\
+         docker_host = \"unix:///run/hubdesk/docker.sock\"\n\
          name = {name}\n\
          manager_addr = {manager}\n\n\
          [cluster.worker]\n\
@@ -258,6 +259,7 @@ mod tests {
         assert!(cfg.cluster.enabled);
         assert_eq!(cfg.cluster.name, "summer");
         assert_eq!(cfg.cluster.manager_addr, "10.42.1.11:2377");
+        assert_eq!(cfg.cluster.docker_host, "unix:///run/hubdesk/docker.sock");
         assert_eq!(cfg.cluster.worker.ami, "ami-12345678");
         assert_eq!(cfg.cluster.worker.subnet_id, "subnet-1");
         assert_eq!(cfg.cluster.worker.security_group_ids, ["sg-1", "sg-2"]);

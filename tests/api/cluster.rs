@@ -16,7 +16,7 @@ use hubdesk::{
 use serde_json::Value;
 
 use crate::{
-    cluster_peers::{docker, Hypervisor, Moto, Swarm, REGION},
+    cluster_peers::{docker, user_data, Hypervisor, Moto, Swarm, REGION},
     helpers::{spawn_app_with_state, TestApp},
 };
 
@@ -107,7 +107,10 @@ async fn cluster_launch_on_fakes_finishes_a_partial_launch_and_resumes_without_l
     let id = cluster.launch(&Actor::System, 3).await.unwrap();
     let row = finished(&app, id, 30).await;
     assert_eq!(row.state.as_str(), "succeeded", "{:?}", row.error);
-    assert_eq!(steps(&row), ["launched", "running", "joined"]);
+    assert_eq!(
+        steps(&row),
+        ["launched", "running", "joined", "token-rotated"]
+    );
     assert_eq!(row.payload, serde_json::json!({"count": 3}));
     let launch_id = id.to_string();
     let ours = |w: &hubdesk::cluster::fake::World| {
@@ -198,6 +201,285 @@ async fn cluster_launch_on_fakes_retries_capacity_and_fails_access_denied_plainl
         "{e}"
     );
     assert_eq!(row.attempts, 1, "no retry can help");
+}
+
+/// The fakes' cluster in the real app.
+async fn fake_desk(world: &FakeWorld) -> (TestApp, Arc<Cluster>) {
+    fake_desk_with(world, cluster_config("camp")).await
+}
+
+async fn fake_desk_with(world: &FakeWorld, config: ClusterConfig) -> (TestApp, Arc<Cluster>) {
+    let w2 = world.clone();
+    app_with(move |pool| {
+        Cluster::new(
+            Arc::new(w2.runtime()),
+            Arc::new(w2.fleet("camp")),
+            pool,
+            config,
+        )
+    })
+    .await
+}
+
+/// The token a rendered user-data joins with.
+fn token_of(user_data: &str) -> String {
+    let rest = user_data.split_once("--token '").expect("a join line").1;
+    rest.split_once('\'').unwrap().0.to_string()
+}
+
+async fn rotations_audited(app: &TestApp) -> i64 {
+    app.count("SELECT count(*) FROM audit_log WHERE action = 'cluster.token_rotated'")
+        .await
+}
+
+#[tokio::test]
+async fn cluster_launch_on_fakes_rotates_the_join_token_once_its_workers_joined() {
+    let world = FakeWorld::new();
+    let (app, cluster) = fake_desk(&world).await;
+    let id = cluster.launch(&Actor::System, 2).await.unwrap();
+    let row = finished(&app, id, 30).await;
+    assert_eq!(row.state.as_str(), "succeeded", "{:?}", row.error);
+    assert_eq!(
+        steps(&row),
+        ["launched", "running", "joined", "token-rotated"]
+    );
+    assert_eq!(row.result.as_ref().unwrap()["join_token"], "rotated");
+    let handed_out = world.with(|w| token_of(&w.user_data[0]));
+    assert_eq!(handed_out, "SWMTKN-1-fake-token-0");
+    world.with(|w| {
+        assert_eq!(w.calls["docker.rotate_worker_token"], 1);
+        assert_ne!(
+            w.worker_token, handed_out,
+            "the token in the user-data is void"
+        );
+        assert_eq!(w.retired_tokens, std::slice::from_ref(&handed_out));
+    });
+    assert_eq!(rotations_audited(&app).await, 1);
+    let detail: String =
+        sqlx::query_scalar("SELECT detail FROM audit_log WHERE action = 'cluster.token_rotated'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert!(
+        detail.contains(&id.to_string()) && detail.contains("joined"),
+        "{detail}"
+    );
+
+    // The next launch hands out the current token, its workers join, and it rotates again.
+    let second = cluster.launch(&Actor::System, 1).await.unwrap();
+    let row = finished(&app, second, 30).await;
+    assert_eq!(row.state.as_str(), "succeeded", "{:?}", row.error);
+    world.with(|w| {
+        assert_eq!(token_of(&w.user_data[1]), "SWMTKN-1-fake-token-1");
+        assert_eq!(w.calls["docker.rotate_worker_token"], 2);
+        assert_eq!(w.worker_token, "SWMTKN-1-fake-token-2");
+    });
+    assert_eq!(rotations_audited(&app).await, 2);
+}
+
+#[tokio::test]
+async fn cluster_launch_on_fakes_that_fails_for_good_rotates_too() {
+    // A fatal error (AccessDenied) before any instance: the launch still ends with a rotation.
+    let world = FakeWorld::new();
+    world.with(|w| {
+        w.fleet_error = Some(FleetError::AccessDenied {
+            code: "UnauthorizedOperation".into(),
+            message: "You are not authorized to perform this operation.".into(),
+        })
+    });
+    let mut config = cluster_config("camp");
+    config.join_timeout_secs = 2;
+    let (app, cluster) = fake_desk_with(&world, config).await;
+    let id = cluster.launch(&Actor::System, 1).await.unwrap();
+    let row = finished(&app, id, 30).await;
+    assert_eq!(row.state.as_str(), "failed");
+    assert!(
+        row.error.as_deref().unwrap().starts_with("AWS refused"),
+        "the job's own error, nothing added: {:?}",
+        row.error
+    );
+    assert_eq!(steps(&row), ["token-rotated"]);
+    assert_eq!(world.with(|w| w.calls["docker.rotate_worker_token"]), 1);
+    assert_eq!(rotations_audited(&app).await, 1);
+
+    // The engine down as well: the rotation that could not happen is part of the job's error.
+    world.with(|w| {
+        w.runtime_error = Some(hubdesk::cluster::RuntimeError::Unreachable {
+            host: "unix:///run/hubdesk/docker.sock".into(),
+            detail: "connection refused".into(),
+        })
+    });
+    let id = cluster.launch(&Actor::System, 1).await.unwrap();
+    let row = finished(&app, id, 30).await;
+    assert_eq!(row.state.as_str(), "failed");
+    let e = row.error.clone().unwrap();
+    assert!(
+        e.starts_with("AWS refused")
+            && e.contains("; then: rotating the swarm's worker join token: cannot reach"),
+        "{e}"
+    );
+    assert!(steps(&row).is_empty());
+    assert_eq!(rotations_audited(&app).await, 1);
+    world.with(|w| w.runtime_error = None);
+
+    // The last attempt's retry: instances that never join (they booted, the join is withheld),
+    // one attempt allowed. The token in their user-data dies with the launch.
+    world.with(|w| {
+        w.fleet_error = None;
+        w.auto_join = false;
+    });
+    let mut tx = app.pool.begin().await.unwrap();
+    let id = db::jobs::enqueue(
+        &mut tx,
+        jobs::LAUNCH_KIND,
+        &serde_json::json!({"count": 1}),
+        "system",
+        1,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let row = finished(&app, id, 30).await;
+    assert_eq!(row.state.as_str(), "failed");
+    assert!(
+        row.error
+            .as_deref()
+            .unwrap()
+            .contains("not in the swarm after"),
+        "{:?}",
+        row.error
+    );
+    assert_eq!(steps(&row), ["launched", "running", "token-rotated"]);
+    let instance = world.with(|w| {
+        w.instances
+            .iter()
+            .find(|i| i.tags.get(TAG_LAUNCH) == Some(&id.to_string()))
+            .cloned()
+            .unwrap()
+    });
+    let refused = world.with(|w| w.boot(&instance)).unwrap_err();
+    assert!(refused.contains("valid join token"), "{refused}");
+    assert_eq!(rotations_audited(&app).await, 2);
+}
+
+#[tokio::test]
+async fn cluster_launches_in_flight_hand_the_token_on_and_the_last_one_rotates() {
+    let world = FakeWorld::new();
+    world.with(|w| w.auto_join = false);
+    let (app, cluster) = fake_desk(&world).await;
+    let a = cluster.launch(&Actor::System, 1).await.unwrap();
+    let b = cluster.launch(&Actor::System, 1).await.unwrap();
+    app.state.jobs.wake();
+    let instance_of = |launch: uuid::Uuid| {
+        world.with(|w| {
+            w.instances
+                .iter()
+                .find(|i| i.tags.get(TAG_LAUNCH) == Some(&launch.to_string()))
+                .cloned()
+        })
+    };
+    let (ia, ib) = eventually("both launches' instances", 20, || async {
+        Some((instance_of(a)?, instance_of(b)?))
+    })
+    .await;
+    world.with(|w| {
+        assert_eq!(token_of(&w.user_data[0]), "SWMTKN-1-fake-token-0");
+        assert_eq!(token_of(&w.user_data[1]), "SWMTKN-1-fake-token-0");
+    });
+
+    // B's worker joins first: A is still in flight, so B hands the rotation on to A.
+    world.with(|w| w.boot(&ib)).unwrap();
+    let row = finished(&app, b, 30).await;
+    assert_eq!(row.state.as_str(), "succeeded", "{:?}", row.error);
+    assert_eq!(
+        steps(&row),
+        ["launched", "running", "joined", "token-handed-on"]
+    );
+    assert_eq!(
+        row.result.as_ref().unwrap()["join_token"],
+        serde_json::json!({"handed_on_to": [a]})
+    );
+    assert_eq!(
+        world.with(|w| w.calls.get("docker.rotate_worker_token").copied()),
+        None
+    );
+    assert_eq!(rotations_audited(&app).await, 0);
+
+    // So A's worker, booting with the same token, still gets in; A ends last and rotates.
+    world
+        .with(|w| w.boot(&ia))
+        .expect("A's token is still valid");
+    let row = finished(&app, a, 30).await;
+    assert_eq!(row.state.as_str(), "succeeded", "{:?}", row.error);
+    assert_eq!(
+        steps(&row),
+        ["launched", "running", "joined", "token-rotated"]
+    );
+    world.with(|w| {
+        assert_eq!(w.calls["docker.rotate_worker_token"], 1);
+        assert_eq!(w.retired_tokens, ["SWMTKN-1-fake-token-0"]);
+    });
+    assert_eq!(rotations_audited(&app).await, 1);
+    // No instance can join with what any user-data holds.
+    for i in [&ia, &ib] {
+        world.with(|w| w.nodes.retain(|n| n.id != format!("node-{}", i.id)));
+        assert!(world.with(|w| w.boot(i)).is_err());
+    }
+}
+
+#[tokio::test]
+async fn cluster_launch_retried_run_instances_renders_the_current_token() {
+    let world = FakeWorld::new();
+    world.with(|w| {
+        w.launch_error_once = Some(FleetError::InsufficientCapacity {
+            instance_type: "t3.large".into(),
+            message: "none".into(),
+        })
+    });
+    let (app, cluster) = fake_desk(&world).await;
+    let id = cluster.launch(&Actor::System, 1).await.unwrap();
+    app.state.jobs.wake();
+    eventually("the first attempt's capacity error", 20, || async {
+        job(&app, id).await.error.map(|_| ())
+    })
+    .await;
+    // Someone rotates between the attempts (the backoff is 5 s).
+    cluster.runtime().rotate_worker_token().await.unwrap();
+    let row = finished(&app, id, 30).await;
+    assert_eq!(row.state.as_str(), "succeeded", "{:?}", row.error);
+    world.with(|w| {
+        assert_eq!(w.user_data.len(), 1);
+        assert_eq!(token_of(&w.user_data[0]), "SWMTKN-1-fake-token-1");
+    });
+}
+
+#[tokio::test]
+async fn cluster_launch_whose_runner_died_on_the_last_attempt_rotates_when_failed() {
+    let world = FakeWorld::new();
+    let (app, _cluster) = fake_desk(&world).await;
+    // As a runner leaves it when it dies mid-way through the only attempt.
+    let id = uuid::Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO jobs (id, kind, payload, actor, max_attempts, state, attempts, steps,
+                           lease_owner, lease_until)
+         VALUES ($1, $2, '{\"count\": 1}', 'system', 1, 'running', 1,
+                 '[{\"name\": \"launched\", \"at\": \"2026-12-01T10:00:00.000000Z\"}]',
+                 'dead-runner', now() - interval '1 second')",
+    )
+    .bind(id)
+    .bind(jobs::LAUNCH_KIND)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let row = finished(&app, id, 30).await;
+    assert_eq!(row.state.as_str(), "failed");
+    assert_eq!(
+        row.error.as_deref(),
+        Some("runner lost (lease expired) on attempt 1 of 1")
+    );
+    assert_eq!(steps(&row), ["launched", "token-rotated"]);
+    assert_eq!(world.with(|w| w.calls["docker.rotate_worker_token"]), 1);
+    assert_eq!(rotations_audited(&app).await, 1);
 }
 
 #[tokio::test]
@@ -490,7 +772,10 @@ async fn cluster_real_swarm_workers_boot_from_user_data_join_and_leave() {
         row.error,
         hv.errors()
     );
-    assert_eq!(steps(&row), ["launched", "running", "joined"]);
+    assert_eq!(
+        steps(&row),
+        ["launched", "running", "joined", "token-rotated"]
+    );
     eprintln!(
         "CLUSTER launch→joined (2 workers): {} ms",
         launch_to_joined.as_millis()
@@ -665,6 +950,133 @@ async fn cluster_real_swarm_workers_boot_from_user_data_join_and_leave() {
             .await,
         1
     );
+}
+
+/// The token in the user-data EC2 keeps for the instance a launch job started.
+async fn token_in_user_data(moto: &Moto, row: &db::jobs::JobRow) -> String {
+    let instance = row.result.as_ref().unwrap()["instances"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let script = user_data(&moto.client(), &instance).await.unwrap();
+    token_of(&String::from_utf8(script).unwrap())
+}
+
+#[tokio::test]
+async fn cluster_real_swarm_join_token_dies_with_its_launch() {
+    use secrecy::ExposeSecret;
+    let Some(moto) = Moto::start(&[]).await else {
+        return;
+    };
+    let Some(swarm) = Swarm::up(0).await else {
+        return;
+    };
+    let hv = Hypervisor::start(&swarm, moto.client(), "camp").await;
+    let (subnet, sg) = moto.network(&swarm.subnet()).await;
+    let mut cfg = cluster_config("camp");
+    cfg.docker_host = swarm.docker_host();
+    cfg.worker.ami = moto.some_ami().await;
+    cfg.worker.subnet_id = subnet;
+    cfg.worker.security_group_ids = vec![sg];
+    cfg.join_timeout_secs = 120;
+    let runtime = Arc::new(DockerRuntime::connect(&cfg.docker_host).await.unwrap());
+    let fleet = Ec2Fleet::from_sdk(&moto.sdk("testing", "testing"), &cfg);
+    let (rt, c2) = (runtime.clone(), cfg.clone());
+    let (app, cluster) = app_with(move |pool| Cluster::new(rt, Arc::new(fleet), pool, c2)).await;
+    let manager = format!("{}:2377", swarm.get("HUBDESK_SWARM_MANAGER_IP"));
+    // Started while the first launch runs (its engine takes a few seconds).
+    let spare = tokio::task::spawn_blocking({
+        let spec = swarm.spare_node("rogue", 200);
+        move || spec.start()
+    });
+
+    let first = cluster.launch(&Actor::System, 1).await.unwrap();
+    let row = finished(&app, first, 240).await;
+    assert_eq!(
+        row.state.as_str(),
+        "succeeded",
+        "{:?}; hypervisor: {:?}",
+        row.error,
+        hv.errors()
+    );
+    assert_eq!(
+        steps(&row),
+        ["launched", "running", "joined", "token-rotated"]
+    );
+    let old = token_in_user_data(&moto, &row).await;
+    let current = runtime
+        .join_info()
+        .await
+        .unwrap()
+        .token
+        .expose_secret()
+        .clone();
+    assert!(old.starts_with("SWMTKN-1-"), "{old}");
+    assert_ne!(
+        old, current,
+        "the manager's worker token is no longer the one handed out"
+    );
+
+    // A fresh machine on the same network cannot join with the token from the user-data …
+    let spare = spare.await.unwrap().expect("a spare node");
+    let try_join = |token: String| {
+        let (name, manager) = (spare.name.clone(), manager.clone());
+        tokio::task::spawn_blocking(move || {
+            crate::cluster_peers::docker(&[
+                "exec", &name, "docker", "swarm", "join", "--token", &token, &manager,
+            ])
+        })
+    };
+    let refused = try_join(old.clone()).await.unwrap().unwrap_err();
+    assert!(refused.contains("join token"), "{refused}");
+    eprintln!("JOIN-TOKEN the first launch's token, read back from its user-data: {refused}");
+    // … while the same join with the manager's current token works (the negative control).
+    try_join(current.clone())
+        .await
+        .unwrap()
+        .expect("the current token admits it");
+    let spare_id = spare.node_id();
+    assert!(!spare_id.is_empty());
+    assert!(runtime
+        .nodes()
+        .await
+        .unwrap()
+        .iter()
+        .any(|n| n.id == spare_id));
+    spare.leave().unwrap();
+    runtime.remove_node(&spare_id, true).await.unwrap();
+    assert!(!runtime
+        .nodes()
+        .await
+        .unwrap()
+        .iter()
+        .any(|n| n.id == spare_id));
+
+    // A second launch hands out the current token, still joins, and rotates in its turn.
+    let second = cluster.launch(&Actor::System, 1).await.unwrap();
+    let row = finished(&app, second, 240).await;
+    assert_eq!(
+        row.state.as_str(),
+        "succeeded",
+        "{:?}; hypervisor: {:?}",
+        row.error,
+        hv.errors()
+    );
+    assert_eq!(
+        steps(&row),
+        ["launched", "running", "joined", "token-rotated"]
+    );
+    let second_token = token_in_user_data(&moto, &row).await;
+    assert_eq!(second_token, current);
+    let refused = try_join(second_token).await.unwrap().unwrap_err();
+    assert!(refused.contains("join token"), "{refused}");
+    assert_eq!(
+        app.count("SELECT count(*) FROM audit_log WHERE action = 'cluster.token_rotated'")
+            .await,
+        2
+    );
+    assert!(hv.errors().is_empty(), "{:?}", hv.errors());
+    drop(spare);
 }
 
 /// A swarm with one joined worker running bob's notebook, a stray node, and an untagged

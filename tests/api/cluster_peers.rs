@@ -550,17 +550,9 @@ fn prepare(
     })
 }
 
-/// One instance's boot: a disk from the AMI, the machine (a node container whose engine is
-/// not started: that is the user-data's job), the kernel's cgroup set-up (the node image's
-/// entrypoint without its last line), then the user-data itself. The node image has Docker
-/// but no NFS client: a stand-in `mount.nfs` plays the installed package, so the script's
-/// "install if missing" step finds both and skips (this network reaches no package mirror).
-async fn boot(
-    ec2: &aws_sdk_ec2::Client,
-    host: &Host,
-    instance: &str,
-    ip: &str,
-) -> Result<(String, String), String> {
+/// An instance's user-data as EC2 keeps it (`DescribeInstanceAttribute userData`, base64),
+/// decoded: what anything on the instance can read back from the metadata service.
+pub async fn user_data(ec2: &aws_sdk_ec2::Client, instance: &str) -> Result<Vec<u8>, String> {
     let attr = ec2
         .describe_instance_attribute()
         .instance_id(instance)
@@ -573,9 +565,116 @@ async fn boot(
         .and_then(|u| u.value())
         .ok_or("no user-data")?
         .to_string();
-    let script = base64::engine::general_purpose::STANDARD
+    base64::engine::general_purpose::STANDARD
         .decode(b64.trim())
-        .map_err(|e| format!("user-data is not base64: {e}"))?;
+        .map_err(|e| format!("user-data is not base64: {e}"))
+}
+
+/// A machine of the test's own on the swarm's network, in no swarm: the node image with its
+/// engine started by the image's entrypoint and the swarm nodes' privileges (what a rogue
+/// machine next to the workers would be). For trying join tokens by hand; removed on drop.
+pub struct SpareNode {
+    pub name: String,
+}
+
+/// What a spare node is made from (plain data, to start it on the blocking pool).
+pub struct SpareSpec {
+    name: String,
+    hostname: String,
+    label: String,
+    network: String,
+    ip: String,
+    manager: String,
+    image: String,
+}
+
+impl Swarm {
+    /// `last_octet` picks its address on the swarm's /24, away from the nodes (.10–) and the
+    /// instances moto numbers from the bottom.
+    pub fn spare_node(&self, tag: &str, last_octet: u8) -> SpareSpec {
+        SpareSpec {
+            name: format!("hubdesk-test-{}-spare-{tag}", self.id),
+            hostname: format!("spare-{tag}"),
+            label: format!("hubdesk-test={}", self.id),
+            network: self.get("HUBDESK_SWARM_NETWORK").to_string(),
+            ip: format!("{}{last_octet}", self.subnet().trim_end_matches("0/24")),
+            manager: self.get("HUBDESK_SWARM_MANAGER").to_string(),
+            image: self.get("HUBDESK_NODE_IMAGE").to_string(),
+        }
+    }
+}
+
+impl SpareSpec {
+    /// Starts it and waits for its engine (blocking).
+    pub fn start(self) -> Result<SpareNode, String> {
+        let mut args: Vec<String> = [
+            "run",
+            "-d",
+            "--name",
+            &self.name,
+            "--hostname",
+            &self.hostname,
+            "--label",
+            &self.label,
+            "--network",
+            &self.network,
+            "--ip",
+            &self.ip,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(privileges_of(&self.manager)?);
+        args.push(self.image.clone());
+        docker(&args.iter().map(String::as_str).collect::<Vec<_>>())?;
+        let node = SpareNode { name: self.name };
+        for _ in 0..200 {
+            if docker(&["exec", &node.name, "docker", "version"]).is_ok() {
+                return Ok(node);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Err(format!("{}: dockerd did not start", node.name))
+    }
+}
+
+impl SpareNode {
+    /// This engine's swarm node id (empty outside a swarm).
+    pub fn node_id(&self) -> String {
+        docker(&[
+            "exec",
+            &self.name,
+            "docker",
+            "info",
+            "-f",
+            "{{.Swarm.NodeID}}",
+        ])
+        .unwrap_or_default()
+    }
+
+    pub fn leave(&self) -> Result<String, String> {
+        docker(&["exec", &self.name, "docker", "swarm", "leave", "--force"])
+    }
+}
+
+impl Drop for SpareNode {
+    fn drop(&mut self) {
+        let _ = docker(&["rm", "-f", "-v", &self.name]);
+    }
+}
+
+/// One instance's boot: a disk from the AMI, the machine (a node container whose engine is
+/// not started: that is the user-data's job), the kernel's cgroup set-up (the node image's
+/// entrypoint without its last line), then the user-data itself. The node image has Docker
+/// but no NFS client: a stand-in `mount.nfs` plays the installed package, so the script's
+/// "install if missing" step finds both and skips (this network reaches no package mirror).
+async fn boot(
+    ec2: &aws_sdk_ec2::Client,
+    host: &Host,
+    instance: &str,
+    ip: &str,
+) -> Result<(String, String), String> {
+    let script = user_data(ec2, instance).await?;
     let (id, network, prefix, image, privileges, ami) = (
         host.swarm_id.clone(),
         host.network.clone(),

@@ -4,6 +4,7 @@ mod activity;
 mod api;
 mod cluster;
 mod cluster_peers;
+mod docker_proxy;
 mod doctor;
 mod ec2;
 mod helpers;

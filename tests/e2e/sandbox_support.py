@@ -168,8 +168,13 @@ class SandboxCamp(cs.Camp):
         return view
 
     def set_metadata_options(self, instance_id: str, **opts) -> None:
-        """ModifyInstanceMetadataOptions (as an admin could, or an AMI default would)."""
-        self.moto.client().modify_instance_metadata_options(InstanceId=instance_id, **opts)
+        """ModifyInstanceMetadataOptions (as an admin could, or an AMI default would). EC2 changes
+        only the options given; moto resets the others to its defaults, so all are sent."""
+        ec2 = self.moto.client()
+        inst = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+        current = {k: v for k, v in inst.get("MetadataOptions", {}).items()
+                   if k in ("HttpTokens", "HttpPutResponseHopLimit", "HttpEndpoint")}
+        ec2.modify_instance_metadata_options(InstanceId=instance_id, **{**current, **opts})
         self.refresh_imds()
 
     def instance_profile(self) -> None:
