@@ -320,7 +320,7 @@ c.JupyterHub.spawner_class = OpenForTests
 
 def run_cell(camp: cs.Camp, user: str, code: str, timeout: float = 120) -> dict:
     """Runs `code` in a fresh kernel of `user`'s server; the code prints one line
-    `RESULT <json>`, which is returned (with `stdout` and `error` beside it)."""
+    `RESULT <json>`, which is returned (with `_stdout` and `_error`, the kernel's, beside it)."""
     base = f"{camp.hub_url}/user/{user}"
     h = {"Authorization": f"token {camp.e2e_hub_token}"}
     r = requests.post(f"{base}/api/kernels", json={"name": "python3"}, headers=h, timeout=60)
@@ -362,7 +362,7 @@ def run_cell(camp: cs.Camp, user: str, code: str, timeout: float = 120) -> dict:
             result = json.loads(line[len("RESULT "):])
     if error and not result:
         raise cs.CampError(f"the cell failed in {user}'s kernel: {error}\n{text[-2000:]}")
-    return {**result, "stdout": text, "error": error}
+    return {**result, "_stdout": text, "_error": error}
 
 
 def node_bash(node: str, script: str, timeout: float = 60) -> str:

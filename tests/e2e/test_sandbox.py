@@ -262,8 +262,8 @@ targets = [("{mgr}", 2375), ("{mgr}", 2377), ("{mgr}", 7946), ("{ip_of[other]}",
 result(tries=[dict(target=f"{{h}}:{{p}}", **tcp(h, p)) for h, p in targets],
        docker_api=http("GET", "http://{mgr}:2375/version"))
 '''
-    r = cell(c, "alice", ports_code)
-    assert not any(t["ok"] for t in r["tries"]) and not r["docker_api"]["ok"], r
+    ports = cell(c, "alice", ports_code)
+    assert not any(t["ok"] for t in ports["tries"]) and not ports["docker_api"]["ok"], ports
 
     # --- 4. the NFS node --------------------------------------------------------------------------
     nfs_code = f'''
@@ -342,7 +342,7 @@ cat <&3
         opened = [t["target"] for t in r2["tries"] if t["ok"]]
         assert f"{mgr}:2377" in opened, r2
         assert f"{hubdesk_host}:{hubdesk_port}" in opened, r2
-        figure("nodes' Docker/swarm ports, hubdesk", f"0 of {len(r['tries'])} reachable",
+        figure("nodes' Docker/swarm ports, hubdesk", f"0 of {len(ports['tries'])} reachable",
                f"{len(opened)} of {len(r2['tries'])} reachable, manager's Docker API answers")
 
         o = cell(c, "open-alice", nfs_code)
