@@ -157,7 +157,8 @@ fn job_error(e: HomesError) -> JobError {
         HomesError::NotFound(_)
         | HomesError::NotSameFilesystem { .. }
         | HomesError::UnsafePath(_)
-        | HomesError::Invalid(_) => JobError::Fatal(e.to_string()),
+        | HomesError::Invalid(_)
+        | HomesError::OverQuota(_) => JobError::Fatal(e.to_string()),
     }
 }
 

@@ -19,9 +19,10 @@ impl From<HomesError> for WebError {
     fn from(e: HomesError) -> Self {
         match e {
             HomesError::NotFound(_) => Self::NotFound,
-            HomesError::Busy(_) | HomesError::UnsafePath(_) | HomesError::Interrupted(_) => {
-                Self::Conflict(e.to_string())
-            }
+            HomesError::Busy(_)
+            | HomesError::UnsafePath(_)
+            | HomesError::Interrupted(_)
+            | HomesError::OverQuota(_) => Self::Conflict(e.to_string()),
             HomesError::Invalid(_) => Self::BadRequest(e.to_string()),
             HomesError::Db(e) => e.into(),
             other => Self::Internal(other.into()),
