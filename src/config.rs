@@ -716,9 +716,14 @@ mod storage_limit_tests {
         ] {
             assert_eq!(StorageLimit::parse(raw).unwrap().0, bytes, "{raw}");
         }
-        for bad in ["", "five", "5 gigs", "-1", "1e9", ".", "5GiB!", "1..2G", "0x10"] {
+        for bad in [
+            "", "five", "5 gigs", "-1", "1e9", ".", "5GiB!", "1..2G", "0x10",
+        ] {
             assert!(
-                matches!(StorageLimit::parse(bad), Err(StorageLimitError::NotASize(_))),
+                matches!(
+                    StorageLimit::parse(bad),
+                    Err(StorageLimitError::NotASize(_))
+                ),
                 "{bad:?}"
             );
         }

@@ -121,7 +121,9 @@ impl Homes {
             .as_ref()
             .and_then(|r| ResetScope::parse(&r.scope))
             .unwrap_or(ResetScope::All);
-        let cached = row.and_then(|r| r.bytes).and_then(|b| u64::try_from(b).ok());
+        let cached = row
+            .and_then(|r| r.bytes)
+            .and_then(|b| u64::try_from(b).ok());
         let out = if scope == ResetScope::Environment {
             let uu = u.clone();
             self.blocking(move |t| match t.home_kind(&uu)? {

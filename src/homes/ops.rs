@@ -419,7 +419,9 @@ impl Homes {
                 .as_ref()
                 .and_then(|r| ResetScope::parse(&r.scope))
                 .unwrap_or(ResetScope::All);
-            let cached = row.and_then(|r| r.bytes).and_then(|b| u64::try_from(b).ok());
+            let cached = row
+                .and_then(|r| r.bytes)
+                .and_then(|b| u64::try_from(b).ok());
             let (uu, ff) = (u.clone(), from.clone());
             let (from_kind, home_kind, out, back) = self
                 .blocking(move |t| {

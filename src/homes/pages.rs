@@ -93,9 +93,8 @@ pub async fn section(pool: &PgPool, homes: &Homes, username: &Username) -> HomeS
             .and_then(|b| u64::try_from(b).ok()),
         Err(_) => None,
     };
-    let quota = |used: Option<u64>, measured| {
-        HomeQuota::new(used, measured, own, homes.default_quota())
-    };
+    let quota =
+        |used: Option<u64>, measured| HomeQuota::new(used, measured, own, homes.default_quota());
     let read = async {
         let exists = homes.exists(username).await?;
         let bytes = if exists {

@@ -71,7 +71,9 @@ impl Fill {
         match limit.bytes() {
             None => Self::Unlimited,
             Some(l) if used >= l => Self::Full,
-            Some(l) if u128::from(used) * 100 >= u128::from(l) * u128::from(NEARLY_FULL_PERCENT) => {
+            Some(l)
+                if u128::from(used) * 100 >= u128::from(l) * u128::from(NEARLY_FULL_PERCENT) =>
+            {
                 Self::NearlyFull
             }
             Some(_) => Self::Ok,
@@ -314,8 +316,7 @@ impl Homes {
     ) -> Result<QuotaChange, HomesError> {
         let bytes = own.and_then(StorageLimit::bytes);
         let mut tx = self.pool.begin().await?;
-        let previous = match db::users::set_home_quota(&mut tx, u, bytes.map(|b| b as i64)).await
-        {
+        let previous = match db::users::set_home_quota(&mut tx, u, bytes.map(|b| b as i64)).await {
             Ok(p) => p.and_then(|b| u64::try_from(b).ok()),
             Err(sqlx::Error::RowNotFound) => {
                 return Err(HomesError::NotFound(format!("no student named '{u}'")))
@@ -323,7 +324,9 @@ impl Homes {
             Err(e) => return Err(e.into()),
         };
         let text = |b: Option<u64>| match b {
-            Some(b) => StorageLimit::from_bytes(b).map_or_else(|_| format!("{b} bytes"), |l| l.to_string()),
+            Some(b) => {
+                StorageLimit::from_bytes(b).map_or_else(|_| format!("{b} bytes"), |l| l.to_string())
+            }
             None => format!("the default ({})", self.quota.default),
         };
         db::audit::record(
@@ -374,6 +377,17 @@ impl Homes {
             .await?;
         tx.commit().await?;
         Ok(homes.len())
+    }
+}
+
+impl Homes {
+    /// Rewrites the node's list after a reset or restore, so the node re-tags the moved trees
+    /// within seconds (its path unit fires on the rename) instead of at the next timer tick.
+    /// Best effort: the timer catches up with a failure.
+    pub(super) async fn nudge_quota_node(&self) {
+        if let Err(e) = self.write_quota_list().await {
+            tracing::warn!(error = %e, "homes: could not rewrite the quota list after a move");
+        }
     }
 }
 
@@ -459,7 +473,10 @@ mod tests {
     fn homes_quota_reads_the_row_and_says_what_is_not_known() {
         let d = StorageLimit::gib(5);
         let q = HomeQuota::new(None, None, None, d);
-        assert_eq!((q.fill, q.summary().as_str()), (Fill::Unmeasured, "not measured yet"));
+        assert_eq!(
+            (q.fill, q.summary().as_str()),
+            (Fill::Unmeasured, "not measured yet")
+        );
         let now = Some(OffsetDateTime::now_utc());
         let q = HomeQuota::new(None, now, None, d);
         assert_eq!(q.fill, Fill::NoHome);
@@ -468,7 +485,10 @@ mod tests {
         assert_eq!(q.short(), "1 GiB / 5 GiB");
         assert!(!q.own_limit);
         let q = HomeQuota::new(Some(1 << 30), now, Some(1 << 30), d);
-        assert_eq!((q.fill, q.own_limit, q.percent()), (Fill::Full, true, Some(100)));
+        assert_eq!(
+            (q.fill, q.own_limit, q.percent()),
+            (Fill::Full, true, Some(100))
+        );
         let q = HomeQuota::new(Some(3 << 20), now, None, StorageLimit::NONE);
         assert_eq!(q.summary(), "3 MiB (no limit)");
         assert_eq!(q.fill, Fill::Unlimited);
@@ -480,7 +500,9 @@ mod tests {
         assert_eq!(parse_own_limit("2GiB"), Ok(Some(StorageLimit::gib(2))));
         assert!(parse_own_limit("0").unwrap_err().contains("too small"));
         assert!(parse_own_limit("none").unwrap_err().contains("too small"));
-        assert!(parse_own_limit("512KiB").unwrap_err().contains("at least 1 MiB"));
+        assert!(parse_own_limit("512KiB")
+            .unwrap_err()
+            .contains("at least 1 MiB"));
         assert!(parse_own_limit("lots").unwrap_err().contains("not a size"));
         assert!(parse_own_limit("20TiB").unwrap_err().contains("16 TiB"));
     }
@@ -518,10 +540,17 @@ mod tests {
     fn homes_over_limit_refuses_only_growth_past_the_limit() {
         let l = StorageLimit::from_bytes(1000).unwrap();
         let ana = u("ana");
-        assert!(over_limit(&ana, "x", 1000, 0, l).is_none(), "exactly the limit fits");
+        assert!(
+            over_limit(&ana, "x", 1000, 0, l).is_none(),
+            "exactly the limit fits"
+        );
         let e = over_limit(&ana, "Restoring archive 1", 1001, 10, l).unwrap();
         assert!(matches!(e, HomesError::OverQuota(_)));
-        assert!(e.to_string().contains("more than its storage limit of 1000 B"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("more than its storage limit of 1000 B"),
+            "{e}"
+        );
         assert!(over_limit(&ana, "x", 5000, 6000, l).is_none(), "shrinks");
         assert!(over_limit(&ana, "x", u64::MAX, 0, StorageLimit::NONE).is_none());
     }

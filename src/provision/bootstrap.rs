@@ -307,7 +307,10 @@ mod tests {
         assert!(s.text.contains("HOMES_VOLUME='vol-0abc'\n"));
         assert!(s.text.contains("EXPORT_CIDR='10.42.0.0/16'\n"));
         assert!(s.text.contains("root_squash"));
-        assert!(s.text.contains(",prjquota"), "XFS mounted with project quotas");
+        assert!(
+            s.text.contains(",prjquota"),
+            "XFS mounted with project quotas"
+        );
         syntax_ok(&s.text);
         syntax_ok(QUOTA_SCRIPT);
         let payload = s.payload().unwrap();
@@ -340,10 +343,13 @@ mod tests {
             assert_eq!(text, s.text);
         }
         // The units name the script where nfs-node.sh installs it, and the list's path.
-        assert!(QUOTA_UNITS[0].1.contains("ExecStart=/usr/local/sbin/hubdesk-quota\n"));
-        assert!(QUOTA_UNITS[1]
+        assert!(QUOTA_UNITS[0]
             .1
-            .contains(&format!("PathChanged=/srv/nfs/homes/{}\n", crate::homes::quota::QUOTA_LIST)));
+            .contains("ExecStart=/usr/local/sbin/hubdesk-quota\n"));
+        assert!(QUOTA_UNITS[1].1.contains(&format!(
+            "PathChanged=/srv/nfs/homes/{}\n",
+            crate::homes::quota::QUOTA_LIST
+        )));
     }
 
     #[test]
@@ -356,7 +362,10 @@ mod tests {
             .unwrap();
         for item in crate::homes::ENVIRONMENT {
             let first = item.split('/').next().unwrap();
-            assert!(line.contains(&format!(" {first} ")), "{first} missing: {line}");
+            assert!(
+                line.contains(&format!(" {first} ")),
+                "{first} missing: {line}"
+            );
         }
     }
 

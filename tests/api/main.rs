@@ -16,5 +16,7 @@ mod oidc;
 mod oidc_interop;
 mod platform;
 mod provision;
+mod quota;
+mod quota_node;
 mod servers;
 mod students;
