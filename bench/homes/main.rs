@@ -350,7 +350,10 @@ async fn run(a: &Args, base: &Path) -> anyhow::Result<()> {
     let t = Instant::now();
     let report = hubdesk::homes::usage::sweep(&homes).await?;
     let sweep = t.elapsed();
-    anyhow::ensure!(report.measured == users.len() && report.list_written, "{report:?}");
+    anyhow::ensure!(
+        report.measured == users.len() && report.list_written,
+        "{report:?}"
+    );
     let list = std::fs::metadata(root.join(hubdesk::homes::quota::QUOTA_LIST))?.len();
     println!(
         "usage sweep of {} students (measure, store, flag, write the {list}-byte quota list): {:.0} ms ({:.2} ms/home); the list alone: {:.1} ms",

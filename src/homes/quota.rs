@@ -173,12 +173,10 @@ impl HomeQuota {
             (None, _) => "not measured yet".into(),
             (Some(used), _) => match self.limit.bytes() {
                 None => format!("{} (no limit)", iec_bytes(used)),
-                Some(_) => format!(
-                    "{} of {} ({} %)",
-                    iec_bytes(used),
-                    self.limit,
-                    self.percent().unwrap_or(0)
-                ),
+                Some(_) => match self.percent().unwrap_or(0) {
+                    0 if used > 0 => format!("{} of {} (< 1 %)", iec_bytes(used), self.limit),
+                    p => format!("{} of {} ({p} %)", iec_bytes(used), self.limit),
+                },
             },
         }
     }
@@ -482,6 +480,10 @@ mod tests {
         assert_eq!(q.fill, Fill::NoHome);
         let q = HomeQuota::new(Some(1 << 30), now, None, d);
         assert_eq!(q.summary(), "1 GiB of 5 GiB (20 %)");
+        assert_eq!(
+            HomeQuota::new(Some(4096), now, None, d).summary(),
+            "4 KiB of 5 GiB (< 1 %)"
+        );
         assert_eq!(q.short(), "1 GiB / 5 GiB");
         assert!(!q.own_limit);
         let q = HomeQuota::new(Some(1 << 30), now, Some(1 << 30), d);

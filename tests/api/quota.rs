@@ -322,6 +322,13 @@ async fn post_limit(
         .unwrap()
 }
 
+/// With `HUBDESK_QUOTA_SNAPSHOT=DIR`, keeps a page to look at (e.g. as a phone renders it).
+fn snapshot(name: &str, html: &str) {
+    if let Ok(dir) = std::env::var("HUBDESK_QUOTA_SNAPSHOT") {
+        std::fs::write(Path::new(&dir).join(name), html).unwrap();
+    }
+}
+
 async fn own_limit(app: &TestApp, who: &str) -> Option<i64> {
     sqlx::query_scalar("SELECT home_quota_bytes FROM users WHERE username = $1")
         .bind(who)
@@ -383,6 +390,7 @@ async fn quota_a_counselor_sets_a_limit_with_errors_beside_the_field_and_a_confi
     let r = post_limit(&app, &csrf, "ada", &[("limit", "2MiB")]).await;
     assert_eq!(r.status(), 200);
     let body = r.text().await.unwrap();
+    snapshot("student-confirm.html", &body);
     let confirm = body
         .split("id=\"quota-confirm\"")
         .nth(1)
@@ -497,6 +505,7 @@ async fn quota_the_list_and_the_landing_page_show_use_against_the_limit() {
     home_of(&app, "dee").await;
 
     let page = app.get_html("/students").await;
+    snapshot("students.html", &page);
     let row = |who: &str| {
         page.split(&format!("data-username=\"{who}\""))
             .nth(1)
