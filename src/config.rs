@@ -754,7 +754,11 @@ mod storage_limit_tests {
 
     #[test]
     fn homes_quota_settings_come_from_toml_and_env_and_are_checked() {
-        let read = |text: &str| Figment::from(Toml::string(text)).extract::<HomesConfig>();
+        let read = |text: &str| {
+            Figment::from(Toml::string(text))
+                .extract::<HomesConfig>()
+                .map_err(|e| e.to_string())
+        };
         let c = read("uid = 1000\ngid = 100\nquota_default = \"2GiB\"\narchive_quota = 0").unwrap();
         assert_eq!(c.quota_default, StorageLimit::gib(2));
         assert!(c.archive_quota.is_none());
