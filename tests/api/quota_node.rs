@@ -585,3 +585,252 @@ async fn quota_node_script_parses_the_list_strictly() {
         .as_str()]
     );
 }
+
+// ---- the same on a real XFS ------------------------------------------------------------
+
+/// A small XFS in a loop file, mounted for one test (this kernel has XFS but no quotas: project
+/// ids and the inherit flag are real, so is XFS's rename rule; only limits are not enforced).
+struct RealXfs {
+    dir: PathBuf,
+    mnt: PathBuf,
+}
+
+impl Drop for RealXfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.mnt).status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn which(tool: &str) -> Option<PathBuf> {
+    ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
+        .iter()
+        .map(|d| Path::new(d).join(tool))
+        .find(|p| p.exists())
+}
+
+/// `None` (with a loud line) where this machine cannot make one: not root, no mkfs.xfs, no loop.
+fn real_xfs() -> Option<RealXfs> {
+    let skip = |why: &str| {
+        eprintln!("SKIPPED quota_node real XFS: {why}");
+        None
+    };
+    if !Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout == b"0\n")
+    {
+        return skip("not root (loop mounts)");
+    }
+    if which("mkfs.xfs").is_none() || which("xfs_io").is_none() || which("xfs_quota").is_none() {
+        return skip("xfsprogs missing");
+    }
+    let dir = std::env::temp_dir().join(format!("hubdesk-xfs-{}", uuid::Uuid::new_v4().simple()));
+    let mnt = dir.join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let disk = dir.join("disk");
+    std::fs::File::create(&disk)
+        .unwrap()
+        .set_len(320 << 20)
+        .unwrap();
+    let xfs = RealXfs { dir, mnt };
+    let ok = |c: &mut Command| c.output().is_ok_and(|o| o.status.success());
+    if !ok(Command::new("mkfs.xfs").arg("-q").arg(&disk)) {
+        return skip("mkfs.xfs failed");
+    }
+    if !ok(Command::new("mount")
+        .arg("-o")
+        .arg("loop")
+        .arg(&disk)
+        .arg(&xfs.mnt))
+    {
+        return skip("mount -o loop failed (no loop devices here?)");
+    }
+    Some(xfs)
+}
+
+/// The real tool's view of `path`: (project id, inherit flag).
+fn real_tag(path: &Path) -> (u32, bool) {
+    let io = which("xfs_io").unwrap();
+    let out = |cmd: &str| {
+        String::from_utf8(
+            Command::new(&io)
+                .args(["-r", "-c", cmd])
+                .arg(path)
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap()
+    };
+    let id = out("lsproj")
+        .trim()
+        .strip_prefix("projid = ")
+        .unwrap_or_else(|| panic!("lsproj of {}", path.display()))
+        .parse()
+        .unwrap();
+    (id, out("lsattr -v").contains("proj-inherit"))
+}
+
+#[tokio::test]
+async fn quota_node_script_on_a_real_xfs_keeps_every_rename_of_hubdesk_legal() {
+    let Some(xfs) = real_xfs() else { return };
+    let n = node().await;
+    // The homes root on the XFS; the real xfs_io and xfs_quota do the tagging. Only what needs
+    // quotas is answered by the wrappers: `state -p` (enforcement on) and `limit` (recorded).
+    let export = xfs.mnt.join("homes");
+    std::fs::create_dir_all(&export).unwrap();
+    let template = n.base.join("template");
+    let mut config = HomesConfig {
+        root: Some(export.clone()),
+        template: Some(template),
+        ..HomesConfig::default()
+    };
+    config.resolve(&n.base).unwrap();
+    let homes = Homes::open(&config, n.app.pool.clone()).await.unwrap();
+    let wrap = |tool: &str, intercept: &str| {
+        format!(
+            "#!/bin/sh\necho \"{tool} $*\" >> \"$FAKE_LOG\"\ncase \"$*\" in\n{intercept}\nesac\nexec {} \"$@\"\n",
+            which(tool).unwrap().display()
+        )
+    };
+    std::fs::write(
+        n.bin.join("xfs_quota"),
+        wrap(
+            "xfs_quota",
+            "*'-c state -p'*) echo '  Enforcement: ON'; exit 0 ;;\n*'-c limit '*) exit 0 ;;",
+        ),
+    )
+    .unwrap();
+    std::fs::write(n.bin.join("xfs_io"), wrap("xfs_io", "'') ;;")).unwrap();
+    std::fs::remove_file(n.bin.join("mountpoint")).unwrap();
+    let pass = || {
+        let path = format!(
+            "{}:{}",
+            n.bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let out = Command::new("sh")
+            .arg(SCRIPT)
+            .env("PATH", path)
+            .env("HUBDESK_QUOTA_MOUNT", &xfs.mnt)
+            .env("HUBDESK_QUOTA_EXPORT", &export)
+            .env("FAKE_LOG", &n.log)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stderr}");
+        stderr
+    };
+    let projid = |name: &str| -> u32 {
+        std::fs::read_to_string(xfs.mnt.join(".hubdesk-quota/projid"))
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}:")))
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let actor = Actor::System;
+    for name in ["ana", "bob"] {
+        n.app.create_student(&format!("{name} x"), name, None).await;
+        homes.create(&u(name), &actor).await.unwrap();
+    }
+    std::fs::write(export.join("ana/work.py"), "x = 1").unwrap();
+    homes.write_quota_list().await.unwrap();
+    pass();
+    let (ana, bob, archive) = (
+        projid("hubdesk-ana"),
+        projid("hubdesk-bob"),
+        projid("hubdesk_archive"),
+    );
+    assert_eq!(real_tag(&export.join("ana")), (ana, true));
+    assert_eq!(real_tag(&export.join("ana/work.py")), (ana, false));
+    assert_eq!(real_tag(&export.join("ana/notebooks")), (ana, true));
+    assert!(!real_tag(&export).1 && !real_tag(&export.join(".archive")).1);
+
+    // Reset and restore: real renames out of and back into the tagged world.
+    let reset = homes
+        .reset(&u("ana"), ResetScope::All, "", &actor)
+        .await
+        .unwrap();
+    let entry = export
+        .join(".archive/ana")
+        .join(reset.archive.clone().unwrap().as_str());
+    pass();
+    assert_eq!(real_tag(&entry.join("work.py")).0, archive);
+    assert_eq!(
+        real_tag(&export.join("ana/notebooks/intro.ipynb")),
+        (ana, false)
+    );
+    homes
+        .restore(&u("ana"), &reset.archive.unwrap(), &actor)
+        .await
+        .unwrap();
+    pass();
+    assert_eq!(real_tag(&export.join("ana/work.py")), (ana, false));
+    // What the student writes now is charged to ana (the inherit flag is back).
+    std::fs::write(export.join("ana/new.py"), "y").unwrap();
+    assert_eq!(real_tag(&export.join("ana/new.py")).0, ana);
+
+    // An environment archive and its restore: .local goes back into bob's tagged home.
+    std::fs::create_dir_all(export.join("bob/.local/lib")).unwrap();
+    std::fs::write(export.join("bob/.local/lib/pkg.py"), "z").unwrap();
+    pass();
+    let env = homes
+        .reset(&u("bob"), ResetScope::Environment, "", &actor)
+        .await
+        .unwrap();
+    pass();
+    let env_entry = export
+        .join(".archive/bob")
+        .join(env.archive.clone().unwrap().as_str());
+    assert_eq!(real_tag(&env_entry.join(".local/lib/pkg.py")).0, bob);
+    assert!(!real_tag(&env_entry).1, "no inherit flag on the entry");
+    homes
+        .restore(&u("bob"), &env.archive.unwrap(), &actor)
+        .await
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(export.join("bob/.local/lib/pkg.py")).unwrap(),
+        "z"
+    );
+
+    // Negative controls, by the kernel itself: an environment item of the archive's project
+    // cannot go back into the home (why environment archives stay the student's), and a reset
+    // into a per-user archive directory with the inherit flag fails (why the node never tags
+    // those).
+    std::fs::create_dir_all(export.join("bob/.cache")).unwrap();
+    let cache = homes
+        .reset(&u("bob"), ResetScope::Environment, "", &actor)
+        .await
+        .unwrap();
+    let cache_entry = export
+        .join(".archive/bob")
+        .join(cache.archive.clone().unwrap().as_str());
+    let io = which("xfs_io").unwrap();
+    assert!(Command::new(&io)
+        .args(["-r", "-c", &format!("chproj -R {archive}")])
+        .arg(&cache_entry)
+        .status()
+        .unwrap()
+        .success());
+    let err = homes
+        .restore(&u("bob"), &cache.archive.unwrap(), &actor)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("cross-device"), "{err}");
+    let ana_dir = export.join(".archive/ana");
+    assert!(Command::new(&io)
+        .args(["-r", "-c", "chproj 4242", "-c", "chattr +P"])
+        .arg(&ana_dir)
+        .status()
+        .unwrap()
+        .success());
+    let err = homes
+        .reset(&u("ana"), ResetScope::All, "", &actor)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("cross-device"), "{err}");
+    assert!(export.join("ana/work.py").exists(), "the home stayed");
+}
