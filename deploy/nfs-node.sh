@@ -4,22 +4,26 @@
 # environment:  sudo HOMES_VOLUME=vol-0abc EXPORT_CIDR=10.42.0.0/16 sh deploy/nfs-node.sh
 #
 # Serves the students' homes: the separate EBS volume HOMES_VOLUME (kept by `hubdesk aws down`
-# unless --delete-homes) is mounted at /srv/nfs and /srv/nfs/homes is exported to the camp's
-# network. Amazon Linux 2023 (dnf) and Ubuntu LTS (apt-get). Safe to re-run.
+# unless --delete-homes) is mounted at /srv/nfs with XFS project quotas and /srv/nfs/homes is
+# exported to the camp's network; hubdesk-quota (its script and systemd units ride along as
+# gzip+base64 values, or are taken from beside this script) makes each home an XFS project
+# with the limit hubdesk sets. Amazon Linux 2023 (dnf) and Ubuntu LTS (apt-get). Safe to re-run.
 set -eu
 log() { echo "hubdesk-nfs: $*" >&2; }
+unpack() { printf '%s' "$1" | base64 -d | gunzip; }
+here=$(cd "$(dirname "$0")" 2>/dev/null && pwd || echo /nonexistent)
 : "${HOMES_VOLUME:?the homes EBS volume id (vol-…)}"
 : "${EXPORT_CIDR:?the network the export is open to (the VPC, e.g. 10.42.0.0/16)}"
 HOMES_UID=${HOMES_UID:-1000}
 HOMES_GID=${HOMES_GID:-100}
 
-# 1. The NFS server.
+# 1. The NFS server, and xfsprogs (mkfs.xfs, xfs_quota, xfs_io).
 if command -v dnf >/dev/null 2>&1; then
-	rpm -q nfs-utils >/dev/null 2>&1 || dnf install -y nfs-utils
+	rpm -q nfs-utils xfsprogs >/dev/null 2>&1 || dnf install -y nfs-utils xfsprogs
 	server=nfs-server
 elif command -v apt-get >/dev/null 2>&1; then
 	export DEBIAN_FRONTEND=noninteractive
-	dpkg -s nfs-kernel-server >/dev/null 2>&1 || { apt-get update -q; apt-get install -y -q nfs-kernel-server; }
+	dpkg -s nfs-kernel-server xfsprogs >/dev/null 2>&1 || { apt-get update -q; apt-get install -y -q nfs-kernel-server xfsprogs; }
 	server=nfs-kernel-server
 else
 	log "neither dnf nor apt-get: install an NFS server yourself"; exit 1
@@ -51,15 +55,28 @@ log "homes volume $HOMES_VOLUME is $disk"
 # 3. A filesystem only if the disk has none: blkid -p probes the disk itself (no cache) and
 #    reports a filesystem or a partition table. Anything found means students' files may be on
 #    it, so it is never formatted again (an existing xfs, ext4 or partitioned disk is mounted
-#    or refused, never wiped).
+#    or refused, never wiped). A new one is XFS, for its project quotas (a limit per home).
 if [ -z "$(blkid -p -o value -s TYPE "$disk" 2>/dev/null)" ] && [ -z "$(blkid -p -o value -s PTTYPE "$disk" 2>/dev/null)" ]; then
 	log "new volume: making an xfs filesystem"
-	mkfs.xfs -L hubdesk-homes "$disk" 2>/dev/null || mkfs.ext4 -L hubdesk-homes "$disk"
+	mkfs.xfs -L hubdesk-homes "$disk"
 fi
 uuid=$(blkid -p -o value -s UUID "$disk" || true)
+fstype=$(blkid -p -o value -s TYPE "$disk" || true)
 [ -n "$uuid" ] || { log "$disk has a partition table or no filesystem UUID: refusing to guess, mount it yourself"; exit 1; }
+#    XFS is mounted with prjquota (quotas are switched on at mount time, not on a remount).
+#    Any other filesystem (an ext4 volume from an older camp) is mounted without quotas:
+#    hubdesk's own guard still holds, but nothing stops a notebook filling the disk.
+opts=defaults,nofail,noatime
+if [ "$fstype" = xfs ]; then opts=$opts,prjquota; else log "$fstype volume: NO storage limits per home (only XFS has project quotas here)"; fi
 mkdir -p /srv/nfs
-grep -q "UUID=$uuid" /etc/fstab || echo "UUID=$uuid /srv/nfs auto defaults,nofail,noatime 0 2" >> /etc/fstab
+grep -v "^UUID=$uuid " /etc/fstab > /etc/fstab.hubdesk || true
+echo "UUID=$uuid /srv/nfs $fstype $opts 0 2" >> /etc/fstab.hubdesk
+mv /etc/fstab.hubdesk /etc/fstab
+if [ "$fstype" = xfs ] && mountpoint -q /srv/nfs && ! grep -Eq '^[^ ]+ /srv/nfs xfs [^ ]*(prjquota|pquota)' /proc/mounts; then
+	log "/srv/nfs is mounted without project quotas: mounting it again with prjquota"
+	exportfs -ua 2>/dev/null || true
+	umount /srv/nfs || log "could not unmount /srv/nfs (busy?): quotas start at the next reboot"
+fi
 mountpoint -q /srv/nfs || mount /srv/nfs
 
 # 4. The homes directory belongs to the notebook user (jovyan, 1000:100 in the images): hubdesk
@@ -80,3 +97,20 @@ echo "/srv/nfs/homes $EXPORT_CIDR(rw,sync,no_subtree_check,root_squash)" > /etc/
 systemctl enable --now "$server"
 exportfs -ra
 log "exporting /srv/nfs/homes to $EXPORT_CIDR"
+
+# 6. Storage limits: hubdesk writes every home's limit to /srv/nfs/homes/.hubdesk-quotas and
+#    hubdesk-quota applies them (each home an XFS project; see the script). The path unit runs
+#    it when the list changes, the timer every minute (homes reset or restored meanwhile).
+if [ "$fstype" = xfs ]; then
+	install_file() { # name, value from user-data (may be empty), mode, destination
+		if [ -n "$2" ]; then unpack "$2" > "$4"; elif [ -f "$here/$1" ]; then cat "$here/$1" > "$4"; else log "no $1 (neither in user-data nor beside this script)"; return 1; fi
+		chmod "$3" "$4"
+	}
+	install_file hubdesk-quota.sh "${HUBDESK_QUOTA_SH:-}" 0755 /usr/local/sbin/hubdesk-quota
+	install_file hubdesk-quota.service "${HUBDESK_QUOTA_SERVICE:-}" 0644 /etc/systemd/system/hubdesk-quota.service
+	install_file hubdesk-quota.path "${HUBDESK_QUOTA_PATH:-}" 0644 /etc/systemd/system/hubdesk-quota.path
+	install_file hubdesk-quota.timer "${HUBDESK_QUOTA_TIMER:-}" 0644 /etc/systemd/system/hubdesk-quota.timer
+	systemctl daemon-reload
+	systemctl enable --now hubdesk-quota.path hubdesk-quota.timer
+	log "storage limits: hubdesk-quota.path and .timer enabled (the first pass runs once hubdesk has written its list)"
+fi

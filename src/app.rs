@@ -216,6 +216,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(homes::pages::restore),
         )
         .route(
+            "/students/{username}/home/quota",
+            web::post().to(roster_pages::students::home_quota),
+        )
+        .route(
             "/students/{username}/reset-password",
             web::post().to(roster_pages::students::reset_password),
         )
@@ -315,17 +319,18 @@ fn spawn_periodic_tasks(state: &AppState) {
         Duration::from_secs(600),
         move || sweep(pool.clone(), config.clone()),
     );
+    // The usage sweep also rewrites the NFS node's quota list (homes::quota).
     let homes = state.homes.clone();
     jobs::periodic(
         state.pool.clone(),
         "home-usage",
         HOME_USAGE_LOCK,
-        Duration::from_secs(600),
+        state.config.homes.usage_interval(),
         move || {
             let homes = homes.clone();
             async move {
-                let n = homes::usage::measure_all(&homes).await?;
-                tracing::debug!(measured = n, "home usage measured");
+                let report = homes::usage::sweep(&homes).await?;
+                tracing::debug!(?report, "home usage measured");
                 Ok(())
             }
         },

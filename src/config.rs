@@ -446,9 +446,34 @@ pub struct HomesConfig {
     /// filesystem as `root` (a reset is a rename); `homes::Homes::open` checks it at start.
     #[serde(default)]
     pub archive: Option<PathBuf>,
+    /// Every home's storage limit unless a counselor sets another on the student's page
+    /// (`"5GiB"`, `"500MiB"`, bytes; `0` = no limit). 5 GiB by default: a camp's notebooks,
+    /// data sets of a few hundred MB and a `pip install --user` of a large package or two fit
+    /// with room to spare, and a class of 100 cannot promise more than 500 GiB of a volume
+    /// sized for real use (most homes stay far below). Enforced on the NFS node (an XFS project
+    /// quota per home) and by hubdesk's own operations (a restore never grows a home past it).
+    #[serde(default = "default_home_quota")]
+    pub quota_default: StorageLimit,
+    /// The archive's own limit on the NFS node (its own XFS project); `0` (the default) = none.
+    /// Archiving is a rename and the node re-tags archived trees as root, which XFS lets past
+    /// the limit: it caps writes that still reach an archived home through an old file handle,
+    /// and `xfs_quota report` shows the archive against it.
+    #[serde(default)]
+    pub archive_quota: StorageLimit,
+    /// How often the homes are measured (one instance of a fleet, one home at a time).
+    #[serde(default = "default_usage_interval")]
+    pub usage_interval_secs: u64,
     /// Set by validation when `root` is the default (then it is created); not a key.
     #[serde(skip)]
     pub create_root: bool,
+}
+
+fn default_home_quota() -> StorageLimit {
+    StorageLimit::gib(5)
+}
+
+fn default_usage_interval() -> u64 {
+    600
 }
 
 impl Default for HomesConfig {
@@ -459,6 +484,9 @@ impl Default for HomesConfig {
             uid: 1000,
             gid: 100,
             archive: None,
+            quota_default: default_home_quota(),
+            archive_quota: StorageLimit::NONE,
+            usage_interval_secs: default_usage_interval(),
             create_root: false,
         }
     }
@@ -504,7 +532,256 @@ impl HomesConfig {
             self.uid != 0,
             "homes.uid 0 would make every home root's: use the notebook user (1000)"
         );
+        for (key, limit) in [
+            ("quota_default", self.quota_default),
+            ("archive_quota", self.archive_quota),
+        ] {
+            anyhow::ensure!(
+                limit.is_none() || limit >= StorageLimit::MIN,
+                "homes.{key} {limit} is too small: at least {} (or 0 for no limit)",
+                StorageLimit::MIN
+            );
+        }
+        anyhow::ensure!(
+            self.usage_interval_secs >= 10,
+            "homes.usage_interval_secs {} is too short: at least 10",
+            self.usage_interval_secs
+        );
         Ok(())
+    }
+
+    pub fn usage_interval(&self) -> Duration {
+        Duration::from_secs(self.usage_interval_secs)
+    }
+}
+
+/// A storage limit (`[homes] quota_default`, `archive_quota`, a student's override), in bytes,
+/// parsed from what people write: `5GiB`, `500 MiB`, `2.5 GB`, a plain number of bytes, or
+/// `0` / `none` for no limit. Binary units `KiB MiB GiB TiB` (`K M G T` are the same, as
+/// `xfs_quota` and `du` read them) and decimal ones `kB MB GB TB`; case does not matter.
+/// At most [`StorageLimit::MAX`] (16 TiB, the largest EBS volume the homes can live on).
+/// The default value is no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StorageLimit(u64);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StorageLimitError {
+    #[error("{0:?} is not a size: write it like 5GiB, 500MiB or 2.5GB")]
+    NotASize(String),
+    #[error("{0:?} is more than the most a limit can be, 16 TiB")]
+    TooLarge(String),
+}
+
+impl StorageLimit {
+    /// No limit.
+    pub const NONE: Self = Self(0);
+    /// The smallest limit that is one (a home below it cannot even hold its dotfiles).
+    pub const MIN: Self = Self(1 << 20);
+    /// 16 TiB: the largest gp3 EBS volume.
+    pub const MAX: Self = Self(1 << 44);
+
+    pub const fn gib(n: u64) -> Self {
+        Self(n << 30)
+    }
+
+    /// A limit of exactly `bytes` (`0`: none); more than [`Self::MAX`] is refused.
+    pub fn from_bytes(bytes: u64) -> Result<Self, StorageLimitError> {
+        if bytes > Self::MAX.0 {
+            return Err(StorageLimitError::TooLarge(bytes.to_string()));
+        }
+        Ok(Self(bytes))
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, StorageLimitError> {
+        let text = raw.trim().to_ascii_lowercase();
+        let bad = || StorageLimitError::NotASize(raw.trim().to_string());
+        if matches!(text.as_str(), "none" | "unlimited" | "no limit") {
+            return Ok(Self::NONE);
+        }
+        let split = text
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(text.len());
+        let (number, unit) = text.split_at(split);
+        let unit: u128 = match unit.trim_start() {
+            "" | "b" => 1,
+            "k" | "ki" | "kib" => 1 << 10,
+            "m" | "mi" | "mib" => 1 << 20,
+            "g" | "gi" | "gib" => 1 << 30,
+            "t" | "ti" | "tib" => 1 << 40,
+            "kb" => 1_000,
+            "mb" => 1_000_000,
+            "gb" => 1_000_000_000,
+            "tb" => 1_000_000_000_000,
+            _ => return Err(bad()),
+        };
+        let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+        if whole.is_empty() && fraction.is_empty()
+            || whole.len() > 20
+            || fraction.len() > 9
+            || !fraction.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err(bad());
+        }
+        let whole: u128 = if whole.is_empty() {
+            0
+        } else {
+            whole.parse().map_err(|_| bad())?
+        };
+        let mut bytes = whole * unit;
+        if !fraction.is_empty() {
+            let digits: u128 = fraction.parse().map_err(|_| bad())?;
+            bytes += digits * unit / 10u128.pow(fraction.len() as u32);
+        }
+        if bytes > u128::from(Self::MAX.0) {
+            return Err(StorageLimitError::TooLarge(raw.trim().to_string()));
+        }
+        Ok(Self(bytes as u64))
+    }
+
+    /// The limit in bytes; `None` for no limit.
+    pub fn bytes(self) -> Option<u64> {
+        (self.0 > 0).then_some(self.0)
+    }
+
+    pub fn is_none(self) -> bool {
+        self.0 == 0
+    }
+}
+
+impl std::fmt::Display for StorageLimit {
+    /// `5 GiB`, `1.5 GiB`, `no limit` (binary units, what the parser reads back).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0 == 0 {
+            return f.write_str("no limit");
+        }
+        f.write_str(&iec_bytes(self.0))
+    }
+}
+
+/// Bytes in binary units, one decimal where it is not whole: `512 B`, `1.5 KiB`, `5 GiB`.
+pub fn iec_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut unit = 0;
+    while unit < UNITS.len() - 1 && bytes >= 1u64 << (10 * (unit + 1)) {
+        unit += 1;
+    }
+    if unit == 0 {
+        return format!("{bytes} B");
+    }
+    let value = bytes as f64 / (1u64 << (10 * unit)) as f64;
+    let tenths = (value * 10.0).round() / 10.0;
+    if tenths.fract() == 0.0 {
+        format!("{tenths:.0} {}", UNITS[unit])
+    } else {
+        format!("{tenths:.1} {}", UNITS[unit])
+    }
+}
+
+impl Serialize for StorageLimit {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for StorageLimit {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Bytes(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Bytes(b) => Self::from_bytes(b),
+            Raw::Text(t) => Self::parse(&t),
+        }
+        .map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod storage_limit_tests {
+    use super::*;
+
+    #[test]
+    fn storage_limit_reads_what_people_write() {
+        for (raw, bytes) in [
+            ("5GiB", 5u64 << 30),
+            ("5 gib", 5 << 30),
+            ("5G", 5 << 30),
+            ("500MiB", 500 << 20),
+            ("2.5 GB", 2_500_000_000),
+            ("1.5GiB", 3 << 29),
+            ("0.5 TiB", 1 << 39),
+            ("1048576", 1 << 20),
+            ("16TiB", 1 << 44),
+            ("0", 0),
+            ("none", 0),
+            (" 3 kB ", 3000),
+        ] {
+            assert_eq!(StorageLimit::parse(raw).unwrap().0, bytes, "{raw}");
+        }
+        for bad in [
+            "", "five", "5 gigs", "-1", "1e9", ".", "5GiB!", "1..2G", "0x10",
+        ] {
+            assert!(
+                matches!(
+                    StorageLimit::parse(bad),
+                    Err(StorageLimitError::NotASize(_))
+                ),
+                "{bad:?}"
+            );
+        }
+        assert!(matches!(
+            StorageLimit::parse("17TiB"),
+            Err(StorageLimitError::TooLarge(_))
+        ));
+        assert!(StorageLimit::parse("99999999999999999999999").is_err());
+        assert!(StorageLimit::from_bytes((1 << 44) + 1).is_err());
+    }
+
+    #[test]
+    fn storage_limit_prints_what_it_reads_back() {
+        for (bytes, text) in [
+            (5u64 << 30, "5 GiB"),
+            (3 << 29, "1.5 GiB"),
+            (500 << 20, "500 MiB"),
+            (0, "no limit"),
+        ] {
+            let limit = StorageLimit(bytes);
+            assert_eq!(limit.to_string(), text);
+            assert_eq!(StorageLimit::parse(text).unwrap(), limit);
+        }
+        assert_eq!(iec_bytes(512), "512 B");
+        assert_eq!(iec_bytes(3_000_000), "2.9 MiB");
+        assert_eq!(iec_bytes(2_500_000_000), "2.3 GiB");
+    }
+
+    #[test]
+    fn homes_quota_settings_come_from_toml_and_env_and_are_checked() {
+        let read = |text: &str| {
+            Figment::from(Toml::string(text))
+                .extract::<HomesConfig>()
+                .map_err(|e| e.to_string())
+        };
+        let c = read("uid = 1000\ngid = 100\nquota_default = \"2GiB\"\narchive_quota = 0").unwrap();
+        assert_eq!(c.quota_default, StorageLimit::gib(2));
+        assert!(c.archive_quota.is_none());
+        assert_eq!(c.usage_interval_secs, 600);
+        let c = read("uid = 1000\ngid = 100\nquota_default = 10737418240").unwrap();
+        assert_eq!(c.quota_default, StorageLimit::gib(10));
+        assert!(read("uid = 1\ngid = 1\nquota_default = \"lots\"").is_err());
+        let mut c = HomesConfig {
+            quota_default: StorageLimit(1000),
+            ..HomesConfig::default()
+        };
+        assert!(c.resolve(std::path::Path::new("/d")).is_err(), "1000 bytes");
+        let mut c = HomesConfig {
+            usage_interval_secs: 1,
+            ..HomesConfig::default()
+        };
+        assert!(c.resolve(std::path::Path::new("/d")).is_err());
+        assert_eq!(HomesConfig::default().quota_default.to_string(), "5 GiB");
     }
 }
 

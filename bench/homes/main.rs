@@ -9,9 +9,11 @@
 //! Generates, under `$HUBDESK_BENCH_DIR` (default `/var/tmp`), a homes root with three homes
 //! of 10 MiB, 1 GiB and 100,000 small files, then resets each one `--rounds` times (restoring
 //! it in between, so every reset moves the same big tree), timing each reset and reading this
-//! process's peak RSS around it (`VmHWM`, reset through `/proc/self/clear_refs`). Then lays 200
+//! process's peak RSS around it (`VmHWM`, reset through `/proc/self/clear_refs`). Then lays 300
 //! homes (template + 50 files of 4 KiB each) and times `usage` over all of them, one at a time
-//! and 8 at a time. Uses `DATABASE_URL`, or starts a private PostgreSQL under the bench dir.
+//! and 8 at a time, and then the background sweep itself (`homes::usage::sweep`: every
+//! student's home measured, stored, flagged against its limit, and the NFS node's quota list
+//! written). Uses `DATABASE_URL`, or starts a private PostgreSQL under the bench dir.
 //! Prints figures; exits non-zero only when the run itself breaks. Everything it made is
 //! removed at the end.
 use std::{
@@ -41,7 +43,7 @@ fn args() -> anyhow::Result<Args> {
     let mut a = Args {
         big_mib: 1024,
         small_files: 100_000,
-        homes: 200,
+        homes: 300,
         rounds: 11,
     };
     let mut it = std::env::args().skip(1);
@@ -332,6 +334,37 @@ async fn run(a: &Args, base: &Path) -> anyhow::Result<()> {
         ms(serial) / users.len() as f64,
         ms(parallel),
         mib(status_kib("VmHWM:")),
+    );
+    // The sweep the app runs every `[homes] usage_interval_secs`: the students' accounts
+    // first (it measures students, not directories).
+    for u in &users {
+        sqlx::query(
+            "INSERT INTO users (subject, username, display_name, role, password_hash)
+             VALUES ($1, $2, $2, 'student', 'x')",
+        )
+        .bind(uuid::Uuid::new_v4())
+        .bind(u.as_str())
+        .execute(&pool)
+        .await?;
+    }
+    let t = Instant::now();
+    let report = hubdesk::homes::usage::sweep(&homes).await?;
+    let sweep = t.elapsed();
+    anyhow::ensure!(
+        report.measured == users.len() && report.list_written,
+        "{report:?}"
+    );
+    let list = std::fs::metadata(root.join(hubdesk::homes::quota::QUOTA_LIST))?.len();
+    println!(
+        "usage sweep of {} students (measure, store, flag, write the {list}-byte quota list): {:.0} ms ({:.2} ms/home); the list alone: {:.1} ms",
+        report.measured,
+        ms(sweep),
+        ms(sweep) / users.len() as f64,
+        {
+            let t = Instant::now();
+            homes.write_quota_list().await?;
+            ms(t.elapsed())
+        },
     );
     let u = Username::parse("many-files")?;
     let t = Instant::now();

@@ -29,6 +29,15 @@ pub async fn unlock(conn: &mut PgConnection, username: &str) -> sqlx::Result<boo
         .await
 }
 
+/// Serialises writers of the NFS node's quota list across instances, until the end of the
+/// caller's transaction (a key class of its own: never a home's lock).
+pub async fn lock_quota_list(conn: &mut PgConnection) -> sqlx::Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('hubdesk.quota-list'), 0)")
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct OpRow {
     pub id: Uuid,

@@ -52,7 +52,7 @@ pub async fn find_with_user(
     let row: Option<SessionUserRow> = sqlx::query_as(
         "SELECT s.csrf_token, s.created_at AS session_created_at, s.last_seen_at,
                 u.id, u.subject, u.username, u.display_name, u.role, u.cohort, u.disabled,
-                u.created_at, u.home_bytes
+                u.created_at, u.home_bytes, u.home_measured_at, u.home_quota_bytes
          FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id_hash = $1",
     )
     .bind(id_hash)

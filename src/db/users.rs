@@ -17,6 +17,10 @@ pub struct UserRow {
     pub created_at: OffsetDateTime,
     /// The home's disk usage at the last background measurement (students only).
     pub home_bytes: Option<i64>,
+    /// When it was measured (`None`: not yet; with `home_bytes` `None`: there was no home).
+    pub home_measured_at: Option<OffsetDateTime>,
+    /// The student's own storage limit in bytes; `None`: the configured default.
+    pub home_quota_bytes: Option<i64>,
 }
 
 /// An account with its password hash, for the few places that check a password.
@@ -58,8 +62,8 @@ pub enum InsertUserError {
     Db(#[from] sqlx::Error),
 }
 
-const COLUMNS: &str =
-    "id, subject, username, display_name, role, cohort, disabled, created_at, home_bytes";
+const COLUMNS: &str = "id, subject, username, display_name, role, cohort, disabled, created_at, \
+                       home_bytes, home_measured_at, home_quota_bytes";
 
 pub async fn insert(conn: &mut PgConnection, new: NewUser<'_>) -> Result<UserRow, InsertUserError> {
     sqlx::query_as::<_, UserRow>(&format!(
@@ -338,6 +342,54 @@ pub async fn set_home_bytes(
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// Sets (`Some`) or clears (`None`: back to the default) a student's storage limit; returns
+/// the previous value, or `Err(RowNotFound)` when `username` is not a student.
+pub async fn set_home_quota(
+    conn: &mut PgConnection,
+    username: &Username,
+    bytes: Option<i64>,
+) -> sqlx::Result<Option<i64>> {
+    let previous: Option<Option<i64>> = sqlx::query_scalar(
+        "SELECT home_quota_bytes FROM users WHERE username = $1 AND role = 'student' FOR UPDATE",
+    )
+    .bind(username.as_str())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(previous) = previous else {
+        return Err(sqlx::Error::RowNotFound);
+    };
+    sqlx::query("UPDATE users SET home_quota_bytes = $2, updated_at = now() WHERE username = $1")
+        .bind(username.as_str())
+        .bind(bytes)
+        .execute(conn)
+        .await?;
+    Ok(previous)
+}
+
+/// A student's own storage limit in bytes (`None`: the default, or no such student).
+pub async fn home_quota_of(
+    conn: &mut PgConnection,
+    username: &Username,
+) -> sqlx::Result<Option<i64>> {
+    Ok(sqlx::query_scalar::<_, Option<i64>>(
+        "SELECT home_quota_bytes FROM users WHERE username = $1 AND role = 'student'",
+    )
+    .bind(username.as_str())
+    .fetch_optional(conn)
+    .await?
+    .flatten())
+}
+
+/// Every student with their own storage limit (`None`: the default), by username: the list
+/// the NFS node applies.
+pub async fn home_quotas(conn: &mut PgConnection) -> sqlx::Result<Vec<(Username, Option<i64>)>> {
+    sqlx::query_as(
+        "SELECT username, home_quota_bytes FROM users WHERE role = 'student' ORDER BY username",
+    )
+    .fetch_all(conn)
+    .await
 }
 
 /// Whether `username` is a student's account (homes and servers are students' only).

@@ -1,5 +1,7 @@
 //! The homes API: `GET /api/v1/students/{u}/home`, `POST …/home/reset` `{"scope"}`,
-//! `POST …/home/restore` `{"archive"}` → `202 {job}`; a second operation while one runs → 409.
+//! `POST …/home/restore` `{"archive"}` → `202 {job}`; a second operation while one runs → 409,
+//! one that would grow the home past its storage limit → 409 too. `PUT …/home/quota`
+//! `{"limit"}` sets the student's own storage limit.
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
@@ -51,11 +53,14 @@ async fn home(
         0
     };
     let archives = homes.archives(&username).await?;
+    let quota = homes.quota_of(&username).await?;
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
         .json(json!({
             "exists": exists,
             "bytes": bytes,
+            // The last background measurement against the limit in force.
+            "quota": quota,
         // null when it is not running, or when the hub cannot tell (no hub, hub down).
         "server": servers.of(&username).await.ok().flatten().map(|s| json!({
             "running": s.running(),
@@ -190,10 +195,52 @@ async fn cohort_zip(
     Ok(super::pages::zip_response(&homes, students, true, &name))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QuotaIn {
+    /// `"10GiB"`, `10737418240`, or `null` / `""` for the default.
+    limit: serde_json::Value,
+}
+
+/// `PUT /api/v1/students/{u}/home/quota` `{"limit": "10GiB" | 10737418240 | null}` → 200 with
+/// the limit now in force; audited; the NFS node's list is rewritten. A limit below what the
+/// home holds is set (`"below_use": true` says so): a script has no one to ask.
+async fn set_quota(
+    homes: web::Data<Homes>,
+    client: ApiClient,
+    path: web::Path<String>,
+    body: web::Json<QuotaIn>,
+) -> Result<HttpResponse, ApiError> {
+    let username = student(&path)?;
+    let own = match &body.limit {
+        serde_json::Value::Null => None,
+        serde_json::Value::String(text) => {
+            super::quota::parse_own_limit(text).map_err(ApiError::BadRequest)?
+        }
+        serde_json::Value::Number(n) => {
+            let text = n.as_u64().map(|b| b.to_string()).ok_or_else(|| {
+                ApiError::BadRequest("limit must be a whole number of bytes".into())
+            })?;
+            super::quota::parse_own_limit(&text).map_err(ApiError::BadRequest)?
+        }
+        _ => {
+            return Err(ApiError::BadRequest(
+                "limit must be a size (\"10GiB\"), a number of bytes, or null for the default"
+                    .into(),
+            ))
+        }
+    };
+    let change = homes.set_quota(&client.0, &username, own).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(change))
+}
+
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/students/{username}/home.zip", web::get().to(home_zip))
         .route("/cohorts/{cohort}/homes.zip", web::get().to(cohort_zip))
         .route("/students/{username}/home", web::get().to(home))
         .route("/students/{username}/home/reset", web::post().to(reset))
-        .route("/students/{username}/home/restore", web::post().to(restore));
+        .route("/students/{username}/home/restore", web::post().to(restore))
+        .route("/students/{username}/home/quota", web::put().to(set_quota));
 }

@@ -2,7 +2,15 @@
 //! blocking pool into a bounded channel of 64 KiB chunks, so memory does not grow with the
 //! size of the home and a client that goes away stops the walk. Symlinks are stored as links
 //! (never followed); sockets, pipes and devices are skipped; nothing outside a home is read.
+//!
+//! Names in the zip are made safe for every extractor ([`entry_name`]): a student can name a
+//! file `..\..\startup.bat` or `C:evil`, which a naive Windows extractor would treat as a path
+//! out of the folder it extracts to (zip-slip). `\` becomes `%5C` and `:` becomes `%3A`;
+//! bytes that are not UTF-8 become U+FFFD; a name that would then repeat another in the same
+//! folder gets `~2`, `~3`… (a zip with two equal names is refused by many tools, and would let
+//! one student's crafted names stop a whole cohort's export).
 use std::{
+    collections::HashSet,
     ffi::CStr,
     io::{self, Write},
     os::fd::{AsFd, BorrowedFd},
@@ -151,11 +159,12 @@ fn add_dir(
     let mut names = read_names(dir).map_err(io_err(format!("reading {label}")))?;
     names.sort();
     let dev = dev_ino(&rfs::fstat(dir).map_err(io_err(label.to_string()))?).0;
+    let mut taken = HashSet::new();
     for name in names {
         let Some(st) = lstat(dir, name.as_c_str()).map_err(io_err(label.to_string()))? else {
             continue; // gone since the listing
         };
-        let path = format!("{rel}{}", name.to_string_lossy());
+        let path = format!("{rel}{}", entry_name(name.to_bytes(), &mut taken));
         match FileType::from_raw_mode(st.st_mode) {
             FileType::Directory => {
                 if dev_ino(&st).0 != dev {
@@ -185,6 +194,26 @@ fn add_dir(
         }
     }
     Ok(())
+}
+
+/// One file name as it goes into the zip (see the module's documentation): no `\` or `:`,
+/// valid UTF-8, and not a name already `taken` in its folder.
+fn entry_name(raw: &[u8], taken: &mut HashSet<String>) -> String {
+    let mut name = String::with_capacity(raw.len());
+    for c in String::from_utf8_lossy(raw).chars() {
+        match c {
+            '\\' => name.push_str("%5C"),
+            ':' => name.push_str("%3A"),
+            c => name.push(c),
+        }
+    }
+    let mut unique = name.clone();
+    let mut n = 1;
+    while !taken.insert(unique.clone()) {
+        n += 1;
+        unique = format!("{name}~{n}");
+    }
+    unique
 }
 
 fn add_file(
@@ -217,4 +246,27 @@ fn add_file(
         source: e,
     })?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn homes_zip_names_cannot_climb_out_on_windows_and_never_repeat() {
+        let mut taken = HashSet::new();
+        assert_eq!(entry_name(b"notes.ipynb", &mut taken), "notes.ipynb");
+        assert_eq!(
+            entry_name(b"..\\..\\startup.bat", &mut taken),
+            "..%5C..%5Cstartup.bat"
+        );
+        assert_eq!(entry_name(b"C:evil", &mut taken), "C%3Aevil");
+        assert_eq!(entry_name(b"a%5Cb", &mut taken), "a%5Cb");
+        assert_eq!(entry_name(b"a\\b", &mut taken), "a%5Cb~2", "a crafted twin");
+        assert_eq!(entry_name(b"x\xff", &mut taken), "x\u{fffd}");
+        assert_eq!(entry_name(b"x\xfe", &mut taken), "x\u{fffd}~2");
+        assert_eq!(entry_name(b"x\xfd", &mut taken), "x\u{fffd}~3");
+        let mut other_folder = HashSet::new();
+        assert_eq!(entry_name(b"notes.ipynb", &mut other_folder), "notes.ipynb");
+    }
 }

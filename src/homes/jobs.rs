@@ -157,7 +157,8 @@ fn job_error(e: HomesError) -> JobError {
         HomesError::NotFound(_)
         | HomesError::NotSameFilesystem { .. }
         | HomesError::UnsafePath(_)
-        | HomesError::Invalid(_) => JobError::Fatal(e.to_string()),
+        | HomesError::Invalid(_)
+        | HomesError::OverQuota(_) => JobError::Fatal(e.to_string()),
     }
 }
 
@@ -191,6 +192,7 @@ impl JobHandler for Reset {
                 .await
                 .map_err(job_error)?;
             ctx.step("reset").await?;
+            self.0.homes.nudge_quota_node().await;
             to_json(&outcome)
         })
     }
@@ -222,6 +224,7 @@ impl JobHandler for Restore {
                 .await
                 .map_err(job_error)?;
             ctx.step("restored").await?;
+            self.0.homes.nudge_quota_node().await;
             to_json(&outcome)
         })
     }
@@ -271,6 +274,8 @@ impl JobHandler for CreateMany {
                     existing.push(u.to_string());
                 }
             }
+            // New students get their line now rather than at the next sweep.
+            self.0.homes.nudge_quota_node().await;
             Ok(serde_json::json!({"created": created, "existing": existing}))
         })
     }

@@ -27,10 +27,12 @@
 pub mod api;
 mod export;
 mod fs;
+mod guard;
 pub mod jobs;
 mod lock;
 mod ops;
 pub mod pages;
+pub mod quota;
 pub mod requests;
 pub mod usage;
 
@@ -101,6 +103,9 @@ pub enum HomesError {
     /// Bad input (an archive id that is not one).
     #[error("{0}")]
     Invalid(String),
+    /// The operation would grow a home past its storage limit; nothing was moved.
+    #[error("{0}")]
+    OverQuota(String),
     #[error("{what}: {source}")]
     Io {
         what: String,
@@ -125,7 +130,7 @@ impl HomesError {
     pub fn status_code(&self) -> u16 {
         match self {
             Self::NotFound(_) => 404,
-            Self::Busy(_) | Self::UnsafePath(_) | Self::Interrupted(_) => 409,
+            Self::Busy(_) | Self::UnsafePath(_) | Self::Interrupted(_) | Self::OverQuota(_) => 409,
             Self::Invalid(_) => 400,
             Self::Db(e) if db::is_unavailable(e) => 503,
             _ => 500,
@@ -397,6 +402,7 @@ pub enum FailAction {
 pub struct Homes {
     tree: Arc<Tree>,
     pool: PgPool,
+    quota: Arc<quota::QuotaSettings>,
     failpoint: Arc<Mutex<Option<Failpoint>>>,
 }
 
@@ -418,12 +424,14 @@ impl Homes {
     /// filesystem has the same `st_dev` and still refuses with EXDEV).
     pub async fn open(config: &HomesConfig, pool: PgPool) -> Result<Self, HomesError> {
         let config = config.clone();
+        let quota = quota_settings(&config);
         let tree = tokio::task::spawn_blocking(move || Tree::open(&config))
             .await
             .map_err(join_error)??;
         Ok(Self {
             tree: Arc::new(tree),
             pool,
+            quota: Arc::new(quota),
             failpoint: Arc::default(),
         })
     }
@@ -568,6 +576,24 @@ impl Homes {
         tokio::task::spawn_blocking(move || f(&tree))
             .await
             .map_err(join_error)?
+    }
+}
+
+/// The limits of `[homes]`; the archive is named in the node's list only when it is a
+/// dot-directory of the root (the node knows the export, not hubdesk's paths).
+fn quota_settings(config: &HomesConfig) -> quota::QuotaSettings {
+    let archive_name = match (&config.root, &config.archive) {
+        (Some(root), Some(archive)) if archive.parent() == Some(root.as_path()) => archive
+            .file_name()
+            .and_then(|n| n.to_str())
+            .filter(|n| n.starts_with('.') && n.len() > 1 && *n != "..")
+            .map(str::to_string),
+        _ => None,
+    };
+    quota::QuotaSettings {
+        default: config.quota_default,
+        archive: config.archive_quota,
+        archive_name,
     }
 }
 

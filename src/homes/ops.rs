@@ -190,6 +190,8 @@ impl Homes {
             match self.blocking(move |t| t.home_kind(&uu)).await? {
                 Kind::Dir => Ok(Planned::Done(false)),
                 Kind::Missing => {
+                    self.guard_template(lock.conn(), u, "Laying a new home from the template")
+                        .await?;
                     let id = Uuid::new_v4();
                     Ok(Planned::Go(
                         id,
@@ -273,6 +275,8 @@ impl Homes {
                     if self.blocking(move |t| t.home_kind(&uu)).await? == Kind::Missing {
                         return Err(HomesError::NotFound(format!("no home for {u}")));
                     }
+                    self.guard_template(lock.conn(), u, "Resetting to the template")
+                        .await?;
                     let archive = self.new_archive_id(&mut lock, u, reason).await?;
                     Ok(Planned::Go(
                         id,
@@ -407,12 +411,17 @@ impl Homes {
             if let Some(done) = self.done_for_job(&mut lock, u, job).await? {
                 return Ok(Planned::Done(decode(done)?));
             }
-            let scope = db::homes::archives_of(lock.conn(), u.as_str())
+            let row = db::homes::archives_of(lock.conn(), u.as_str())
                 .await?
                 .into_iter()
-                .find(|r| r.id == from.as_str())
+                .find(|r| r.id == from.as_str());
+            let scope = row
+                .as_ref()
                 .and_then(|r| ResetScope::parse(&r.scope))
                 .unwrap_or(ResetScope::All);
+            let cached = row
+                .and_then(|r| r.bytes)
+                .and_then(|b| u64::try_from(b).ok());
             let (uu, ff) = (u.clone(), from.clone());
             let (from_kind, home_kind, out, back) = self
                 .blocking(move |t| {
@@ -437,6 +446,8 @@ impl Homes {
             if from_kind == Kind::Missing {
                 return Err(HomesError::NotFound(format!("no archive {from} for {u}")));
             }
+            self.guard_restore(lock.conn(), u, from, scope, &out, cached)
+                .await?;
             let id = Uuid::new_v4();
             let plan = match scope {
                 ResetScope::All => Plan::Restore {
@@ -1312,7 +1323,7 @@ impl Tree {
     }
 
     /// Which of `items` are in the directory `top`.
-    fn present<'a>(
+    pub(super) fn present<'a>(
         &self,
         top: std::os::fd::BorrowedFd<'_>,
         items: impl Iterator<Item = &'a str>,

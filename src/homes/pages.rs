@@ -6,6 +6,7 @@ use serde::Deserialize;
 use sqlx::PgPool;
 
 use super::{
+    quota::HomeQuota,
     requests::{self, Request},
     ArchiveId, ArchiveInfo, Homes, HomesError, ResetScope,
 };
@@ -19,9 +20,10 @@ impl From<HomesError> for WebError {
     fn from(e: HomesError) -> Self {
         match e {
             HomesError::NotFound(_) => Self::NotFound,
-            HomesError::Busy(_) | HomesError::UnsafePath(_) | HomesError::Interrupted(_) => {
-                Self::Conflict(e.to_string())
-            }
+            HomesError::Busy(_)
+            | HomesError::UnsafePath(_)
+            | HomesError::Interrupted(_)
+            | HomesError::OverQuota(_) => Self::Conflict(e.to_string()),
             HomesError::Invalid(_) => Self::BadRequest(e.to_string()),
             HomesError::Db(e) => e.into(),
             other => Self::Internal(other.into()),
@@ -33,6 +35,8 @@ impl From<HomesError> for WebError {
 pub struct HomeSection {
     pub exists: bool,
     pub size: String,
+    /// The home (measured now) against its storage limit.
+    pub quota: HomeQuota,
     pub archives: Vec<ArchiveLine>,
     /// A home operation queued or running, to link to instead of offering buttons.
     pub active_job: Option<String>,
@@ -49,20 +53,10 @@ pub struct ArchiveLine {
     pub environment_only: bool,
 }
 
-/// "1.2 GB", "340 KB" (decimal units, as file managers show).
+/// "1.2 GiB", "340 KiB": binary units, the ones storage limits are written in (and
+/// `xfs_quota` and `du -h` show), so a size and its limit read alike.
 pub fn human_bytes(bytes: u64) -> String {
-    let units = ["B", "KB", "MB", "GB", "TB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1000.0 && unit < units.len() - 1 {
-        value /= 1000.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", units[unit])
-    }
+    crate::config::iec_bytes(bytes)
 }
 
 fn line(a: ArchiveInfo) -> ArchiveLine {
@@ -91,6 +85,16 @@ pub async fn section(pool: &PgPool, homes: &Homes, username: &Username) -> HomeS
             .map(|id| id.to_string()),
         Err(_) => None,
     };
+    let own = match pool.acquire().await {
+        Ok(mut conn) => crate::db::users::home_quota_of(&mut conn, username)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|b| u64::try_from(b).ok()),
+        Err(_) => None,
+    };
+    let quota =
+        |used: Option<u64>, measured| HomeQuota::new(used, measured, own, homes.default_quota());
     let read = async {
         let exists = homes.exists(username).await?;
         let bytes = if exists {
@@ -101,10 +105,12 @@ pub async fn section(pool: &PgPool, homes: &Homes, username: &Username) -> HomeS
         let archives = homes.archives(username).await?;
         Ok::<_, HomesError>((exists, bytes, archives))
     };
+    let now = Some(time::OffsetDateTime::now_utc());
     match read.await {
         Ok((exists, bytes, archives)) => HomeSection {
             exists,
             size: human_bytes(bytes),
+            quota: quota(exists.then_some(bytes), now),
             archives: archives.into_iter().map(line).collect(),
             active_job,
             problem: None,
@@ -112,6 +118,7 @@ pub async fn section(pool: &PgPool, homes: &Homes, username: &Username) -> HomeS
         Err(e) => HomeSection {
             exists: false,
             size: String::new(),
+            quota: quota(None, None),
             archives: Vec::new(),
             active_job,
             problem: Some(e.to_string()),

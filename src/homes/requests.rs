@@ -27,20 +27,27 @@ pub async fn enqueue(
     username: &Username,
     request: Request,
 ) -> Result<Uuid, HomesError> {
-    if let Request::Restore(id) = &request {
-        // Unknown archives are a 404 now, not a failed job later.
-        if !homes.archives(username).await?.iter().any(|a| &a.id == id) {
-            return Err(HomesError::NotFound(format!(
-                "{username} has no archive {}",
-                id.as_str()
-            )));
+    let not_a_student = || HomesError::NotFound(format!("no student named '{username}'"));
+    if !db::users::is_student(&mut *pool.acquire().await?, username).await? {
+        return Err(not_a_student());
+    }
+    match &request {
+        Request::Restore(id) => {
+            // Unknown archives are a 404 now, not a failed job later; so is one that would
+            // not fit the student's storage limit (409).
+            if !homes.archives(username).await?.iter().any(|a| &a.id == id) {
+                return Err(HomesError::NotFound(format!(
+                    "{username} has no archive {}",
+                    id.as_str()
+                )));
+            }
+            homes.preflight_restore(username, id).await?;
         }
+        Request::Reset { scope, .. } => homes.preflight_reset(username, *scope).await?,
     }
     let mut tx = pool.begin().await?;
     if !db::users::is_student(&mut tx, username).await? {
-        return Err(HomesError::NotFound(format!(
-            "no student named '{username}'"
-        )));
+        return Err(not_a_student());
     }
     if db::homes::active_job(&mut tx, username.as_str())
         .await?

@@ -13,6 +13,22 @@ use super::ProvisionError;
 
 pub const NFS_SCRIPT: &str = include_str!("../../deploy/nfs-node.sh");
 pub const HUB_SCRIPT: &str = include_str!("../../deploy/hub-node.sh");
+/// The NFS node's storage limits (`deploy/hubdesk-quota.*`, see `homes::quota`).
+pub const QUOTA_SCRIPT: &str = include_str!("../../deploy/hubdesk-quota.sh");
+pub const QUOTA_UNITS: [(&str, &str); 3] = [
+    (
+        "HUBDESK_QUOTA_SERVICE",
+        include_str!("../../deploy/hubdesk-quota.service"),
+    ),
+    (
+        "HUBDESK_QUOTA_PATH",
+        include_str!("../../deploy/hubdesk-quota.path"),
+    ),
+    (
+        "HUBDESK_QUOTA_TIMER",
+        include_str!("../../deploy/hubdesk-quota.timer"),
+    ),
+];
 
 /// EC2 takes at most 16 KB of user-data (before base64).
 pub const USER_DATA_LIMIT: usize = 16 * 1024;
@@ -77,7 +93,7 @@ impl Script {
     }
 }
 
-/// The NFS node's script.
+/// The NFS node's script, carrying `hubdesk-quota` (its script and units) as gzip+base64.
 pub fn nfs_node(
     camp: &CampName,
     volume_id: &str,
@@ -85,16 +101,17 @@ pub fn nfs_node(
     uid: u32,
     gid: u32,
 ) -> Result<Script, ProvisionError> {
-    Script::render(
-        NFS_SCRIPT,
-        &format!("NFS node of camp {camp}"),
-        &[
-            ("HOMES_VOLUME", volume_id.to_string()),
-            ("EXPORT_CIDR", export_cidr.to_string()),
-            ("HOMES_UID", uid.to_string()),
-            ("HOMES_GID", gid.to_string()),
-        ],
-    )
+    let mut values = vec![
+        ("HOMES_VOLUME", volume_id.to_string()),
+        ("EXPORT_CIDR", export_cidr.to_string()),
+        ("HOMES_UID", uid.to_string()),
+        ("HOMES_GID", gid.to_string()),
+        ("HUBDESK_QUOTA_SH", packed(QUOTA_SCRIPT)),
+    ];
+    for (name, unit) in QUOTA_UNITS {
+        values.push((name, packed(unit)));
+    }
+    Script::render(NFS_SCRIPT, &format!("NFS node of camp {camp}"), &values)
 }
 
 /// Everything the hub node's script is told.
@@ -276,18 +293,72 @@ mod tests {
     }
 
     #[test]
-    fn provision_nfs_user_data_quotes_values_and_parses() {
+    fn provision_nfs_user_data_quotes_values_parses_and_carries_the_quota_files() {
         let s = nfs_node(&camp(), "vol-0abc", "10.42.0.0/16", 1000, 100).unwrap();
         assert!(s.text.starts_with("#!/bin/sh\n# --- values"));
         assert!(s.text.contains("HOMES_VOLUME='vol-0abc'\n"));
         assert!(s.text.contains("EXPORT_CIDR='10.42.0.0/16'\n"));
         assert!(s.text.contains("root_squash"));
-        syntax_ok(&s.text);
-        assert_eq!(
-            s.payload().unwrap(),
-            s.text.as_bytes(),
-            "small enough to go plain"
+        assert!(
+            s.text.contains(",prjquota"),
+            "XFS mounted with project quotas"
         );
+        syntax_ok(&s.text);
+        syntax_ok(QUOTA_SCRIPT);
+        let payload = s.payload().unwrap();
+        assert!(payload.len() <= USER_DATA_LIMIT, "{} bytes", payload.len());
+        // What the node unpacks is what the repository ships: the script's own `unpack`.
+        let mut files = vec![("HUBDESK_QUOTA_SH", QUOTA_SCRIPT)];
+        files.extend(QUOTA_UNITS);
+        for (name, content) in files {
+            let line = s
+                .text
+                .lines()
+                .find(|l| l.starts_with(&format!("{name}=")))
+                .unwrap_or_else(|| panic!("{name} in the user-data"));
+            let out = Command::new("sh")
+                .arg("-c")
+                .arg(format!(
+                    "{line}\nprintf '%s' \"${name}\" | base64 -d | gunzip"
+                ))
+                .output()
+                .unwrap();
+            assert_eq!(String::from_utf8(out.stdout).unwrap(), content, "{name}");
+        }
+        if payload.starts_with(&[0x1f, 0x8b]) {
+            let mut text = String::new();
+            std::io::Read::read_to_string(
+                &mut flate2::read::GzDecoder::new(&payload[..]),
+                &mut text,
+            )
+            .unwrap();
+            assert_eq!(text, s.text);
+        }
+        // The units name the script where nfs-node.sh installs it, and the list's path.
+        assert!(QUOTA_UNITS[0]
+            .1
+            .contains("ExecStart=/usr/local/sbin/hubdesk-quota\n"));
+        assert!(QUOTA_UNITS[1].1.contains(&format!(
+            "PathChanged=/srv/nfs/homes/{}\n",
+            crate::homes::quota::QUOTA_LIST
+        )));
+    }
+
+    #[test]
+    fn provision_quota_script_knows_hubdesks_environment_names() {
+        // An environment archive (only these names inside) stays in the student's project, so
+        // it can be restored into the home (XFS refuses a rename into another project's tree).
+        let line = QUOTA_SCRIPT
+            .lines()
+            .find(|l| l.starts_with("ENV_NAMES="))
+            .unwrap();
+        for item in crate::homes::ENVIRONMENT {
+            let first = item.split('/').next().unwrap();
+            assert!(
+                line.contains(&format!(" {first} ")),
+                "{first} missing: {line}"
+            );
+        }
     }
 
     #[test]

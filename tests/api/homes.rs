@@ -133,7 +133,8 @@ impl Fixture {
         std::fs::read_dir(&self.root)
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .filter(|n| n.starts_with(".hubdesk-"))
+            // The NFS node's quota list is a file hubdesk keeps there, not a temporary name.
+            .filter(|n| n.starts_with(".hubdesk-") && n != hubdesk::homes::quota::QUOTA_LIST)
             .collect()
     }
 

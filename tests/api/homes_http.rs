@@ -295,7 +295,7 @@ async fn the_student_list_shows_home_sizes_measured_in_the_background_and_sorts_
         .split("</tr>")
         .next()
         .unwrap();
-    assert!(ada_row.contains("3.0 MB"), "{ada_row}");
+    assert!(ada_row.contains("2.9 MiB / 5 GiB"), "{ada_row}");
     assert_eq!(
         app.count("SELECT count(*) FROM users WHERE username = 'cy' AND home_bytes IS NULL AND home_measured_at IS NOT NULL")
             .await,

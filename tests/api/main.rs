@@ -18,5 +18,7 @@ mod oidc;
 mod oidc_interop;
 mod platform;
 mod provision;
+mod quota;
+mod quota_node;
 mod servers;
 mod students;

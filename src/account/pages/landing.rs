@@ -1,10 +1,13 @@
-//! The student's landing page: the way into their notebook.
+//! The student's landing page: the way into their notebook, and how full their home is.
 use actix_web::{web, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
+use sqlx::PgPool;
 
 use crate::{
     config::Config,
+    db,
+    homes::quota::{Fill, HomeQuota},
     web::{html, see_other, MaybeUser, Page, WebError},
 };
 
@@ -14,6 +17,19 @@ pub struct HomePage {
     pub page: Page,
     pub hub_url: String,
     pub display_name: String,
+    /// The home against its storage limit, at the last background measurement.
+    pub quota: HomeQuota,
+}
+
+impl HomePage {
+    /// At 90 % of the limit or past it: the page says so, and what to do.
+    pub fn warn(&self) -> bool {
+        matches!(self.quota.fill, Fill::NearlyFull | Fill::Full)
+    }
+
+    pub fn full(&self) -> bool {
+        self.quota.fill == Fill::Full
+    }
 }
 
 #[derive(Deserialize)]
@@ -23,6 +39,7 @@ pub struct HomeQuery {
 
 pub async fn home(
     config: web::Data<Config>,
+    pool: web::Data<PgPool>,
     user: MaybeUser,
     q: web::Query<HomeQuery>,
 ) -> Result<HttpResponse, WebError> {
@@ -32,6 +49,14 @@ pub async fn home(
     if user.role.is_staff() {
         return Ok(see_other("/students"));
     }
+    let row = {
+        let mut conn = pool.acquire().await?;
+        db::users::find_by_id(&mut conn, user.id).await?
+    };
+    let quota = match &row {
+        Some(row) => HomeQuota::of_row(row, config.homes.quota_default),
+        None => HomeQuota::new(None, None, None, config.homes.quota_default),
+    };
     let notice = q
         .password_changed
         .as_ref()
@@ -40,6 +65,7 @@ pub async fn home(
         page: Page::for_user(&config, &user, "Welcome").with_notice(notice),
         hub_url: config.hub_url.clone(),
         display_name: user.display_name.clone(),
+        quota,
     };
     html(&page)
 }

@@ -9,14 +9,14 @@ use super::{
 };
 use crate::{
     auth::throttle,
-    config::Config,
+    config::{Config, StorageLimit},
     db::{
         self,
         audit::{AuditFilter, AuditRow},
         users::{SortKey, StudentFilter, UserRow},
     },
     domain::{Actor, Cohort},
-    homes::{self, Homes},
+    homes::{self, quota::HomeQuota, Homes},
     roster::{
         import::PlannedStudent,
         ops::{Scope, StudentFields},
@@ -72,13 +72,14 @@ pub struct StudentsPage {
     pub servers: std::collections::HashMap<String, ServerLine>,
     /// Why server state is unknown (no hub configured, or the hub unreachable).
     pub hub_problem: Option<String>,
+    /// `[homes] quota_default`: a row without its own limit is held to it.
+    pub default_quota: StorageLimit,
 }
 
 impl StudentsPage {
-    /// The home size measured in the background, for the list.
-    pub fn size(&self, row: &UserRow) -> String {
-        let bytes = row.home_bytes.unwrap_or(0).max(0) as u64;
-        homes::pages::human_bytes(bytes)
+    /// The home measured in the background against its limit, for the list.
+    pub fn quota(&self, row: &UserRow) -> HomeQuota {
+        HomeQuota::of_row(row, self.default_quota)
     }
 }
 
@@ -160,7 +161,7 @@ pub async fn list(
         ("Name", SortKey::DisplayName),
         ("Cohort", SortKey::Cohort),
         ("Created", SortKey::Created),
-        ("Home size", SortKey::Usage),
+        ("Home", SortKey::Usage),
     ]
     .into_iter()
     .map(|(label, key)| {
@@ -204,6 +205,7 @@ pub async fn list(
     let page = StudentsPage {
         servers,
         hub_problem,
+        default_quota: config.homes.quota_default,
         page: Page::for_user(&config, &user, "Students").with_notice(notice),
         prev_href: (page_no > 1).then(|| href(page_no - 1)),
         next_href: (page_no < pages).then(|| href(page_no + 1)),
@@ -346,6 +348,25 @@ pub struct StudentPage {
     pub home: homes::pages::HomeSection,
     pub server: Option<ServerLine>,
     pub hub_problem: Option<String>,
+    /// The storage limit form: what was typed, the error beside it, a confirmation to give.
+    pub quota_form: QuotaForm,
+}
+
+/// The student's storage limit form as the page shows it.
+#[derive(Default)]
+pub struct QuotaForm {
+    /// The field's value: what was typed, else the student's own limit (empty: the default).
+    pub value: String,
+    pub error: String,
+    /// Set when the new limit is below what the home holds: the page asks before saving.
+    pub confirm: Option<QuotaConfirm>,
+}
+
+pub struct QuotaConfirm {
+    /// The limit to save (as typed, sent again with `confirm=yes`), and how it reads.
+    pub value: String,
+    pub limit: String,
+    pub holds: String,
 }
 
 #[derive(Deserialize)]
@@ -362,7 +383,33 @@ pub async fn detail(
     path: web::Path<String>,
     q: web::Query<NoticeQuery>,
 ) -> Result<HttpResponse, WebError> {
-    let student = roster.find_student(&path).await?;
+    let notice = match q.notice.as_deref() {
+        Some("disabled") => Some("Account disabled; the student's sessions have ended."),
+        Some("enabled") => Some("Account enabled again."),
+        Some("unlocked") => Some("Login lock lifted."),
+        Some("server-stopped") => Some("Notebook server stopped."),
+        Some("quota") => Some("Storage limit saved."),
+        Some("quota-later") => Some(
+            "Storage limit saved. The NFS node could not be told yet: it gets the limit at the \
+             next usage sweep.",
+        ),
+        _ => None,
+    };
+    let page = student_page(&roster, &homes, &servers, &config, &user, &path, notice).await?;
+    html(&page)
+}
+
+/// The student's page, for the detail view and for the forms that render it again.
+async fn student_page(
+    roster: &Roster,
+    homes: &Homes,
+    servers: &Servers,
+    config: &Config,
+    user: &RequireCounselor,
+    name: &str,
+    notice: Option<&str>,
+) -> Result<StudentPage, WebError> {
+    let student = roster.find_student(name).await?;
     let mut conn = roster.pool.acquire().await?;
     let locked = throttle::account_locked(&mut conn, &student.username).await?;
     let history = db::audit::list(
@@ -374,21 +421,22 @@ pub async fn detail(
         },
     )
     .await?;
-    let notice = match q.notice.as_deref() {
-        Some("disabled") => Some("Account disabled; the student's sessions have ended."),
-        Some("enabled") => Some("Account enabled again."),
-        Some("unlocked") => Some("Login lock lifted."),
-        Some("server-stopped") => Some("Notebook server stopped."),
-        _ => None,
-    };
     drop(conn);
-    let home = homes::pages::section(&roster.pool, &homes, &student.username).await;
+    let home = homes::pages::section(&roster.pool, homes, &student.username).await;
     let (server, hub_problem) = match servers.of(&student.username).await {
         Ok(s) => (s.as_ref().map(ServerLine::of), None),
-        Err(e) => (None, Some(crate::servers::problem(&servers, &e))),
+        Err(e) => (None, Some(crate::servers::problem(servers, &e))),
     };
-    html(&StudentPage {
-        page: Page::for_user(&config, &user, student.display_name.clone()).with_notice(notice),
+    let own = student
+        .home_quota_bytes
+        .and_then(|b| u64::try_from(b).ok())
+        .and_then(|b| StorageLimit::from_bytes(b).ok());
+    Ok(StudentPage {
+        page: Page::for_user(config, user, student.display_name.clone()).with_notice(notice),
+        quota_form: QuotaForm {
+            value: own.map(|l| l.to_string()).unwrap_or_default(),
+            ..QuotaForm::default()
+        },
         student,
         locked,
         history,
@@ -396,6 +444,85 @@ pub async fn detail(
         server,
         hub_problem,
     })
+}
+
+#[derive(Deserialize)]
+pub struct QuotaFormIn {
+    #[serde(default)]
+    limit: String,
+    /// `yes` once the counselor has seen that the limit is below what the home holds.
+    #[serde(default)]
+    confirm: String,
+}
+
+/// `POST /students/{username}/home/quota` (field `limit`: `10GiB`, `500MiB`…; empty: back to
+/// the default). A bad value comes back beside the field (422); a limit below what the home
+/// holds now is asked about first (the page again, with a confirmation); then saved, audited,
+/// and sent to the NFS node.
+pub async fn home_quota(
+    roster: web::Data<Roster>,
+    homes: web::Data<Homes>,
+    servers: web::Data<Servers>,
+    config: web::Data<Config>,
+    user: RequireCounselor,
+    path: web::Path<String>,
+    form: Csrf<QuotaFormIn>,
+) -> Result<HttpResponse, WebError> {
+    let student = roster.find_student(&path).await?;
+    let again = |quota_form: QuotaForm| {
+        let (roster, homes, servers, config, user, path) =
+            (&roster, &homes, &servers, &config, &user, &path);
+        async move {
+            let mut page = student_page(roster, homes, servers, config, user, path, None).await?;
+            page.quota_form = quota_form;
+            Ok::<_, WebError>(page)
+        }
+    };
+    let own = match homes::quota::parse_own_limit(&form.limit) {
+        Ok(own) => own,
+        Err(message) => {
+            let page = again(QuotaForm {
+                value: form.limit.clone(),
+                error: form::sentence(&message),
+                confirm: None,
+            })
+            .await?;
+            return html_status(StatusCode::UNPROCESSABLE_ENTITY, &page);
+        }
+    };
+    let limit = own.unwrap_or(config.homes.quota_default);
+    if form.confirm != "yes" {
+        if let Some(l) = limit.bytes() {
+            let holds = match homes.exists(&student.username).await {
+                Ok(true) => homes.usage(&student.username).await.ok(),
+                _ => None,
+            };
+            if let Some(holds) = holds.filter(|h| *h > l) {
+                let page = again(QuotaForm {
+                    value: form.limit.clone(),
+                    error: String::new(),
+                    confirm: Some(QuotaConfirm {
+                        value: form.limit.trim().to_string(),
+                        limit: limit.to_string(),
+                        holds: homes::pages::human_bytes(holds),
+                    }),
+                })
+                .await?;
+                return html(&page);
+            }
+        }
+    }
+    let actor = Actor::User(user.username.clone());
+    let change = homes.set_quota(&actor, &student.username, own).await?;
+    let notice = if change.list_written {
+        "quota"
+    } else {
+        "quota-later"
+    };
+    Ok(see_other(&format!(
+        "/students/{}?notice={notice}#home",
+        student.username
+    )))
 }
 
 pub async fn reset_password(
