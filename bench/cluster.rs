@@ -257,7 +257,7 @@ async fn main() -> anyhow::Result<()> {
             }),
             ..Default::default()
         };
-        engine.docker().create_service(spec, None).await?;
+        engine.docker()?.create_service(spec, None).await?;
     }
     let placed = loop {
         let o = cluster.overview().await;

@@ -99,7 +99,7 @@ pub struct JoinInfo {
 pub enum RuntimeError {
     #[error("cannot reach the Docker engine at {host}: {detail}")]
     Unreachable { host: String, detail: String },
-    #[error("the Docker engine at {host} is {state}, not a swarm manager")]
+    #[error("the Docker engine at {host} is not a swarm manager ({state})")]
     NotAManager { host: String, state: String },
     #[error("no swarm node {0}")]
     NoSuchNode(String),
@@ -137,7 +137,9 @@ pub trait ContainerRuntime: Send + Sync + 'static {
 
 /// [`ContainerRuntime`] over a Docker engine, through bollard.
 pub struct DockerRuntime {
-    docker: Docker,
+    /// Made on the first call that can (bollard refuses to make a unix-socket client while the
+    /// socket is missing: Docker not started yet, or down); kept once made.
+    docker: std::sync::Mutex<Option<Docker>>,
     host: String,
     /// The API version is negotiated on the first call that reaches the engine (and again
     /// after a failure), so an engine that is down at start-up breaks nothing.
@@ -148,19 +150,22 @@ pub struct DockerRuntime {
 const DOCKER_TIMEOUT_SECS: u64 = 30;
 
 impl DockerRuntime {
-    /// A client for `host` (`unix:///…` or `tcp://host:port`); makes no call yet.
+    /// A client for `host` (`unix:///…` or `tcp://host:port`); makes no call yet, and needs
+    /// no engine: one that is missing or down at start-up is an error of each call (the cluster
+    /// page says so), never of hubdesk's start, so logins do not depend on Docker.
     pub fn lazy(host: &str) -> Result<Self, RuntimeError> {
-        let docker = if let Some(path) = host.strip_prefix("unix://") {
-            Docker::connect_with_unix(path, DOCKER_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
-        } else {
-            Docker::connect_with_http(host, DOCKER_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
+        let valid = host.starts_with("unix://")
+            || host.starts_with("tcp://")
+            || host.starts_with("http://")
+            || host.starts_with("https://");
+        if !valid {
+            return Err(RuntimeError::Unreachable {
+                host: host.to_string(),
+                detail: "expected unix:///path/to/docker.sock or tcp://host:port".into(),
+            });
         }
-        .map_err(|e| RuntimeError::Unreachable {
-            host: host.to_string(),
-            detail: plain_docker_error(&e),
-        })?;
         Ok(Self {
-            docker,
+            docker: std::sync::Mutex::new(None),
             host: host.to_string(),
             negotiated: tokio::sync::OnceCell::new(),
         })
@@ -174,11 +179,39 @@ impl DockerRuntime {
         Ok(rt)
     }
 
+    /// The engine's client, made now if it could not be before. Clones share the negotiated
+    /// API version.
+    pub fn docker(&self) -> Result<Docker, RuntimeError> {
+        let mut slot = self
+            .docker
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(d) = slot.as_ref() {
+            return Ok(d.clone());
+        }
+        let made = if let Some(path) = self.host.strip_prefix("unix://") {
+            Docker::connect_with_unix(path, DOCKER_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
+        } else {
+            Docker::connect_with_http(
+                &self.host,
+                DOCKER_TIMEOUT_SECS,
+                bollard::API_DEFAULT_VERSION,
+            )
+        }
+        .map_err(|e| RuntimeError::Unreachable {
+            host: self.host.clone(),
+            detail: plain_docker_error(&e),
+        })?;
+        *slot = Some(made.clone());
+        Ok(made)
+    }
+
     /// `negotiate_version()` once: the clone shares the client's version, so this sets ours.
-    async fn ready(&self) -> Result<(), RuntimeError> {
+    async fn ready(&self) -> Result<Docker, RuntimeError> {
+        let docker = self.docker()?;
         self.negotiated
             .get_or_try_init(|| async {
-                self.docker
+                docker
                     .clone()
                     .negotiate_version()
                     .await
@@ -188,13 +221,8 @@ impl DockerRuntime {
                         detail: plain_docker_error(&e),
                     })
             })
-            .await
-            .map(|_| ())
-    }
-
-    /// The client, for tests that create services.
-    pub fn docker(&self) -> &Docker {
-        &self.docker
+            .await?;
+        Ok(docker)
     }
 
     fn err(&self, e: bollard::errors::Error) -> RuntimeError {
@@ -204,9 +232,16 @@ impl DockerRuntime {
                 status_code: 503,
                 message,
             } if message.contains("not a swarm manager") || message.contains("not part of") => {
+                // The engine's sentence is long and tells docker-CLI users what to type; the
+                // page and doctor say it in their words with the state.
+                let state = if message.contains("Worker nodes") {
+                    SwarmRole::Worker
+                } else {
+                    SwarmRole::NotASwarm
+                };
                 RuntimeError::NotAManager {
                     host: self.host.clone(),
-                    state: message,
+                    state: state.as_str().into(),
                 }
             }
             E::DockerResponseServerError {
@@ -250,8 +285,8 @@ fn filters(pairs: &[(&str, &str)]) -> Option<HashMap<String, Vec<String>>> {
 impl ContainerRuntime for DockerRuntime {
     fn swarm(&self) -> BoxFuture<'_, Result<SwarmView, RuntimeError>> {
         Box::pin(async move {
-            self.ready().await?;
-            let info = self.docker.info().await.map_err(|e| self.err(e))?;
+            let docker = self.ready().await?;
+            let info = docker.info().await.map_err(|e| self.err(e))?;
             let swarm = info.swarm.unwrap_or_default();
             let active = swarm.local_node_state == Some(LocalNodeState::ACTIVE);
             let state = match (active, swarm.control_available) {
@@ -269,9 +304,8 @@ impl ContainerRuntime for DockerRuntime {
 
     fn nodes(&self) -> BoxFuture<'_, Result<Vec<SwarmNode>, RuntimeError>> {
         Box::pin(async move {
-            self.ready().await?;
-            let nodes = self
-                .docker
+            let docker = self.ready().await?;
+            let nodes = docker
                 .list_nodes(None::<ListNodesOptions>)
                 .await
                 .map_err(|e| self.err(e))?;
@@ -281,12 +315,12 @@ impl ContainerRuntime for DockerRuntime {
 
     fn notebooks(&self) -> BoxFuture<'_, Result<Vec<Notebook>, RuntimeError>> {
         Box::pin(async move {
-            self.ready().await?;
-            let services = self.docker.list_services(Some(ListServicesOptions {
+            let docker = self.ready().await?;
+            let services = docker.list_services(Some(ListServicesOptions {
                 filters: filters(&[("name", names::SERVICE_PREFIX)]),
                 status: None,
             }));
-            let tasks = self.docker.list_tasks(Some(ListTasksOptions {
+            let tasks = docker.list_tasks(Some(ListTasksOptions {
                 filters: filters(&[("desired-state", "running")]),
             }));
             let (services, tasks) =
@@ -297,9 +331,8 @@ impl ContainerRuntime for DockerRuntime {
 
     fn drain<'a>(&'a self, node_id: &'a str) -> BoxFuture<'a, Result<(), RuntimeError>> {
         Box::pin(async move {
-            self.ready().await?;
-            let node = self
-                .docker
+            let docker = self.ready().await?;
+            let node = docker
                 .inspect_node(node_id)
                 .await
                 .map_err(|e| self.err(e))?;
@@ -309,7 +342,7 @@ impl ContainerRuntime for DockerRuntime {
             }
             spec.availability = Some(NodeSpecAvailabilityEnum::DRAIN);
             let version = node.version.and_then(|v| v.index).unwrap_or_default() as i64;
-            self.docker
+            docker
                 .update_node(node_id, spec, UpdateNodeOptions { version })
                 .await
                 .map_err(|e| self.err(e))
@@ -322,8 +355,8 @@ impl ContainerRuntime for DockerRuntime {
         force: bool,
     ) -> BoxFuture<'a, Result<(), RuntimeError>> {
         Box::pin(async move {
-            self.ready().await?;
-            self.docker
+            let docker = self.ready().await?;
+            docker
                 .delete_node(node_id, Some(DeleteNodeOptions { force }))
                 .await
                 .map_err(|e| self.err(e))
@@ -332,7 +365,7 @@ impl ContainerRuntime for DockerRuntime {
 
     fn join_info(&self) -> BoxFuture<'_, Result<JoinInfo, RuntimeError>> {
         Box::pin(async move {
-            self.ready().await?;
+            let docker = self.ready().await?;
             let view = self.swarm().await?;
             if view.state != SwarmRole::Manager {
                 return Err(RuntimeError::NotAManager {
@@ -340,7 +373,7 @@ impl ContainerRuntime for DockerRuntime {
                     state: view.state.as_str().into(),
                 });
             }
-            let swarm = self.docker.inspect_swarm().await.map_err(|e| self.err(e))?;
+            let swarm = docker.inspect_swarm().await.map_err(|e| self.err(e))?;
             let token = swarm.join_tokens.and_then(|t| t.worker).ok_or_else(|| {
                 RuntimeError::Refused("the swarm has no worker join token".into())
             })?;
@@ -353,8 +386,8 @@ impl ContainerRuntime for DockerRuntime {
 
     fn rotate_worker_token(&self) -> BoxFuture<'_, Result<(), RuntimeError>> {
         Box::pin(async move {
-            self.ready().await?;
-            let swarm = self.docker.inspect_swarm().await.map_err(|e| self.err(e))?;
+            let docker = self.ready().await?;
+            let swarm = docker.inspect_swarm().await.map_err(|e| self.err(e))?;
             let version = swarm.version.and_then(|v| v.index).unwrap_or_default() as i64;
             let spec = swarm.spec.unwrap_or_default();
             let options = UpdateSwarmOptions {
@@ -363,7 +396,7 @@ impl ContainerRuntime for DockerRuntime {
                 rotate_manager_token: false,
                 rotate_manager_unlock_key: false,
             };
-            self.docker
+            docker
                 .update_swarm(spec, options)
                 .await
                 .map_err(|e| self.err(e))

@@ -601,7 +601,7 @@ pub fn assemble(
     if let Some(s) = &swarm {
         if s.state != SwarmRole::Manager {
             problems.push(format!(
-                "the engine at {} is {}, not a swarm manager",
+                "the engine at {} is not a swarm manager ({})",
                 config.docker_host,
                 s.state.as_str()
             ));

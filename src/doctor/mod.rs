@@ -626,7 +626,9 @@ pub async fn check_cluster(config: &Config, timeout: Duration) -> Vec<Check> {
                 format!(
                     "swarm manager at {} (API {}): {} nodes, {} ready",
                     c.docker_host,
-                    rt.docker().client_version(),
+                    rt.docker()
+                        .map(|d| d.client_version().to_string())
+                        .unwrap_or_default(),
                     nodes.len(),
                     nodes.iter().filter(|n| n.is_ready()).count()
                 ),
@@ -734,8 +736,8 @@ fn docker_failed(e: RuntimeError) -> Check {
              `docker swarm init` there"
         }
         RuntimeError::Unreachable { .. } => {
-            "is dockerd running there? hubdesk's user needs the socket (docker group) or the \
-             tcp port; check [cluster] docker_host"
+            "is dockerd running there, and on the hub node hubdesk-docker-proxy \
+             (`systemctl status docker hubdesk-docker-proxy`)? check [cluster] docker_host"
         }
         _ => "check the engine's log (journalctl -u docker)",
     };

@@ -721,7 +721,11 @@ async fn notebook_service(rt: &DockerRuntime, name: &str, label: Option<&str>, i
         }),
         ..Default::default()
     };
-    rt.docker().create_service(spec, None).await.unwrap();
+    rt.docker()
+        .unwrap()
+        .create_service(spec, None)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -1343,4 +1347,45 @@ async fn cluster_desk_off_says_how_to_turn_it_on() {
         .await
         .unwrap();
     assert_eq!(r.status(), 404);
+}
+
+/// Boot order (issue 16): with the cluster desk on and no Docker engine yet (not started, or
+/// down), hubdesk still starts and serves logins; the cluster page says the engine cannot be
+/// reached; once the engine's socket is there, the desk finds it without a restart.
+#[tokio::test]
+async fn cluster_desk_starts_without_the_engine_and_finds_it_when_it_comes() {
+    let dir = std::env::temp_dir().join(format!("hubdesk-nodocker-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let socket = dir.join("docker.sock");
+    let host = format!("unix://{}", socket.display());
+    let app = crate::helpers::spawn_app_with(|c| {
+        c.cluster = cluster_config("nodocker");
+        c.cluster.enabled = true;
+        c.cluster.docker_host = host.clone();
+    })
+    .await;
+    assert_eq!(app.get("/healthz").await.status(), 200);
+    app.as_admin().await; // logins work without the engine
+    let page = app.get_html("/cluster").await;
+    assert!(page.contains("id=\"docker-error\""), "{page}");
+    assert!(page.contains("cannot reach the Docker engine"), "{page}");
+
+    // The engine comes: this host's own (not a swarm manager), at the configured socket path.
+    let engine = std::path::Path::new("/var/run/docker.sock");
+    let available = if engine.exists() {
+        Ok(())
+    } else {
+        Err("no /var/run/docker.sock on this host".to_string())
+    };
+    if crate::cluster_peers::require("a Docker engine", available) {
+        std::os::unix::fs::symlink(engine, &socket).unwrap();
+        let page = app.get_html("/cluster").await;
+        // Reached: what it says now is about the engine's state, not about reaching it.
+        assert!(!page.contains("cannot reach the Docker engine"), "{page}");
+        assert!(
+            page.contains("not a swarm manager") || page.contains("data-state=\"manager\""),
+            "{page}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).ok();
 }

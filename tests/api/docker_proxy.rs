@@ -272,6 +272,7 @@ async fn docker_proxy_admits_the_cluster_desk_and_refuses_everything_else() {
     // Through bollard, the reason reaches the caller.
     let err = rt
         .docker()
+        .unwrap()
         .create_container(
             None::<bollard::query_parameters::CreateContainerOptions>,
             bollard::models::ContainerCreateBody {

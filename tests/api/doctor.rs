@@ -493,7 +493,7 @@ async fn doctor_checks_docker_and_the_worker_template_on_moto_and_a_dind_swarm()
         let r = run(env(&moto.url, &ami, "unix:///var/run/docker.sock")).await;
         let line = r.with_fix("FAIL docker");
         assert!(
-            line.contains("is not-a-swarm, not a swarm manager"),
+            line.contains("is not a swarm manager (not-a-swarm)"),
             "{line}"
         );
         assert!(line.contains("docker swarm init"), "{line}");
