@@ -187,7 +187,7 @@ def test_camp_in_a_box(camp: cs.Camp, browser, screenshot):
     screenshot("camp-1-cluster-before")
     click_and_wait_for_new_page(d, visible(d, "#launch-form button[type=submit]"))
     steps = follow_job(d, 420)
-    assert steps == ["launched", "running", "joined"], steps
+    assert steps == ["launched", "running", "joined", "token-rotated"], steps
     screenshot("camp-1-launch-job", full_page=True)
     assert not camp.hv.errors, camp.hv.errors
     d.get(hd.url + "/cluster")
