@@ -113,17 +113,7 @@ impl Homes {
         from: &ArchiveId,
     ) -> Result<(), HomesError> {
         let mut conn = self.pool.acquire().await?;
-        let row = db::homes::archives_of(&mut conn, u.as_str())
-            .await?
-            .into_iter()
-            .find(|r| r.id == from.as_str());
-        let scope = row
-            .as_ref()
-            .and_then(|r| ResetScope::parse(&r.scope))
-            .unwrap_or(ResetScope::All);
-        let cached = row
-            .and_then(|r| r.bytes)
-            .and_then(|b| u64::try_from(b).ok());
+        let (scope, cached) = archive_scope_and_bytes(&mut conn, u, from).await?;
         let out = if scope == ResetScope::Environment {
             let uu = u.clone();
             self.blocking(move |t| match t.home_kind(&uu)? {
@@ -140,6 +130,27 @@ impl Homes {
         self.guard_restore(&mut conn, u, from, scope, &out, cached)
             .await
     }
+}
+
+/// An archive's scope (what its reset moved) and its size as last measured, from its journal
+/// row; a row that is gone reads as a whole-home archive of unknown size.
+pub(super) async fn archive_scope_and_bytes(
+    conn: &mut sqlx::PgConnection,
+    u: &Username,
+    from: &ArchiveId,
+) -> Result<(ResetScope, Option<u64>), HomesError> {
+    let row = db::homes::archives_of(conn, u.as_str())
+        .await?
+        .into_iter()
+        .find(|r| r.id == from.as_str());
+    let scope = row
+        .as_ref()
+        .and_then(|r| ResetScope::parse(&r.scope))
+        .unwrap_or(ResetScope::All);
+    let bytes = row
+        .and_then(|r| r.bytes)
+        .and_then(|b| u64::try_from(b).ok());
+    Ok((scope, bytes))
 }
 
 impl Tree {

@@ -411,17 +411,8 @@ impl Homes {
             if let Some(done) = self.done_for_job(&mut lock, u, job).await? {
                 return Ok(Planned::Done(decode(done)?));
             }
-            let row = db::homes::archives_of(lock.conn(), u.as_str())
-                .await?
-                .into_iter()
-                .find(|r| r.id == from.as_str());
-            let scope = row
-                .as_ref()
-                .and_then(|r| ResetScope::parse(&r.scope))
-                .unwrap_or(ResetScope::All);
-            let cached = row
-                .and_then(|r| r.bytes)
-                .and_then(|b| u64::try_from(b).ok());
+            let (scope, cached) =
+                super::guard::archive_scope_and_bytes(lock.conn(), u, from).await?;
             let (uu, ff) = (u.clone(), from.clone());
             let (from_kind, home_kind, out, back) = self
                 .blocking(move |t| {
