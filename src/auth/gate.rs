@@ -48,6 +48,11 @@ impl Gate<'_> {
             Ok(throttle::locked_until(&mut conn, username, addr).await?)
         };
         if let Some(until) = lock().await? {
+            tracing::info!(
+                user = username.map(Username::as_str).unwrap_or("(not a username)"),
+                addr,
+                "password not checked: locked"
+            );
             return Ok(Checked::Locked(until));
         }
         match self.hasher.verify_gated(stored, password, lock).await? {

@@ -120,23 +120,27 @@ impl Roster {
             )]));
         }
         let mut found = Vec::with_capacity(names.len());
-        let mut missing = Vec::new();
+        let (mut missing, mut garbled) = (Vec::new(), 0);
         for n in &names {
-            let row = match Username::parse(n) {
-                Ok(u) => db::users::find_by_username(&mut conn, &u).await?,
-                Err(_) => None,
-            };
-            match row {
-                Some(r) if r.role == Role::Student => found.push(r),
+            let Ok(u) = Username::parse(n) else {
                 // Shown back on a page: only a name that parses is echoed.
-                _ => missing.push(Username::parse(n).map_or("?".into(), |u| u.to_string())),
+                garbled += 1;
+                continue;
+            };
+            match db::users::find_by_username(&mut conn, &u).await? {
+                Some(r) if r.role == Role::Student => found.push(r),
+                _ => missing.push(u.to_string()),
             }
         }
-        if !missing.is_empty() {
-            return Err(RosterError::NotFound(format!(
-                "no student named {}",
-                missing.join(", ")
-            )));
+        if !missing.is_empty() || garbled > 0 {
+            let mut parts = Vec::new();
+            if !missing.is_empty() {
+                parts.push(format!("no student named {}", missing.join(", ")));
+            }
+            if garbled > 0 {
+                parts.push(format!("{garbled} name(s) that are not usernames"));
+            }
+            return Err(RosterError::NotFound(parts.join("; ")));
         }
         Ok(found)
     }
@@ -304,7 +308,7 @@ impl ResetManyHandler {
         for (chunk_no, chunk) in job.usernames.chunks(parallel).enumerate() {
             if batch.expires_at - OffsetDateTime::now_utc() < MIN_WINDOW_LEFT {
                 return Err(JobError::fatal(format!(
-                    "the cards' window ends at {} UTC, too soon to print new cards: {reset} of {} \
+                    "the cards' window ends at {}, too soon to print new cards: {reset} of {} \
                      passwords were reset, the others are unchanged",
                     clock(batch.expires_at),
                     job.usernames.len()
@@ -391,10 +395,10 @@ async fn reset_one(
     Ok(true)
 }
 
-/// `HH:MM` UTC.
+/// `HH:MM UTC`.
 pub fn clock(t: OffsetDateTime) -> String {
     let t = t.to_offset(time::UtcOffset::UTC);
-    format!("{:02}:{:02}", t.hour(), t.minute())
+    format!("{:02}:{:02} UTC", t.hour(), t.minute())
 }
 
 #[cfg(test)]
