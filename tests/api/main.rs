@@ -6,6 +6,7 @@ mod cluster;
 mod cluster_peers;
 mod docker_proxy;
 mod doctor;
+mod forms;
 mod ec2;
 mod helpers;
 mod homes;
