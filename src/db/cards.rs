@@ -45,6 +45,14 @@ pub async fn insert_batch(
     Ok(Err(earlier))
 }
 
+/// The job that the confirmation form `form_id` started, if it was submitted.
+pub async fn job_of_form(conn: &mut PgConnection, form_id: Uuid) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar("SELECT job_id FROM card_batches WHERE form_id = $1")
+        .bind(form_id)
+        .fetch_optional(conn)
+        .await
+}
+
 pub async fn batch(conn: &mut PgConnection, job_id: Uuid) -> sqlx::Result<Option<Batch>> {
     sqlx::query_as(
         "SELECT job_id, form_id, sealing_key, students, expires_at FROM card_batches

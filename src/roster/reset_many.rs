@@ -1,10 +1,12 @@
 //! Resetting the passwords of many students at once (selected ones, or a cohort) and printing
 //! their login cards: one confirmation, one job, one page of cards.
 //!
-//! - **Once per confirmation.** The confirmation form carries a random id; the batch row
+//! - **Once per confirmation.** The confirmation page's address carries a random form id (a
+//!   selection without one is redirected to an address with a fresh one, so Back, reload and a
+//!   second tab all show the same id), and so does its form; the batch row
 //!   (`card_batches.form_id`, unique) is written in the transaction that queues the job, so a
-//!   second submission of the same form (Back, reload, a double click, two tabs) queues
-//!   nothing and is sent to the first one's cards.
+//!   second submission of the same confirmation (Back, reload, a double click, two tabs)
+//!   queues nothing and is sent to the first one's cards.
 //! - **Once per student.** The job seals each new password into `card_secrets` in the same
 //!   transaction that changes the hash; the row's key (job, student) makes a resumed or
 //!   duplicated run skip a student already done instead of resetting her twice.
@@ -188,6 +190,13 @@ impl Roster {
         tx.commit().await?;
         self.jobs.wake();
         Ok(ResetMany::Started { job, key, until })
+    }
+
+    /// The job a confirmation form already started, if any (Back to a confirmation that was
+    /// sent says so instead of offering it again).
+    pub async fn job_of_form(&self, form: Uuid) -> Result<Option<Uuid>, RosterError> {
+        let mut conn = self.pool.acquire().await?;
+        Ok(db::cards::job_of_form(&mut conn, form).await?)
     }
 
     /// The batch of job `job` with its cards, opened with `key` (the browser's) when given.

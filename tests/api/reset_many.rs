@@ -43,6 +43,16 @@ fn cards(html: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The confirmation page of a selection (`?cohort=…`, `?student=…`): its address gets a form
+/// id first (a redirect), which the page and its form then carry.
+async fn confirm_page(app: &TestApp, selection: &str) -> (String, String) {
+    let r = app.get(&format!("/students/reset-passwords?{selection}")).await;
+    assert_eq!(r.status(), 303);
+    let path = TestApp::location(&r);
+    assert!(path.contains("form="), "{path}");
+    (path.clone(), app.get_html(&path).await)
+}
+
 async fn post_confirm(app: &TestApp, fields: &[(String, String)]) -> reqwest::Response {
     app.client
         .post(app.url("/students/reset-passwords"))
@@ -87,7 +97,7 @@ async fn a_cohorts_passwords_are_reset_once_and_printed_on_cards() {
     app.as_counselor().await;
 
     // One confirmation page that names how many and who.
-    let page = app.get_html("/students/reset-passwords?cohort=blue").await;
+    let (_, page) = confirm_page(&app, "cohort=blue").await;
     assert!(page.contains("Reset 3 passwords and print cards?"), "{page}");
     for who in ["<code>ada</code>", "<code>bob</code>", "<code>cyd</code>"] {
         assert!(page.contains(who));
@@ -167,10 +177,13 @@ async fn a_second_submission_of_the_same_confirmation_resets_nothing() {
     app.create_student("Ada L", "ada", None).await;
     app.create_student("Bob B", "bob", None).await;
     app.as_counselor().await;
-    let page = app
-        .get_html("/students/reset-passwords?student=ada&student=bob")
-        .await;
+    let (confirm_path, page) = confirm_page(&app, "student=ada&student=bob").await;
     assert!(page.contains("Reset 2 passwords and print cards?"), "{page}");
+    // Reload shows the same confirmation (the same form id).
+    assert_eq!(
+        confirm_fields(&app.get_html(&confirm_path).await),
+        confirm_fields(&page)
+    );
     let fields = confirm_fields(&page);
     let first = post_confirm(&app, &fields).await;
     let cards_path = TestApp::location(&first);
@@ -188,6 +201,11 @@ async fn a_second_submission_of_the_same_confirmation_resets_nothing() {
     }
     let html = app.get_html(&format!("{cards_path}?again=1")).await;
     assert!(html.contains("already confirmed: nothing was reset again"), "{html}");
+    // Back to the confirmation: it says it was sent, and offers no button.
+    let html = app.get_html(&confirm_path).await;
+    assert!(html.contains("This confirmation was already sent"), "{html}");
+    assert!(html.contains(&format!("href=\"{cards_path}\"")));
+    assert!(!html.contains("id=\"confirm-reset\""));
     assert_eq!(
         app.count("SELECT count(*) FROM jobs WHERE kind = 'roster.reset_passwords'")
             .await,
@@ -203,7 +221,7 @@ async fn a_second_submission_of_the_same_confirmation_resets_nothing() {
         app.other_browser().login_ok(user, pw).await;
     }
     // A new confirmation page is a new form: that one does reset again (the control).
-    let fields = confirm_fields(&app.get_html("/students/reset-passwords?student=ada").await);
+    let fields = confirm_fields(&confirm_page(&app, "student=ada").await.1);
     let r = post_confirm(&app, &fields).await;
     assert_ne!(TestApp::location(&r), cards_path);
     cards_when_done(&app, &TestApp::location(&r)).await;
@@ -219,7 +237,7 @@ async fn a_job_run_again_resets_nobody_twice() {
     let app = spawn_app().await;
     app.create_student("Ada L", "ada", None).await;
     app.as_counselor().await;
-    let fields = confirm_fields(&app.get_html("/students/reset-passwords?student=ada").await);
+    let fields = confirm_fields(&confirm_page(&app, "student=ada").await.1);
     let path = TestApp::location(&post_confirm(&app, &fields).await);
     let printed = cards(&cards_when_done(&app, &path).await);
     // As if a runner died after the reset and the job were claimed again.
@@ -246,7 +264,7 @@ async fn the_cards_open_only_in_the_asking_browser_and_only_for_the_window() {
     let app = spawn_app().await;
     app.create_student("Ada L", "ada", Some("blue")).await;
     app.as_counselor().await;
-    let fields = confirm_fields(&app.get_html("/students/reset-passwords?cohort=blue").await);
+    let fields = confirm_fields(&confirm_page(&app, "cohort=blue").await.1);
     let path = TestApp::location(&post_confirm(&app, &fields).await);
     let printed = cards(&cards_when_done(&app, &path).await);
     assert_eq!(printed.len(), 1);
@@ -289,7 +307,7 @@ async fn a_job_run_too_late_for_its_cards_changes_nothing() {
     let app = spawn_app_with_state(|_| {}, |s| handlers = std::mem::take(&mut s.job_handlers)).await;
     let pw = app.create_student("Ada L", "ada", None).await;
     app.as_counselor().await;
-    let fields = confirm_fields(&app.get_html("/students/reset-passwords?student=ada").await);
+    let fields = confirm_fields(&confirm_page(&app, "student=ada").await.1);
     let path = TestApp::location(&post_confirm(&app, &fields).await);
     let waiting = app.get_html(&path).await;
     assert!(waiting.contains("0 of 1 done"), "{waiting}");
@@ -312,11 +330,14 @@ async fn a_selection_that_names_nobody_or_not_a_student_is_refused_plainly() {
     let app = spawn_app().await;
     app.create_student("Ada L", "ada", None).await;
     app.as_counselor().await;
-    let r = app.get("/students/reset-passwords").await;
+    let form = "form=00000000-0000-4000-8000-000000000000";
+    let r = app.get(&format!("/students/reset-passwords?{form}")).await;
     assert_eq!(r.status(), 422);
     assert!(r.text().await.unwrap().contains("Choose at least one student."));
     let r = app
-        .get("/students/reset-passwords?student=ada&student=connie&student=%3Cb%3E")
+        .get(&format!(
+            "/students/reset-passwords?student=ada&student=connie&student=%3Cb%3E&{form}"
+        ))
         .await;
     assert_eq!(r.status(), 422);
     let html = r.text().await.unwrap();
@@ -324,10 +345,12 @@ async fn a_selection_that_names_nobody_or_not_a_student_is_refused_plainly() {
         html.contains("No student named connie; 1 name(s) that are not usernames."),
         "{html}"
     );
-    let r = app.get("/students/reset-passwords?cohort=nobody").await;
+    let r = app
+        .get(&format!("/students/reset-passwords?cohort=nobody&{form}"))
+        .await;
     assert_eq!(r.status(), 422);
     // A confirmation without its form id (a hand-made POST) is refused, nothing queued.
-    let page = app.get_html("/students/reset-passwords?student=ada").await;
+    let (_, page) = confirm_page(&app, "student=ada").await;
     let fields: Vec<_> = confirm_fields(&page)
         .into_iter()
         .filter(|(k, _)| k != "form_id")

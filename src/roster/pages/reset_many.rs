@@ -38,6 +38,8 @@ pub struct ConfirmPage {
     pub error: String,
     /// Back to the list as it was filtered.
     pub back: String,
+    /// This confirmation was sent already: its job (the page links its cards instead).
+    pub done_job: Option<String>,
 }
 
 /// The selection as the list's checkboxes or a cohort link send it: `student` repeated,
@@ -70,20 +72,34 @@ pub async fn confirm_form(
     user: RequireCounselor,
     query: web::Query<Vec<(String, String)>>,
 ) -> Result<HttpResponse, WebError> {
+    // The form id lives in the page's address: Back, reload and a second tab show the same
+    // confirmation, and sending it twice resets once.
+    let Ok(form_id) = Uuid::parse_str(field(&query, "form")) else {
+        let mut pairs: Vec<(String, String)> =
+            query.iter().filter(|(k, _)| k != "form").cloned().collect();
+        pairs.push(("form".into(), Uuid::new_v4().to_string()));
+        let qs = serde_urlencoded::to_string(&pairs)
+            .map_err(|e| WebError::Internal(anyhow::anyhow!("re-encoding a selection: {e}")))?;
+        return Ok(crate::web::see_other(&format!(
+            "/students/reset-passwords?{qs}"
+        )));
+    };
     let (names, cohort) = selection(&query);
     let back = if cohort.is_empty() {
         "/students".to_string()
     } else {
         format!("/students?cohort={}", urlencode(&cohort))
     };
+    let done_job = roster.job_of_form(form_id).await?.map(|j| j.to_string());
     let page = |students, error: String| ConfirmPage {
         page: Page::for_user(&config, &user, "Reset passwords"),
         students,
         cohort: cohort.clone(),
-        form_id: Uuid::new_v4().to_string(),
+        form_id: form_id.to_string(),
         until: clock(time::OffsetDateTime::now_utc() + CARDS_WINDOW),
         error,
         back: back.clone(),
+        done_job: done_job.clone(),
     };
     match roster
         .select_students(&names, Some(cohort.as_str()).filter(|c| !c.is_empty()))
