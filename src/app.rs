@@ -350,21 +350,17 @@ fn spawn_periodic_tasks(state: &AppState) {
     // A bulk reset's sealed passwords go within a minute of their window's end. One DELETE,
     // harmless when two instances run it, so no leader lock (and no connection held for one).
     let pool = state.pool.clone();
-    jobs::every(
-        "cards-purge",
-        Duration::from_secs(60),
-        move || {
-            let pool = pool.clone();
-            async move {
-                let mut conn = pool.acquire().await?;
-                let purged = db::cards::purge_expired(&mut conn).await?;
-                if purged > 0 {
-                    tracing::info!(purged, "expired login cards deleted");
-                }
-                Ok(())
+    jobs::every("cards-purge", Duration::from_secs(60), move || {
+        let pool = pool.clone();
+        async move {
+            let mut conn = pool.acquire().await?;
+            let purged = db::cards::purge_expired(&mut conn).await?;
+            if purged > 0 {
+                tracing::info!(purged, "expired login cards deleted");
             }
-        },
-    );
+            Ok(())
+        }
+    });
     let (pool, oidc) = (state.pool.clone(), state.oidc.clone());
     jobs::every(
         "oidc-key-reload",

@@ -69,7 +69,9 @@ impl OpeningKey {
         )?;
         let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
         let mut buf = ciphertext.to_vec();
-        let plain = key.open_in_place(nonce, Aad::from(context), &mut buf).ok()?;
+        let plain = key
+            .open_in_place(nonce, Aad::from(context), &mut buf)
+            .ok()?;
         Some(plain.to_vec())
     }
 }
@@ -89,8 +91,12 @@ impl SealingKey {
         let ephemeral = ecdh::EphemeralSecret::random(&mut rand::rngs::OsRng);
         let point = ephemeral.public_key().to_encoded_point(true);
         let shared = ephemeral.diffie_hellman(&self.0);
-        let key = derive(shared.raw_secret_bytes(), point.as_bytes(), &self.to_bytes())
-            .ok_or_else(|| anyhow::anyhow!("key derivation failed"))?;
+        let key = derive(
+            shared.raw_secret_bytes(),
+            point.as_bytes(),
+            &self.to_bytes(),
+        )
+        .ok_or_else(|| anyhow::anyhow!("key derivation failed"))?;
         // Each seal has its own ephemeral key, hence its own AES key: a random nonce is more
         // than enough.
         let mut nonce = [0u8; NONCE_LEN];
@@ -126,8 +132,14 @@ mod tests {
     #[test]
     fn sealed_secrets_open_with_their_key_only() {
         let key = OpeningKey::generate();
-        let sealed = key.sealing_key().seal(b"job-1/42", b"mako-tiru-pela-47").unwrap();
-        assert_eq!(key.open(b"job-1/42", &sealed).unwrap(), b"mako-tiru-pela-47");
+        let sealed = key
+            .sealing_key()
+            .seal(b"job-1/42", b"mako-tiru-pela-47")
+            .unwrap();
+        assert_eq!(
+            key.open(b"job-1/42", &sealed).unwrap(),
+            b"mako-tiru-pela-47"
+        );
         // The plaintext is nowhere in the blob.
         assert!(!sealed.windows(4).any(|w| w == b"mako"));
         // Another key, another context, a flipped bit, a cut blob: nothing opens.
@@ -138,7 +150,10 @@ mod tests {
         assert!(key.open(b"job-1/42", &bent).is_none());
         assert!(key.open(b"job-1/42", &sealed[..40]).is_none());
         // Two seals of the same secret differ (fresh ephemeral key and nonce).
-        let again = key.sealing_key().seal(b"job-1/42", b"mako-tiru-pela-47").unwrap();
+        let again = key
+            .sealing_key()
+            .seal(b"job-1/42", b"mako-tiru-pela-47")
+            .unwrap();
         assert_ne!(sealed, again);
     }
 

@@ -84,8 +84,7 @@ pub async fn record_failure(
             } else {
                 (None, format!("no account named '{u}': {summary}"))
             };
-            db::audit::record(conn, &Actor::System, "login.locked", target, Some(&detail))
-                .await?;
+            db::audit::record(conn, &Actor::System, "login.locked", target, Some(&detail)).await?;
         }
     }
     let counted = db::throttle::record_failure(

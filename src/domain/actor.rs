@@ -50,7 +50,7 @@ mod tests {
 
     #[test]
     fn labels_read_back_as_their_actor() {
-        let ada = super::super::Username::parse("ada").unwrap();
+        let ada = crate::domain::Username::parse("ada").unwrap();
         for a in [
             Actor::User(ada),
             Actor::Token("sync".into()),

@@ -106,7 +106,11 @@ pub fn reserved_candidates(reserved: &str, display_name: &str) -> Vec<String> {
 
 /// The first two [`reserved_candidates`] that parse (never reserved, never too long) and are
 /// not in `taken`.
-pub fn reserved_alternatives(reserved: &str, display_name: &str, taken: &[String]) -> Vec<Username> {
+pub fn reserved_alternatives(
+    reserved: &str,
+    display_name: &str,
+    taken: &[String],
+) -> Vec<Username> {
     let mut out: Vec<Username> = Vec::new();
     for c in reserved_candidates(reserved, display_name) {
         if let Ok(u) = Username::parse(&c) {
@@ -142,12 +146,21 @@ mod tests {
         );
         let taken = vec!["ada".to_string()];
         let alts = reserved_alternatives("admin", "Ada Lovelace", &taken);
-        assert_eq!(alts.iter().map(Username::as_str).collect::<Vec<_>>(), ["admin-ada", "adal"]);
+        assert_eq!(
+            alts.iter().map(Username::as_str).collect::<Vec<_>>(),
+            ["admin-ada", "adal"]
+        );
         // A name that is itself reserved is skipped; no usable name gives a numbered one.
         let alts = reserved_alternatives("root", "Root", &[]);
-        assert_eq!(alts.iter().map(Username::as_str).collect::<Vec<_>>(), ["root-root", "root-1"]);
+        assert_eq!(
+            alts.iter().map(Username::as_str).collect::<Vec<_>>(),
+            ["root-root", "root-1"]
+        );
         let alts = reserved_alternatives("admin", "  ", &[]);
-        assert_eq!(alts.iter().map(Username::as_str).collect::<Vec<_>>(), ["admin-1"]);
+        assert_eq!(
+            alts.iter().map(Username::as_str).collect::<Vec<_>>(),
+            ["admin-1"]
+        );
         assert_eq!(
             reserved_message("admin", &[]),
             "'admin' is reserved for the system: choose another username."

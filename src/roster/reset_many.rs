@@ -288,7 +288,10 @@ impl JobHandler for ResetManyHandler {
         KIND
     }
 
-    fn run<'a>(&'a self, ctx: &'a JobContext) -> BoxFuture<'a, Result<serde_json::Value, JobError>> {
+    fn run<'a>(
+        &'a self,
+        ctx: &'a JobContext,
+    ) -> BoxFuture<'a, Result<serde_json::Value, JobError>> {
         Box::pin(async move { self.reset_all(ctx).await })
     }
 }
@@ -399,7 +402,14 @@ async fn reset_one(
     let ended = access::end(&mut tx, user.id, access::Sessions::All).await?;
     let detail = format!("in a bulk reset (job {job}): {}", ended.detail(""));
     let target = Some(user.username.as_str());
-    db::audit::record(&mut tx, actor, "student.reset_password", target, Some(&detail)).await?;
+    db::audit::record(
+        &mut tx,
+        actor,
+        "student.reset_password",
+        target,
+        Some(&detail),
+    )
+    .await?;
     ended.commit(tx, &roster.tokens).await?;
     Ok(true)
 }

@@ -71,7 +71,11 @@ async fn a_reserved_username_comes_with_free_ones_to_try() {
     let r = app
         .post_form(
             "/students/new",
-            &[("display_name", "Grace Hopper"), ("username", "root"), ("cohort", "")],
+            &[
+                ("display_name", "Grace Hopper"),
+                ("username", "root"),
+                ("cohort", ""),
+            ],
         )
         .await;
     assert_eq!(r.status(), 422);
@@ -88,7 +92,9 @@ async fn first_run_setup_offers_names_for_admin_and_keeps_the_passwords() {
         .await
         .unwrap()
         .unwrap();
-    let path = url.trim_start_matches(&app.state.config.public_url).to_string();
+    let path = url
+        .trim_start_matches(&app.state.config.public_url)
+        .to_string();
     let token = path.split("token=").nth(1).unwrap().to_string();
     let setup = |username: &'static str, password: &'static str, confirm: &'static str| {
         let (app, path, token) = (&app, &path, &token);
@@ -158,5 +164,8 @@ async fn changing_a_password_keeps_the_new_one_but_never_the_current_one() {
     assert_eq!(value_of(&html, "current_password"), "");
     assert_eq!(value_of(&html, "new_password"), "");
     assert_eq!(value_of(&html, "confirm_password"), "");
-    assert!(!html.contains(&old), "the current password is nowhere on the page");
+    assert!(
+        !html.contains(&old),
+        "the current password is nowhere on the page"
+    );
 }

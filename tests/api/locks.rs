@@ -40,8 +40,10 @@ async fn a_lockout_is_one_audit_line_that_sums_up_the_failures() {
     );
     assert!(detail.ends_with("the last from 127.0.0.1"), "{detail}");
     assert_eq!(
-        app.count("SELECT count(*) FROM audit_log WHERE actor = 'system' AND action = 'login.locked'")
-            .await,
+        app.count(
+            "SELECT count(*) FROM audit_log WHERE actor = 'system' AND action = 'login.locked'"
+        )
+        .await,
         1
     );
 
@@ -51,7 +53,9 @@ async fn a_lockout_is_one_audit_line_that_sums_up_the_failures() {
     let lines = audit_lines(&app, "login.locked").await;
     assert_eq!(lines.len(), 2, "{lines:?}");
     assert!(
-        lines[1].1.starts_with("locked for 2 s after 6 failed logins"),
+        lines[1]
+            .1
+            .starts_with("locked for 2 s after 6 failed logins"),
         "{lines:?}"
     );
     // Never the password, anywhere in the audit log.
@@ -75,7 +79,9 @@ async fn unknown_names_are_audited_bounded_and_addresses_by_their_own_lock() {
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert_eq!(lines[0].0, None, "no account is named as a target");
     assert!(
-        lines[0].1.starts_with("no account named 'ghost': locked for 30 s after 5 failed"),
+        lines[0]
+            .1
+            .starts_with("no account named 'ghost': locked for 30 s after 5 failed"),
         "{lines:?}"
     );
     // Text that is no username at all never reaches the audit log; the address lock it helps
@@ -89,7 +95,9 @@ async fn unknown_names_are_audited_bounded_and_addresses_by_their_own_lock() {
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert_eq!(lines[0].0.as_deref(), Some("127.0.0.1"));
     assert!(
-        lines[0].1.starts_with("logins from 127.0.0.1 locked for 30 s after 12 failed logins"),
+        lines[0]
+            .1
+            .starts_with("logins from 127.0.0.1 locked for 30 s after 12 failed logins"),
         "{lines:?}"
     );
     assert_eq!(
@@ -122,12 +130,18 @@ fn rows(html: &str) -> Vec<String> {
 #[tokio::test]
 async fn locked_students_have_a_badge_a_filter_a_count_and_an_unlock_button() {
     let app = spawn_app().await;
-    let pw = app.create_student("Ada Lovelace", "ada", Some("blue")).await;
+    let pw = app
+        .create_student("Ada Lovelace", "ada", Some("blue"))
+        .await;
     app.create_student("Bob Babbage", "bob", Some("blue")).await;
-    app.create_student("Cyd Charisse", "cyd", Some("blue")).await;
+    app.create_student("Cyd Charisse", "cyd", Some("blue"))
+        .await;
     app.as_counselor().await;
     let page = app.get_html("/students").await;
-    assert!(!page.contains("id=\"locked-banner\""), "nobody is locked yet");
+    assert!(
+        !page.contains("id=\"locked-banner\""),
+        "nobody is locked yet"
+    );
     assert!(!page.contains("badge locked"));
 
     fail_logins(&app, "ada", 5).await;
@@ -146,8 +160,14 @@ async fn locked_students_have_a_badge_a_filter_a_count_and_an_unlock_button() {
         .split("</tr>")
         .next()
         .unwrap();
-    assert!(ada_row.contains("<span class=\"badge locked\">locked</span>"), "{ada_row}");
-    assert!(!ada_row.contains(">active<"), "a locked student is not called active");
+    assert!(
+        ada_row.contains("<span class=\"badge locked\">locked</span>"),
+        "{ada_row}"
+    );
+    assert!(
+        !ada_row.contains(">active<"),
+        "a locked student is not called active"
+    );
     assert!(ada_row.contains("until "), "{ada_row}");
     assert!(ada_row.contains(" UTC (in "), "{ada_row}");
     assert!(ada_row.contains("action=\"/students/ada/unlock\""));
@@ -157,9 +177,18 @@ async fn locked_students_have_a_badge_a_filter_a_count_and_an_unlock_button() {
     assert!(cyd_row.contains(">active<") && !cyd_row.contains("unlock"));
 
     // The filter: the locked ones, and "active" now leaves them out.
-    assert_eq!(rows(&app.get_html("/students?status=locked").await), ["ada", "bob"]);
-    assert_eq!(rows(&app.get_html("/students?status=active").await), ["cyd"]);
-    assert_eq!(rows(&app.get_html("/students").await), ["ada", "bob", "cyd"]);
+    assert_eq!(
+        rows(&app.get_html("/students?status=locked").await),
+        ["ada", "bob"]
+    );
+    assert_eq!(
+        rows(&app.get_html("/students?status=active").await),
+        ["cyd"]
+    );
+    assert_eq!(
+        rows(&app.get_html("/students").await),
+        ["ada", "bob", "cyd"]
+    );
     // The student's page says it too.
     let own = app.get_html("/students/ada").await;
     assert!(own.contains("id=\"locked-badge\""));

@@ -17,7 +17,13 @@ fn confirm_fields(html: &str) -> Vec<(String, String)> {
         .skip(1)
         .map(|f| {
             let name = f.split('"').next().unwrap().to_string();
-            let value = f.split("value=\"").nth(1).unwrap().split('"').next().unwrap();
+            let value = f
+                .split("value=\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap();
             (name, value.to_string())
         })
         .collect()
@@ -46,7 +52,9 @@ fn cards(html: &str) -> Vec<(String, String)> {
 /// The confirmation page of a selection (`?cohort=…`, `?student=…`): its address gets a form
 /// id first (a redirect), which the page and its form then carry.
 async fn confirm_page(app: &TestApp, selection: &str) -> (String, String) {
-    let r = app.get(&format!("/students/reset-passwords?{selection}")).await;
+    let r = app
+        .get(&format!("/students/reset-passwords?{selection}"))
+        .await;
     assert_eq!(r.status(), 303);
     let path = TestApp::location(&r);
     assert!(path.contains("form="), "{path}");
@@ -73,7 +81,10 @@ async fn cards_when_done(app: &TestApp, path: &str) -> String {
             assert_eq!(status, 200, "{html}");
             return html;
         }
-        assert!(tokio::time::Instant::now() < deadline, "the job never ended: {html}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the job never ended: {html}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -98,7 +109,10 @@ async fn a_cohorts_passwords_are_reset_once_and_printed_on_cards() {
 
     // One confirmation page that names how many and who.
     let (_, page) = confirm_page(&app, "cohort=blue").await;
-    assert!(page.contains("Reset 3 passwords and print cards?"), "{page}");
+    assert!(
+        page.contains("Reset 3 passwords and print cards?"),
+        "{page}"
+    );
     for who in ["<code>ada</code>", "<code>bob</code>", "<code>cyd</code>"] {
         assert!(page.contains(who));
     }
@@ -108,8 +122,17 @@ async fn a_cohorts_passwords_are_reset_once_and_printed_on_cards() {
     assert_eq!(r.status(), 303);
     let cards_path = TestApp::location(&r);
     assert!(cards_path.starts_with("/students/cards/"), "{cards_path}");
-    let cookie = r.headers().get("set-cookie").unwrap().to_str().unwrap().to_string();
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    let cookie = r
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
     assert!(cookie.contains(&format!("Path={cards_path}")), "{cookie}");
     assert!(cookie.contains("Max-Age=3"), "about an hour: {cookie}");
 
@@ -123,7 +146,11 @@ async fn a_cohorts_passwords_are_reset_once_and_printed_on_cards() {
     );
     for ((user, new), ((_, old_pw), session)) in printed.iter().zip(old.iter().zip(&sessions)) {
         let b = app.other_browser();
-        assert_eq!(b.login(user, old_pw).await.status(), 401, "{user}'s old password");
+        assert_eq!(
+            b.login(user, old_pw).await.status(),
+            401,
+            "{user}'s old password"
+        );
         b.login_ok(user, new).await;
         // The session they had has ended (the landing page sends them to log in).
         assert_eq!(session.get("/").await.status(), 303, "{user}'s session");
@@ -152,12 +179,11 @@ async fn a_cohorts_passwords_are_reset_once_and_printed_on_cards() {
         }
     }
     // The job's steps are its progress: one per student.
-    let steps: serde_json::Value = sqlx::query_scalar(
-        "SELECT steps FROM jobs WHERE kind = 'roster.reset_passwords'",
-    )
-    .fetch_one(&app.pool)
-    .await
-    .unwrap();
+    let steps: serde_json::Value =
+        sqlx::query_scalar("SELECT steps FROM jobs WHERE kind = 'roster.reset_passwords'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
     let names: Vec<&str> = steps
         .as_array()
         .unwrap()
@@ -178,7 +204,10 @@ async fn a_second_submission_of_the_same_confirmation_resets_nothing() {
     app.create_student("Bob B", "bob", None).await;
     app.as_counselor().await;
     let (confirm_path, page) = confirm_page(&app, "student=ada&student=bob").await;
-    assert!(page.contains("Reset 2 passwords and print cards?"), "{page}");
+    assert!(
+        page.contains("Reset 2 passwords and print cards?"),
+        "{page}"
+    );
     // Reload shows the same confirmation (the same form id).
     assert_eq!(
         confirm_fields(&app.get_html(&confirm_path).await),
@@ -197,13 +226,22 @@ async fn a_second_submission_of_the_same_confirmation_resets_nothing() {
     for r in [&a, &b, &again] {
         assert_eq!(r.status(), 303);
         assert_eq!(TestApp::location(r), format!("{cards_path}?again=1"));
-        assert!(r.headers().get("set-cookie").is_none(), "the first key is kept");
+        assert!(
+            r.headers().get("set-cookie").is_none(),
+            "the first key is kept"
+        );
     }
     let html = app.get_html(&format!("{cards_path}?again=1")).await;
-    assert!(html.contains("already confirmed: nothing was reset again"), "{html}");
+    assert!(
+        html.contains("already confirmed: nothing was reset again"),
+        "{html}"
+    );
     // Back to the confirmation: it says it was sent, and offers no button.
     let html = app.get_html(&confirm_path).await;
-    assert!(html.contains("This confirmation was already sent"), "{html}");
+    assert!(
+        html.contains("This confirmation was already sent"),
+        "{html}"
+    );
     assert!(html.contains(&format!("href=\"{cards_path}\"")));
     assert!(!html.contains("id=\"confirm-reset\""));
     assert_eq!(
@@ -271,8 +309,12 @@ async fn the_cards_open_only_in_the_asking_browser_and_only_for_the_window() {
 
     // Another counselor, logged in elsewhere: no key, no cards.
     let other = app.other_browser();
-    app.create_user(hubdesk::domain::Role::Counselor, "carl", crate::helpers::PASSWORD)
-        .await;
+    app.create_user(
+        hubdesk::domain::Role::Counselor,
+        "carl",
+        crate::helpers::PASSWORD,
+    )
+    .await;
     other.login_ok("carl", crate::helpers::PASSWORD).await;
     let r = other.get(&path).await;
     assert_eq!(r.status(), 403);
@@ -297,14 +339,18 @@ async fn the_cards_open_only_in_the_asking_browser_and_only_for_the_window() {
     assert_eq!(app.count("SELECT count(*) FROM card_secrets").await, 0);
     // The purge deletes any other expired batch's secrets without a page view.
     let mut conn = app.pool.acquire().await.unwrap();
-    assert_eq!(hubdesk::db::cards::purge_expired(&mut conn).await.unwrap(), 0);
+    assert_eq!(
+        hubdesk::db::cards::purge_expired(&mut conn).await.unwrap(),
+        0
+    );
 }
 
 #[tokio::test]
 async fn a_job_run_too_late_for_its_cards_changes_nothing() {
     // No runner in the app: the test runs the job itself, when it chooses.
     let mut handlers = Vec::new();
-    let app = spawn_app_with_state(|_| {}, |s| handlers = std::mem::take(&mut s.job_handlers)).await;
+    let app =
+        spawn_app_with_state(|_| {}, |s| handlers = std::mem::take(&mut s.job_handlers)).await;
     let pw = app.create_student("Ada L", "ada", None).await;
     app.as_counselor().await;
     let fields = confirm_fields(&confirm_page(&app, "student=ada").await.1);
@@ -333,7 +379,11 @@ async fn a_selection_that_names_nobody_or_not_a_student_is_refused_plainly() {
     let form = "form=00000000-0000-4000-8000-000000000000";
     let r = app.get(&format!("/students/reset-passwords?{form}")).await;
     assert_eq!(r.status(), 422);
-    assert!(r.text().await.unwrap().contains("Choose at least one student."));
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("Choose at least one student."));
     let r = app
         .get(&format!(
             "/students/reset-passwords?student=ada&student=connie&student=%3Cb%3E&{form}"

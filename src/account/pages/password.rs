@@ -72,8 +72,8 @@ pub async fn submit(
     // password), so they need not be invented and typed twice again; when either of them is
     // refused both are cleared, since which one was mistyped is unknown. The page is no-store.
     let page = |errors: FieldErrors, status| {
-        let keep = errors.get("new_password").is_empty()
-            && errors.get("confirm_password").is_empty();
+        let keep =
+            errors.get("new_password").is_empty() && errors.get("confirm_password").is_empty();
         let kept = |v: &String| if keep { v.clone() } else { String::new() };
         let page = PasswordPage {
             page: Page::for_user(&config, &user, "Change password"),

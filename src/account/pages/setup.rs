@@ -135,7 +135,11 @@ pub async fn submit(
         let typed = Typed {
             username: form.username.clone(),
             display_name: form.display_name.clone(),
-            password: if keep { form.password.clone() } else { String::new() },
+            password: if keep {
+                form.password.clone()
+            } else {
+                String::new()
+            },
             confirm_password: if keep {
                 form.confirm_password.clone()
             } else {

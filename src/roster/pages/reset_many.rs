@@ -141,7 +141,10 @@ pub async fn confirm(
     let students = roster.select_students(&names, None).await?;
     let actor = Actor::User(user.username.clone());
     let cohort = Some(cohort.as_str()).filter(|c| !c.is_empty());
-    match roster.reset_many(&actor, form_id, &students, cohort).await? {
+    match roster
+        .reset_many(&actor, form_id, &students, cohort)
+        .await?
+    {
         ResetMany::Started { job, key, until } => {
             let left = (until - time::OffsetDateTime::now_utc()).max(time::Duration::ZERO);
             let cookie = key_cookie(&config, job, key.to_text(), left.whole_seconds());
