@@ -182,6 +182,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(roster_pages::students::unlock_address),
         )
         .route(
+            "/students/reset-passwords",
+            web::get().to(roster_pages::reset_many::confirm_form),
+        )
+        .route(
+            "/students/reset-passwords",
+            web::post().to(roster_pages::reset_many::confirm),
+        )
+        .route(
+            "/students/cards/{job}",
+            web::get().to(roster_pages::reset_many::cards_page),
+        )
+        .route(
             "/students/import",
             web::get().to(roster_pages::import::form),
         )
@@ -335,6 +347,20 @@ fn spawn_periodic_tasks(state: &AppState) {
             }
         },
     );
+    // A bulk reset's sealed passwords go within a minute of their window's end. One DELETE,
+    // harmless when two instances run it, so no leader lock (and no connection held for one).
+    let pool = state.pool.clone();
+    jobs::every("cards-purge", Duration::from_secs(60), move || {
+        let pool = pool.clone();
+        async move {
+            let mut conn = pool.acquire().await?;
+            let purged = db::cards::purge_expired(&mut conn).await?;
+            if purged > 0 {
+                tracing::info!(purged, "expired login cards deleted");
+            }
+            Ok(())
+        }
+    });
     let (pool, oidc) = (state.pool.clone(), state.oidc.clone());
     jobs::every(
         "oidc-key-reload",

@@ -91,6 +91,7 @@ impl AppState {
         });
         let mut job_handlers = crate::homes::jobs::handlers(homes.clone(), stop_first);
         job_handlers.extend(crate::servers::jobs::handlers(servers.clone()));
+        job_handlers.push(crate::roster::reset_many::handler(roster.clone()));
         // --- cluster desk ---
         let cluster = if config.cluster.enabled {
             let cluster = Arc::new(Cluster::connect(pool.clone(), &config, metrics.clone()).await?);

@@ -27,3 +27,38 @@ window.addEventListener("pageshow", () => {
     b.textContent = b.dataset.label;
   });
 });
+// The student list's selection: "select all" (a real checkbox, shown only when this script
+// runs) and the count on the bulk button. Without the script each box still works alone.
+(() => {
+  const all = document.querySelector("[data-select-all]");
+  if (!all) {
+    return;
+  }
+  const name = all.getAttribute("data-select-all");
+  const boxes = () => Array.from(document.querySelectorAll(`input[type=checkbox][name="${name}"]`));
+  const button = document.getElementById("reset-selected");
+  const idle = button ? button.textContent : "";
+  const update = () => {
+    const list = boxes();
+    const picked = list.filter((b) => b.checked).length;
+    all.checked = picked > 0 && picked === list.length;
+    all.indeterminate = picked > 0 && picked < list.length;
+    if (button) {
+      const label = button.getAttribute("data-count-label");
+      button.textContent = picked && label ? label.replace("{n}", String(picked)) : idle;
+    }
+  };
+  all.hidden = false;
+  all.addEventListener("change", () => {
+    boxes().forEach((b) => {
+      b.checked = all.checked;
+    });
+    update();
+  });
+  document.addEventListener("change", (event) => {
+    if (event.target.name === name) {
+      update();
+    }
+  });
+  update();
+})();

@@ -48,6 +48,11 @@ impl Gate<'_> {
             Ok(throttle::locked_until(&mut conn, username, addr).await?)
         };
         if let Some(until) = lock().await? {
+            tracing::info!(
+                user = username.map(Username::as_str).unwrap_or("(not a username)"),
+                addr,
+                "password not checked: locked"
+            );
             return Ok(Checked::Locked(until));
         }
         match self.hasher.verify_gated(stored, password, lock).await? {
@@ -58,8 +63,15 @@ impl Gate<'_> {
                 rehashed: Some(hash),
             }),
             Gated::Verified(Verified::No, held) => {
-                let mut conn = self.pool.acquire().await?;
-                throttle::record_failure(&mut conn, self.throttle, username, addr).await?;
+                // The failure and the audit line of a lock it begins commit together.
+                let mut tx = self.pool.begin().await?;
+                let failure = throttle::Failure {
+                    username,
+                    known: stored.is_some(),
+                    addr,
+                };
+                throttle::record_failure(&mut tx, self.throttle, failure).await?;
+                tx.commit().await?;
                 drop(held); // only now may the next attempt check the lock
                 Ok(Checked::Wrong)
             }

@@ -6,6 +6,7 @@ pub mod bearer;
 pub mod csrf;
 pub mod gate;
 pub mod password;
+pub mod sealed;
 pub mod secret;
 pub mod session;
 pub mod throttle;

@@ -2,6 +2,7 @@
 //! derefs to one), runtime-checked SQL with typed rows.
 pub mod api_tokens;
 pub mod audit;
+pub mod cards;
 pub mod cluster;
 pub mod embedded;
 pub mod homes;

@@ -14,8 +14,25 @@ pub async fn locked_until(
     .await
 }
 
+/// The prefix of an account's key (`user:<username>`); addresses are `ip:<address>`.
+pub const ACCOUNT_PREFIX: &str = "user:";
+
+/// What counting one failure found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Counted {
+    /// Failures inside the window, this one included.
+    pub failures: i32,
+    /// The first of them.
+    pub first_failure_at: OffsetDateTime,
+    /// Set when this failure locked the key (failures during a lock are refused before they
+    /// are counted, so every counted failure at or past the threshold begins a new lock).
+    pub locked_until: Option<OffsetDateTime>,
+    /// How long that lock lasts.
+    pub lock_secs: i64,
+}
+
 /// Counts a failure for `key`; once `threshold` failures fall inside the window, locks the key
-/// for `base_secs` doubled per extra failure, capped at `max_secs`. Returns the failure count.
+/// for `base_secs` doubled per extra failure, capped at `max_secs`.
 pub async fn record_failure(
     conn: &mut PgConnection,
     key: &str,
@@ -23,8 +40,8 @@ pub async fn record_failure(
     window_secs: i64,
     base_secs: i64,
     max_secs: i64,
-) -> sqlx::Result<i32> {
-    let failures: i32 = sqlx::query_scalar(
+) -> sqlx::Result<Counted> {
+    let (failures, first_failure_at): (i32, OffsetDateTime) = sqlx::query_as(
         "INSERT INTO login_throttle AS t (key, failures, first_failure_at, last_failure_at)
          VALUES ($1, 1, now(), now())
          ON CONFLICT (key) DO UPDATE SET
@@ -33,24 +50,33 @@ pub async fn record_failure(
             first_failure_at = CASE WHEN t.last_failure_at < now() - make_interval(secs => $2)
                             THEN now() ELSE t.first_failure_at END,
             last_failure_at = now()
-         RETURNING failures",
+         RETURNING failures, first_failure_at",
     )
     .bind(key)
     .bind(window_secs as f64)
     .fetch_one(&mut *conn)
     .await?;
+    let mut counted = Counted {
+        failures,
+        first_failure_at,
+        locked_until: None,
+        lock_secs: 0,
+    };
     if failures >= threshold {
         let doublings = (failures - threshold).clamp(0, 20) as u32;
         let secs = base_secs.saturating_mul(1i64 << doublings).min(max_secs);
-        sqlx::query(
-            "UPDATE login_throttle SET locked_until = now() + make_interval(secs => $2) WHERE key = $1",
+        let until: OffsetDateTime = sqlx::query_scalar(
+            "UPDATE login_throttle SET locked_until = now() + make_interval(secs => $2)
+              WHERE key = $1 RETURNING locked_until",
         )
         .bind(key)
         .bind(secs as f64)
-        .execute(&mut *conn)
+        .fetch_one(&mut *conn)
         .await?;
+        counted.locked_until = Some(until);
+        counted.lock_secs = secs;
     }
-    Ok(failures)
+    Ok(counted)
 }
 
 /// Forgets failures for `keys` (successful login, or a counselor unlocking an account).
@@ -110,5 +136,43 @@ pub async fn address_locks(conn: &mut PgConnection) -> sqlx::Result<Vec<AddressL
           ORDER BY locked_until DESC LIMIT 20",
     )
     .fetch_all(conn)
+    .await
+}
+
+/// A lock in force on an account, for the student list's badge.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AccountLock {
+    pub username: String,
+    pub failures: i32,
+    pub locked_until: OffsetDateTime,
+}
+
+/// The locks in force among `usernames` (one query).
+pub async fn account_locks(
+    conn: &mut PgConnection,
+    usernames: &[&str],
+) -> sqlx::Result<Vec<AccountLock>> {
+    let keys: Vec<String> = usernames
+        .iter()
+        .map(|u| format!("{ACCOUNT_PREFIX}{u}"))
+        .collect();
+    sqlx::query_as(
+        "SELECT substr(key, length($2) + 1) AS username, failures, locked_until
+           FROM login_throttle WHERE key = ANY($1) AND locked_until > now()",
+    )
+    .bind(&keys)
+    .bind(ACCOUNT_PREFIX)
+    .fetch_all(conn)
+    .await
+}
+
+/// How many students are locked out now (the banner on the student list).
+pub async fn locked_students(conn: &mut PgConnection) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM users u JOIN login_throttle t ON t.key = $1 || u.username
+          WHERE u.role = 'student' AND t.locked_until > now()",
+    )
+    .bind(ACCOUNT_PREFIX)
+    .fetch_one(conn)
     .await
 }

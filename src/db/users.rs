@@ -217,6 +217,8 @@ pub struct StudentFilter {
     pub query: Option<String>,
     pub cohort: Option<String>,
     pub disabled: Option<bool>,
+    /// Only students whose login is locked after failed attempts (`Some(true)`), or not.
+    pub locked: Option<bool>,
     pub sort: SortKey,
     pub descending: bool,
     pub limit: i64,
@@ -229,6 +231,7 @@ impl Default for StudentFilter {
             query: None,
             cohort: None,
             disabled: None,
+            locked: None,
             sort: SortKey::Username,
             descending: false,
             limit: i64::MAX,
@@ -253,6 +256,9 @@ pub async fn list_students(
            AND ($1::text IS NULL OR username LIKE $1 OR lower(display_name) LIKE $1)
            AND ($2::text IS NULL OR cohort = $2)
            AND ($3::bool IS NULL OR disabled = $3)
+           AND ($6::bool IS NULL OR EXISTS (
+                SELECT 1 FROM login_throttle t
+                 WHERE t.key = $7 || users.username AND t.locked_until > now()) = $6)
          ORDER BY {} {dir} NULLS LAST, username ASC
          LIMIT $4 OFFSET $5",
         f.sort.column()
@@ -263,6 +269,8 @@ pub async fn list_students(
         .bind(f.disabled)
         .bind(f.limit)
         .bind(f.offset)
+        .bind(f.locked)
+        .bind(super::throttle::ACCOUNT_PREFIX)
         .fetch_all(&mut *conn)
         .await?;
     let total = match rows.first() {

@@ -24,8 +24,42 @@ impl Actor {
         }
     }
 
+    /// The actor a stored label names (a job's `actor`): the inverse of [`Actor::label`]. A
+    /// label that names nobody known reads as `System`.
+    pub fn from_label(label: &str) -> Self {
+        match label {
+            "cli" => Self::Cli,
+            "setup" => Self::Setup,
+            "system" => Self::System,
+            l => match l.strip_prefix("token:") {
+                Some(name) => Self::Token(name.to_string()),
+                None => super::Username::parse(l).map_or(Self::System, Self::User),
+            },
+        }
+    }
+
     /// Whether this actor is the person named `username` (nobody resets their own account).
     pub fn is(&self, username: &super::Username) -> bool {
         matches!(self, Self::User(me) if me == username)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_read_back_as_their_actor() {
+        let ada = crate::domain::Username::parse("ada").unwrap();
+        for a in [
+            Actor::User(ada),
+            Actor::Token("sync".into()),
+            Actor::Cli,
+            Actor::Setup,
+            Actor::System,
+        ] {
+            assert_eq!(Actor::from_label(&a.label()), a);
+        }
+        assert_eq!(Actor::from_label("Not A Name"), Actor::System);
     }
 }

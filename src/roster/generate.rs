@@ -82,9 +82,92 @@ pub fn unique_username(base: &str, taken: &HashSet<String>) -> Username {
         .expect("a numbered username is always free")
 }
 
+/// Names to offer instead of a reserved one, from the person's name: `admin` and "Ada
+/// Lovelace" → `admin-ada`, `ada`, `adal`, then `admin-1` (unparsed: some may be reserved or
+/// too long themselves).
+pub fn reserved_candidates(reserved: &str, display_name: &str) -> Vec<String> {
+    let ascii = deunicode::deunicode(display_name).to_ascii_lowercase();
+    let first: String = ascii
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .find(|w| w.starts_with(|c: char| c.is_ascii_lowercase()))
+        .unwrap_or("")
+        .chars()
+        .take(MAX_LEN / 2)
+        .collect();
+    let mut candidates = Vec::new();
+    if !first.is_empty() {
+        candidates.push(format!("{reserved}-{first}"));
+        candidates.push(first);
+        candidates.push(username_base(display_name));
+    }
+    candidates.push(format!("{reserved}-1"));
+    candidates
+}
+
+/// The first two [`reserved_candidates`] that parse (never reserved, never too long) and are
+/// not in `taken`.
+pub fn reserved_alternatives(
+    reserved: &str,
+    display_name: &str,
+    taken: &[String],
+) -> Vec<Username> {
+    let mut out: Vec<Username> = Vec::new();
+    for c in reserved_candidates(reserved, display_name) {
+        if let Ok(u) = Username::parse(&c) {
+            if !taken.contains(&c) && !out.contains(&u) {
+                out.push(u);
+            }
+        }
+    }
+    out.truncate(2);
+    out
+}
+
+/// "'admin' is reserved — try 'admin-ada' or 'ada'."
+pub fn reserved_message(reserved: &str, alternatives: &[Username]) -> String {
+    let quoted: Vec<String> = alternatives.iter().map(|u| format!("'{u}'")).collect();
+    match quoted.as_slice() {
+        [] => format!("'{reserved}' is reserved for the system: choose another username."),
+        [one] => format!("'{reserved}' is reserved — try {one}."),
+        [a, b, ..] => format!("'{reserved}' is reserved — try {a} or {b}."),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reserved_name_comes_with_free_alternatives() {
+        let alts = reserved_alternatives("admin", "Ada Lovelace", &[]);
+        assert_eq!(
+            reserved_message("admin", &alts),
+            "'admin' is reserved — try 'admin-ada' or 'ada'."
+        );
+        let taken = vec!["ada".to_string()];
+        let alts = reserved_alternatives("admin", "Ada Lovelace", &taken);
+        assert_eq!(
+            alts.iter().map(Username::as_str).collect::<Vec<_>>(),
+            ["admin-ada", "adal"]
+        );
+        // A name that is itself reserved is skipped; no usable name gives a numbered one.
+        let alts = reserved_alternatives("root", "Root", &[]);
+        assert_eq!(
+            alts.iter().map(Username::as_str).collect::<Vec<_>>(),
+            ["root-root", "root-1"]
+        );
+        let alts = reserved_alternatives("admin", "  ", &[]);
+        assert_eq!(
+            alts.iter().map(Username::as_str).collect::<Vec<_>>(),
+            ["admin-1"]
+        );
+        assert_eq!(
+            reserved_message("admin", &[]),
+            "'admin' is reserved for the system: choose another username."
+        );
+        let long = reserved_alternatives("administrator", "Maximiliana Wolfeschlegelstein", &[]);
+        assert!(long.iter().all(|u| u.as_str().len() <= MAX_LEN), "{long:?}");
+    }
 
     #[test]
     fn unique_username_shortens_the_base_when_the_number_grows() {

@@ -14,7 +14,7 @@ use crate::{
         self,
         users::{InsertUserError, StudentFilter, UserRow},
     },
-    domain::{Actor, Cohort, DisplayName, NewAccount, Role, Username},
+    domain::{Actor, Cohort, DisplayName, NewAccount, Role, Username, UsernameError},
     homes::CreateManyJob,
     jobs::Waker,
     servers::Servers,
@@ -222,10 +222,19 @@ impl Roster {
             .ok();
         let username = match fields.username.trim() {
             "" => Some(None),
-            raw => Username::parse(&raw.to_ascii_lowercase())
-                .map(Some)
-                .map_err(|e| invalid.push(("username", e.to_string())))
-                .ok(),
+            raw => match Username::parse(&raw.to_ascii_lowercase()) {
+                Ok(u) => Some(Some(u)),
+                Err(UsernameError::Reserved(name)) => {
+                    let mut conn = self.pool.acquire().await?;
+                    let hint = reserved_hint(&mut conn, &name, fields.display_name).await?;
+                    invalid.push(("username", hint));
+                    None
+                }
+                Err(e) => {
+                    invalid.push(("username", e.to_string()));
+                    None
+                }
+            },
         };
         let cohort = Cohort::parse_optional(fields.cohort)
             .map_err(|e| invalid.push(("cohort", e.to_string())))
@@ -461,6 +470,33 @@ pub async fn insert_staff(
     let target = Some(account.username.as_str());
     db::audit::record(conn, actor, "staff.create", target, Some(detail)).await?;
     Ok(user)
+}
+
+/// The message for a reserved username typed into a form, with free alternatives made from
+/// the person's name: "'admin' is reserved — try 'admin-ada' or 'ada'."
+pub async fn reserved_hint(
+    conn: &mut PgConnection,
+    reserved: &str,
+    display_name: &str,
+) -> sqlx::Result<String> {
+    let candidates = generate::reserved_candidates(reserved, display_name);
+    let taken = db::users::existing_usernames(conn, &candidates).await?;
+    let alternatives = generate::reserved_alternatives(reserved, display_name, &taken);
+    Ok(generate::reserved_message(reserved, &alternatives))
+}
+
+/// The hint for `raw` typed as a username when it parses to a reserved name (else `None`).
+pub async fn reserved_hint_for(
+    conn: &mut PgConnection,
+    raw: &str,
+    display_name: &str,
+) -> sqlx::Result<Option<String>> {
+    match Username::parse(&raw.trim().to_ascii_lowercase()) {
+        Err(UsernameError::Reserved(name)) => {
+            Ok(Some(reserved_hint(conn, &name, display_name).await?))
+        }
+        _ => Ok(None),
+    }
 }
 
 /// Nobody resets or disables their own account through a desk: an admin could lock

@@ -25,6 +25,9 @@ pub struct PasswordPage {
     pub page: Page,
     pub errors: FieldErrors,
     pub min_length: usize,
+    /// The new password and its confirmation as typed, kept when the error is elsewhere.
+    pub new_password: String,
+    pub confirm_password: String,
 }
 
 impl PasswordPage {
@@ -38,6 +41,8 @@ pub async fn form(config: web::Data<Config>, user: RequireUser) -> Result<HttpRe
         page: Page::for_user(&config, &user, "Change password"),
         errors: FieldErrors::default(),
         min_length: config.password.min_length,
+        new_password: String::new(),
+        confirm_password: String::new(),
     })
 }
 
@@ -60,9 +65,20 @@ pub async fn submit(
     user: RequireUser,
     form: Csrf<PasswordForm>,
 ) -> Result<HttpResponse, WebError> {
-    let page = |errors, status| {
+    // Per field, after an error: the *current* password is never sent back (it is the
+    // credential itself, checked against the throttle; echoing it into a page puts it within
+    // reach of anything that reads the page, and retyping it is cheap). The *new* password
+    // and its confirmation are kept when the error is elsewhere (a mistyped current
+    // password), so they need not be invented and typed twice again; when either of them is
+    // refused both are cleared, since which one was mistyped is unknown. The page is no-store.
+    let page = |errors: FieldErrors, status| {
+        let keep =
+            errors.get("new_password").is_empty() && errors.get("confirm_password").is_empty();
+        let kept = |v: &String| if keep { v.clone() } else { String::new() };
         let page = PasswordPage {
             page: Page::for_user(&config, &user, "Change password"),
+            new_password: kept(&form.new_password),
+            confirm_password: kept(&form.confirm_password),
             errors,
             min_length: config.password.min_length,
         };

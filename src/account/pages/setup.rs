@@ -9,7 +9,7 @@ use crate::{
     account::setup::{self, SetupError},
     auth::{csrf, session, Hasher},
     config::Config,
-    roster::RosterError,
+    roster::{self, RosterError},
     web::{
         form::{self, FieldErrors},
         html_status, AnonCsrf, Page, WebError,
@@ -23,6 +23,9 @@ pub struct SetupPage {
     pub token: String,
     pub username: String,
     pub display_name: String,
+    /// The passwords as typed, kept when the error is elsewhere (see `submit`).
+    pub password: String,
+    pub confirm_password: String,
     pub errors: FieldErrors,
     pub min_length: usize,
 }
@@ -38,12 +41,20 @@ pub struct SetupQuery {
     token: Option<String>,
 }
 
+/// What the form holds when it is shown (again).
+#[derive(Default)]
+struct Typed {
+    username: String,
+    display_name: String,
+    password: String,
+    confirm_password: String,
+}
+
 fn page(
     config: &Config,
     req: &HttpRequest,
     token: String,
-    username: String,
-    display_name: String,
+    typed: Typed,
     errors: FieldErrors,
     status: StatusCode,
 ) -> Result<HttpResponse, WebError> {
@@ -51,8 +62,10 @@ fn page(
     let p = SetupPage {
         page: Page::anonymous(config, anon.token, "Set up hubdesk"),
         token,
-        username,
-        display_name,
+        username: typed.username,
+        display_name: typed.display_name,
+        password: typed.password,
+        confirm_password: typed.confirm_password,
         errors,
         min_length: config.password.min_length,
     };
@@ -80,8 +93,7 @@ pub async fn form(
         &config,
         &req,
         token,
-        String::new(),
-        String::new(),
+        Typed::default(),
         FieldErrors::default(),
         StatusCode::OK,
     )
@@ -114,14 +126,31 @@ pub async fn submit(
             "This setup link is invalid, already used or expired.".into(),
         ));
     }
-    // The form again, with the messages and what was typed (never the passwords).
-    let rerender = |errors| {
+    // The form again, with the messages and what was typed. The two passwords are kept
+    // when the error is in another field (the page is no-store and goes back over the
+    // connection they came by; retyping both to fix a username helps nobody); when either
+    // password field is wrong both are cleared: which one was mistyped is unknown.
+    let rerender = |errors: FieldErrors| {
+        let keep = errors.get("password").is_empty() && errors.get("confirm_password").is_empty();
+        let typed = Typed {
+            username: form.username.clone(),
+            display_name: form.display_name.clone(),
+            password: if keep {
+                form.password.clone()
+            } else {
+                String::new()
+            },
+            confirm_password: if keep {
+                form.confirm_password.clone()
+            } else {
+                String::new()
+            },
+        };
         page(
             &config,
             &req,
             form.token.clone(),
-            form.username.clone(),
-            form.display_name.clone(),
+            typed,
             errors,
             StatusCode::UNPROCESSABLE_ENTITY,
         )
@@ -137,6 +166,14 @@ pub async fn submit(
     if form.password != form.confirm_password {
         errors.add("confirm_password", "The two passwords do not match.");
     }
+    // `admin` is the name everyone tries first: offer free ones instead of a bare refusal.
+    let mut conn = pool.acquire().await?;
+    if let Some(hint) =
+        roster::ops::reserved_hint_for(&mut conn, &form.username, &form.display_name).await?
+    {
+        errors.add("username", hint);
+    }
+    drop(conn);
     let (Some(account), true) = (account, errors.is_empty()) else {
         return rerender(errors);
     };

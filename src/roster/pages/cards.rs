@@ -1,4 +1,5 @@
-//! Credentials shown once: a table on screen, a sheet of login cards on paper.
+//! Credentials on a page: a table on screen, a sheet of login cards on paper. Shown once after
+//! an import or a single reset; for a bulk reset, readable again until its window ends.
 use actix_web::HttpResponse;
 use askama::Template;
 use base64::{engine::general_purpose::STANDARD, Engine};
@@ -24,6 +25,18 @@ pub struct CardsPage {
     pub heading: String,
     pub login_url: String,
     pub cards: Vec<Card>,
+    /// A bulk reset's cards, which can be shown again until the window ends.
+    pub batch: Option<Batch>,
+}
+
+/// What the cards page says about a bulk reset's batch.
+pub struct Batch {
+    /// `HH:MM UTC`: when the passwords are deleted.
+    pub until: String,
+    /// The job stopped before every student was reset: why, and what that means.
+    pub failed: Option<String>,
+    /// The job's id, for its page.
+    pub job: String,
 }
 
 /// An SVG QR code as a data: URI (an `<img>`, so no markup from us is injected into the page).
@@ -47,6 +60,27 @@ pub fn render(
     heading: String,
     creds: Vec<Credential>,
 ) -> Result<HttpResponse, WebError> {
+    html(&cards_page(config, page, heading, creds, None))
+}
+
+/// A bulk reset's cards: "available until HH:MM".
+pub fn render_batch(
+    config: &Config,
+    page: Page,
+    heading: String,
+    creds: Vec<Credential>,
+    batch: Batch,
+) -> Result<HttpResponse, WebError> {
+    html(&cards_page(config, page, heading, creds, Some(batch)))
+}
+
+fn cards_page(
+    config: &Config,
+    page: Page,
+    heading: String,
+    creds: Vec<Credential>,
+    batch: Option<Batch>,
+) -> CardsPage {
     let login_url = format!("{}/login", config.public_url);
     let cards = creds
         .into_iter()
@@ -61,10 +95,11 @@ pub fn render(
             }
         })
         .collect();
-    html(&CardsPage {
+    CardsPage {
         page,
         heading,
         login_url,
         cards,
-    })
+        batch,
+    }
 }

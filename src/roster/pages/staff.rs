@@ -9,7 +9,10 @@ use crate::{
     config::Config,
     db::{self, users::UserRow},
     domain::{Actor, Role, Username},
-    roster::{ops::Scope, Roster, RosterError},
+    roster::{
+        ops::{self, Scope},
+        Roster, RosterError,
+    },
     web::{
         form::{self, FieldErrors},
         html, html_status, see_other, Csrf, Page, RequireAdmin, WebError,
@@ -26,6 +29,8 @@ pub struct StaffPage {
     pub username: String,
     pub display_name: String,
     pub role: String,
+    /// The initial password as typed, kept when the error is elsewhere (see `create`).
+    pub password: String,
     pub errors: FieldErrors,
     pub min_length: usize,
 }
@@ -94,6 +99,7 @@ pub async fn list(
         username: String::new(),
         display_name: String::new(),
         role: "counselor".into(),
+        password: String::new(),
         errors: FieldErrors::default(),
         min_length: config.password.min_length,
     })
@@ -125,16 +131,22 @@ pub async fn create(
         &form.password,
         config.password.min_length,
     );
-    // Say "taken" now, with the other messages, rather than after they are fixed.
+    // Say "taken" now, with the other messages, rather than after they are fixed; a reserved
+    // name comes with free ones to try.
+    let mut conn = roster.pool.acquire().await?;
     if let Ok(name) = Username::parse(&form.username.trim().to_ascii_lowercase()) {
-        let mut conn = roster.pool.acquire().await?;
         if db::users::find_by_username(&mut conn, &name)
             .await?
             .is_some()
         {
             errors.add("username", "This username is taken.");
         }
+    } else if let Some(hint) =
+        ops::reserved_hint_for(&mut conn, &form.username, &form.display_name).await?
+    {
+        errors.add("username", hint);
     }
+    drop(conn);
     let role = match Role::parse(&form.role) {
         Some(r @ (Role::Counselor | Role::Admin)) => Some(r),
         _ => {
@@ -158,6 +170,15 @@ pub async fn create(
         username: form.username.clone(),
         display_name: form.display_name.clone(),
         role: form.role.clone(),
+        // The admin typed this password a moment ago for someone else's new account: when
+        // the error is in another field it is kept (the page is no-store, over the same
+        // connection it came by), so fixing a username does not mean retyping it. A refused
+        // password is not echoed: it must be replaced anyway.
+        password: if errors.get("password").is_empty() {
+            form.password.clone()
+        } else {
+            String::new()
+        },
         errors,
         min_length: config.password.min_length,
     };

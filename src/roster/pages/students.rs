@@ -1,21 +1,23 @@
 //! The counselor's student pages.
+use std::collections::HashMap;
+
 use actix_web::{http::StatusCode, web, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
+use time::OffsetDateTime;
 
 use super::{
     actions::{self, Button},
     cards,
 };
 use crate::{
-    auth::throttle,
     config::{Config, StorageLimit},
     db::{
         self,
         audit::{AuditFilter, AuditRow},
         users::{SortKey, StudentFilter, UserRow},
     },
-    domain::{Actor, Cohort},
+    domain::{Actor, Cohort, Username},
     homes::{self, quota::HomeQuota, Homes},
     roster::{
         import::PlannedStudent,
@@ -41,6 +43,8 @@ pub struct ListQuery {
     dir: Option<String>,
     page: Option<i64>,
     notice: Option<String>,
+    /// Who was just unlocked (with `notice=unlocked`).
+    student: Option<String>,
 }
 
 pub struct SortHeader {
@@ -74,12 +78,45 @@ pub struct StudentsPage {
     pub hub_problem: Option<String>,
     /// `[homes] quota_default`: a row without its own limit is held to it.
     pub default_quota: StorageLimit,
+    /// Login locks in force on this page's students, by username.
+    pub locks: HashMap<String, LockView>,
+    /// Students locked out now, on any page (the banner).
+    pub locked_count: i64,
+    /// Where an Unlock pressed in the list comes back to: `locked` (the filter) or `list`.
+    pub back: &'static str,
 }
 
 impl StudentsPage {
     /// The home measured in the background against its limit, for the list.
     pub fn quota(&self, row: &UserRow) -> HomeQuota {
         HomeQuota::of_row(row, self.default_quota)
+    }
+
+    pub fn lock(&self, row: &UserRow) -> Option<&LockView> {
+        self.locks.get(row.username.as_str())
+    }
+}
+
+/// A login lock in words: "until 10:42 UTC", "in 14 min".
+pub struct LockView {
+    pub until: String,
+    pub left: String,
+    pub failures: i32,
+}
+
+impl LockView {
+    pub fn of(until: OffsetDateTime, failures: i32) -> Self {
+        let secs = (until - OffsetDateTime::now_utc()).whole_seconds().max(1);
+        let left = if secs < 60 {
+            format!("in {secs} s")
+        } else {
+            format!("in {} min", (secs + 59) / 60)
+        };
+        Self {
+            until: clock_time(until),
+            left,
+            failures,
+        }
     }
 }
 
@@ -122,7 +159,7 @@ pub async fn list(
     let q = query.q.clone().unwrap_or_default().trim().to_string();
     let cohort = query.cohort.clone().unwrap_or_default();
     let status = match query.status.as_deref() {
-        Some(s @ ("active" | "disabled")) => s.to_string(),
+        Some(s @ ("active" | "disabled" | "locked")) => s.to_string(),
         _ => String::new(),
     };
     let sort = SortKey::parse(query.sort.as_deref().unwrap_or(""));
@@ -131,9 +168,15 @@ pub async fn list(
     let filter = StudentFilter {
         query: (!q.is_empty()).then(|| q.clone()),
         cohort: (!cohort.is_empty()).then(|| cohort.clone()),
+        // "Active" is what the badge says: enabled and able to log in.
         disabled: match status.as_str() {
             "active" => Some(false),
             "disabled" => Some(true),
+            _ => None,
+        },
+        locked: match status.as_str() {
+            "active" => Some(false),
+            "locked" => Some(true),
             _ => None,
         },
         sort,
@@ -153,6 +196,13 @@ pub async fn list(
             until: clock_time(l.locked_until),
         })
         .collect();
+    let names: Vec<&str> = rows.iter().map(|r| r.username.as_str()).collect();
+    let locks = db::throttle::account_locks(&mut conn, &names)
+        .await?
+        .into_iter()
+        .map(|l| (l.username, LockView::of(l.locked_until, l.failures)))
+        .collect();
+    let locked_count = db::throttle::locked_students(&mut conn).await?;
     drop(conn);
     let pages = ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1);
     let dir_str = if descending { "desc" } else { "asc" };
@@ -184,9 +234,15 @@ pub async fn list(
     })
     .collect();
     let href = |p| list_href(&q, &cohort, &status, sort.as_str(), dir_str, p);
-    let notice = match query.notice.as_deref() {
-        Some("disabled") => Some("Student disabled."),
-        Some("address-unlocked") => Some("Logins from that address work again."),
+    // Only a real username is echoed: a crafted link cannot put words on the page.
+    let unlocked = query
+        .student
+        .as_deref()
+        .and_then(|u| Username::parse(u).ok());
+    let notice = match (query.notice.as_deref(), unlocked) {
+        (Some("disabled"), _) => Some("Student disabled.".to_string()),
+        (Some("address-unlocked"), _) => Some("Logins from that address work again.".into()),
+        (Some("unlocked"), Some(u)) => Some(format!("{u} can log in again.")),
         _ => None,
     };
     let (servers, hub_problem) = match servers.running().await {
@@ -206,10 +262,16 @@ pub async fn list(
         servers,
         hub_problem,
         default_quota: config.homes.quota_default,
-        page: Page::for_user(&config, &user, "Students").with_notice(notice),
+        page: Page::for_user(&config, &user, "Students").with_notice(notice.as_deref()),
+        locks,
+        locked_count,
+        back: if status == "locked" { "locked" } else { "list" },
         prev_href: (page_no > 1).then(|| href(page_no - 1)),
         next_href: (page_no < pages).then(|| href(page_no + 1)),
-        filtered: filter.query.is_some() || filter.cohort.is_some() || filter.disabled.is_some(),
+        filtered: filter.query.is_some()
+            || filter.cohort.is_some()
+            || filter.disabled.is_some()
+            || filter.locked.is_some(),
         rows,
         total,
         q,
@@ -343,7 +405,8 @@ pub async fn new_submit(
 pub struct StudentPage {
     pub page: Page,
     pub student: UserRow,
-    pub locked: bool,
+    /// The login lock in force, if any.
+    pub lock: Option<LockView>,
     pub history: Vec<AuditRow>,
     pub home: homes::pages::HomeSection,
     pub server: Option<ServerLine>,
@@ -411,7 +474,11 @@ async fn student_page(
 ) -> Result<StudentPage, WebError> {
     let student = roster.find_student(name).await?;
     let mut conn = roster.pool.acquire().await?;
-    let locked = throttle::account_locked(&mut conn, &student.username).await?;
+    let lock = db::throttle::account_locks(&mut conn, &[student.username.as_str()])
+        .await?
+        .into_iter()
+        .next()
+        .map(|l| LockView::of(l.locked_until, l.failures));
     let history = db::audit::list(
         &mut conn,
         &AuditFilter {
@@ -438,7 +505,7 @@ async fn student_page(
             ..QuotaForm::default()
         },
         student,
-        locked,
+        lock,
         history,
         home,
         server,
@@ -535,19 +602,29 @@ pub async fn reset_password(
     actions::reset_password(&roster, &config, &user, Scope::Students, &path).await
 }
 
+#[derive(Deserialize)]
+pub struct ActionForm {
+    /// `list` or `locked`: the button was pressed in the student list (its locked filter);
+    /// go back there rather than to the student's page.
+    #[serde(default)]
+    back: String,
+}
+
 /// Disable, enable or unlock (`POST /students/{username}/{action}`).
 pub async fn account_action(
     roster: web::Data<Roster>,
     user: RequireCounselor,
     path: web::Path<(String, String)>,
-    _: Csrf<Button>,
+    form: Csrf<ActionForm>,
 ) -> Result<HttpResponse, WebError> {
     let (name, action) =
         actions::account_action(&roster, &user, Scope::Students, path.into_inner()).await?;
-    Ok(see_other(&format!(
-        "/students/{name}?notice={}",
-        action.done()
-    )))
+    let done = action.done();
+    Ok(see_other(&match form.back.as_str() {
+        "list" => format!("/students?notice={done}&student={name}"),
+        "locked" => format!("/students?status=locked&notice={done}&student={name}"),
+        _ => format!("/students/{name}?notice={done}"),
+    }))
 }
 
 pub async fn export(
