@@ -19,7 +19,7 @@ use crate::{
 impl From<HomesError> for WebError {
     fn from(e: HomesError) -> Self {
         match e {
-            HomesError::NotFound(_) => Self::NotFound,
+            HomesError::NotFound(what) => Self::Missing(what),
             HomesError::Busy(_)
             | HomesError::UnsafePath(_)
             | HomesError::Interrupted(_)
