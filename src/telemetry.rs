@@ -7,6 +7,7 @@
 //!
 //! Every request ends in one line (`request`): method, path (query values left out: they may
 //! be codes or tokens), status, milliseconds, request id and the logged-in user, if any.
+//! Health and metrics probes that succeed are logged at `debug` (`RUST_LOG=debug` shows them).
 //! `RUST_LOG` overrides the default filter. Read before the configuration, so every command
 //! logs the same way.
 use std::{
@@ -155,34 +156,52 @@ struct RequestLine<'a> {
 }
 
 impl RequestLine<'_> {
+    /// Probes that answer well (`/healthz`, `/readyz`, `/metrics` every few seconds from a
+    /// monitor) are `debug`: at `info` they would be most of a day's log.
+    fn is_quiet_probe(&self) -> bool {
+        matches!(self.path, "/healthz" | "/readyz" | "/metrics") && self.status < 400
+    }
+
     /// Written outside the request span (`parent: None`), so the line is the line and carries
     /// no span context; the text form reads as a sentence, the JSON form has fields.
     fn emit(&self, format: LogFormat) {
         let ms = (self.ms * 10.0).round() / 10.0;
+        let quiet = self.is_quiet_probe();
         match format {
             LogFormat::Text => {
                 let user = self.user.map(|u| format!(" user={u}")).unwrap_or_default();
-                tracing::info!(
-                    target: "request",
-                    parent: None,
+                let line = format!(
                     "{} {} {} {ms}ms id={}{user}",
-                    self.method,
-                    self.path,
-                    self.status,
-                    self.id
+                    self.method, self.path, self.status, self.id
                 );
+                if quiet {
+                    tracing::debug!(target: "request", parent: None, "{line}");
+                } else {
+                    tracing::info!(target: "request", parent: None, "{line}");
+                }
             }
-            LogFormat::Json => tracing::info!(
-                target: "request",
-                parent: None,
-                method = self.method,
-                path = self.path,
-                status = self.status,
-                ms,
-                request_id = self.id,
-                user = self.user,
-                "request"
-            ),
+            LogFormat::Json => {
+                macro_rules! json_line {
+                    ($level:ident) => {
+                        tracing::$level!(
+                            target: "request",
+                            parent: None,
+                            method = self.method,
+                            path = self.path,
+                            status = self.status,
+                            ms,
+                            request_id = self.id,
+                            user = self.user,
+                            "request"
+                        )
+                    };
+                }
+                if quiet {
+                    json_line!(debug);
+                } else {
+                    json_line!(info);
+                }
+            }
         }
     }
 }

@@ -216,6 +216,12 @@ pub fn job_title(
     when: impl Fn(OffsetDateTime) -> String,
 ) -> Sentence {
     let kind = JobKind::parse(&row.kind);
+    if let JobKind::Other(code) = &kind {
+        // No words for it in this build: the kind as recorded, as code.
+        return Sentence {
+            parts: vec![Part::Code(code.clone())],
+        };
+    }
     let p = &row.payload;
     let username = p.get("username").and_then(Value::as_str);
     let whom = people.whom(username, Target::Person);
