@@ -94,7 +94,7 @@ impl Application {
                     srv.call(req)
                 })
                 // Error pages inside the app's frame (the session's nav, who you are, where
-                // to go): innermost, so it runs in the request span and before the headers.
+                // to go): inside the default headers and the request span.
                 .wrap(middleware::from_fn(kit::error::frame))
                 .wrap(
                     middleware::DefaultHeaders::new()

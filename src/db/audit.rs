@@ -34,6 +34,7 @@ pub struct AuditRow {
 }
 
 impl AuditRow {
+    /// In UTC, for text outside a page; pages show `at` on the camp's clock (`web::Clock`).
     pub fn when(&self) -> String {
         self.at
             .format(time::macros::format_description!(

@@ -2,12 +2,27 @@
 //! with the full local time and the UTC time on hover. Templates show a [`Moment`] with the
 //! `time` macro of `templates/web/time.html`:
 //! `<time datetime="2025-03-10T14:14:00Z" title="…">Mon 09:14</time>`.
-use std::borrow::Borrow;
-
 use jiff::{tz::TimeZone, Timestamp, ZonedDateTime};
 use time::OffsetDateTime;
 
 use crate::config::Config;
+
+/// A time, or a reference to one however deep (templates hand over `&&OffsetDateTime`).
+pub trait AsTime {
+    fn as_time(&self) -> OffsetDateTime;
+}
+
+impl AsTime for OffsetDateTime {
+    fn as_time(&self) -> OffsetDateTime {
+        *self
+    }
+}
+
+impl<T: AsTime + ?Sized> AsTime for &T {
+    fn as_time(&self) -> OffsetDateTime {
+        (**self).as_time()
+    }
+}
 
 /// The camp's clock, read once per page (so "today" is the same for every row).
 #[derive(Clone, Debug)]
@@ -44,8 +59,8 @@ impl Clock {
 
     /// `t` as the page shows it. Within the last six days (or later today): the weekday and
     /// the time ("Mon 09:14"); earlier this year: "3 Mar 09:14"; before that: "3 Mar 2024".
-    pub fn moment(&self, t: impl Borrow<OffsetDateTime>) -> Moment {
-        let utc = timestamp(*t.borrow());
+    pub fn moment(&self, t: impl AsTime) -> Moment {
+        let utc = timestamp(t.as_time());
         let local = utc.to_zoned_datetime(self.zone.clone());
         let days_ago = self
             .now
