@@ -187,3 +187,13 @@ def test_a_counselor_is_told_which_student_does_not_exist(browser, hubdesk, scre
     screenshot("error-404-student")
     click_and_wait_for_new_page(d, link)
     assert path_of(d) == "/students"
+    # The audit log and the jobs in words (what the earlier tests of the session did).
+    d.get(base + "/audit")
+    entries = d.find_elements(By.CSS_SELECTOR, "#audit tr.audit-entry")
+    assert entries and all("." not in e.find_elements(By.TAG_NAME, "td")[2].text for e in entries), [
+        e.text for e in entries
+    ]
+    screenshot("audit")
+    d.get(base + "/jobs")
+    visible(d, "#jobs")
+    screenshot("jobs")
