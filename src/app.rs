@@ -10,6 +10,8 @@ use actix_web::{
 };
 use tracing_actix_web::TracingLogger;
 
+use crate::telemetry::RequestSpan;
+
 use crate::{
     account::pages as account,
     activity,
@@ -91,9 +93,17 @@ impl Application {
                     }
                     srv.call(req)
                 })
+                // Error pages inside the app's frame (the session's nav, who you are, where
+                // to go): inside the default headers and the request span.
+                .wrap(middleware::from_fn(kit::error::frame))
                 .wrap(
                     middleware::DefaultHeaders::new()
                         .add(("Content-Security-Policy", CSP))
+                        // Any response that sets no caching of its own (every page, every error
+                        // page, every redirect) is not stored: nothing with a person's name
+                        // comes back from a shared computer's cache or its back-forward cache
+                        // after logout. Static assets and discovery documents set their own.
+                        .add(("Cache-Control", "no-store"))
                         .add(("X-Content-Type-Options", "nosniff"))
                         .add(("Referrer-Policy", "same-origin"))
                         .add(("X-Frame-Options", "DENY"))
@@ -103,9 +113,9 @@ impl Application {
                             "camera=(), microphone=(), geolocation=()",
                         )),
                 )
-                // A span per request (method, route, status, request id): every log line a
-                // handler writes carries it.
-                .wrap(TracingLogger::default())
+                // A span per request holding only its id (every line a handler writes
+                // carries it), and one `request` line per response (telemetry::RequestSpan).
+                .wrap(TracingLogger::<RequestSpan>::new())
                 .configure(routes)
         })
         .listen(listener)?
@@ -154,6 +164,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/account/password",
             web::post().to(account::password::submit),
+        )
+        .route(
+            "/notices/{key}/dismiss",
+            web::post().to(account::notices::dismiss),
         );
     // The people desk.
     cfg.route("/students", web::get().to(roster_pages::students::list))

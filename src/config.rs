@@ -47,6 +47,78 @@ pub struct Config {
     /// Certificates `hubdesk doctor` watches (hubdesk itself serves plain HTTP behind nginx).
     #[serde(default)]
     pub tls: TlsConfig,
+    /// How pages show things (the camp's time zone).
+    #[serde(default)]
+    pub ui: UiConfig,
+}
+
+/// `[ui]`: how pages speak to people.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UiConfig {
+    /// The camp's time zone, an IANA name (`America/Chicago`): every time on a page is shown
+    /// in it, with the UTC time on hover. Default `UTC`.
+    pub timezone: TimeZoneName,
+}
+
+/// An IANA time zone that exists (in the system's tz database or the copy jiff bundles):
+/// parsed when the configuration is read, so a typo stops the start with a clear message.
+#[derive(Clone)]
+pub struct TimeZoneName {
+    name: String,
+    zone: jiff::tz::TimeZone,
+}
+
+impl TimeZoneName {
+    pub fn parse(name: &str) -> anyhow::Result<Self> {
+        let name = name.trim();
+        let zone = jiff::tz::TimeZone::get(name).map_err(|_| {
+            anyhow::anyhow!(
+                "unknown time zone {name:?} ([ui] timezone): use an IANA name such as \
+                 America/Chicago, Europe/Berlin or UTC"
+            )
+        })?;
+        Ok(Self {
+            name: name.to_string(),
+            zone,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn zone(&self) -> &jiff::tz::TimeZone {
+        &self.zone
+    }
+}
+
+impl Default for TimeZoneName {
+    fn default() -> Self {
+        Self {
+            name: "UTC".into(),
+            zone: jiff::tz::TimeZone::UTC,
+        }
+    }
+}
+
+impl std::fmt::Debug for TimeZoneName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+impl Serialize for TimeZoneName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.name)
+    }
+}
+
+impl<'de> Deserialize<'de> for TimeZoneName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        Self::parse(&name).map_err(serde::de::Error::custom)
+    }
 }
 
 /// `[tls]`: the certificates in front of hubdesk and the hub, for `hubdesk doctor`'s date check.
@@ -873,6 +945,7 @@ impl Default for Config {
             cluster: ClusterConfig::default(),
             aws: AwsConfig::default(),
             tls: TlsConfig::default(),
+            ui: UiConfig::default(),
         }
     }
 }
@@ -898,6 +971,7 @@ const KEYS: &[&str] = &[
     "cluster",
     "aws",
     "tls",
+    "ui",
 ];
 
 /// `HUBDESK_*` variables that are read elsewhere, not configuration keys.
@@ -913,6 +987,8 @@ const HANDLED_ELSEWHERE: &[&str] = &[
     // The hub's name for hubdesk's service token (deploy/jupyterhub_config.py), also read here.
     "hub_api_token",
     "hub_api_token_file",
+    // The log format (src/telemetry.rs): read before the configuration, for every command.
+    "log_format",
 ];
 
 impl Config {
@@ -1217,6 +1293,22 @@ mod tests {
         let printed = format!("{c:?} {c:#?}");
         assert!(!printed.contains("hunter2"), "{printed}");
         assert!(printed.contains("REDACTED"));
+    }
+
+    #[test]
+    fn the_time_zone_is_an_iana_name_that_exists() {
+        let c: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string("[ui]\ntimezone = \"America/Chicago\""))
+            .extract()
+            .unwrap();
+        assert_eq!(c.ui.timezone.name(), "America/Chicago");
+        assert_eq!(Config::default().ui.timezone.name(), "UTC");
+        let bad = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string("[ui]\ntimezone = \"America/Chicagoo\""))
+            .extract::<Config>()
+            .unwrap_err();
+        assert!(bad.to_string().contains("use an IANA name"), "{bad}");
+        assert!(TimeZoneName::parse("CST6CDT").is_ok() && TimeZoneName::parse("").is_err());
     }
 
     // --- cluster desk ---

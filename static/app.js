@@ -62,3 +62,20 @@ window.addEventListener("pageshow", () => {
   });
   update();
 })();
+// A page with a person's data never comes back from the back-forward cache. Chromium keeps
+// even `Cache-Control: no-store` pages there (Chromium 156 over http, at least), so Back after
+// logout on a shared computer would show the previous person's page: blank it as it goes in,
+// and load it afresh if it comes back (after logout that lands on the login form).
+if (document.body && document.body.hasAttribute("data-person")) {
+  window.addEventListener("pagehide", (event) => {
+    if (event.persisted) {
+      document.title = "";
+      document.body.replaceChildren();
+    }
+  });
+  window.addEventListener("pageshow", (event) => {
+    if (event.persisted) {
+      window.location.reload();
+    }
+  });
+}

@@ -32,6 +32,8 @@ pub struct CurrentUser {
     pub session_hash: Vec<u8>,
     /// When this session logged in (the OIDC `auth_time`).
     pub authenticated_at: OffsetDateTime,
+    /// Setup notices this person has dismissed (`web::notices`).
+    pub dismissed_notices: Vec<String>,
 }
 
 impl std::fmt::Debug for CurrentUser {
@@ -51,6 +53,7 @@ impl CurrentUser {
         csrf_token: String,
         session_hash: Vec<u8>,
         authenticated_at: OffsetDateTime,
+        dismissed_notices: Vec<String>,
     ) -> Self {
         Self {
             id: user.id,
@@ -60,6 +63,7 @@ impl CurrentUser {
             csrf_token,
             session_hash,
             authenticated_at,
+            dismissed_notices,
         }
     }
 }
@@ -111,8 +115,11 @@ pub async fn load(
     }
     let hash = hash_token(cookie.value());
     let mut conn = pool.acquire().await?;
-    let Some(db::sessions::SessionWithUser { session, user }) =
-        db::sessions::find_with_user(&mut conn, &hash).await?
+    let Some(db::sessions::SessionWithUser {
+        session,
+        user,
+        dismissed_notices,
+    }) = db::sessions::find_with_user(&mut conn, &hash).await?
     else {
         return Ok(None);
     };
@@ -136,6 +143,7 @@ pub async fn load(
         session.csrf_token,
         hash,
         session.created_at,
+        dismissed_notices,
     )))
 }
 
@@ -153,6 +161,7 @@ mod tests {
             csrf_token: "csrf-secret-value".into(),
             session_hash: b"session-hash-bytes".to_vec(),
             authenticated_at: OffsetDateTime::UNIX_EPOCH,
+            dismissed_notices: Vec::new(),
         };
         let printed = format!("{user:?}");
         assert!(printed.contains("ada"));

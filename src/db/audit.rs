@@ -1,7 +1,7 @@
 use sqlx::PgConnection;
 use time::OffsetDateTime;
 
-use crate::domain::Actor;
+use crate::domain::{Action, Actor};
 
 /// Writes one audit entry, normally in the transaction of the change it describes. `target` is
 /// usually a username; `detail` a short sentence.
@@ -27,12 +27,14 @@ pub struct AuditRow {
     pub id: i64,
     pub at: OffsetDateTime,
     pub actor: String,
-    pub action: String,
+    /// Its `Display` is the words ("Password reset"); `as_str()` the recorded code.
+    pub action: Action,
     pub target: Option<String>,
     pub detail: Option<String>,
 }
 
 impl AuditRow {
+    /// In UTC, for text outside a page; pages show `at` on the camp's clock (`web::Clock`).
     pub fn when(&self) -> String {
         self.at
             .format(time::macros::format_description!(

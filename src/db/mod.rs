@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod embedded;
 pub mod homes;
 pub mod jobs;
+pub mod notices;
 pub mod oauth;
 pub mod sessions;
 pub mod setup_tokens;

@@ -35,6 +35,7 @@ struct SessionUserRow {
     csrf_token: String,
     session_created_at: OffsetDateTime,
     last_seen_at: OffsetDateTime,
+    dismissed_notices: Vec<String>,
     #[sqlx(flatten)]
     user: UserRow,
 }
@@ -42,6 +43,8 @@ struct SessionUserRow {
 pub struct SessionWithUser {
     pub session: SessionRow,
     pub user: UserRow,
+    /// The setup notices this person has dismissed (`db::notices`).
+    pub dismissed_notices: Vec<String>,
 }
 
 /// The session and its user in one round trip (every page view asks).
@@ -52,7 +55,9 @@ pub async fn find_with_user(
     let row: Option<SessionUserRow> = sqlx::query_as(
         "SELECT s.csrf_token, s.created_at AS session_created_at, s.last_seen_at,
                 u.id, u.subject, u.username, u.display_name, u.role, u.cohort, u.disabled,
-                u.created_at, u.home_bytes, u.home_measured_at, u.home_quota_bytes
+                u.created_at, u.home_bytes, u.home_measured_at, u.home_quota_bytes,
+                ARRAY(SELECT d.notice FROM dismissed_notices d WHERE d.user_id = u.id)
+                    AS dismissed_notices
          FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id_hash = $1",
     )
     .bind(id_hash)
@@ -66,6 +71,7 @@ pub async fn find_with_user(
             last_seen_at: r.last_seen_at,
         },
         user: r.user,
+        dismissed_notices: r.dismissed_notices,
     }))
 }
 

@@ -409,3 +409,15 @@ pub async fn is_student(conn: &mut PgConnection, username: &Username) -> sqlx::R
     .fetch_one(conn)
     .await
 }
+
+/// Display names and roles of the accounts among `usernames` (any text: labels that are not
+/// usernames simply match nothing), for pages that name people ("Reset Ada Lovelace's home").
+pub async fn names(
+    conn: &mut PgConnection,
+    usernames: &[String],
+) -> sqlx::Result<Vec<(String, String, Role)>> {
+    sqlx::query_as("SELECT username, display_name, role FROM users WHERE username = ANY($1)")
+        .bind(usernames)
+        .fetch_all(conn)
+        .await
+}

@@ -1,4 +1,5 @@
 //! The typed domain: values are parsed once at the edge and trusted afterwards.
+pub mod activity;
 pub mod actor;
 pub mod cohort;
 pub mod display_name;
@@ -6,6 +7,7 @@ pub mod password;
 pub mod role;
 pub mod username;
 
+pub use activity::{Action, JobKind};
 pub use actor::Actor;
 pub use cohort::{Cohort, CohortError};
 pub use display_name::{DisplayName, DisplayNameError};
@@ -47,3 +49,5 @@ macro_rules! text_column {
 text_column!(Username, |s| Username::parse(s).map_err(|e| e.to_string()));
 text_column!(Role, |s| Role::parse(s)
     .ok_or_else(|| format!("unknown role {s:?}")));
+// Never fails: a code this build has no words for is kept as `Other`.
+text_column!(Action, |s| Ok(Action::parse(s)));

@@ -30,6 +30,9 @@ impl Role {
     pub fn is_staff(self) -> bool {
         self >= Self::Counselor
     }
+    pub fn is_admin(self) -> bool {
+        self == Self::Admin
+    }
 }
 
 impl fmt::Display for Role {

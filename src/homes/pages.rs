@@ -19,7 +19,7 @@ use crate::{
 impl From<HomesError> for WebError {
     fn from(e: HomesError) -> Self {
         match e {
-            HomesError::NotFound(_) => Self::NotFound,
+            HomesError::NotFound(what) => Self::Missing(what),
             HomesError::Busy(_)
             | HomesError::UnsafePath(_)
             | HomesError::Interrupted(_)
@@ -46,7 +46,8 @@ pub struct HomeSection {
 
 pub struct ArchiveLine {
     pub id: String,
-    pub when: String,
+    /// When the archive entry was made (pages show it on the camp's clock).
+    pub at: time::OffsetDateTime,
     pub reason: String,
     pub actor: String,
     pub size: String,
@@ -62,12 +63,7 @@ pub fn human_bytes(bytes: u64) -> String {
 fn line(a: ArchiveInfo) -> ArchiveLine {
     ArchiveLine {
         id: a.id.as_str().to_string(),
-        when: a
-            .created_at
-            .format(time::macros::format_description!(
-                "[year]-[month]-[day] [hour]:[minute] UTC"
-            ))
-            .unwrap_or_default(),
+        at: a.created_at,
         reason: a.reason,
         actor: a.actor,
         size: human_bytes(a.bytes),

@@ -39,6 +39,12 @@ async fn load(req: HttpRequest) -> Result<Option<CurrentUser>, WebError> {
     Ok(user)
 }
 
+/// The session's user if this request already looked them up (no database call): for the
+/// request log and for an error page during a database outage.
+pub fn cached_user(req: &HttpRequest) -> Option<CurrentUser> {
+    req.extensions().get::<Loaded>().and_then(|l| l.0.clone())
+}
+
 fn next_of(req: &HttpRequest) -> String {
     if req.method() == actix_web::http::Method::GET {
         req.uri()

@@ -5,17 +5,21 @@
 //! in `app.rs`.
 pub mod api;
 pub mod assets;
+pub mod clock;
 pub mod error;
 pub mod extract;
 pub mod form;
 pub mod health;
 pub mod metrics;
+pub mod notices;
 
 use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
 use askama::Template;
 
+pub use clock::{Clock, Moment};
 pub use error::WebError;
 pub use extract::{AnonCsrf, Csrf, MaybeUser, RequireAdmin, RequireCounselor, RequireUser};
+pub use notices::SetupNotice;
 
 use crate::{auth::CurrentUser, config::Config};
 
@@ -26,6 +30,13 @@ pub struct Page {
     pub user: Option<NavUser>,
     pub csrf: String,
     pub notice: Option<String>,
+    /// The camp's clock (`[ui] timezone`): `{% call t::time(page.clock.moment(x)) %}`.
+    pub clock: Clock,
+    /// Setup problems for an admin to fix, until this admin dismisses them; never for others.
+    pub setup_notices: Vec<SetupNotice>,
+    /// A hub API token is configured. Without one, pages that show notebook servers keep the
+    /// configuration problem to themselves (admins get the setup notice instead).
+    pub hub_configured: bool,
 }
 
 pub struct NavUser {
@@ -33,6 +44,8 @@ pub struct NavUser {
     pub display_name: String,
     pub is_staff: bool,
     pub is_admin: bool,
+    /// "student", "counselor" or "admin", to say who someone is on an error page.
+    pub role: &'static str,
     /// The session's CSRF token, for the nav's logout button (a page's own forms may use
     /// another, like the login form's double-submit token).
     pub csrf: String,
@@ -45,8 +58,19 @@ impl NavUser {
             display_name: user.display_name.clone(),
             is_staff: user.role.is_staff(),
             is_admin: user.role == crate::domain::Role::Admin,
+            role: user.role.as_str(),
             csrf: user.csrf_token.clone(),
         }
+    }
+}
+
+fn setup_notices_for(config: &Config, user: Option<&CurrentUser>) -> Vec<SetupNotice> {
+    match user {
+        Some(u) if u.role == crate::domain::Role::Admin => SetupNotice::active(config)
+            .into_iter()
+            .filter(|n| !u.dismissed_notices.iter().any(|d| d == n.key()))
+            .collect(),
+        _ => Vec::new(),
     }
 }
 
@@ -58,6 +82,9 @@ impl Page {
             user: Some(NavUser::of(user)),
             csrf: user.csrf_token.clone(),
             notice: None,
+            clock: Clock::new(config),
+            setup_notices: setup_notices_for(config, Some(user)),
+            hub_configured: notices::hub_configured(config),
         }
     }
 
@@ -68,6 +95,9 @@ impl Page {
             user: None,
             csrf,
             notice: None,
+            clock: Clock::new(config),
+            setup_notices: Vec::new(),
+            hub_configured: notices::hub_configured(config),
         }
     }
 

@@ -98,7 +98,15 @@ async fn the_app_runs_jobs_and_the_page_follows_them_to_the_end() {
         !page.contains("http-equiv=\"refresh\""),
         "a finished job's page stays put"
     );
-    assert!(page.contains("data-state=\"succeeded\"") && page.contains("&quot;files&quot;: 3"));
+    assert!(page.contains("data-state=\"succeeded\"") && page.contains("data-step=\"finished\""));
+    // The raw result is a disclosure for admins; a kind without words shows as recorded.
+    assert!(
+        !page.contains("&quot;files&quot;: 3") && page.contains("<code>test.two_steps</code></h1>")
+    );
+    let admin = app.other_browser();
+    admin.as_admin().await;
+    let page = admin.get_html(&format!("/jobs/{id}")).await;
+    assert!(page.contains("id=\"job-details\"") && page.contains("&quot;files&quot;: 3"));
     let list = app.get_html("/jobs").await;
     assert!(list.contains(&format!("data-id=\"{id}\"")));
 }
@@ -131,7 +139,8 @@ async fn job_pages_are_for_staff_and_empty_states_say_what_will_come() {
     // Creating a student queues their home as a job.
     let pw = app.create_student("Ada Lovelace", "ada", None).await;
     let page = app.get_html("/jobs").await;
-    assert!(page.contains("homes.create_many"), "{page}");
+    assert!(page.contains("Create the homes of 1 new student"), "{page}");
+    assert!(page.contains("data-kind=\"homes.create_many\""));
     let student = app.other_browser();
     student.login_ok("ada", &pw).await;
     assert_eq!(student.get("/jobs").await.status(), 403);

@@ -149,6 +149,11 @@ pub async fn spawn_app_with_adapters(
     // Homes under a directory of this test's own, never in the repository.
     let data_dir = std::env::temp_dir().join(format!("hubdesk-test-{}", &db_name[2..14]));
     config.data_dir = data_dir;
+    // A hub given as an adapter stands for a configured one: pages then speak of hub problems
+    // as they would with a real `[hub] api_token` (the token itself is never used).
+    if adapters.hub.is_some() {
+        config.hub.api_token = Some(SecretString::new("fake-hub-adapter".into()));
+    }
     tweak(&mut config);
     config
         .homes

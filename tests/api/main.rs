@@ -8,6 +8,7 @@ mod docker_proxy;
 mod doctor;
 mod ec2;
 mod forms;
+mod frame;
 mod helpers;
 mod homes;
 mod homes_http;

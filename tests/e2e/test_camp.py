@@ -88,7 +88,8 @@ def follow_job(d, timeout: float) -> str:
     wait(d, timeout, poll_frequency=1).until(ended, f"the job at {d.current_url} did not end within {timeout:.0f} s")
     job = visible(d, "#job")
     assert job.get_attribute("data-state") == "succeeded", job.text
-    return [e.text for e in d.find_elements(By.CSS_SELECTOR, "#job-steps .step-name")]
+    # The steps as recorded (the page shows them in words; `data-step` keeps the name).
+    return [e.get_attribute("data-step") for e in d.find_elements(By.CSS_SELECTOR, "#job-steps .step-name")]
 
 
 def clear_cookies(d) -> None:

@@ -1,5 +1,6 @@
 //! A person's own pages.
 pub mod landing;
 pub mod login;
+pub mod notices;
 pub mod password;
 pub mod setup;

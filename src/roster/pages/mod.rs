@@ -14,7 +14,7 @@ use crate::web::WebError;
 impl From<RosterError> for WebError {
     fn from(e: RosterError) -> Self {
         match e {
-            RosterError::NotFound(_) => Self::NotFound,
+            RosterError::NotFound(what) => Self::Missing(what),
             RosterError::Duplicate(_) | RosterError::Invalid(_) => Self::BadRequest(e.to_string()),
             RosterError::OwnAccount | RosterError::Conflict(_) => Self::Conflict(e.to_string()),
             RosterError::Db(e) => e.into(),
