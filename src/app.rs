@@ -239,6 +239,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/staff/{username}/{action}",
             web::post().to(roster_pages::staff::account_action),
         )
+        // The result page of the forms that make passwords (shown once).
+        .route(
+            "/credentials/{form_id}",
+            web::get().to(roster_pages::shown::show),
+        )
         .route("/audit", web::get().to(roster_pages::audit::list))
         .route("/homes/purge", web::get().to(homes::pages::purge_form))
         .route("/homes/purge", web::post().to(homes::pages::purge));
@@ -297,6 +302,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     // The JSON API for scripts.
     cfg.service(
         web::scope("/api/v1")
+            .wrap(middleware::from_fn(kit::idempotency::keyed))
             .app_data(kit::api::json_config())
             .configure(roster::api::routes)
             .configure(homes::api::routes)
@@ -346,7 +352,9 @@ fn spawn_periodic_tasks(state: &AppState) {
     );
 }
 
-/// Deletes expired sessions, codes, tokens, spent grants, stale throttle rows and old keys.
+/// Deletes expired sessions, codes, tokens, spent grants, stale throttle rows and old keys;
+/// spent forms, import drafts and idempotency keys after a day, unseen sealed passwords after
+/// minutes.
 async fn sweep(
     pool: sqlx::PgPool,
     config: std::sync::Arc<crate::config::Config>,
@@ -358,5 +366,6 @@ async fn sweep(
     db::sessions::delete_expired(&mut conn, idle, abs).await?;
     db::oauth::delete_expired(&mut conn).await?;
     db::throttle::delete_stale(&mut conn, window).await?;
+    db::once::delete_expired(&mut conn).await?;
     Ok(())
 }

@@ -20,9 +20,10 @@ use crate::{
     servers::Servers,
 };
 
-/// A password shown once: on the credentials page or in an API reply, never stored.
+/// A password shown once: on the credentials page or in an API reply, never stored readable
+/// (between a form and its result page it waits sealed: `web::once`).
 /// `Debug` leaves the password out.
-#[derive(Clone, Serialize)]
+#[derive(Clone, Serialize, serde::Deserialize)]
 pub struct Credential {
     pub username: String,
     pub display_name: String,

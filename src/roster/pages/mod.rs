@@ -1,8 +1,10 @@
-//! The people desk's pages: students, staff, import, login cards, audit log.
+//! The people desk's pages: students, staff, import, login cards (and the page that shows
+//! them once), audit log.
 pub mod actions;
 pub mod audit;
 pub mod cards;
 pub mod import;
+pub mod shown;
 pub mod staff;
 pub mod students;
 
