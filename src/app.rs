@@ -189,6 +189,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/students/import",
             web::post().to(roster_pages::import::preview),
         )
+        .route(
+            "/students/import/{draft}",
+            web::get().to(roster_pages::import::show_preview),
+        )
         .service(
             web::resource("/students/import/commit")
                 // The resolved CSV (≤ 1 MiB) url-encoded, with room for percent escapes.

@@ -86,26 +86,31 @@ pub struct SpentForm {
     pub created_at: OffsetDateTime,
 }
 
-/// The spent form, taking its sealed secret out in the same statement: of two views at the
-/// same instant, one gets it.
-pub async fn take(
+/// The spent form, its row locked until the transaction ends (so of two views at the same
+/// instant one sees the secret, the other after it was taken).
+pub async fn find_for_update(
     conn: &mut PgConnection,
     user_id: i64,
     form_id: Uuid,
 ) -> sqlx::Result<Option<SpentForm>> {
     sqlx::query_as(
-        "WITH old AS (
-            SELECT user_id, form_id, sealed FROM spent_forms
-            WHERE user_id = $1 AND form_id = $2 FOR UPDATE
-         )
-         UPDATE spent_forms s SET sealed = NULL FROM old
-         WHERE s.user_id = old.user_id AND s.form_id = old.form_id
-         RETURNING s.result_url, s.result, old.sealed, s.created_at",
+        "SELECT result_url, result, sealed, created_at FROM spent_forms
+         WHERE user_id = $1 AND form_id = $2 FOR UPDATE",
     )
     .bind(user_id)
     .bind(form_id)
     .fetch_optional(conn)
     .await
+}
+
+/// Forgets the sealed secret (it was shown).
+pub async fn clear_sealed(conn: &mut PgConnection, user_id: i64, form_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query("UPDATE spent_forms SET sealed = NULL WHERE user_id = $1 AND form_id = $2")
+        .bind(user_id)
+        .bind(form_id)
+        .execute(conn)
+        .await
+        .map(|_| ())
 }
 
 /// A stored API response.

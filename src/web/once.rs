@@ -233,7 +233,9 @@ pub struct Spent {
     pub at: time::OffsetDateTime,
 }
 
-/// The result of `user`'s form `id`, taking its secret (shown once). `None`: no such form.
+/// The result of `user`'s form `id`, taking its secret (shown once) when this browser's session
+/// opens it; another session of the same person sees the result without the secret and leaves
+/// it for the browser that sent the form. `None`: no such form.
 pub async fn take(
     pool: &PgPool,
     config: &Config,
@@ -241,14 +243,18 @@ pub async fn take(
     user: &CurrentUser,
     id: Uuid,
 ) -> Result<Option<Spent>, WebError> {
-    let mut conn = pool.acquire().await?;
-    let Some(row) = db::once::take(&mut conn, user.id, id).await? else {
+    let mut tx = pool.begin().await?;
+    let Some(row) = db::once::find_for_update(&mut tx, user.id, id).await? else {
         return Ok(None);
     };
     let secret = match (row.sealed, session_secret(config, req)) {
         (Some(sealed), Some(session)) => seal::open(&session, &id.to_string(), &sealed),
         _ => None,
     };
+    if secret.is_some() {
+        db::once::clear_sealed(&mut tx, user.id, id).await?;
+    }
+    tx.commit().await?;
     Ok(Some(Spent {
         result: row.result,
         secret,

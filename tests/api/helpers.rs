@@ -387,6 +387,13 @@ impl TestApp {
         sqlx::query_scalar(sql).fetch_one(&self.pool).await.unwrap()
     }
 
+    /// GET the redirect target of `r` (a 303 after a form).
+    pub async fn follow(&self, r: &Response) -> Response {
+        let location = Self::location(r);
+        assert!(!location.is_empty(), "no redirect: {}", r.status());
+        self.get(&location).await
+    }
+
     pub fn location(r: &Response) -> String {
         r.headers()
             .get("location")
