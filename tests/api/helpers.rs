@@ -402,11 +402,15 @@ impl TestApp {
     }
 
     pub async fn api_token(&self) -> String {
+        self.api_token_named("sync").await
+    }
+
+    pub async fn api_token_named(&self, name: &str) -> String {
         let token = hubdesk::auth::secret::random_token();
         let mut conn = self.pool.acquire().await.unwrap();
         db::api_tokens::insert(
             &mut conn,
-            "sync",
+            name,
             &hubdesk::auth::secret::hash_token(&token),
         )
         .await

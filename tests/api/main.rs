@@ -7,6 +7,7 @@ mod cluster_peers;
 mod docker_proxy;
 mod doctor;
 mod ec2;
+mod forms;
 mod helpers;
 mod homes;
 mod homes_http;

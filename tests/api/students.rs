@@ -266,7 +266,7 @@ async fn roster_export_neutralises_formulas_and_has_no_passwords() {
         .unwrap()
         .starts_with("text/csv"));
     let body = r.text().await.unwrap();
-    assert!(body.starts_with("username,display_name,cohort,status,created_at\n"));
+    assert!(body.starts_with("\u{feff}username,display_name,cohort,status,created_at\n"));
     assert!(
         body.contains("eve,\"'=HYPERLINK(\"\"http://x\"\")\",blue,active"),
         "{body}"

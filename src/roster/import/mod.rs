@@ -61,6 +61,9 @@ enum Column {
     LastName,
     Username,
     Cohort,
+    /// Read and left alone: the extra columns of our own export (`status`, `created_at`), so
+    /// an exported roster imports again.
+    Ignored(&'static str),
 }
 
 fn column(name: &str) -> Option<Column> {
@@ -77,6 +80,8 @@ fn column(name: &str) -> Option<Column> {
         | "nom" | "nachname" | "apellido" | "apellidos" => Some(Column::LastName),
         "username" | "user" | "login" | "user_name" => Some(Column::Username),
         "cohort" | "group" | "class" | "team" => Some(Column::Cohort),
+        "status" => Some(Column::Ignored("status")),
+        "created_at" => Some(Column::Ignored("created_at")),
         _ => None,
     }
 }

@@ -22,7 +22,7 @@ use crate::{
         self,
         import::{
             decode::{self, ReadAs},
-            existing::{self, PreviewRow},
+            existing::{self, MatchedBy, PreviewRow},
             RowError, MAX_BYTES,
         },
         Roster, RosterError,
@@ -265,13 +265,26 @@ pub async fn show_preview(
             )
         }
     };
-    let planned: Vec<_> = rows.iter().map(|r| r.planned.clone()).collect();
+    // The confirmation carries the plan; a row matched by its username carries that username
+    // (not the numbered one offered for "create anyway"), so the commit matches it again.
+    let planned: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            let mut p = r.planned.clone();
+            if let Some(e) = r.existing.as_ref().filter(|e| e.by == MatchedBy::Username) {
+                if let Ok(u) = crate::domain::Username::parse(&e.username) {
+                    p.username = u;
+                }
+            }
+            p
+        })
+        .collect();
     let plain = draft.read_as == ReadAs::Utf8.to_string();
     let page = Page::for_user(&config, &user, "Check the import");
     html(&PreviewPage {
         page,
         draft: draft.id.to_string(),
-        generated: planned.iter().filter(|p| p.generated_username).count(),
+        generated: rows.iter().filter(|r| r.planned.generated_username).count(),
         matched: rows.iter().filter(|r| r.existing.is_some()).count(),
         csv: roster::import::to_csv(&planned),
         read_as: (!plain).then_some(draft.read_as),
