@@ -104,7 +104,11 @@ pub async fn find_for_update(
 }
 
 /// Forgets the sealed secret (it was shown).
-pub async fn clear_sealed(conn: &mut PgConnection, user_id: i64, form_id: Uuid) -> sqlx::Result<()> {
+pub async fn clear_sealed(
+    conn: &mut PgConnection,
+    user_id: i64,
+    form_id: Uuid,
+) -> sqlx::Result<()> {
     sqlx::query("UPDATE spent_forms SET sealed = NULL WHERE user_id = $1 AND form_id = $2")
         .bind(user_id)
         .bind(form_id)

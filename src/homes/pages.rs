@@ -184,8 +184,8 @@ pub async fn restore(
         let username = student(&path)?;
         let archive = ArchiveId::parse(form.archive.trim())?;
         let actor = Actor::User(user.username.clone());
-        let job = requests::enqueue(&pool, &homes, &actor, &username, Request::Restore(archive))
-            .await?;
+        let job =
+            requests::enqueue(&pool, &homes, &actor, &username, Request::Restore(archive)).await?;
         waker.wake();
         Ok(see_other(&format!("/jobs/{job}")))
     })

@@ -110,7 +110,9 @@ pub(super) async fn form_pairs(
 
 /// Splits off `csrf_token` and reads the rest as `T` (unknown fields, like a single-use form's
 /// `form_id`, are ignored by `T`'s own rules).
-pub(super) fn split_token<T: DeserializeOwned>(pairs: Vec<(String, String)>) -> Result<(String, T), WebError> {
+pub(super) fn split_token<T: DeserializeOwned>(
+    pairs: Vec<(String, String)>,
+) -> Result<(String, T), WebError> {
     let token = pairs
         .iter()
         .find(|(k, _)| k == "csrf_token")

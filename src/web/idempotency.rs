@@ -53,8 +53,14 @@ pub async fn keyed(
         Ok(key) => key,
         Err(message) => return refuse(req, ApiError::BadRequest(message)),
     };
-    let Some(pool) = req.app_data::<web::Data<PgPool>>().map(|p| p.get_ref().clone()) else {
-        return refuse(req, ApiError::Internal(anyhow::anyhow!("no pool registered")));
+    let Some(pool) = req
+        .app_data::<web::Data<PgPool>>()
+        .map(|p| p.get_ref().clone())
+    else {
+        return refuse(
+            req,
+            ApiError::Internal(anyhow::anyhow!("no pool registered")),
+        );
     };
     let body = match read_body(req.parts_mut().1).await {
         Ok(body) => body,
@@ -126,9 +132,15 @@ async fn decide(
         && status != StatusCode::TOO_MANY_REQUESTS;
     if keep {
         let sealed = seal::seal(&token, &context, &bytes);
-        let stored =
-            db::once::store_response(&mut tx, &token_hash, &key, &fingerprint, status.as_u16(), &sealed)
-                .await;
+        let stored = db::once::store_response(
+            &mut tx,
+            &token_hash,
+            &key,
+            &fingerprint,
+            status.as_u16(),
+            &sealed,
+        )
+        .await;
         match stored {
             Ok(()) => {
                 if let Err(e) = tx.commit().await {
@@ -138,7 +150,10 @@ async fn decide(
             Err(e) => tracing::error!(error = %e, "an idempotency key was not recorded"),
         }
     }
-    Ok(ServiceResponse::new(http, head.set_body(BoxBody::new(bytes))))
+    Ok(ServiceResponse::new(
+        http,
+        head.set_body(BoxBody::new(bytes)),
+    ))
 }
 
 /// The key as sent: an RFC 8941 string (`"…"`) or, forgiving, the bare text; 1–255 visible

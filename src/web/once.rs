@@ -26,7 +26,7 @@ use uuid::Uuid;
 
 use super::{
     extract::{form_pairs, handle, load, split_token},
-    see_other, seal, WebError,
+    seal, see_other, WebError,
 };
 use crate::{
     auth::{csrf, CurrentUser},
@@ -50,7 +50,9 @@ pub struct Once<T> {
 struct Claim {
     pool: PgPool,
     user_id: i64,
-    id: Uuid,
+    /// `None`: the form came without an id (a page from before single-use forms); refused in
+    /// `run`, so the handler's own checks (who may send it) answer first.
+    id: Option<Uuid>,
     /// The session cookie's value: the key that seals what the result page shows once.
     session: Option<String>,
 }
@@ -83,7 +85,7 @@ impl Keep {
 impl<T> Once<T> {
     /// The form's id (result pages are named by it).
     pub fn id(&self) -> Uuid {
-        self.claim.id
+        self.claim.id.unwrap_or_default()
     }
 
     /// The form as sent (for a page rendered again with its errors).
@@ -100,7 +102,12 @@ impl<T: 'static> Once<T> {
         Fut: Future<Output = Result<HttpResponse, WebError>> + 'static,
     {
         let Once { form, claim } = self;
-        actix_web::rt::spawn(claim.decide(form, work))
+        let Some(id) = claim.id else {
+            return Err(WebError::BadRequest(
+                "This page is out of date: reload it, then send the form again.".into(),
+            ));
+        };
+        actix_web::rt::spawn(claim.decide(id, form, work))
             .await
             .map_err(|e| WebError::Internal(anyhow::anyhow!("a form's work ended early: {e}")))?
     }
@@ -108,23 +115,23 @@ impl<T: 'static> Once<T> {
 
 impl Claim {
     /// The advisory lock key of (person, form id).
-    fn lock_key(&self) -> i64 {
+    fn lock_key(&self, id: Uuid) -> i64 {
         let digest = Sha256::new()
             .chain_update(b"hubdesk form\0")
             .chain_update(self.user_id.to_be_bytes())
-            .chain_update(self.id.as_bytes())
+            .chain_update(id.as_bytes())
             .finalize();
         i64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
     }
 
-    async fn decide<T, F, Fut>(self, form: T, work: F) -> Result<HttpResponse, WebError>
+    async fn decide<T, F, Fut>(self, id: Uuid, form: T, work: F) -> Result<HttpResponse, WebError>
     where
         F: FnOnce(T, Keep) -> Fut,
         Fut: Future<Output = Result<HttpResponse, WebError>>,
     {
         let mut tx = self.pool.begin().await?;
         db::once::set_lock_timeout(&mut tx, WAIT_SECS).await?;
-        if let Err(e) = db::once::lock(&mut tx, self.lock_key()).await {
+        if let Err(e) = db::once::lock(&mut tx, self.lock_key(id)).await {
             return Err(if db::once::is_lock_timeout(&e) {
                 WebError::Conflict(
                     "This form is still being sent from another tab: wait a moment, then reload \
@@ -135,8 +142,8 @@ impl Claim {
                 e.into()
             });
         }
-        if let Some(url) = db::once::spent_url(&mut tx, self.user_id, self.id).await? {
-            tracing::info!(form_id = %self.id, %url, "form sent again: sent to its first result");
+        if let Some(url) = db::once::spent_url(&mut tx, self.user_id, id).await? {
+            tracing::info!(form_id = %id, %url, "form sent again: sent to its first result");
             return Ok(see_other(&url));
         }
         let keep = Keep::default();
@@ -147,15 +154,13 @@ impl Claim {
         };
         let kept = keep.take();
         let sealed = match (kept.secret, &self.session) {
-            (Some(secret), Some(session)) => {
-                Some(seal::seal(session, &self.id.to_string(), &secret))
-            }
+            (Some(secret), Some(session)) => Some(seal::seal(session, &id.to_string(), &secret)),
             _ => None,
         };
         let recorded = db::once::record(
             &mut tx,
             self.user_id,
-            self.id,
+            id,
             &url,
             kept.result.as_ref(),
             sealed.as_deref(),
@@ -164,7 +169,7 @@ impl Claim {
         match recorded {
             Ok(()) => tx.commit().await?,
             // The work is done: its answer still goes out, but a resubmission would do it again.
-            Err(e) => tracing::error!(form_id = %self.id, error = %e, "a spent form was not recorded"),
+            Err(e) => tracing::error!(form_id = %id, error = %e, "a spent form was not recorded"),
         }
         Ok(response)
     }
@@ -191,24 +196,19 @@ impl<T: DeserializeOwned + 'static> FromRequest for Once<T> {
                 .find(|(k, _)| k == FIELD)
                 .and_then(|(_, v)| Uuid::parse_str(v.trim()).ok());
             let (token, form) = split_token::<T>(pairs)?;
-            let user = load(req.clone()).await?.ok_or(WebError::LoginRequired {
-                next: "/".into(),
-            })?;
+            let user = load(req.clone())
+                .await?
+                .ok_or(WebError::LoginRequired { next: "/".into() })?;
             if !csrf::verify_user(&user, &token) {
                 return Err(WebError::Csrf.into());
             }
-            let id = id.ok_or_else(|| {
-                WebError::BadRequest(
-                    "This page is out of date: reload it, then send the form again.".into(),
-                )
-            })?;
             let claim = claim(&req, &user, id)?;
             Ok(Once { form, claim })
         })
     }
 }
 
-fn claim(req: &HttpRequest, user: &CurrentUser, id: Uuid) -> Result<Claim, WebError> {
+fn claim(req: &HttpRequest, user: &CurrentUser, id: Option<Uuid>) -> Result<Claim, WebError> {
     let pool = handle::<PgPool>(req)?;
     let config = handle::<Config>(req)?;
     Ok(Claim {
@@ -264,7 +264,11 @@ pub async fn take(
 
 /// Whether `user` already sent form `id` (a preview whose confirmation was sent), and where it
 /// went.
-pub async fn spent_url(pool: &PgPool, user: &CurrentUser, id: Uuid) -> Result<Option<String>, WebError> {
+pub async fn spent_url(
+    pool: &PgPool,
+    user: &CurrentUser,
+    id: Uuid,
+) -> Result<Option<String>, WebError> {
     let mut conn = pool.acquire().await?;
     Ok(db::once::spent_url(&mut conn, user.id, id).await?)
 }

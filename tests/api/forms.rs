@@ -46,7 +46,10 @@ async fn reloading_created_doubled_creates_nobody_and_shows_the_password_once() 
     assert_eq!(cards.headers()["cache-control"], "no-store");
     let cards = cards.text().await.unwrap();
     let password = password_on_card(&cards);
-    assert!(cards.contains("This page shows the passwords once"), "{cards}");
+    assert!(
+        cards.contains("This page shows the passwords once"),
+        "{cards}"
+    );
     // …a reload shows what was done, no password, and how to reprint.
     let reload = app.get_html(&result).await;
     assert!(reload.contains("doubled was already created"), "{reload}");
@@ -63,7 +66,12 @@ async fn reloading_created_doubled_creates_nobody_and_shows_the_password_once() 
     // the protection is the form's id, nothing else.
     let (_, other_id) = new_student_form(&app).await;
     assert_ne!(other_id, id);
-    assert_eq!(add_student(&app, &token, &other_id, "Doubled").await.status(), 303);
+    assert_eq!(
+        add_student(&app, &token, &other_id, "Doubled")
+            .await
+            .status(),
+        303
+    );
     assert_eq!(usernames(&app).await, ["doubled", "doubled2"]);
 }
 
@@ -87,18 +95,25 @@ async fn the_password_waits_sealed_and_only_the_sending_browser_opens_it() {
     let cards = app.get_html(&result).await;
     let password = password_on_card(&cards);
     assert!(
-        !sealed.windows(password.len()).any(|w| w == password.as_bytes()),
+        !sealed
+            .windows(password.len())
+            .any(|w| w == password.as_bytes()),
         "the stored bytes do not hold the password"
     );
     assert_eq!(
-        app.count("SELECT count(*) FROM spent_forms WHERE sealed IS NULL").await,
+        app.count("SELECT count(*) FROM spent_forms WHERE sealed IS NULL")
+            .await,
         1,
         "taken at the first view"
     );
     // Another person never sees someone else's result.
     let other = app.other_browser();
-    app.create_user(hubdesk::domain::Role::Counselor, "carla", crate::helpers::PASSWORD)
-        .await;
+    app.create_user(
+        hubdesk::domain::Role::Counselor,
+        "carla",
+        crate::helpers::PASSWORD,
+    )
+    .await;
     other.login_ok("carla", crate::helpers::PASSWORD).await;
     assert_eq!(other.get(&result).await.status(), 404);
 }
@@ -123,7 +138,10 @@ async fn reloading_the_new_password_page_resets_nothing() {
     let new = password_on_card(&app.get_html(&result).await);
     assert_ne!(new, old);
     let reload = app.get_html(&result).await;
-    assert!(reload.contains("ada already got a new password"), "{reload}");
+    assert!(
+        reload.contains("ada already got a new password"),
+        "{reload}"
+    );
     // Resubmitted (Back, "Confirm Form Resubmission"): the card just printed still works.
     assert_eq!(TestApp::location(&reset().await.unwrap()), result);
     app.other_browser().login_ok("ada", &new).await;
@@ -157,7 +175,10 @@ async fn concurrent_resets_of_one_form_reset_once_and_of_two_forms_twice() {
     let id = form_id_for(&page, "/students/ada/reset-password").unwrap();
     let answers = futures_util::future::join_all((0..5).map(|_| send(id.clone()))).await;
     for (status, location) in &answers {
-        assert_eq!((*status, location.as_str()), (303, format!("/credentials/{id}").as_str()));
+        assert_eq!(
+            (*status, location.as_str()),
+            (303, format!("/credentials/{id}").as_str())
+        );
     }
     let resets = "SELECT count(*) FROM audit_log WHERE action='student.reset_password'";
     assert_eq!(app.count(resets).await, 1, "five clicks, one reset");
@@ -175,7 +196,10 @@ async fn a_form_that_comes_back_with_errors_is_not_spent() {
     let r = add_student(&app, &token, &id, "   ").await;
     assert_eq!(r.status(), 422);
     let html = r.text().await.unwrap();
-    assert_eq!(form_id_for(&html, "/students/new").as_deref(), Some(id.as_str()));
+    assert_eq!(
+        form_id_for(&html, "/students/new").as_deref(),
+        Some(id.as_str())
+    );
     let r = add_student(&app, &token, &id, "Fixed Name").await;
     assert_eq!(r.status(), 303);
     assert_eq!(usernames(&app).await, ["fixedn"]);
@@ -246,7 +270,13 @@ async fn the_sweeper_forgets_spent_forms_and_unseen_passwords() {
 
 // ---- the API's Idempotency-Key -------------------------------------------------------------
 
-async fn api_post(app: &TestApp, token: &str, path: &str, key: Option<&str>, body: Value) -> reqwest::Response {
+async fn api_post(
+    app: &TestApp,
+    token: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Value,
+) -> reqwest::Response {
     let mut r = app
         .client
         .post(app.url(&format!("/api/v1{path}")))
@@ -271,7 +301,11 @@ async fn a_retried_request_with_its_key_gets_the_first_answer_again() {
     assert_eq!(again.status(), 201);
     assert_eq!(again.headers()["idempotency-replayed"], "true");
     assert_eq!(again.headers()["cache-control"], "no-store");
-    assert_eq!(again.json::<Value>().await.unwrap(), first, "the same password too");
+    assert_eq!(
+        again.json::<Value>().await.unwrap(),
+        first,
+        "the same password too"
+    );
     assert_eq!(usernames(&app).await, ["adal"]);
     // The stored reply is sealed: the password is not in the table.
     let stored: Vec<u8> = sqlx::query_scalar("SELECT sealed_body FROM idempotency_keys")
@@ -279,19 +313,48 @@ async fn a_retried_request_with_its_key_gets_the_first_answer_again() {
         .await
         .unwrap();
     let password = first["password"].as_str().unwrap();
-    assert!(!stored.windows(password.len()).any(|w| w == password.as_bytes()));
+    assert!(!stored
+        .windows(password.len())
+        .any(|w| w == password.as_bytes()));
     // Same key, another body or another endpoint: 422.
-    let other = api_post(&app, &token, "/students", Some("k-1"), json!({"display_name": "Grace"})).await;
+    let other = api_post(
+        &app,
+        &token,
+        "/students",
+        Some("k-1"),
+        json!({"display_name": "Grace"}),
+    )
+    .await;
     assert_eq!(other.status(), 422);
-    assert_eq!(other.json::<Value>().await.unwrap()["error"], "idempotency_key_reused");
-    let other = api_post(&app, &token, "/students/adal/disable", Some("k-1"), json!({})).await;
+    assert_eq!(
+        other.json::<Value>().await.unwrap()["error"],
+        "idempotency_key_reused"
+    );
+    let other = api_post(
+        &app,
+        &token,
+        "/students/adal/disable",
+        Some("k-1"),
+        json!({}),
+    )
+    .await;
     assert_eq!(other.status(), 422);
     // Keys are per token: another client's "k-1" is its own.
     let token2 = app.api_token_named("other").await;
-    assert_eq!(api_post(&app, &token2, "/students", Some("k-1"), ada.clone()).await.status(), 201);
+    assert_eq!(
+        api_post(&app, &token2, "/students", Some("k-1"), ada.clone())
+            .await
+            .status(),
+        201
+    );
     assert_eq!(usernames(&app).await, ["adal", "adal2"]);
     // Negative control: without a key a retry is a second request.
-    assert_eq!(api_post(&app, &token, "/students", None, ada.clone()).await.status(), 201);
+    assert_eq!(
+        api_post(&app, &token, "/students", None, ada.clone())
+            .await
+            .status(),
+        201
+    );
     assert_eq!(usernames(&app).await, ["adal", "adal2", "adal3"]);
     // A bad key is a 400 with the reason.
     let bad = api_post(&app, &token, "/students", Some(""), ada).await;
@@ -325,7 +388,11 @@ async fn a_key_still_in_flight_is_a_conflict() {
     let (first, second) = tokio::join!(send(0), send(150));
     assert_eq!(first.status(), 201);
     assert_eq!(second.status(), 409);
-    assert!(second.text().await.unwrap().contains("still being processed"));
+    assert!(second
+        .text()
+        .await
+        .unwrap()
+        .contains("still being processed"));
     let first: Value = first.json().await.unwrap();
     assert_eq!(first["created"].as_array().unwrap().len(), 60);
     // Once the first is done, the retry gets its answer.
@@ -333,7 +400,8 @@ async fn a_key_still_in_flight_is_a_conflict() {
     assert_eq!(retry.status(), 201);
     assert_eq!(retry.json::<Value>().await.unwrap(), first);
     assert_eq!(
-        app.count("SELECT count(*) FROM users WHERE role='student'").await,
+        app.count("SELECT count(*) FROM users WHERE role='student'")
+            .await,
         60
     );
 }

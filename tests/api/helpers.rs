@@ -204,6 +204,11 @@ pub fn csrf_from(html: &str) -> String {
     html[start..].split('"').next().unwrap().to_string()
 }
 
+/// A form id as a fresh rendering of a single-use form would give it.
+pub fn fresh_form_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
 /// The `form_id` of the first form on `html` that posts to `action`.
 pub fn form_id_for(html: &str, action: &str) -> Option<String> {
     let start = html.find(&format!("action=\"{action}\""))?;
@@ -408,13 +413,9 @@ impl TestApp {
     pub async fn api_token_named(&self, name: &str) -> String {
         let token = hubdesk::auth::secret::random_token();
         let mut conn = self.pool.acquire().await.unwrap();
-        db::api_tokens::insert(
-            &mut conn,
-            name,
-            &hubdesk::auth::secret::hash_token(&token),
-        )
-        .await
-        .unwrap();
+        db::api_tokens::insert(&mut conn, name, &hubdesk::auth::secret::hash_token(&token))
+            .await
+            .unwrap();
         token
     }
 }

@@ -100,7 +100,10 @@ async fn paste_preview_then_commit_creates_the_class() {
             && html.contains("<code>adal2</code>"),
         "{html}"
     );
-    assert!(!html.contains("id=\"read-as\""), "pasted text needs no word on its encoding");
+    assert!(
+        !html.contains("id=\"read-as\""),
+        "pasted text needs no word on its encoding"
+    );
     assert_eq!(students(&app).await, 0, "preview writes nothing");
     let r = confirm(&app, &preview, &[]).await;
     assert_eq!(r.status(), 303);
@@ -177,7 +180,9 @@ async fn a_lost_character_and_a_binary_file_are_refused_without_refilling_the_bo
     let r = upload(
         &app,
         "damaged.csv",
-        "display_name\nAda\nJos\u{FFFD} P\u{FFFD}rez\n".as_bytes().to_vec(),
+        "display_name\nAda\nJos\u{FFFD} P\u{FFFD}rez\n"
+            .as_bytes()
+            .to_vec(),
     )
     .await;
     assert_eq!(r.status(), 422);
@@ -188,12 +193,23 @@ async fn a_lost_character_and_a_binary_file_are_refused_without_refilling_the_bo
         "the damaged text is not refilled"
     );
     // A picture, say: the steps to a file we read, and no bytes poured into the box.
-    let r = upload(&app, "photo.png", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff".to_vec()).await;
+    let r = upload(
+        &app,
+        "photo.png",
+        b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff".to_vec(),
+    )
+    .await;
     assert_eq!(r.status(), 422);
     let html = r.text().await.unwrap();
     assert!(html.contains("CSV UTF-8"), "{html}");
     let textarea = html.split("<textarea").nth(1).unwrap();
-    let content = textarea.split('>').nth(1).unwrap().split("</textarea").next().unwrap();
+    let content = textarea
+        .split('>')
+        .nth(1)
+        .unwrap()
+        .split("</textarea")
+        .next()
+        .unwrap();
     assert_eq!(content, "", "nothing poured into the text box");
     assert_eq!(students(&app).await, 0);
 }
@@ -203,13 +219,19 @@ async fn windows_1252_csv_is_decoded_and_said() {
     let app = spawn_app().await;
     app.as_counselor().await;
     let bytes = fixture("class-windows-1252.csv");
-    assert!(std::str::from_utf8(&bytes).is_err(), "the fixture is not UTF-8");
+    assert!(
+        std::str::from_utf8(&bytes).is_err(),
+        "the fixture is not UTF-8"
+    );
     let (preview, html) = preview_of(&app, upload(&app, "class.csv", bytes).await).await;
     assert!(
         html.contains("Read as Windows-1252 (Excel&#x27;s CSV)"),
         "{html}"
     );
-    assert!(html.contains("José Pérez") && html.contains("Zoë O&#x27;Brien"), "{html}");
+    assert!(
+        html.contains("José Pérez") && html.contains("Zoë O&#x27;Brien"),
+        "{html}"
+    );
     assert!(!html.contains('\u{FFFD}'));
     assert_eq!(confirm(&app, &preview, &[]).await.status(), 303);
     let names: Vec<String> =
@@ -230,12 +252,17 @@ async fn utf16_text_from_excel_with_name_and_surname_columns() {
     let bytes = fixture("class-utf16.txt");
     assert_eq!(&bytes[..2], b"\xFF\xFE", "UTF-16LE with a BOM");
     let (preview, html) = preview_of(&app, upload(&app, "class.txt", bytes).await).await;
-    assert!(html.contains("Read as UTF-16 (Excel&#x27;s Unicode Text)"), "{html}");
+    assert!(
+        html.contains("Read as UTF-16 (Excel&#x27;s Unicode Text)"),
+        "{html}"
+    );
     assert!(html.contains("<td>Björn Åkesson</td>"), "{html}");
     assert_eq!(confirm(&app, &preview, &[]).await.status(), 303);
     assert_eq!(
-        app.count("SELECT count(*) FROM users WHERE display_name = 'Chloé Dubois' AND cohort = 'green'")
-            .await,
+        app.count(
+            "SELECT count(*) FROM users WHERE display_name = 'Chloé Dubois' AND cohort = 'green'"
+        )
+        .await,
         1
     );
 }
@@ -255,8 +282,10 @@ async fn xlsx_is_read_directly_and_first_and_last_names_are_joined() {
     assert!(html.contains("<td>José Pérez</td>") && html.contains("<td>Agent 7</td>"));
     assert_eq!(confirm(&app, &preview, &[]).await.status(), 303);
     assert_eq!(
-        app.count("SELECT count(*) FROM users WHERE role='student' AND cohort IN ('blue', 'green')")
-            .await,
+        app.count(
+            "SELECT count(*) FROM users WHERE role='student' AND cohort IN ('blue', 'green')"
+        )
+        .await,
         5
     );
 }
@@ -265,7 +294,8 @@ async fn xlsx_is_read_directly_and_first_and_last_names_are_joined() {
 async fn rows_already_on_the_roster_are_flagged_and_skipped_unless_chosen() {
     let app = spawn_app().await;
     app.create_student("Priya R", "priyar", Some("blue")).await;
-    app.create_student("Tomás Ruiz", "tomasr", Some("red")).await;
+    app.create_student("Tomás Ruiz", "tomasr", Some("red"))
+        .await;
     app.create_student("Kwame Mensah", "kwamem", None).await;
     app.as_counselor().await;
     let text = "display_name,username,cohort\n\
@@ -280,20 +310,36 @@ async fn rows_already_on_the_roster_are_flagged_and_skipped_unless_chosen() {
         ("/students/tomasr", "same name, cohort red"),
         ("/students/kwamem", "same username"),
     ] {
-        assert!(html.contains(&format!("href=\"{link}\"")), "{link} in {html}");
+        assert!(
+            html.contains(&format!("href=\"{link}\"")),
+            "{link} in {html}"
+        );
         assert!(html.contains(why), "{why} in {html}");
     }
     // Skip is the default; "create anyway" names a username of its own.
     assert_eq!(html.matches("value=\"skip\" checked").count(), 3);
-    assert!(html.contains("Create anyway as <code>priyar2</code>"), "{html}");
-    assert!(html.contains("Create anyway as <code>kwamem2</code>"), "{html}");
+    assert!(
+        html.contains("Create anyway as <code>priyar2</code>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("Create anyway as <code>kwamem2</code>"),
+        "{html}"
+    );
 
     // The choices are honoured: Priya created anyway, the others skipped.
     let r = confirm(&app, &preview, &[("row-priyar2", "create")]).await;
     assert_eq!(r.status(), 303);
     let html = app.follow(&r).await.text().await.unwrap();
-    assert_eq!(html.matches("class=\"card\"").count(), 2, "Ada and the second Priya");
-    assert!(html.contains("2 rows skipped, already on the roster"), "{html}");
+    assert_eq!(
+        html.matches("class=\"card\"").count(),
+        2,
+        "Ada and the second Priya"
+    );
+    assert!(
+        html.contains("2 rows skipped, already on the roster"),
+        "{html}"
+    );
     assert!(html.contains("Tomas Ruiz (already tomasr)"), "{html}");
     let usernames: Vec<String> =
         sqlx::query_scalar("SELECT username FROM users WHERE role='student' ORDER BY username")
@@ -311,8 +357,11 @@ async fn rows_already_on_the_roster_are_flagged_and_skipped_unless_chosen() {
 async fn commit_rechecks_the_roster_and_refuses_a_username_taken_meanwhile() {
     let app = spawn_app().await;
     app.as_counselor().await;
-    let (preview, _) =
-        preview_of(&app, paste(&app, "display_name\nAda Lovelace\nGrace Hopper\n").await).await;
+    let (preview, _) = preview_of(
+        &app,
+        paste(&app, "display_name\nAda Lovelace\nGrace Hopper\n").await,
+    )
+    .await;
     // Meanwhile Ada is added by hand (another counselor): she is skipped, not doubled.
     app.create_student("Ada Lovelace", "ada", None).await;
     let r = confirm(&app, &preview, &[]).await;
@@ -325,7 +374,10 @@ async fn commit_rechecks_the_roster_and_refuses_a_username_taken_meanwhile() {
         .post_form_from(
             "/students/import",
             "/students/import/commit",
-            &[("csv", "display_name,username\nBoss,connie\nAlan Turing,alan\n")],
+            &[(
+                "csv",
+                "display_name,username\nBoss,connie\nAlan Turing,alan\n",
+            )],
         )
         .await;
     assert_eq!(r.status(), 409);
@@ -336,15 +388,23 @@ async fn commit_rechecks_the_roster_and_refuses_a_username_taken_meanwhile() {
 #[tokio::test]
 async fn the_export_opens_in_excel_and_imports_again() {
     let app = spawn_app().await;
-    app.create_student("Zoë O'Brien", "zoeo", Some("blue")).await;
+    app.create_student("Zoë O'Brien", "zoeo", Some("blue"))
+        .await;
     app.create_student("=1+1", "formula", None).await;
     app.as_counselor().await;
     let r = app.get("/students/export.csv").await;
     assert_eq!(r.status(), 200);
     let bytes = r.bytes().await.unwrap().to_vec();
-    assert_eq!(&bytes[..3], b"\xEF\xBB\xBF", "a UTF-8 BOM, so Excel reads UTF-8");
+    assert_eq!(
+        &bytes[..3],
+        b"\xEF\xBB\xBF",
+        "a UTF-8 BOM, so Excel reads UTF-8"
+    );
     let text = std::str::from_utf8(&bytes[3..]).unwrap();
-    assert!(text.starts_with("username,display_name,cohort,status,created_at\n"), "{text}");
+    assert!(
+        text.starts_with("username,display_name,cohort,status,created_at\n"),
+        "{text}"
+    );
     assert!(text.contains("Zoë O'Brien") && text.contains("'=1+1"));
     // Our own import reads it back: every row is someone already on the roster.
     let (_, html) = preview_of(&app, upload(&app, "roster.csv", bytes).await).await;
@@ -391,8 +451,14 @@ async fn back_and_resubmit_of_an_import_creates_nobody_twice() {
         html.contains("This class was already imported: 2 students"),
         "{html}"
     );
-    assert!(!html.contains("class=\"card-password\""), "passwords are shown once");
-    assert!(html.contains("href=\"/students/testo\""), "a way to reprint: {html}");
+    assert!(
+        !html.contains("class=\"card-password\""),
+        "passwords are shown once"
+    );
+    assert!(
+        html.contains("href=\"/students/testo\""),
+        "a way to reprint: {html}"
+    );
     // The password shown first still works: nothing was reset.
     app.other_browser().login_ok("testo", &password).await;
     assert_eq!(
@@ -425,7 +491,12 @@ async fn two_tabs_confirming_at_the_same_instant_create_the_class_once() {
                 .send()
                 .await
                 .unwrap();
-            (tab, r.status().as_u16(), TestApp::location(&r), started.elapsed())
+            (
+                tab,
+                r.status().as_u16(),
+                TestApp::location(&r),
+                started.elapsed(),
+            )
         }
     };
     let answers = futures_util::future::join_all((0..4).map(send)).await;
@@ -439,7 +510,10 @@ async fn two_tabs_confirming_at_the_same_instant_create_the_class_once() {
     let slowest = answers.iter().map(|a| a.3).max().unwrap();
     let fastest = answers.iter().map(|a| a.3).min().unwrap();
     println!("fastest {fastest:?}, slowest {slowest:?}");
-    assert!(fastest * 2 > slowest, "the tabs were not concurrent: {answers:?}");
+    assert!(
+        fastest * 2 > slowest,
+        "the tabs were not concurrent: {answers:?}"
+    );
 }
 
 #[tokio::test]

@@ -97,11 +97,7 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
         let (text, _) = encoding_rs::WINDOWS_1252.decode_without_bom_handling(bytes);
         text_of(text.into_owned(), ReadAs::Windows1252)?
     };
-    if let Some(line) = decoded
-        .text
-        .lines()
-        .position(|l| l.contains('\u{FFFD}'))
-    {
+    if let Some(line) = decoded.text.lines().position(|l| l.contains('\u{FFFD}')) {
         return Err(DecodeError::Replacement(line as u64 + 1));
     }
     Ok(decoded)
@@ -131,7 +127,11 @@ fn workbook(bytes: &[u8]) -> Result<Decoded, DecodeError> {
             .map_err(|e| DecodeError::Workbook(e.to_string()))?;
         let rows: Vec<Vec<String>> = range
             .rows()
-            .map(|row| row.iter().map(|c| c.to_string().trim().to_string()).collect())
+            .map(|row| {
+                row.iter()
+                    .map(|c| c.to_string().trim().to_string())
+                    .collect()
+            })
             .collect();
         if rows.iter().flatten().all(String::is_empty) {
             continue;
@@ -175,7 +175,10 @@ mod tests {
     #[test]
     fn utf8_with_and_without_bom() {
         let d = decode("display_name\nZoë\n".as_bytes()).unwrap();
-        assert_eq!((d.text.as_str(), d.read_as), ("display_name\nZoë\n", ReadAs::Utf8));
+        assert_eq!(
+            (d.text.as_str(), d.read_as),
+            ("display_name\nZoë\n", ReadAs::Utf8)
+        );
         let d = decode("\u{feff}Zoë\n".as_bytes()).unwrap();
         assert_eq!(d.text, "Zoë\n");
     }
@@ -191,10 +194,17 @@ mod tests {
     fn utf16_with_a_bom_both_orders() {
         let le: Vec<u8> = [0xFF, 0xFE]
             .into_iter()
-            .chain("name\tcohort\r\nZoë\tb\r\n".encode_utf16().flat_map(u16::to_le_bytes))
+            .chain(
+                "name\tcohort\r\nZoë\tb\r\n"
+                    .encode_utf16()
+                    .flat_map(u16::to_le_bytes),
+            )
             .collect();
         let d = decode(&le).unwrap();
-        assert_eq!((d.text.as_str(), d.read_as), ("name\tcohort\r\nZoë\tb\r\n", ReadAs::Utf16));
+        assert_eq!(
+            (d.text.as_str(), d.read_as),
+            ("name\tcohort\r\nZoë\tb\r\n", ReadAs::Utf16)
+        );
         let be: Vec<u8> = [0xFE, 0xFF]
             .into_iter()
             .chain("Zoë\n".encode_utf16().flat_map(u16::to_be_bytes))

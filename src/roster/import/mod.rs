@@ -76,8 +76,8 @@ fn column(name: &str) -> Option<Column> {
         | "forename" | "first_names" | "prénom" | "prenom" | "vorname" | "nombre" => {
             Some(Column::FirstName)
         }
-        "last_name" | "lastname" | "last" | "surname" | "family_name" | "familyname"
-        | "nom" | "nachname" | "apellido" | "apellidos" => Some(Column::LastName),
+        "last_name" | "lastname" | "last" | "surname" | "family_name" | "familyname" | "nom"
+        | "nachname" | "apellido" | "apellidos" => Some(Column::LastName),
         "username" | "user" | "login" | "user_name" => Some(Column::Username),
         "cohort" | "group" | "class" | "team" => Some(Column::Cohort),
         "status" => Some(Column::Ignored("status")),

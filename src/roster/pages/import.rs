@@ -87,10 +87,7 @@ struct Submission {
 
 /// Reads the submission from a multipart upload (a non-empty `file` wins over `text`) or a
 /// plain form.
-async fn read_submission(
-    req: &HttpRequest,
-    payload: web::Payload,
-) -> Result<Submission, WebError> {
+async fn read_submission(req: &HttpRequest, payload: web::Payload) -> Result<Submission, WebError> {
     let content_type = req
         .headers()
         .get("Content-Type")
@@ -126,7 +123,10 @@ async fn read_submission(
             token,
             // A browser sends the text box as UTF-8; anything else is not what was typed.
             text: String::from_utf8(text).unwrap_or_default(),
-            file: file.iter().any(|b| !b.is_ascii_whitespace()).then_some(file),
+            file: file
+                .iter()
+                .any(|b| !b.is_ascii_whitespace())
+                .then_some(file),
         })
     } else {
         let bytes = payload

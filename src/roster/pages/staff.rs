@@ -122,8 +122,10 @@ pub async fn create(
     form: Once<StaffForm>,
 ) -> Result<HttpResponse, WebError> {
     let form_id = form.id().to_string();
-    form.run(move |form, _| async move { create_account(&roster, &config, &user, form_id, &form).await })
-        .await
+    form.run(
+        move |form, _| async move { create_account(&roster, &config, &user, form_id, &form).await },
+    )
+    .await
 }
 
 async fn create_account(

@@ -504,12 +504,10 @@ async fn save_quota(
     form: &QuotaFormIn,
 ) -> Result<HttpResponse, WebError> {
     let student = roster.find_student(path).await?;
-    let again = |quota_form: QuotaForm| {
-        async move {
-            let mut page = student_page(roster, homes, servers, config, user, path, None).await?;
-            page.quota_form = quota_form;
-            Ok::<_, WebError>(page)
-        }
+    let again = |quota_form: QuotaForm| async move {
+        let mut page = student_page(roster, homes, servers, config, user, path, None).await?;
+        page.quota_form = quota_form;
+        Ok::<_, WebError>(page)
     };
     let own = match homes::quota::parse_own_limit(&form.limit) {
         Ok(own) => own,
