@@ -164,7 +164,7 @@ pub async fn show(
         .format(time::macros::format_description!("[hour]:[minute] UTC"))
         .unwrap_or_default();
     html(&ShownPage {
-        page: Page::for_user(&config, &user, title).with_notice(Some(&heading)),
+        page: Page::for_user(&config, &user, title),
         heading,
         shown,
         at,
