@@ -10,35 +10,12 @@ pub const KEEP_HOURS: i64 = 24;
 /// How long sealed passwords wait for the result page's first view.
 pub const SEALED_MINUTES: i64 = 10;
 
-/// Waits (up to the transaction's `lock_timeout`) for the lock on `key`, held until the
-/// transaction ends.
-pub async fn lock(conn: &mut PgConnection, key: i64) -> sqlx::Result<()> {
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(key)
-        .execute(conn)
-        .await
-        .map(|_| ())
-}
-
-/// Takes the lock on `key` for the transaction if nobody holds it.
+/// Takes the advisory lock on `key` for the transaction (until it ends) if nobody holds it.
 pub async fn try_lock(conn: &mut PgConnection, key: i64) -> sqlx::Result<bool> {
     sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
         .bind(key)
         .fetch_one(conn)
         .await
-}
-
-/// Bounds the waits of this transaction for locks.
-pub async fn set_lock_timeout(conn: &mut PgConnection, secs: u32) -> sqlx::Result<()> {
-    sqlx::query(&format!("SET LOCAL lock_timeout = '{secs}s'"))
-        .execute(conn)
-        .await
-        .map(|_| ())
-}
-
-/// True for "canceling statement due to lock timeout".
-pub fn is_lock_timeout(err: &sqlx::Error) -> bool {
-    matches!(err, sqlx::Error::Database(db) if db.code().as_deref() == Some("55P03"))
 }
 
 /// Where the first submission of `form_id` sent its browser, if it was done.

@@ -4,7 +4,7 @@
 //! once per (person, form id):
 //!
 //! 1. a transaction takes a PostgreSQL advisory lock on the pair (a second tab or a double click
-//!    waits here, bounded by `lock_timeout`);
+//!    waits here, trying again every 100 ms for up to 3 minutes);
 //! 2. if `spent_forms` has the pair, the work was done: 303 to where the first submission went;
 //! 3. else the work runs; when it answers with a redirect (PRG: its result is a GET page) the
 //!    pair and that URL are recorded in the same transaction, which then commits and lets the
@@ -39,7 +39,10 @@ pub const FIELD: &str = "form_id";
 
 /// How long a second submission waits for the first to finish (a class of 2,000 is hashed in
 /// well under this on two cores).
-const WAIT_SECS: u32 = 180;
+const WAIT: std::time::Duration = std::time::Duration::from_secs(180);
+/// How often a waiting submission looks again. It holds no connection in between: a dozen tabs
+/// waiting on one form must not take the pool the first one's work needs.
+const POLL: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// A state-changing form of a logged-in person, CSRF-checked, that [`Once::run`] acts on once.
 pub struct Once<T> {
@@ -129,19 +132,22 @@ impl Claim {
         F: FnOnce(T, Keep) -> Fut,
         Fut: Future<Output = Result<HttpResponse, WebError>>,
     {
-        let mut tx = self.pool.begin().await?;
-        db::once::set_lock_timeout(&mut tx, WAIT_SECS).await?;
-        if let Err(e) = db::once::lock(&mut tx, self.lock_key(id)).await {
-            return Err(if db::once::is_lock_timeout(&e) {
-                WebError::Conflict(
-                    "This form is still being sent from another tab: wait a moment, then reload \
-                     that tab to see what it did."
+        let waited = std::time::Instant::now();
+        let mut tx = loop {
+            let mut tx = self.pool.begin().await?;
+            if db::once::try_lock(&mut tx, self.lock_key(id)).await? {
+                break tx;
+            }
+            drop(tx);
+            if waited.elapsed() > WAIT {
+                return Err(WebError::Conflict(
+                    "This form is still being sent from another tab: wait a moment, then \
+                     reload that tab to see what it did."
                         .into(),
-                )
-            } else {
-                e.into()
-            });
-        }
+                ));
+            }
+            tokio::time::sleep(POLL).await;
+        };
         if let Some(url) = db::once::spent_url(&mut tx, self.user_id, id).await? {
             tracing::info!(form_id = %id, %url, "form sent again: sent to its first result");
             return Ok(see_other(&url));
