@@ -215,6 +215,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/students/import",
             web::post().to(roster_pages::import::preview),
         )
+        .route(
+            "/students/import/{draft}",
+            web::get().to(roster_pages::import::show_preview),
+        )
         .service(
             web::resource("/students/import/commit")
                 // The resolved CSV (≤ 1 MiB) url-encoded, with room for percent escapes.
@@ -264,6 +268,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/staff/{username}/{action}",
             web::post().to(roster_pages::staff::account_action),
+        )
+        // The result page of the forms that make passwords (shown once).
+        .route(
+            "/credentials/{form_id}",
+            web::get().to(roster_pages::shown::show),
         )
         .route("/audit", web::get().to(roster_pages::audit::list))
         .route("/homes/purge", web::get().to(homes::pages::purge_form))
@@ -323,6 +332,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     // The JSON API for scripts.
     cfg.service(
         web::scope("/api/v1")
+            .wrap(middleware::from_fn(kit::idempotency::keyed))
             .app_data(kit::api::json_config())
             .configure(roster::api::routes)
             .configure(homes::api::routes)
@@ -386,7 +396,9 @@ fn spawn_periodic_tasks(state: &AppState) {
     );
 }
 
-/// Deletes expired sessions, codes, tokens, spent grants, stale throttle rows and old keys.
+/// Deletes expired sessions, codes, tokens, spent grants, stale throttle rows and old keys;
+/// spent forms, import drafts and idempotency keys after a day, unseen sealed passwords after
+/// minutes.
 async fn sweep(
     pool: sqlx::PgPool,
     config: std::sync::Arc<crate::config::Config>,
@@ -398,5 +410,6 @@ async fn sweep(
     db::sessions::delete_expired(&mut conn, idle, abs).await?;
     db::oauth::delete_expired(&mut conn).await?;
     db::throttle::delete_stale(&mut conn, window).await?;
+    db::once::delete_expired(&mut conn).await?;
     Ok(())
 }

@@ -12,7 +12,7 @@ use super::{
 use crate::{
     config::Config,
     domain::Actor,
-    web::{html, html_status, see_other, Csrf, Page, RequireAdmin, WebError},
+    web::{html, html_status, see_other, Csrf, Once, Page, RequireAdmin, WebError},
 };
 
 #[derive(Template)]
@@ -139,21 +139,25 @@ pub async fn launch(
     cluster: Option<web::Data<Cluster>>,
     config: web::Data<Config>,
     user: RequireAdmin,
-    form: Csrf<LaunchForm>,
+    form: Once<LaunchForm>,
 ) -> Result<HttpResponse, WebError> {
-    let c = desk(&cluster)?;
-    let actor = Actor::User(user.username.clone());
-    let result = match form.count.trim().parse::<u32>() {
-        Ok(n) => c.launch(&actor, n).await,
-        Err(_) => Err(ClusterError::BadRequest(format!(
-            "How many workers? A number from 1 to {MAX_LAUNCH}."
-        ))),
-    };
-    match result {
-        Ok(id) => Ok(see_other(&format!("/jobs/{id}"))),
-        Err(ClusterError::Db(e)) => Err(e.into()),
-        Err(e) => render(Some(c), &config, &user, status_of(&e), None, e.to_string()).await,
-    }
+    // Once: a double click or a reload launches one batch, not two.
+    form.run(move |form, _| async move {
+        let c = desk(&cluster)?;
+        let actor = Actor::User(user.username.clone());
+        let result = match form.count.trim().parse::<u32>() {
+            Ok(n) => c.launch(&actor, n).await,
+            Err(_) => Err(ClusterError::BadRequest(format!(
+                "How many workers? A number from 1 to {MAX_LAUNCH}."
+            ))),
+        };
+        match result {
+            Ok(id) => Ok(see_other(&format!("/jobs/{id}"))),
+            Err(ClusterError::Db(e)) => Err(e.into()),
+            Err(e) => render(Some(c), &config, &user, status_of(&e), None, e.to_string()).await,
+        }
+    })
+    .await
 }
 
 pub async fn dry_run(
@@ -212,12 +216,15 @@ pub async fn remove(
     config: web::Data<Config>,
     user: RequireAdmin,
     path: web::Path<String>,
-    _: Csrf<Button>,
+    form: Once<Button>,
 ) -> Result<HttpResponse, WebError> {
-    let c = desk(&cluster)?;
-    match c.remove(&Actor::User(user.username.clone()), &path).await {
-        Ok(id) => Ok(see_other(&format!("/jobs/{id}"))),
-        Err(ClusterError::Db(e)) => Err(e.into()),
-        Err(e) => render(Some(c), &config, &user, status_of(&e), None, e.to_string()).await,
-    }
+    form.run(move |_, _| async move {
+        let c = desk(&cluster)?;
+        match c.remove(&Actor::User(user.username.clone()), &path).await {
+            Ok(id) => Ok(see_other(&format!("/jobs/{id}"))),
+            Err(ClusterError::Db(e)) => Err(e.into()),
+            Err(e) => render(Some(c), &config, &user, status_of(&e), None, e.to_string()).await,
+        }
+    })
+    .await
 }

@@ -421,3 +421,21 @@ pub async fn names(
         .fetch_all(conn)
         .await
 }
+
+/// A student as the import matches names against: username, name, cohort.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RosterName {
+    pub username: Username,
+    pub display_name: String,
+    pub cohort: Option<String>,
+}
+
+/// Every student's name (one query per import preview: a camp's roster is a few thousand rows
+/// at most, and names are compared without accents, which SQL here cannot do).
+pub async fn student_names(conn: &mut PgConnection) -> sqlx::Result<Vec<RosterName>> {
+    sqlx::query_as(
+        "SELECT username, display_name, cohort FROM users WHERE role = 'student' ORDER BY username",
+    )
+    .fetch_all(conn)
+    .await
+}

@@ -1,4 +1,5 @@
-/// A person's name as shown on pages and cards: 1–100 characters, no control characters.
+/// A person's name as shown on pages and cards: 1–100 characters, no control characters, no
+/// U+FFFD (the mark of a character lost by a wrong conversion: "Jos� P�rez").
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(transparent)]
 pub struct DisplayName(String);
@@ -13,6 +14,8 @@ pub enum DisplayNameError {
     TooLong,
     #[error("name contains a control character")]
     Control,
+    #[error("name contains '�' (U+FFFD), a character lost when the text was converted: retype it")]
+    Replacement,
 }
 
 impl DisplayName {
@@ -26,6 +29,9 @@ impl DisplayName {
         }
         if trimmed.chars().any(char::is_control) {
             return Err(DisplayNameError::Control);
+        }
+        if trimmed.contains(char::REPLACEMENT_CHARACTER) {
+            return Err(DisplayNameError::Replacement);
         }
         Ok(Self(trimmed))
     }
@@ -54,6 +60,13 @@ mod tests {
         assert_eq!(
             DisplayName::parse("a\u{7}b"),
             Err(DisplayNameError::Control)
+        );
+    }
+    #[test]
+    fn rejects_a_replacement_character() {
+        assert_eq!(
+            DisplayName::parse("Jos\u{FFFD} P\u{FFFD}rez"),
+            Err(DisplayNameError::Replacement)
         );
     }
 }

@@ -13,7 +13,7 @@ use super::{
 use crate::{
     domain::{Actor, Username},
     jobs::Waker,
-    web::{see_other, Csrf, RequireCounselor, WebError},
+    web::{see_other, Once, RequireCounselor, WebError},
 };
 
 impl From<HomesError> for WebError {
@@ -147,20 +147,24 @@ pub async fn reset(
     waker: web::Data<Waker>,
     user: RequireCounselor,
     path: web::Path<String>,
-    form: Csrf<ResetForm>,
+    form: Once<ResetForm>,
 ) -> Result<HttpResponse, WebError> {
-    let username = student(&path)?;
-    let scope = ResetScope::parse(&form.scope)
-        .ok_or_else(|| WebError::BadRequest("Choose what to reset: all or environment.".into()))?;
-    let reason = form.reason.trim();
-    let request = Request::Reset {
-        scope,
-        reason: (!reason.is_empty()).then(|| reason.chars().take(80).collect()),
-    };
-    let actor = Actor::User(user.username.clone());
-    let job = requests::enqueue(&pool, &homes, &actor, &username, request).await?;
-    waker.wake();
-    Ok(see_other(&format!("/jobs/{job}")))
+    form.run(move |form, _| async move {
+        let username = student(&path)?;
+        let scope = ResetScope::parse(&form.scope).ok_or_else(|| {
+            WebError::BadRequest("Choose what to reset: all or environment.".into())
+        })?;
+        let reason = form.reason.trim();
+        let request = Request::Reset {
+            scope,
+            reason: (!reason.is_empty()).then(|| reason.chars().take(80).collect()),
+        };
+        let actor = Actor::User(user.username.clone());
+        let job = requests::enqueue(&pool, &homes, &actor, &username, request).await?;
+        waker.wake();
+        Ok(see_other(&format!("/jobs/{job}")))
+    })
+    .await
 }
 
 /// `POST /students/{username}/home/restore` (archive id) → the job's page.
@@ -170,15 +174,18 @@ pub async fn restore(
     waker: web::Data<Waker>,
     user: RequireCounselor,
     path: web::Path<String>,
-    form: Csrf<RestoreForm>,
+    form: Once<RestoreForm>,
 ) -> Result<HttpResponse, WebError> {
-    let username = student(&path)?;
-    let archive = ArchiveId::parse(form.archive.trim())?;
-    let actor = Actor::User(user.username.clone());
-    let job =
-        requests::enqueue(&pool, &homes, &actor, &username, Request::Restore(archive)).await?;
-    waker.wake();
-    Ok(see_other(&format!("/jobs/{job}")))
+    form.run(move |form, _| async move {
+        let username = student(&path)?;
+        let archive = ArchiveId::parse(form.archive.trim())?;
+        let actor = Actor::User(user.username.clone());
+        let job =
+            requests::enqueue(&pool, &homes, &actor, &username, Request::Restore(archive)).await?;
+        waker.wake();
+        Ok(see_other(&format!("/jobs/{job}")))
+    })
+    .await
 }
 
 /// The zip response for `students`' homes (`filename` without the extension).
@@ -334,12 +341,22 @@ pub async fn purge(
     homes: web::Data<Homes>,
     config: web::Data<crate::config::Config>,
     user: crate::web::RequireAdmin,
-    form: Csrf<PurgeForm>,
+    form: Once<PurgeForm>,
+) -> Result<HttpResponse, WebError> {
+    form.run(move |form, _| async move { purge_before(&homes, &config, &user, &form).await })
+        .await
+}
+
+async fn purge_before(
+    homes: &Homes,
+    config: &crate::config::Config,
+    user: &crate::web::RequireAdmin,
+    form: &PurgeForm,
 ) -> Result<HttpResponse, WebError> {
     let format = time::macros::format_description!("[year]-[month]-[day]");
     let Ok(date) = time::Date::parse(form.before.trim(), &format) else {
         let page = PurgePage {
-            page: crate::web::Page::for_user(&config, &user, "Purge old archives"),
+            page: crate::web::Page::for_user(config, user, "Purge old archives"),
             suggested: form.before.clone(),
             error: "Enter a date like 2026-07-01.".into(),
         };

@@ -86,7 +86,14 @@ async fn import(
     client: ApiClient,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let rows = roster::import::parse(&body).map_err(rows_error)?;
+    // Files as people have them (Windows-1252, UTF-16, a spreadsheet), as on the import page.
+    let decoded = roster::import::decode::decode(&body).map_err(|e| {
+        rows_error(vec![RowError {
+            line: 0,
+            message: e.to_string(),
+        }])
+    })?;
+    let rows = roster::import::parse(decoded.text.as_bytes()).map_err(rows_error)?;
     let mut conn = roster.pool.acquire().await?;
     let planned = roster::import::plan(&mut conn, rows)
         .await

@@ -20,9 +20,10 @@ use crate::{
     servers::Servers,
 };
 
-/// A password shown once: on the credentials page or in an API reply, never stored.
+/// A password shown once: on the credentials page or in an API reply, never stored readable
+/// (between a form and its result page it waits sealed: `web::once`).
 /// `Debug` leaves the password out.
-#[derive(Clone, Serialize)]
+#[derive(Clone, Serialize, serde::Deserialize)]
 pub struct Credential {
     pub username: String,
     pub display_name: String,
@@ -395,14 +396,17 @@ impl Roster {
         Ok(user)
     }
 
-    /// The roster as CSV (formula cells neutralised), audited as an export.
+    /// The roster as CSV for Excel (UTF-8 with a BOM, formula cells neutralised), audited as an
+    /// export.
     pub async fn export_csv(&self, actor: &Actor) -> Result<Vec<u8>, RosterError> {
         let mut conn = self.pool.acquire().await?;
         let (rows, _) = db::users::list_students(&mut conn, &StudentFilter::default()).await?;
         let detail = format!("{} students", rows.len());
         db::audit::record(&mut conn, actor, "roster.export", None, Some(&detail)).await?;
         drop(conn);
-        let mut w = csv::Writer::from_writer(Vec::new());
+        // A UTF-8 byte order mark first: without it Excel reads the file as Windows-1252 and
+        // shows "ZoÃ«" for "Zoë". Our own import skips it.
+        let mut w = csv::Writer::from_writer(b"\xEF\xBB\xBF".to_vec());
         let csv_err = |e: csv::Error| RosterError::Internal(e.into());
         w.write_record(["username", "display_name", "cohort", "status", "created_at"])
             .map_err(csv_err)?;

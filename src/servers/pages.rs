@@ -8,7 +8,7 @@ use crate::{
     domain::{Actor, Username},
     hub::StopOutcome,
     jobs::Waker,
-    web::{see_other, Csrf, RequireCounselor, WebError},
+    web::{see_other, Once, RequireCounselor, WebError},
 };
 
 #[derive(Deserialize)]
@@ -21,9 +21,20 @@ pub async fn stop(
     waker: web::Data<Waker>,
     user: RequireCounselor,
     path: web::Path<String>,
-    _: Csrf<Button>,
+    form: Once<Button>,
 ) -> Result<HttpResponse, WebError> {
-    let name = Username::parse(&path).map_err(|_| WebError::NotFound)?;
+    form.run(move |_, _| async move { stop_server(&pool, &servers, &waker, &user, &path).await })
+        .await
+}
+
+async fn stop_server(
+    pool: &PgPool,
+    servers: &Servers,
+    waker: &Waker,
+    user: &RequireCounselor,
+    path: &str,
+) -> Result<HttpResponse, WebError> {
+    let name = Username::parse(path).map_err(|_| WebError::NotFound)?;
     let actor = Actor::User(user.username.clone());
     match servers.stop(&name).await {
         Ok(StopOutcome::Stopped) => {
@@ -65,14 +76,27 @@ pub async fn start_cohort(
     servers: web::Data<Servers>,
     waker: web::Data<Waker>,
     user: RequireCounselor,
-    form: Csrf<CohortForm>,
+    form: Once<CohortForm>,
+) -> Result<HttpResponse, WebError> {
+    form.run(move |form, _| async move {
+        start_servers(&pool, &servers, &waker, &user, &form.cohort).await
+    })
+    .await
+}
+
+async fn start_servers(
+    pool: &PgPool,
+    servers: &Servers,
+    waker: &Waker,
+    user: &RequireCounselor,
+    cohort: &str,
 ) -> Result<HttpResponse, WebError> {
     if !servers.configured() {
         return Err(WebError::Conflict(
             "No hub is configured ([hub] api_token): servers cannot be started from here.".into(),
         ));
     }
-    let cohort = form.cohort.trim();
+    let cohort = cohort.trim();
     let students = {
         let mut conn = pool.acquire().await?;
         crate::db::users::cohort_usernames(&mut conn, cohort).await?
@@ -83,7 +107,7 @@ pub async fn start_cohort(
         )));
     }
     let actor = Actor::User(user.username.clone());
-    let job = enqueue_start(&pool, &actor, cohort, students).await?;
+    let job = enqueue_start(pool, &actor, cohort, students).await?;
     waker.wake();
     Ok(see_other(&format!("/jobs/{job}")))
 }

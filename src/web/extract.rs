@@ -28,7 +28,7 @@ pub struct MaybeUser(pub Option<CurrentUser>);
 #[derive(Clone)]
 struct Loaded(Option<CurrentUser>);
 
-async fn load(req: HttpRequest) -> Result<Option<CurrentUser>, WebError> {
+pub(super) async fn load(req: HttpRequest) -> Result<Option<CurrentUser>, WebError> {
     if let Some(Loaded(u)) = req.extensions().get::<Loaded>().cloned() {
         return Ok(u);
     }
@@ -106,7 +106,7 @@ require!(RequireAdmin, "An admin.", Role::Admin);
 
 /// The form's fields as sent, read with the form limit and error page that the app (or the
 /// route) configured.
-async fn form_pairs(
+pub(super) async fn form_pairs(
     req: &HttpRequest,
     payload: &mut Payload,
 ) -> Result<Vec<(String, String)>, actix_web::Error> {
@@ -114,9 +114,11 @@ async fn form_pairs(
     Ok(pairs.into_inner())
 }
 
-/// Splits off `csrf_token` and reads the rest as `T` (unknown fields are ignored by `T`'s
-/// own rules).
-fn split_token<T: DeserializeOwned>(pairs: Vec<(String, String)>) -> Result<(String, T), WebError> {
+/// Splits off `csrf_token` and reads the rest as `T` (unknown fields, like a single-use form's
+/// `form_id`, are ignored by `T`'s own rules).
+pub(super) fn split_token<T: DeserializeOwned>(
+    pairs: Vec<(String, String)>,
+) -> Result<(String, T), WebError> {
     let token = pairs
         .iter()
         .find(|(k, _)| k == "csrf_token")

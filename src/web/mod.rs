@@ -10,8 +10,11 @@ pub mod error;
 pub mod extract;
 pub mod form;
 pub mod health;
+pub mod idempotency;
 pub mod metrics;
 pub mod notices;
+pub mod once;
+pub mod seal;
 
 use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
 use askama::Template;
@@ -20,6 +23,7 @@ pub use clock::{Clock, Moment};
 pub use error::WebError;
 pub use extract::{AnonCsrf, Csrf, MaybeUser, RequireAdmin, RequireCounselor, RequireUser};
 pub use notices::SetupNotice;
+pub use once::{Keep, Once};
 
 use crate::{auth::CurrentUser, config::Config};
 
@@ -110,6 +114,12 @@ impl Page {
     pub fn with_notice(mut self, notice: Option<&str>) -> Self {
         self.notice = notice.map(str::to_string);
         self
+    }
+
+    /// A fresh id for a single-use form (`<input type="hidden" name="form_id" …>`): each
+    /// rendering of a form gets its own, so what one rendering's form does happens once.
+    pub fn new_form_id(&self) -> String {
+        uuid::Uuid::new_v4().to_string()
     }
 }
 

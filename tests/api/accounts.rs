@@ -311,8 +311,8 @@ async fn admin_resets_a_counselors_password() {
     let r = app
         .post_form_from("/staff", "/staff/carla/reset-password", &[])
         .await;
-    assert_eq!(r.status(), 200);
-    let html = r.text().await.unwrap();
+    assert_eq!(r.status(), 303);
+    let html = app.follow(&r).await.text().await.unwrap();
     let new_password = password_on_card(&html);
     assert!(
         new_password.len() >= 10,

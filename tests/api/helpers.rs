@@ -209,6 +209,21 @@ pub fn csrf_from(html: &str) -> String {
     html[start..].split('"').next().unwrap().to_string()
 }
 
+/// A form id as a fresh rendering of a single-use form would give it.
+pub fn fresh_form_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// The `form_id` of the first form on `html` that posts to `action`.
+pub fn form_id_for(html: &str, action: &str) -> Option<String> {
+    let start = html.find(&format!("action=\"{action}\""))?;
+    let form = &html[start..];
+    let form = &form[..form.find("</form>")?];
+    let marker = "name=\"form_id\" value=\"";
+    let at = form.find(marker)? + marker.len();
+    Some(form[at..].split('"').next()?.to_string())
+}
+
 impl TestApp {
     /// The URL of this test's own database.
     pub fn database_url(&self) -> String {
@@ -244,9 +259,20 @@ impl TestApp {
         path: &str,
         fields: &[(&str, &str)],
     ) -> Response {
-        let token = csrf_from(&self.get_html(token_page).await);
+        let page = self.get_html(token_page).await;
+        let token = csrf_from(&page);
         let mut form: Vec<(&str, &str)> = fields.to_vec();
         form.push(("csrf_token", &token));
+        // A single-use form carries its id: the one its page gave it (a form not on the page
+        // gets a fresh one, as a reloaded page would).
+        let form_id = if fields.iter().any(|(k, _)| *k == "form_id") {
+            None
+        } else {
+            Some(form_id_for(&page, path).unwrap_or_else(|| uuid::Uuid::new_v4().to_string()))
+        };
+        if let Some(id) = &form_id {
+            form.push(("form_id", id));
+        }
         self.client
             .post(self.url(path))
             .form(&form)
@@ -371,6 +397,13 @@ impl TestApp {
         sqlx::query_scalar(sql).fetch_one(&self.pool).await.unwrap()
     }
 
+    /// GET the redirect target of `r` (a 303 after a form).
+    pub async fn follow(&self, r: &Response) -> Response {
+        let location = Self::location(r);
+        assert!(!location.is_empty(), "no redirect: {}", r.status());
+        self.get(&location).await
+    }
+
     pub fn location(r: &Response) -> String {
         r.headers()
             .get("location")
@@ -379,15 +412,15 @@ impl TestApp {
     }
 
     pub async fn api_token(&self) -> String {
+        self.api_token_named("sync").await
+    }
+
+    pub async fn api_token_named(&self, name: &str) -> String {
         let token = hubdesk::auth::secret::random_token();
         let mut conn = self.pool.acquire().await.unwrap();
-        db::api_tokens::insert(
-            &mut conn,
-            "sync",
-            &hubdesk::auth::secret::hash_token(&token),
-        )
-        .await
-        .unwrap();
+        db::api_tokens::insert(&mut conn, name, &hubdesk::auth::secret::hash_token(&token))
+            .await
+            .unwrap();
         token
     }
 }

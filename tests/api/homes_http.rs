@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{csrf_from, spawn_app, spawn_app_with_state, TestApp};
+use crate::helpers::{csrf_from, fresh_form_id, spawn_app, spawn_app_with_state, TestApp};
 
 async fn job_state(app: &TestApp, token: &str, id: &str) -> Value {
     app.job_done(token, id).await
@@ -55,6 +55,7 @@ async fn a_counselor_resets_and_restores_a_home_from_the_student_page() {
         .post(app.url("/students/ada/home/reset"))
         .form(&[
             ("csrf_token", csrf.as_str()),
+            ("form_id", &fresh_form_id()),
             ("scope", "all"),
             ("reason", "broken kernel"),
         ])
@@ -82,7 +83,11 @@ async fn a_counselor_resets_and_restores_a_home_from_the_student_page() {
     let r = app
         .client
         .post(app.url("/students/ada/home/restore"))
-        .form(&[("csrf_token", csrf.as_str()), ("archive", archive.as_str())])
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("form_id", &fresh_form_id()),
+            ("archive", archive.as_str()),
+        ])
         .send()
         .await
         .unwrap();
@@ -107,7 +112,11 @@ async fn a_counselor_resets_and_restores_a_home_from_the_student_page() {
     let r = app
         .client
         .post(app.url("/students/ada/home/reset"))
-        .form(&[("csrf_token", csrf.as_str()), ("scope", "everything")])
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("form_id", &fresh_form_id()),
+            ("scope", "everything"),
+        ])
         .send()
         .await
         .unwrap();
@@ -115,7 +124,11 @@ async fn a_counselor_resets_and_restores_a_home_from_the_student_page() {
     let r = app
         .client
         .post(app.url("/students/connie/home/reset"))
-        .form(&[("csrf_token", csrf.as_str()), ("scope", "all")])
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("form_id", &fresh_form_id()),
+            ("scope", "all"),
+        ])
         .send()
         .await
         .unwrap();
@@ -342,7 +355,11 @@ async fn only_an_admin_purges_old_archives_and_recent_ones_stay() {
     let r = admin
         .client
         .post(admin.url("/homes/purge"))
-        .form(&[("csrf_token", csrf.as_str()), ("before", "not a date")])
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("form_id", &fresh_form_id()),
+            ("before", "not a date"),
+        ])
         .send()
         .await
         .unwrap();
@@ -354,6 +371,7 @@ async fn only_an_admin_purges_old_archives_and_recent_ones_stay() {
         .post(admin.url("/homes/purge"))
         .form(&[
             ("csrf_token", csrf.as_str()),
+            ("form_id", &fresh_form_id()),
             ("before", cutoff.to_string().as_str()),
         ])
         .send()

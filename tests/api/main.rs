@@ -15,6 +15,7 @@ mod homes_http;
 mod hub;
 mod import;
 mod jobs;
+mod kind_forms;
 mod locks;
 mod login;
 mod oidc;

@@ -902,7 +902,7 @@ async fn disable_reset_and_logout_revoke_tokens() {
         let r = counselor
             .post_form_from("/students/ada", "/students/ada/reset-password", &[])
             .await;
-        password_on_card(&r.text().await.unwrap())
+        password_on_card(&counselor.follow(&r).await.text().await.unwrap())
     };
     let pw = reset().await;
     app.login_ok("ada", &pw).await;

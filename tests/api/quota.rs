@@ -21,7 +21,7 @@ use hubdesk::{
 };
 use serde_json::{json, Value};
 
-use crate::helpers::{csrf_from, spawn_app, spawn_app_with_state, TestApp};
+use crate::helpers::{csrf_from, fresh_form_id, spawn_app, spawn_app_with_state, TestApp};
 
 const MIB: u64 = 1 << 20;
 
@@ -312,7 +312,8 @@ async fn post_limit(
     who: &str,
     fields: &[(&str, &str)],
 ) -> reqwest::Response {
-    let mut form = vec![("csrf_token", csrf)];
+    let id = fresh_form_id();
+    let mut form = vec![("csrf_token", csrf), ("form_id", id.as_str())];
     form.extend_from_slice(fields);
     app.client
         .post(app.url(&format!("/students/{who}/home/quota")))

@@ -10,7 +10,7 @@ use hubdesk::{
 };
 use serde_json::{json, Value};
 
-use crate::helpers::{csrf_from, spawn_app, spawn_app_with_adapters, TestApp};
+use crate::helpers::{csrf_from, fresh_form_id, spawn_app, spawn_app_with_adapters, TestApp};
 
 async fn with_hub() -> (TestApp, Arc<FakeHub>) {
     let hub = Arc::new(FakeHub::new());
@@ -72,7 +72,10 @@ async fn the_student_list_and_page_show_who_runs_and_a_counselor_stops_one() {
     let r = app
         .client
         .post(app.url("/students/ada/server/stop"))
-        .form(&[("csrf_token", csrf_from(&page).as_str())])
+        .form(&[
+            ("csrf_token", csrf_from(&page).as_str()),
+            ("form_id", &fresh_form_id()),
+        ])
         .send()
         .await
         .unwrap();
@@ -206,7 +209,10 @@ async fn disabling_a_student_stops_their_server_and_a_reset_stops_it_first() {
     let r = app
         .client
         .post(app.url("/students/ada/disable"))
-        .form(&[("csrf_token", csrf_from(&page).as_str())])
+        .form(&[
+            ("csrf_token", csrf_from(&page).as_str()),
+            ("form_id", &fresh_form_id()),
+        ])
         .send()
         .await
         .unwrap();

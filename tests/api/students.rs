@@ -14,6 +14,9 @@ async fn counselor_creates_one_student_and_sees_a_card_once() {
             ],
         )
         .await;
+    // Redirect after POST: the card is a GET page.
+    assert_eq!(r.status(), 303);
+    let r = app.follow(&r).await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers().get("cache-control").unwrap(), "no-store");
     let html = r.text().await.unwrap();
@@ -159,8 +162,8 @@ async fn reset_password_ends_the_students_sessions() {
     let r = app
         .post_form_from("/students/ada", "/students/ada/reset-password", &[])
         .await;
-    assert_eq!(r.status(), 200);
-    let html = r.text().await.unwrap();
+    assert_eq!(r.status(), 303);
+    let html = app.follow(&r).await.text().await.unwrap();
     let new = password_on_card(&html);
     assert_ne!(new, old);
     assert_eq!(
@@ -263,7 +266,7 @@ async fn roster_export_neutralises_formulas_and_has_no_passwords() {
         .unwrap()
         .starts_with("text/csv"));
     let body = r.text().await.unwrap();
-    assert!(body.starts_with("username,display_name,cohort,status,created_at\n"));
+    assert!(body.starts_with("\u{feff}username,display_name,cohort,status,created_at\n"));
     assert!(
         body.contains("eve,\"'=HYPERLINK(\"\"http://x\"\")\",blue,active"),
         "{body}"

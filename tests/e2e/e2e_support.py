@@ -8,7 +8,8 @@ import requests
 
 
 class _FormScraper(HTMLParser):
-    """Collects hidden csrf_token values and the text of elements with given classes."""
+    """Collects hidden csrf_token values, each form's single-use form_id (by action), and the
+    text of elements with given classes."""
 
     VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
             "track", "wbr"}
@@ -17,6 +18,8 @@ class _FormScraper(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.classes = set(classes)
         self.csrf: list[str] = []
+        self.form_ids: dict[str, str] = {}
+        self._action: str | None = None
         self.texts: dict[str, list[str]] = {c: [] for c in classes}
         self._open: list[list] = []  # [class, depth, buffer]
         self._depth = 0
@@ -25,6 +28,10 @@ class _FormScraper(HTMLParser):
         a = dict(attrs)
         if tag == "input" and a.get("name") == "csrf_token" and a.get("value"):
             self.csrf.append(a["value"])
+        if tag == "form":
+            self._action = a.get("action")
+        if tag == "input" and a.get("name") == "form_id" and self._action:
+            self.form_ids.setdefault(self._action, a.get("value") or "")
         if tag in self.VOID:
             return
         self._depth += 1
@@ -60,20 +67,34 @@ class HubdeskClient(requests.Session):
         self.base = base_url
         self.trust_env = False
 
-    def page_csrf(self, path: str) -> str:
+    def page_form(self, path: str) -> _FormScraper:
         r = self.get(self.base + path, timeout=15)
         r.raise_for_status()
-        tokens = scrape(r.text).csrf
-        assert tokens, f"no csrf_token input on {path}"
+        page = scrape(r.text)
+        assert page.csrf, f"no csrf_token input on {path}"
+        return page
+
+    def page_csrf(self, path: str) -> str:
         # The page's own form comes after the nav's logout form (whose token may differ: on
         # /login the form carries the double-submit token, the nav the session's).
-        return tokens[-1]
+        return self.page_form(path).csrf[-1]
 
     def submit(self, form_path: str, data: dict, post_path: str | None = None, **kw) -> requests.Response:
-        token = self.page_csrf(form_path)
+        """Sends the form of `form_path` that posts to `post_path` (default: the same path) with
+        its CSRF token and its single-use form id, as a browser would."""
+        page = self.page_form(form_path)
+        target = post_path or form_path
+        fields = {**data, "csrf_token": page.csrf[-1]}
+        if target in page.form_ids:
+            fields.setdefault("form_id", page.form_ids[target])
         kw.setdefault("allow_redirects", False)
         kw.setdefault("timeout", 30)
-        return self.post(self.base + (post_path or form_path), data={**data, "csrf_token": token}, **kw)
+        return self.post(self.base + target, data=fields, **kw)
+
+    def follow(self, r: requests.Response) -> requests.Response:
+        """The page a 303 after a form leads to (the result pages are GET pages)."""
+        assert r.status_code == 303, f"{r.status_code} {r.text[:500]}"
+        return self.get(self.base + r.headers["Location"], allow_redirects=False, timeout=30)
 
     def login(self, username: str, password: str) -> requests.Response:
         r = self.submit("/login", {"username": username, "password": password, "next": "/"})

@@ -233,8 +233,8 @@ def test_student_gets_403_at_students(browser, hubdesk, http):
     # The counselor creates one student (over plain HTTP: this test is about the 403).
     staff = http()
     staff.login(hubdesk.admin_user, hubdesk.admin_password)
-    r = staff.submit("/students/new", {"display_name": "Fiona Forbidden", "cohort": "Class 9C"})
-    assert r.status_code == 200, f"POST /students/new: {r.status_code} {r.text[:500]}"
+    r = staff.follow(staff.submit("/students/new", {"display_name": "Fiona Forbidden", "cohort": "Class 9C"}))
+    assert r.status_code == 200, f"the new student's card: {r.status_code} {r.text[:500]}"
     page = scrape(r.text, "card-username", "card-password")
     assert len(page.texts["card-username"]) == 1 and len(page.texts["card-password"]) == 1, r.text[:2000]
     username, password = page.texts["card-username"][0], page.texts["card-password"][0]

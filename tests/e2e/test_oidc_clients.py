@@ -53,7 +53,7 @@ def student(desk):
     admin = HubdeskClient(desk.url)
     admin.login(desk.admin_user, desk.admin_password)
     name = "rp" + secrets.token_hex(3)
-    r = admin.submit("/students/new", {"display_name": "Rita P", "username": name, "cohort": "blue"})
+    r = admin.follow(admin.submit("/students/new", {"display_name": "Rita P", "username": name, "cohort": "blue"}))
     assert r.status_code == 200, r.text[:300]
     password = r.text.split('class="card-password">')[1].split("<")[0].strip()
     browser = HubdeskClient(desk.url)
@@ -171,7 +171,7 @@ def test_idpyoidc_discovers_logs_in_and_validates_the_id_token(desk, student, tm
 def relogin(desk, name: str) -> HubdeskClient:
     admin = HubdeskClient(desk.url)
     admin.login(desk.admin_user, desk.admin_password)
-    r = admin.submit(f"/students/{name}", {}, post_path=f"/students/{name}/reset-password")
+    r = admin.follow(admin.submit(f"/students/{name}", {}, post_path=f"/students/{name}/reset-password"))
     assert r.status_code == 200, r.text[:300]
     password = r.text.split('class="card-password">')[1].split("<")[0].strip()
     browser = HubdeskClient(desk.url)

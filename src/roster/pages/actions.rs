@@ -3,40 +3,36 @@
 //! them (their extractor) and which accounts they reach (`Scope`).
 use actix_web::HttpResponse;
 
-use super::cards;
+use super::shown::{self, Made};
 use crate::{
     auth::CurrentUser,
-    config::Config,
     domain::{Actor, Username},
     roster::{
         ops::{AccountAction, Scope},
         Roster,
     },
-    web::{Page, WebError},
+    web::{Keep, WebError},
 };
 
 /// The body of a button-only form (reset, disable, enable, unlock): nothing but the CSRF token,
-/// which the `Csrf` extractor checks.
+/// which the `Once` extractor checks (with the form's id).
 #[derive(serde::Deserialize)]
 pub struct Button {}
 
-/// A new generated password for `username`, shown once on a login card.
+/// A new generated password for `username`, kept for the login card the result page shows
+/// once (the handler runs this through `Once`: a reload or a second click resets nothing).
 pub async fn reset_password(
     roster: &Roster,
-    config: &Config,
     user: &CurrentUser,
     scope: Scope,
     username: &str,
+    form_id: uuid::Uuid,
+    keep: &Keep,
 ) -> Result<HttpResponse, WebError> {
     let actor = Actor::User(user.username.clone());
     let cred = roster.reset_password(&actor, scope, username).await?;
-    let heading = format!("New password for {}", cred.username);
-    cards::render(
-        config,
-        Page::for_user(config, user, "New password"),
-        heading,
-        vec![cred],
-    )
+    let staff = scope == Scope::Staff;
+    shown::keep(keep, form_id, Made::Reset, &[cred], staff, vec![])
 }
 
 /// Applies the action named by the URL's last segment (unknown: 404); returns the account's

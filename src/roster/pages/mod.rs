@@ -1,10 +1,11 @@
-//! The people desk's pages: students, staff, import, login cards, bulk password resets, audit
-//! log.
+//! The people desk's pages: students, staff, import, login cards (and the page that shows
+//! them once), bulk password resets, audit log.
 pub mod actions;
 pub mod audit;
 pub mod cards;
 pub mod import;
 pub mod reset_many;
+pub mod shown;
 pub mod staff;
 pub mod students;
 

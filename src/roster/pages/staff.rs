@@ -15,7 +15,7 @@ use crate::{
     },
     web::{
         form::{self, FieldErrors},
-        html, html_status, see_other, Csrf, Page, RequireAdmin, WebError,
+        html, html_status, see_other, Once, Page, RequireAdmin, WebError,
     },
 };
 
@@ -23,6 +23,8 @@ use crate::{
 #[template(path = "roster/staff.html")]
 pub struct StaffPage {
     pub page: Page,
+    /// The add-account form's single-use id (kept when the form comes back with errors).
+    pub form_id: String,
     pub staff: Vec<UserRow>,
     /// Usernames whose login is locked after failed attempts.
     pub locked: Vec<String>,
@@ -92,8 +94,10 @@ pub async fn list(
     q: web::Query<StaffQuery>,
 ) -> Result<HttpResponse, WebError> {
     let (staff, locked) = staff_and_locks(&roster).await?;
+    let page = Page::for_user(&config, &user, "Staff").with_notice(q.notice().as_deref());
     html(&StaffPage {
-        page: Page::for_user(&config, &user, "Staff").with_notice(q.notice().as_deref()),
+        form_id: page.new_form_id(),
+        page,
         staff,
         locked,
         username: String::new(),
@@ -121,7 +125,21 @@ pub async fn create(
     roster: web::Data<Roster>,
     config: web::Data<Config>,
     user: RequireAdmin,
-    form: Csrf<StaffForm>,
+    form: Once<StaffForm>,
+) -> Result<HttpResponse, WebError> {
+    let form_id = form.id().to_string();
+    form.run(
+        move |form, _| async move { create_account(&roster, &config, &user, form_id, &form).await },
+    )
+    .await
+}
+
+async fn create_account(
+    roster: &Roster,
+    config: &Config,
+    user: &RequireAdmin,
+    form_id: String,
+    form: &StaffForm,
 ) -> Result<HttpResponse, WebError> {
     let mut errors = FieldErrors::default();
     let account = form::new_account(
@@ -162,9 +180,10 @@ pub async fn create(
             Err(e) => return Err(e.into()),
         }
     }
-    let (staff, locked) = staff_and_locks(&roster).await?;
+    let (staff, locked) = staff_and_locks(roster).await?;
     let page = StaffPage {
-        page: Page::for_user(&config, &user, "Staff"),
+        page: Page::for_user(config, user, "Staff"),
+        form_id,
         staff,
         locked,
         username: form.username.clone(),
@@ -188,12 +207,15 @@ pub async fn create(
 /// A new generated password for a counselor or admin, shown once on a login card.
 pub async fn reset_password(
     roster: web::Data<Roster>,
-    config: web::Data<Config>,
     user: RequireAdmin,
     path: web::Path<String>,
-    _: Csrf<Button>,
+    form: Once<Button>,
 ) -> Result<HttpResponse, WebError> {
-    actions::reset_password(&roster, &config, &user, Scope::Staff, &path).await
+    let form_id = form.id();
+    form.run(move |_, keep| async move {
+        actions::reset_password(&roster, &user, Scope::Staff, &path, form_id, &keep).await
+    })
+    .await
 }
 
 /// Disable, enable or unlock a counselor or admin (`POST /staff/{username}/{action}`).
@@ -201,9 +223,12 @@ pub async fn account_action(
     roster: web::Data<Roster>,
     user: RequireAdmin,
     path: web::Path<(String, String)>,
-    _: Csrf<Button>,
+    form: Once<Button>,
 ) -> Result<HttpResponse, WebError> {
-    let (name, action) =
-        actions::account_action(&roster, &user, Scope::Staff, path.into_inner()).await?;
-    Ok(see_other(&format!("/staff?{}={name}", action.done())))
+    form.run(move |_, _| async move {
+        let (name, action) =
+            actions::account_action(&roster, &user, Scope::Staff, path.into_inner()).await?;
+        Ok(see_other(&format!("/staff?{}={name}", action.done())))
+    })
+    .await
 }

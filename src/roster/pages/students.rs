@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 use super::{
     actions::{self, Button},
-    cards,
+    shown::{self, Made},
 };
 use crate::{
     config::{Config, StorageLimit},
@@ -28,7 +28,7 @@ use crate::{
     web::{
         error::urlencode,
         form::{self, FieldErrors},
-        html, html_status, see_other, Csrf, Page, RequireCounselor, WebError,
+        html, html_status, see_other, Once, Page, RequireCounselor, WebError,
     },
 };
 
@@ -301,22 +301,27 @@ pub struct AddressForm {
 pub async fn unlock_address(
     roster: web::Data<Roster>,
     user: RequireCounselor,
-    form: Csrf<AddressForm>,
+    form: Once<AddressForm>,
 ) -> Result<HttpResponse, WebError> {
-    let address = form
-        .address
-        .trim()
-        .parse::<std::net::IpAddr>()
-        .map_err(|_| WebError::BadRequest("That is not an IP address.".into()))?;
-    let actor = Actor::User(user.username.clone());
-    roster.unlock_address(&actor, &address).await?;
-    Ok(see_other("/students?notice=address-unlocked"))
+    form.run(move |form, _| async move {
+        let address = form
+            .address
+            .trim()
+            .parse::<std::net::IpAddr>()
+            .map_err(|_| WebError::BadRequest("That is not an IP address.".into()))?;
+        let actor = Actor::User(user.username.clone());
+        roster.unlock_address(&actor, &address).await?;
+        Ok(see_other("/students?notice=address-unlocked"))
+    })
+    .await
 }
 
 #[derive(Template)]
 #[template(path = "roster/student_new.html")]
 pub struct NewStudentPage {
     pub page: Page,
+    /// The single-use form's id: a fresh one, or the one sent when the form comes back.
+    pub form_id: String,
     pub display_name: String,
     pub username: String,
     pub cohort: String,
@@ -337,8 +342,10 @@ pub async fn new_form(
 ) -> Result<HttpResponse, WebError> {
     let mut conn = roster.pool.acquire().await?;
     let cohorts = db::users::cohorts(&mut conn).await?;
+    let page = Page::for_user(&config, &user, "Add a student");
     html(&NewStudentPage {
-        page: Page::for_user(&config, &user, "Add a student"),
+        form_id: page.new_form_id(),
+        page,
         display_name: String::new(),
         username: String::new(),
         cohort: String::new(),
@@ -357,11 +364,27 @@ pub struct NewStudentForm {
     cohort: String,
 }
 
+/// Creates the student once (`Once`), then sends the browser to the card (`GET /credentials/…`).
 pub async fn new_submit(
     roster: web::Data<Roster>,
     config: web::Data<Config>,
     user: RequireCounselor,
-    form: Csrf<NewStudentForm>,
+    form: Once<NewStudentForm>,
+) -> Result<HttpResponse, WebError> {
+    let form_id = form.id();
+    form.run(move |form, keep| async move {
+        add_student(&roster, &config, &user, form_id, &form, &keep).await
+    })
+    .await
+}
+
+async fn add_student(
+    roster: &Roster,
+    config: &Config,
+    user: &RequireCounselor,
+    form_id: uuid::Uuid,
+    form: &NewStudentForm,
+    keep: &crate::web::Keep,
 ) -> Result<HttpResponse, WebError> {
     let fields = StudentFields {
         display_name: &form.display_name,
@@ -371,11 +394,7 @@ pub async fn new_submit(
     let actor = Actor::User(user.username.clone());
     let mut errors = FieldErrors::default();
     match roster.add_student(&actor, fields, "form").await {
-        Ok(cred) => {
-            let heading = format!("Created {}", cred.username);
-            let page = Page::for_user(&config, &user, "New student");
-            return cards::render(&config, page, heading, vec![cred]);
-        }
+        Ok(cred) => return shown::keep(keep, form_id, Made::Student, &[cred], false, vec![]),
         Err(RosterError::Invalid(problems)) => {
             for (field, message) in problems {
                 errors.add(field, form::sentence(&message));
@@ -390,7 +409,8 @@ pub async fn new_submit(
     let mut conn = roster.pool.acquire().await?;
     let cohorts = db::users::cohorts(&mut conn).await?;
     let page = NewStudentPage {
-        page: Page::for_user(&config, &user, "Add a student"),
+        page: Page::for_user(config, user, "Add a student"),
+        form_id: form_id.to_string(),
         display_name: form.display_name.clone(),
         username: form.username.clone(),
         cohort: form.cohort.clone(),
@@ -533,17 +553,28 @@ pub async fn home_quota(
     config: web::Data<Config>,
     user: RequireCounselor,
     path: web::Path<String>,
-    form: Csrf<QuotaFormIn>,
+    form: Once<QuotaFormIn>,
 ) -> Result<HttpResponse, WebError> {
-    let student = roster.find_student(&path).await?;
-    let again = |quota_form: QuotaForm| {
-        let (roster, homes, servers, config, user, path) =
-            (&roster, &homes, &servers, &config, &user, &path);
-        async move {
-            let mut page = student_page(roster, homes, servers, config, user, path, None).await?;
-            page.quota_form = quota_form;
-            Ok::<_, WebError>(page)
-        }
+    form.run(move |form, _| async move {
+        save_quota(&roster, &homes, &servers, &config, &user, &path, &form).await
+    })
+    .await
+}
+
+async fn save_quota(
+    roster: &Roster,
+    homes: &Homes,
+    servers: &Servers,
+    config: &Config,
+    user: &RequireCounselor,
+    path: &str,
+    form: &QuotaFormIn,
+) -> Result<HttpResponse, WebError> {
+    let student = roster.find_student(path).await?;
+    let again = |quota_form: QuotaForm| async move {
+        let mut page = student_page(roster, homes, servers, config, user, path, None).await?;
+        page.quota_form = quota_form;
+        Ok::<_, WebError>(page)
     };
     let own = match homes::quota::parse_own_limit(&form.limit) {
         Ok(own) => own,
@@ -594,12 +625,15 @@ pub async fn home_quota(
 
 pub async fn reset_password(
     roster: web::Data<Roster>,
-    config: web::Data<Config>,
     user: RequireCounselor,
     path: web::Path<String>,
-    _: Csrf<Button>,
+    form: Once<Button>,
 ) -> Result<HttpResponse, WebError> {
-    actions::reset_password(&roster, &config, &user, Scope::Students, &path).await
+    let form_id = form.id();
+    form.run(move |_, keep| async move {
+        actions::reset_password(&roster, &user, Scope::Students, &path, form_id, &keep).await
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -615,16 +649,20 @@ pub async fn account_action(
     roster: web::Data<Roster>,
     user: RequireCounselor,
     path: web::Path<(String, String)>,
-    form: Csrf<ActionForm>,
+    form: Once<ActionForm>,
 ) -> Result<HttpResponse, WebError> {
-    let (name, action) =
-        actions::account_action(&roster, &user, Scope::Students, path.into_inner()).await?;
-    let done = action.done();
-    Ok(see_other(&match form.back.as_str() {
-        "list" => format!("/students?notice={done}&student={name}"),
-        "locked" => format!("/students?status=locked&notice={done}&student={name}"),
-        _ => format!("/students/{name}?notice={done}"),
-    }))
+    let back = form.form().back.clone();
+    form.run(move |_, _| async move {
+        let (name, action) =
+            actions::account_action(&roster, &user, Scope::Students, path.into_inner()).await?;
+        let done = action.done();
+        Ok(see_other(&match back.as_str() {
+            "list" => format!("/students?notice={done}&student={name}"),
+            "locked" => format!("/students?status=locked&notice={done}&student={name}"),
+            _ => format!("/students/{name}?notice={done}"),
+        }))
+    })
+    .await
 }
 
 pub async fn export(

@@ -1,5 +1,10 @@
-//! Class import from CSV or pasted text. Parsing is pure (no database); `plan` then resolves
-//! usernames against the database. Nothing is written until the whole import is valid.
+//! Class import from CSV, pasted text or a spreadsheet. `decode` turns a file into text (and
+//! says how it read it); parsing is pure (no database); `plan` then resolves usernames against
+//! the database (the API, one student), and `existing::plan_against_roster` also finds who is
+//! already on the roster (the import page). Nothing is written until the whole import is valid.
+pub mod decode;
+pub mod existing;
+
 use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
@@ -51,18 +56,32 @@ pub struct PlannedStudent {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Column {
     DisplayName,
+    /// First and last name columns are joined into the display name.
+    FirstName,
+    LastName,
     Username,
     Cohort,
+    /// Read and left alone: the extra columns of our own export (`status`, `created_at`), so
+    /// an exported roster imports again.
+    Ignored(&'static str),
 }
 
 fn column(name: &str) -> Option<Column> {
-    let n = name.trim().to_ascii_lowercase().replace([' ', '-'], "_");
+    let n = name.trim().to_lowercase().replace([' ', '-', '.'], "_");
     match n.as_str() {
         "display_name" | "name" | "full_name" | "student" | "student_name" => {
             Some(Column::DisplayName)
         }
+        "first_name" | "firstname" | "first" | "given_name" | "givenname" | "given_names"
+        | "forename" | "first_names" | "prénom" | "prenom" | "vorname" | "nombre" => {
+            Some(Column::FirstName)
+        }
+        "last_name" | "lastname" | "last" | "surname" | "family_name" | "familyname" | "nom"
+        | "nachname" | "apellido" | "apellidos" => Some(Column::LastName),
         "username" | "user" | "login" | "user_name" => Some(Column::Username),
         "cohort" | "group" | "class" | "team" => Some(Column::Cohort),
+        "status" => Some(Column::Ignored("status")),
+        "created_at" => Some(Column::Ignored("created_at")),
         _ => None,
     }
 }
@@ -139,8 +158,8 @@ pub fn parse(input: &[u8]) -> Result<Vec<ImportRow>, Vec<RowError>> {
             if cells.len() > 1 {
                 errors.push(RowError::new(
                     line,
-                    "the first line must be a header naming the columns (display_name, username, cohort); \
-                     without a header, give one name per line",
+                    "the first line must be a header naming the columns (display_name or first \
+                     name and last name, username, cohort); without a header, give one name per line",
                 ));
                 return Err(errors);
             }
@@ -213,16 +232,18 @@ fn header(cells: &[String], line: u64) -> Result<Vec<Column>, Vec<RowError>> {
             None => errors.push(RowError::new(
                 line,
                 format!(
-                    "unknown column '{}' (known: display_name, username, cohort)",
+                    "unknown column '{}' (known: display_name, first name, last name, username, \
+                     cohort)",
                     cell.trim()
                 ),
             )),
         }
     }
-    if !cols.contains(&Column::DisplayName) && errors.is_empty() {
+    let named = [Column::DisplayName, Column::FirstName, Column::LastName];
+    if !cols.iter().any(|c| named.contains(c)) && errors.is_empty() {
         errors.push(RowError::new(
             line,
-            "the header needs a display_name column",
+            "the header needs a display_name column, or first name and last name columns",
         ));
     }
     if errors.is_empty() {
@@ -241,7 +262,7 @@ fn row(cols: &[Column], cells: &[String], line: u64) -> Result<ImportRow, Vec<Ro
             .unwrap_or("")
     };
     let mut errors = Vec::new();
-    let display_name = DisplayName::parse(get(Column::DisplayName))
+    let display_name = DisplayName::parse(&name_of(cols, &get))
         .map_err(|e| errors.push(RowError::new(line, format!("display name: {e}"))))
         .ok();
     let raw_username = get(Column::Username).trim();
@@ -271,6 +292,26 @@ fn row(cols: &[Column], cells: &[String], line: u64) -> Result<ImportRow, Vec<Ro
         }),
         _ => Err(errors),
     }
+}
+
+/// The display name of a row: its display_name cell, else first and last name joined ("Name"
+/// and "Surname" columns read as first and last).
+fn name_of<'a>(cols: &[Column], get: &impl Fn(Column) -> &'a str) -> String {
+    let display = get(Column::DisplayName).trim();
+    let has = |c| cols.contains(&c);
+    if !display.is_empty() && (has(Column::FirstName) || !has(Column::LastName)) {
+        return display.to_string();
+    }
+    let first = if has(Column::FirstName) {
+        get(Column::FirstName).trim()
+    } else {
+        display
+    };
+    [first, get(Column::LastName).trim()]
+        .into_iter()
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Given usernames must be unique within the import.
@@ -320,14 +361,25 @@ pub async fn plan(
         return Err(errors);
     }
 
-    let mut taken: HashSet<String> = given.into_iter().collect();
+    let taken: HashSet<String> = given.into_iter().collect();
+    let rows = rows.into_iter().map(|r| (r, None)).collect();
+    assign_usernames(conn, rows, taken).await
+}
+
+/// Gives every row its username: the one it has, else one generated from `base` (or from the
+/// display name) that is neither in `taken`, nor in the database, nor given to an earlier row.
+async fn assign_usernames(
+    conn: &mut PgConnection,
+    rows: Vec<(ImportRow, Option<String>)>,
+    mut taken: HashSet<String>,
+) -> Result<Vec<PlannedStudent>, Vec<RowError>> {
     let mut loaded_prefixes: HashSet<String> = HashSet::new();
     let mut planned = Vec::with_capacity(rows.len());
-    for r in rows {
+    for (r, base) in rows {
         let (username, generated) = match r.username {
             Some(u) => (u, false),
             None => {
-                let base = generate::username_base(r.display_name.as_str());
+                let base = base.unwrap_or_else(|| generate::username_base(r.display_name.as_str()));
                 if loaded_prefixes.insert(base.clone()) {
                     let names = db::users::usernames_with_prefix(conn, &base)
                         .await
