@@ -130,8 +130,11 @@ def jwt_header(token: str) -> dict:
     return json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
 
 
-def test_idpyoidc_discovers_logs_in_and_validates_the_id_token(desk, student, tmp_path):
+def test_idpyoidc_discovers_logs_in_and_validates_the_id_token(desk, student, tmp_path, monkeypatch):
     from idpyoidc.client.rp_handler import RPHandler
+
+    # idpyoidc writes its client keys to ./private and ./static: not into the checkout.
+    monkeypatch.chdir(tmp_path)
 
     name, _ = student
     # A fresh browser login: the Authlib test above ended that session.
