@@ -58,7 +58,7 @@ log "homes volume $HOMES_VOLUME is $disk"
 #    or refused, never wiped). A new one is XFS, for its project quotas (a limit per home).
 if [ -z "$(blkid -p -o value -s TYPE "$disk" 2>/dev/null)" ] && [ -z "$(blkid -p -o value -s PTTYPE "$disk" 2>/dev/null)" ]; then
 	log "new volume: making an xfs filesystem"
-	mkfs.xfs -L hubdesk-homes "$disk"
+	mkfs.xfs -L camp-homes "$disk" # an XFS label has at most 12 characters
 fi
 uuid=$(blkid -p -o value -s UUID "$disk" || true)
 fstype=$(blkid -p -o value -s TYPE "$disk" || true)
@@ -77,7 +77,18 @@ if [ "$fstype" = xfs ] && mountpoint -q /srv/nfs && ! grep -Eq '^[^ ]+ /srv/nfs 
 	exportfs -ua 2>/dev/null || true
 	umount /srv/nfs || log "could not unmount /srv/nfs (busy?): quotas start at the next reboot"
 fi
-mountpoint -q /srv/nfs || mount /srv/nfs
+quotas=false
+[ "$fstype" != xfs ] || quotas=true
+if ! mountpoint -q /srv/nfs && ! mount /srv/nfs && [ "$fstype" = xfs ]; then
+	# A kernel whose XFS has no quota support (CONFIG_XFS_QUOTA off: "quota support not
+	# available in this kernel") refuses prjquota. The homes still come up, without limits
+	# per home (hubdesk's own guard still holds): say so loudly rather than serve nothing.
+	log "WARNING: this kernel refuses XFS project quotas: mounting the homes WITHOUT storage limits per home"
+	sed -i "s|^UUID=$uuid /srv/nfs xfs $opts |UUID=$uuid /srv/nfs xfs ${opts%,prjquota} |" /etc/fstab
+	mount /srv/nfs
+	quotas=false
+fi
+mountpoint -q /srv/nfs || { log "/srv/nfs is not mounted"; exit 1; }
 
 # 4. The homes directory belongs to the notebook user (jovyan, 1000:100 in the images): hubdesk
 #    runs as that uid on the hub node and creates every home, the notebooks write as it.
@@ -101,7 +112,7 @@ log "exporting /srv/nfs/homes to $EXPORT_CIDR"
 # 6. Storage limits: hubdesk writes every home's limit to /srv/nfs/homes/.hubdesk-quotas and
 #    hubdesk-quota applies them (each home an XFS project; see the script). The path unit runs
 #    it when the list changes, the timer every minute (homes reset or restored meanwhile).
-if [ "$fstype" = xfs ]; then
+if $quotas; then
 	install_file() { # name, value from user-data (may be empty), mode, destination
 		if [ -n "$2" ]; then unpack "$2" > "$4"; elif [ -f "$here/$1" ]; then cat "$here/$1" > "$4"; else log "no $1 (neither in user-data nor beside this script)"; return 1; fi
 		chmod "$3" "$4"

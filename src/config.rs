@@ -125,9 +125,11 @@ impl<'de> Deserialize<'de> for TimeZoneName {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsConfig {
-    /// PEM files (a `*` in the file name matches within its directory). Default: where the hub
-    /// node's nginx keeps them, `/etc/hubdesk/tls/*.pem`; files holding only a private key are
-    /// skipped. Set `cert_files = []` to turn the check off.
+    /// PEM files (a `*` in the file name matches within its directory). Default: the one nginx
+    /// serves on the hub node, `/etc/hubdesk/tls/cert.pem` (deploy/hub-node.sh; its key beside
+    /// it is root's alone, so no pattern that matches it); files holding only a private key are
+    /// skipped. `hubdesk doctor` also trusts these certificates when it asks the hub's public
+    /// address (a self-signed camp). Set `cert_files = []` to turn the check off.
     pub cert_files: Vec<String>,
     /// Warn when a certificate ends within this many days.
     pub warn_days: u32,
@@ -136,7 +138,7 @@ pub struct TlsConfig {
 impl Default for TlsConfig {
     fn default() -> Self {
         Self {
-            cert_files: vec!["/etc/hubdesk/tls/*.pem".into()],
+            cert_files: vec!["/etc/hubdesk/tls/cert.pem".into()],
             warn_days: 14,
         }
     }

@@ -435,7 +435,12 @@ pub async fn check_hub_login(config: &Config, timeout: Duration) -> Check {
         Ok(url) => url,
         Err(e) => return Check::bad(Level::Fail, NAME, format!("{e:#}"), "correct [hub] url"),
     };
-    let client = match reqwest::Client::builder()
+    // The camp's own certificate (self-signed without a domain) is trusted besides the public
+    // roots: it is the one nginx serves, and doctor runs beside it.
+    let builder = tls::own_certificates(&config.tls)
+        .into_iter()
+        .fold(reqwest::Client::builder(), |b, c| b.add_root_certificate(c));
+    let client = match builder
         .redirect(reqwest::redirect::Policy::none())
         .timeout(timeout)
         .connect_timeout(timeout)
@@ -457,7 +462,12 @@ pub async fn check_hub_login(config: &Config, timeout: Duration) -> Check {
             let why = if e.is_timeout() {
                 format!("no answer within {} s", timeout.as_secs())
             } else if e.is_connect() {
-                "cannot connect".to_string()
+                // The innermost cause says which: refused, no route, or the certificate.
+                let mut cause: &dyn std::error::Error = &e;
+                while let Some(next) = cause.source() {
+                    cause = next;
+                }
+                format!("cannot connect ({cause})")
             } else {
                 "the request failed".to_string()
             };

@@ -45,6 +45,28 @@ pub fn check(config: &TlsConfig, now: OffsetDateTime) -> Vec<Check> {
     out
 }
 
+/// The certificates of `[tls] cert_files` that can be read, for a client that must trust the
+/// camp's own (self-signed) certificate when it asks the camp's public address. Unreadable or
+/// unparsable files are left out here: [`check`] reports them.
+pub fn own_certificates(config: &TlsConfig) -> Vec<reqwest::Certificate> {
+    let mut out = Vec::new();
+    for pattern in &config.cert_files {
+        for file in expand(pattern).unwrap_or_default() {
+            let Ok(data) = std::fs::read(&file) else {
+                continue;
+            };
+            for pem in Pem::iter_from_buffer(&data).map_while(Result::ok) {
+                if pem.label == "CERTIFICATE" {
+                    if let Ok(cert) = reqwest::Certificate::from_der(&pem.contents) {
+                        out.push(cert);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
 /// The files a pattern names: itself (it must exist), or the matches of a `*` in its file name.
 fn expand(pattern: &str) -> Result<Vec<PathBuf>, String> {
     let path = Path::new(pattern);

@@ -194,15 +194,17 @@ def free_port(addr: str = "127.0.0.1") -> int:
 
 
 class Moto:
-    def __init__(self, logdir: Path):
+    def __init__(self, logdir: Path, host: str = "127.0.0.1"):
+        """On loopback, or on `host` (the host's address on a network of the test's, for
+        instances of the box that call EC2 themselves)."""
         binary = VENV_BIN / "moto_server"
         if not os.access(binary, os.X_OK):
             raise CampError(f"{binary} missing: scripts/e2e-deps.sh installs moto[server]")
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.port = free_port(host)
+        self.url = f"http://{host}:{self.port}"
         self.log_path = logdir / "moto.log"
         with open(self.log_path, "wb") as f:
-            self.proc = subprocess.Popen([str(binary), "-H", "127.0.0.1", "-p", str(self.port)],
+            self.proc = subprocess.Popen([str(binary), "-H", host, "-p", str(self.port)],
                                          stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                          start_new_session=True)
         deadline = time.monotonic() + 30

@@ -2,7 +2,7 @@
 # Build the hubdesk swarm test images offline (no registry: nothing is pulled), cached by a
 # content hash of their recipe.
 #
-#   tests/swarm/images.sh [node|tiny|notebook|hub]...   (default: node tiny)
+#   tests/swarm/images.sh [node|tiny|notebook|hub|sysnode]...   (default: node tiny)
 #   tests/swarm/images.sh prune               drop superseded hubdesk-test/* tags and tarballs
 #
 # node      hubdesk-test/node:<hash12>      Debian bookworm + docker.io: a Docker-in-Docker swarm node
@@ -15,6 +15,10 @@
 #                                            (JupyterHub, oauthenticator, dockerspawner, the Python CHP,
 #                                            idle culler); no config inside: mount/copy
 #                                            deploy/jupyterhub_config.py to /etc/jupyterhub/
+# sysnode   hubdesk-test/sysnode:<hash12>   Debian bookworm with systemd as PID 1 and the node
+#                                            scripts' packages: an instance of `hubdesk aws up`
+#                                            (hub node, NFS node) booted by the box's hypervisor;
+#                                            cloud-init and NFS stand-ins in images/sysnode/
 #
 # The hash covers the build function's text, the package list, the files copied in and the apt
 # sources; a tag that exists is not rebuilt, and a rootfs tarball under $HUBDESK_IMAGE_CACHE
@@ -154,6 +158,36 @@ import_hub() { # $1: tar, $2: tag
 files_hub() { echo "$IMG/hub.packages" "$DEPLOY/hub/requirements.txt"; }
 helpers_hub() { echo venv_hook slim_hook; }
 
+build_sysnode() { # $1: output tar
+	# An EC2 instance of `hubdesk aws up` for the box: systemd as PID 1, the node scripts'
+	# packages baked in (no mirror on the box's networks), the box's cloud-init and NFS stand-ins.
+	mmdebstrap --format=tar --variant=apt --include="$(pkgs "$IMG/sysnode.packages")" \
+		--customize-hook="upload $HOST_CA /etc/ssl/certs/ca-certificates.crt" \
+		--customize-hook="copy-in $IMG/sysnode /tmp" \
+		--customize-hook='chroot "$1" sh /tmp/sysnode/build-standin-debs' \
+		--customize-hook='install -m 0755 "$1"/tmp/sysnode/hubdesk-box-cloud-init "$1"/tmp/sysnode/hubdesk-box-init "$1"/usr/local/sbin/' \
+		--customize-hook='install -m 0644 "$1"/tmp/sysnode/hubdesk-box-cloud-init.service "$1"/etc/systemd/system/' \
+		--customize-hook='mkdir -p "$1"/etc/systemd/system/docker.service.d "$1"/etc/systemd/system/multi-user.target.wants "$1"/box-nfs' \
+		--customize-hook='install -m 0644 "$1"/tmp/sysnode/docker-offline.conf "$1"/etc/systemd/system/docker.service.d/' \
+		--customize-hook='ln -sf /etc/systemd/system/hubdesk-box-cloud-init.service "$1"/etc/systemd/system/multi-user.target.wants/' \
+		--customize-hook='for u in getty.target console-getty.service systemd-udevd.service systemd-udev-trigger.service systemd-modules-load.service systemd-remount-fs.service systemd-firstboot.service; do ln -sf /dev/null "$1/etc/systemd/system/$u"; done' \
+		--customize-hook='chroot "$1" systemctl disable docker.service docker.socket nginx.service postgresql.service containerd.service >/dev/null 2>&1 || true' \
+		--customize-hook='rm -rf "$1"/tmp/sysnode' \
+		--customize-hook="$(slim_hook)" \
+		--customize-hook='rm -f "$1"/etc/machine-id && : > "$1"/etc/machine-id' \
+		"$SUITE" "$1" "$SOURCES"
+}
+import_sysnode() { # $1: tar, $2: tag
+	docker import \
+		-c 'ENV container=docker' \
+		-c 'VOLUME ["/var/lib/docker"]' \
+		-c 'ENTRYPOINT ["/usr/local/sbin/hubdesk-box-init"]' \
+		-c 'LABEL org.hubdesk.test.image=sysnode' \
+		"$1" "$2"
+}
+files_sysnode() { echo "$IMG/sysnode.packages" "$IMG"/sysnode/*; }
+helpers_sysnode() { echo slim_hook; }
+
 # --------------------------------------------------------------------------------------------
 
 hash_of() { # $1: name
@@ -183,7 +217,7 @@ ensure() { # $1: name -> prints the tag
 		log "building $name rootfs -> $tar"
 		t0=$SECONDS
 		rm -f "$tar.tmp"
-		trap 'rm -f "$tar.tmp"' EXIT
+		trap "rm -f '$tar.tmp'" EXIT
 		TMPDIR=$CACHE "build_$name" "$tar.tmp" >&2
 		trap - EXIT
 		mv "$tar.tmp" "$tar"
@@ -199,7 +233,7 @@ ensure() { # $1: name -> prints the tag
 
 prune() { # keep only the current hash of each image (and images a container still uses)
 	local name keep t f id
-	for name in node tiny notebook hub; do
+	for name in node tiny notebook hub sysnode; do
 		keep=$(hash_of "$name")
 		for t in $(docker images --format '{{.Repository}}:{{.Tag}}' "$REPO/$name"); do
 			if [ "${t##*:}" != "$keep" ] && docker rmi "$t" >/dev/null 2>&1; then log "removed $t"; fi
@@ -217,7 +251,7 @@ prune() { # keep only the current hash of each image (and images a container sti
 }
 
 main() {
-	local names=("$@") n node="" tiny="" notebook="" hub=""
+	local names=("$@") n node="" tiny="" notebook="" hub="" sysnode=""
 	if [ "${1:-}" = prune ]; then mkdir -p "$CACHE"; exec 9>"$CACHE/.lock"; flock 9; prune; return; fi
 	[ ${#names[@]} -gt 0 ] || names=(node tiny)
 	mkdir -p "$CACHE"
@@ -229,10 +263,11 @@ main() {
 			tiny) tiny=$(ensure tiny) ;;
 			notebook) notebook=$(ensure notebook) ;;
 			hub) hub=$(ensure hub) ;;
-			*) log "unknown image $n (node|tiny|notebook|hub)"; exit 2 ;;
+			sysnode) sysnode=$(ensure sysnode) ;;
+			*) log "unknown image $n (node|tiny|notebook|hub|sysnode)"; exit 2 ;;
 		esac
 	done
-	echo "NODE_IMAGE=$node TINY_IMAGE=$tiny NOTEBOOK_IMAGE=$notebook HUB_IMAGE=$hub"
+	echo "NODE_IMAGE=$node TINY_IMAGE=$tiny NOTEBOOK_IMAGE=$notebook HUB_IMAGE=$hub SYSNODE_IMAGE=$sysnode"
 }
 
 main "$@"

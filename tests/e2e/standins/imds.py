@@ -17,6 +17,7 @@ Every request is logged as one JSON line on stdout (the test reads the log).
     python3 imds.py STATE_FILE [PORT]
 """
 
+import base64
 import json
 import secrets
 import socket
@@ -50,11 +51,13 @@ class Handler(BaseHTTPRequestHandler):
     def instance(self):
         return state().get(self.client_address[0])
 
-    def reply(self, status, body=b"", ttl=None):
+    def reply(self, status, body=b"", ttl=None, headers=()):
         if ttl is not None:
             # The hop limit: the answer's packets carry this TTL (set before anything is sent).
             self.connection.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, int(ttl))
         self.send_response(status)
+        for k, v in headers:
+            self.send_header(k, v)
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -77,7 +80,9 @@ class Handler(BaseHTTPRequestHandler):
         TOKENS[token] = (self.client_address[0], time.time() + ttl_secs)
         hop = int(inst.get("hop_limit", 1))
         log(src=self.client_address[0], method="PUT", path=self.path, status=200, ttl=hop)
-        self.reply(200, token.encode(), ttl=hop)
+        # EC2 says how long the token lives; the AWS SDKs refuse a token answer without it.
+        self.reply(200, token.encode(), ttl=hop,
+                   headers=[("X-aws-ec2-metadata-token-ttl-seconds", str(ttl_secs))])
 
     def do_GET(self):
         src = self.client_address[0]
@@ -108,6 +113,9 @@ class Handler(BaseHTTPRequestHandler):
                 "Token": "stand-in-session-token",
                 "Expiration": "2099-01-01T00:00:00Z",
             })
+        if self.path == "/latest/user-data" and inst.get("user_data_b64"):
+            # As EC2 serves it: the bytes RunInstances carried (base64 only on the API).
+            return self.answer(200, base64.b64decode(inst["user_data_b64"]))
         if self.path not in paths or (self.path.endswith("/security-credentials/") and not role):
             return self.answer(404, b"")
         self.answer(200, paths[self.path].encode())
