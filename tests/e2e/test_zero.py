@@ -29,7 +29,14 @@ import pytest
 
 import camp_support as cs
 import zero_support as zs
-from test_counselor_path import fill, path_of, submit_form_of
+from selenium.webdriver.common.by import By
+
+from hub_support import wait
+from test_camp import contents, follow_job
+from test_counselor_path import click_and_wait_for_new_page, fill, path_of, submit_form_of, visible
+
+HUBDESK = f"https://{zs.HUB_IP}:8443"
+STUDENTS = ["Grace Hopper", "Alan Turing", "Katherine Johnson"]
 
 ADMIN_PASSWORD = "Camp-from-zero-1"
 
@@ -131,7 +138,7 @@ def test_a_camp_from_zero_boots_both_nodes_for_real(box, browser, screenshot):
     submit_form_of(d, confirm)
     assert path_of(d) != "/setup", d.page_source[:2000]
     screenshot("zero-2-first-admin")
-    d.get(f"https://{zs.HUB_IP}:8443/students/new")
+    d.get(f"{HUBDESK}/students/new")
     fill(d, "display_name", "Ada Lovelace")
     cohort = fill(d, "cohort", "camp")
     submit_form_of(d, cohort)
@@ -146,6 +153,63 @@ def test_a_camp_from_zero_boots_both_nodes_for_real(box, browser, screenshot):
                 f"'echo \"my first plot\" > /srv/homes/{user}/day1.txt'")
     assert box.sh(nfs, f"cat /srv/nfs/homes/{user}/day1.txt").strip() == "my first plot"
     phases.append(("organizer: setup link, first admin, a student", time.monotonic() - t))
+
+    # -- workers, a class, a student in JupyterLab on a worker -------------------------------
+    t = time.monotonic()
+    box.kernel_standins_for_hub(hub)
+    d.set_page_load_timeout(120)
+    d.set_script_timeout(60)
+    d.get(f"{HUBDESK}/cluster")
+    assert visible(d, "#swarm-state").get_attribute("data-state") == "manager"
+    fill(d, "count", "2")
+    click_and_wait_for_new_page(d, visible(d, "#launch-form button[type=submit]"))
+    steps = follow_job(d, 600)
+    assert steps == ["launched", "running", "joined", "token-rotated"], steps
+    screenshot("zero-4-workers-joined", full_page=True)
+    assert len(box.workers()) == 2 and not box.errors, (box.workers(), box.errors)
+    for iid, node in box.workers().items():
+        console = box.booted(node, iid, timeout=60)
+        assert "hubdesk-worker: joined" in console, console[-3000:]
+        # the systemd branch of the worker's user-data: the firewall around the engine's start
+        drop_in = box.sh(node, "cat /etc/systemd/system/docker.service.d/hubdesk.conf")
+        assert "ExecStartPre=/usr/local/sbin/hubdesk-sandbox-firewall" in drop_in
+    phases.append(("2 workers launched from the cluster page, joined", time.monotonic() - t))
+
+    t = time.monotonic()
+    d.get(f"{HUBDESK}/students/import")
+    text = visible(d, "textarea[name='text']")
+    csv = "display_name,cohort\n" + "".join(f"{n},camp\n" for n in STUDENTS)
+    d.execute_script("arguments[0].value = arguments[1];", text, csv)
+    click_and_wait_for_new_page(d, visible(d, "#preview-import"))
+    click_and_wait_for_new_page(d, visible(d, "#confirm-import"))
+    cards = d.find_elements(By.CSS_SELECTOR, ".card")
+    assert len(cards) == 3, len(cards)
+    creds = [(c.find_element(By.CSS_SELECTOR, ".card-username").get_attribute("textContent").strip(),
+              c.find_element(By.CSS_SELECTOR, ".card-password").get_attribute("textContent").strip())
+             for c in cards]
+    screenshot("zero-5-cards", full_page=True)
+    student, password = creds[0]
+    cs.wait_for(f"{student}'s home on the NFS node's disk", lambda: box.sh(
+        nfs, f"test -d /srv/nfs/homes/{student} && echo yes", check=False).strip() == "yes", 60)
+    d.execute_cdp_cmd("Network.clearBrowserCookies", {})
+    d.get(f"https://{zs.HUB_IP}/hub/")
+    visible(d, "input[name='username']")
+    fill(d, "username", student)
+    submit_form_of(d, fill(d, "password", password))
+    wait(d, 300, poll_frequency=1).until(
+        lambda drv: f"/user/{student}/lab" in drv.current_url and bool(
+            drv.find_elements(By.CSS_SELECTOR, "#jp-main-dock-panel, .jp-LabShell")),
+        f"JupyterLab of {student} did not load")
+    screenshot("zero-6-jupyterlab")
+    body = {"type": "file", "format": "text", "content": f"{student} was here\n"}
+    status, reply = contents(d, "PUT", "work.txt", body)
+    assert status in (200, 201), (status, reply)
+    assert box.sh(nfs, f"cat /srv/nfs/homes/{student}/work.txt") == f"{student} was here\n"
+    assert box.sh(nfs, f"stat -c %u:%g /srv/nfs/homes/{student}/work.txt").strip() == "1000:100"
+    where = box.sh(hub, f"docker service ps jupyter-{student} --filter desired-state=running "
+                        "--format '{{.Node}}'").strip()
+    assert where.startswith("ip-10-42-1-"), where
+    phases.append(("3 students imported, one in JupyterLab on a worker", time.monotonic() - t))
 
     # -- aws down keeps the homes volume; a second aws up brings the file back ----------------
     t = time.monotonic()

@@ -228,7 +228,8 @@ class Box:
         ec2 = self.moto.client()
         while not self._stop.is_set():
             try:
-                res = ec2.describe_instances(Filters=[{"Name": "tag:hubdesk:camp", "Values": [CAMP]}])
+                # Every instance of this moto: the camp's nodes and the cluster desk's workers.
+                res = ec2.describe_instances()
                 vols = ec2.describe_volumes()["Volumes"]
             except Exception as e:  # noqa: BLE001 - moto going away at teardown
                 if not self._stop.is_set():
@@ -329,6 +330,13 @@ class Box:
         cs.docker("cp", str(conf_d), f"{name}:/etc/systemd/")
         cs.docker("start", name)
         self._link_to_imds(name, ip)
+        if role == "worker":
+            # The notebooks' homes: on EC2 each notebook's Docker volume mounts the NFS export
+            # itself (HUB_HOMES_VOLUME=nfs, a kernel NFS mount this kernel cannot make); in the
+            # box the worker has the export at /srv/homes (the NFS stand-in) and the hub binds
+            # from there (HUB_HOMES_VOLUME=bind, see kernel_standins_for_hub).
+            src = f"/box-nfs/{NFS_IP}/srv/nfs/homes"
+            cs.docker("exec", name, "sh", "-c", f"mkdir -p /srv/homes && mount --bind {src} /srv/homes")
         return name
 
     def _link_to_imds(self, node: str, ip: str) -> None:
@@ -388,6 +396,25 @@ class Box:
             cs.run(["umount", "-R", "-l", str(self.nfs_dir / ip)], check=False)
 
     # -- for the test --------------------------------------------------------------------------
+
+    def kernel_standins_for_hub(self, hub: str) -> None:
+        """What this kernel lacks, on the hub's side (deploy/jupyterhub_config.py knows both
+        shapes of each; the other tests run them too):
+        - the notebooks mount their homes by bind from the workers' /srv/homes (the NFS
+          stand-in) instead of by a kernel NFS mount (HUB_HOMES_VOLUME=bind);
+        - the notebook services' endpoint is DNS round robin, not a virtual IP: a swarm VIP
+          needs IPVS, which this kernel does not have (HUB_SWARM_ENDPOINT_MODE=dnsrr).
+        The hub's environment file as hub-node.sh wrote it, changed in these lines only."""
+        self.sh(hub, "sed -i 's/^HUB_HOMES_VOLUME=nfs$/HUB_HOMES_VOLUME=bind/' /etc/jupyterhub/env"
+                     " && grep -q '^HUB_HOMES_VOLUME=bind$' /etc/jupyterhub/env"
+                     " && echo HUB_HOMES_ROOT=/srv/homes >> /etc/jupyterhub/env"
+                     " && echo HUB_SWARM_ENDPOINT_MODE=dnsrr >> /etc/jupyterhub/env"
+                     " && systemctl restart jupyterhub")
+
+    def workers(self) -> dict[str, str]:
+        """instance id -> container of the booted workers."""
+        with self._lock:
+            return {i: n for i, n in self.running.items() if "-worker-" in n}
 
     def node(self, role: str, timeout: float = 300) -> tuple[str, str]:
         """(instance id, container) of the camp's running node of this role."""
