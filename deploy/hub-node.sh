@@ -281,6 +281,9 @@ ExecStartPre=-/usr/bin/docker rm -f jupyterhub
 ExecStart=/usr/bin/docker run --rm --name jupyterhub --network hubdesk-camp --env-file /etc/jupyterhub/env -p 127.0.0.1:8000:8000 -p 127.0.0.1:8081:8081 -v /etc/jupyterhub:/etc/jupyterhub:ro -v /var/lib/jupyterhub:/srv/jupyterhub -v /var/run/docker.sock:/var/run/docker.sock $HUB_IMAGE
 ExecStop=/usr/bin/docker stop jupyterhub
 Restart=always
+# After a reboot the swarm's overlay network takes a few seconds to come back ("network … not
+# found"): wait between tries, so five quick failures do not make systemd give up for good.
+RestartSec=5
 [Install]
 WantedBy=multi-user.target
 UNIT

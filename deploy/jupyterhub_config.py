@@ -23,6 +23,7 @@ import re
 import shlex
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 c = get_config()  # noqa: F821 - provided by JupyterHub when it loads this file
@@ -91,14 +92,19 @@ def strip_slash(url):
 # --------------------------------------------------------------------------------------------
 # where things are
 
-# State: the hub's sqlite database, cookie secret and proxy pid file. On the cluster this is a
-# persistent volume.
+# State: the hub's sqlite database and cookie secret. On the cluster this is a persistent volume.
 state_dir = Path(env("HUB_STATE_DIR", "/srv/jupyterhub")).resolve()
 state_dir.mkdir(parents=True, exist_ok=True)
 
 c.JupyterHub.db_url = env("HUB_DB_URL", f"sqlite:///{state_dir / 'jupyterhub.sqlite'}")
 c.JupyterHub.cookie_secret_file = str(state_dir / "jupyterhub_cookie_secret")
-c.ConfigurableHTTPProxy.pid_file = str(state_dir / "jupyterhub-proxy.pid")
+# The proxy's pid file is runtime state: it must not outlive the container (or machine) whose
+# pid it names. Kept in the persistent state dir, a hub container started again after a reboot
+# of the hub node read "proxy still running at pid=10", a pid of its own new container, and
+# killed it (itself, at times) until the pids happened to differ (seen in tests/e2e/test_zero.py).
+runtime_dir = Path(env("HUB_RUNTIME_DIR", tempfile.gettempdir()))
+c.ConfigurableHTTPProxy.pid_file = str(
+    runtime_dir / f"jupyterhub-proxy-{hashlib.sha256(str(state_dir).encode()).hexdigest()[:12]}.pid")
 
 # Public side (the proxy): where browsers connect, directly or through a load balancer.
 c.JupyterHub.bind_url = env("HUB_BIND_URL", "http://127.0.0.1:8000")

@@ -241,6 +241,8 @@ impl RealHub {
             ("HUB_OAUTH_CLIENT_SECRET", format!("{}{}", token(), token())),
             ("JUPYTERHUB_CRYPT_KEY", format!("{}{}", token(), token())),
             ("HUB_STATE_DIR", dir.join("state").display().to_string()),
+            // The proxy's pid file (runtime state) beside it, so teardown finds the proxy.
+            ("HUB_RUNTIME_DIR", dir.join("state").display().to_string()),
             ("HUB_BIND_URL", url.clone()),
             ("HUB_INTERNAL_IP", "127.0.0.1".into()),
             ("HUB_INTERNAL_PORT", internal.to_string()),
@@ -328,10 +330,22 @@ impl RealHub {
             signal("-KILL", &format!("-{pid}"));
             let _ = child.wait();
         }
-        if let Ok(proxy) = std::fs::read_to_string(self.dir.join("state/jupyterhub-proxy.pid")) {
-            let proxy = proxy.trim();
-            if !proxy.is_empty() && Path::new("/proc").join(proxy).exists() {
-                signal("-TERM", proxy);
+        let pid_files = std::fs::read_dir(self.dir.join("state"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("jupyterhub-proxy-") && n.ends_with(".pid"))
+            });
+        for file in pid_files {
+            if let Ok(proxy) = std::fs::read_to_string(file) {
+                let proxy = proxy.trim();
+                if !proxy.is_empty() && Path::new("/proc").join(proxy).exists() {
+                    signal("-TERM", proxy);
+                }
             }
         }
     }

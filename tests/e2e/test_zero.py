@@ -29,6 +29,7 @@ import pytest
 
 import camp_support as cs
 import zero_support as zs
+from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.common.by import By
 
 from hub_support import wait
@@ -210,6 +211,32 @@ def test_a_camp_from_zero_boots_both_nodes_for_real(box, browser, screenshot):
                         "--format '{{.Node}}'").strip()
     assert where.startswith("ip-10-42-1-"), where
     phases.append(("3 students imported, one in JupyterLab on a worker", time.monotonic() - t))
+
+    # -- the hub node reboots: everything comes back by itself -------------------------------
+    t = time.monotonic()
+    box.reboot(hub_iid)
+    cs.wait_for("hubdesk after the reboot", lambda: https_get(f"{HUBDESK}/login")[0] == 200, 240, every=2)
+    cs.wait_for("every unit active after the reboot", lambda: box.sh(
+        hub, "systemctl is-active docker hubdesk hubdesk-docker-proxy jupyterhub nginx",
+        check=False).split() == ["active"] * 5, 120, every=2)
+    restarts = int(box.sh(hub, "systemctl show -p NRestarts --value jupyterhub").strip() or 0)
+    assert restarts <= 3, f"the hub restarted {restarts} times after the reboot"
+    assert "/srv/homes" in box.sh(hub, "grep ' /srv/homes ' /proc/mounts")
+    assert "my first plot" in box.sh(hub, f"cat /srv/homes/{user}/day1.txt")
+    # The student's server kept running on its worker; the hub finds it again.
+    # (nginx answers 502 until the hub's container is up again: the student reloads)
+    def lab_back() -> bool:
+        d.get(f"https://{zs.HUB_IP}/user/{student}/lab")
+        try:
+            wait(d, 20, poll_frequency=1).until(lambda drv: bool(
+                drv.find_elements(By.CSS_SELECTOR, "#jp-main-dock-panel, .jp-LabShell")))
+            return f"/user/{student}/lab" in d.current_url
+        except TimeoutException:
+            return False
+    cs.wait_for(f"JupyterLab of {student} after the hub node's reboot", lab_back, 240, every=3)
+    status, reply = contents(d, "GET", "work.txt", None)
+    assert status == 200 and reply["content"] == f"{student} was here\n", (status, reply)
+    phases.append(("the hub node reboots, all of it comes back", time.monotonic() - t))
 
     # -- aws down keeps the homes volume; a second aws up brings the file back ----------------
     t = time.monotonic()

@@ -411,6 +411,17 @@ class Box:
                      " && echo HUB_SWARM_ENDPOINT_MODE=dnsrr >> /etc/jupyterhub/env"
                      " && systemctl restart jupyterhub")
 
+    def reboot(self, iid: str) -> None:
+        """A reboot of the instance: the machine restarts (systemd boots again from its disk;
+        cloud-init does not run the user-data again) and gets its link to the metadata service
+        back. Not for a node with EBS volumes (the box plugs them after boot, EC2 before)."""
+        with self._lock:
+            name, ip = self.running[iid], self.ips[iid]
+        assert not any(p[0] == iid for p in self.plugged), "reboot of a node with volumes"
+        self._event(f"{iid}: reboot")
+        cs.docker("restart", "-t", "20", name, timeout=120)
+        self._link_to_imds(name, ip)
+
     def workers(self) -> dict[str, str]:
         """instance id -> container of the booted workers."""
         with self._lock:
