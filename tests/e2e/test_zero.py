@@ -155,6 +155,16 @@ def test_a_camp_from_zero_boots_both_nodes_for_real(box, browser, screenshot):
     assert box.sh(nfs, f"cat /srv/nfs/homes/{user}/day1.txt").strip() == "my first plot"
     phases.append(("organizer: setup link, first admin, a student", time.monotonic() - t))
 
+    # `hubdesk doctor` on the hub node, as the README says to run it (over SSH, as the service)
+    doctor = cs.run(["docker", "exec", hub, "systemd-run", "--pipe", "--wait", "--quiet",
+                     "-p", "User=1000", "-p", "Group=100", "-p", "EnvironmentFile=/etc/hubdesk/env",
+                     "/usr/local/bin/hubdesk", "doctor"], check=False, timeout=120)
+    lines = [ln for ln in doctor.stdout.splitlines() if ln[:4] in ("ok  ", "WARN", "FAIL")]
+    assert doctor.returncode == 0 and len(lines) >= 12 and all(ln.startswith("ok  ") for ln in lines), \
+        doctor.stdout + doctor.stderr
+    assert any(ln.startswith("ok   ec2 ") for ln in lines), lines  # the hub node's role, from IMDS
+    (box.logdir / "doctor.txt").write_text(doctor.stdout)
+
     # -- workers, a class, a student in JupyterLab on a worker -------------------------------
     t = time.monotonic()
     box.kernel_standins_for_hub(hub)
