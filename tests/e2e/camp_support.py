@@ -22,12 +22,11 @@ Everything this module creates on the host engine carries the label ``hubdesk-te
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
-import re
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -35,8 +34,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
+import pytest
 import requests
 
 import conftest as base
@@ -436,6 +436,52 @@ def _saved_tar(image: str) -> Path:
         tmp.rename(path)
     return path
 
+
+
+# --------------------------------------------------------------------------------------------
+# shared by the box tests
+
+
+@contextlib.contextmanager
+def report_on_failure(request, name: str, sections: Callable[[], list[tuple[str, str]]]) -> Iterator[None]:
+    """While the block runs, a failed setup or call of `request`'s test gets `sections()`
+    (title, text) added to its report (the peers' logs, events and consoles)."""
+
+    class Reporter:
+        @pytest.hookimpl(hookwrapper=True)
+        def pytest_runtest_makereport(self, item, call):
+            outcome = yield
+            rep = outcome.get_result()
+            if rep.failed and rep.when in ("setup", "call") and item is request.node:
+                rep.sections.extend(sections())
+
+    plugin = Reporter()
+    request.config.pluginmanager.register(plugin, name)
+    try:
+        yield
+    finally:
+        request.config.pluginmanager.unregister(plugin)
+
+
+def link_to_imds(node: str, imds_ns: str, ip: str, names: tuple[str, str]) -> None:
+    """The instance's link-local path to the metadata stand-in, as EC2's hypervisor gives each
+    instance: a veth pair `names` (made on the host, both ends moved at once into the node's
+    and the stand-in's network namespaces). The node side carries the node's own address (so
+    the node's requests, and its containers' requests after NAT, come from the address the
+    stand-in knows the instance by) and the route to 169.254.169.254; the stand-in side the
+    route back. A Docker bridge would not do: the host's bridge netfilter drops packets for
+    addresses outside an internal network's subnet."""
+    a, b = names
+    pid = lambda c: docker("inspect", "-f", "{{.State.Pid}}", c)  # noqa: E731
+    node_pid, imds_pid = pid(node), pid(imds_ns)
+    run(["ip", "link", "add", a, "type", "veth", "peer", "name", b])
+    run(["ip", "link", "set", a, "netns", node_pid])
+    run(["ip", "link", "set", b, "netns", imds_pid])
+    run(["nsenter", "-t", node_pid, "-n", "sh", "-c",
+         f"ip link set {a} up && ip addr add {ip}/32 dev {a} && "
+         f"ip route add 169.254.169.254/32 dev {a} src {ip}"])
+    run(["nsenter", "-t", imds_pid, "-n", "sh", "-c",
+         f"ip link set {b} up && ip route replace {ip}/32 dev {b}"])
 
 # --------------------------------------------------------------------------------------------
 # leftovers

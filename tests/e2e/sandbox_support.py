@@ -121,26 +121,11 @@ class SandboxCamp(cs.Camp):
 
     def machine_setup(self, node: str, ip: str) -> None:
         """The instance's network as EC2 gives it, before its user-data runs: a link to the
-        metadata service, and a way to the internet.
-
-        The link is a veth pair (made on the host, both ends moved at once into the node's and
-        the stand-in's network namespaces). The node side carries the node's own address (so
-        the node's requests, and its containers' requests after NAT, come from the address the
-        stand-in knows the instance by) and the route to 169.254.169.254; the stand-in side the
-        route back. A Docker bridge would not do: the host's bridge netfilter drops packets for
-        addresses outside an internal network's subnet."""
+        metadata service (camp_support.link_to_imds), and a way to the internet."""
         with self._veth_lock:
             self._veths += 1
-            a, b = f"hdmd{self._veths}{self.id[-4:]}a", f"hdmd{self._veths}{self.id[-4:]}b"
-        pid = lambda c: cs.docker("inspect", "-f", "{{.State.Pid}}", c)  # noqa: E731
-        node_pid, imds_pid = pid(node), pid(self.imds_ns)
-        cs.run(["ip", "link", "add", a, "type", "veth", "peer", "name", b])
-        cs.run(["ip", "link", "set", a, "netns", node_pid])
-        cs.run(["ip", "link", "set", b, "netns", imds_pid])
-        cs.run(["nsenter", "-t", node_pid, "-n", "sh", "-c",
-                f"ip link set {a} up && ip addr add {ip}/32 dev {a} && "
-                f"ip route add 169.254.169.254/32 dev {a} src {ip}"])
-        cs.run(["nsenter", "-t", imds_pid, "-n", "sh", "-c", f"ip link set {b} up && ip route add {ip}/32 dev {b}"])
+            names = (f"hdmd{self._veths}{self.id[-4:]}a", f"hdmd{self._veths}{self.id[-4:]}b")
+        cs.link_to_imds(node, self.imds_ns, ip, names)
         cs.docker("network", "connect", self.inet, node)
 
     def refresh_imds(self) -> dict:

@@ -37,7 +37,7 @@ from selenium.webdriver.common.by import By
 
 import camp_support as cs
 from e2e_support import HubdeskClient
-from hub_support import submit_hubdesk_login, wait, wait_on
+from hub_support import submit_hubdesk_login, wait
 from test_counselor_path import click_and_wait_for_new_page, data_rows, fill, login, logout, path_of, present, visible
 from test_homes_pages import confirm_click
 
@@ -55,20 +55,10 @@ def camp(hubdesk_bin, tmp_path_factory, request):
         pytest.skip(f"SKIPPED camp in a box: {why}")
     c = cs.Camp(hubdesk_bin, tmp_path_factory.mktemp("camp"))
 
-    class Reporter:
-        @pytest.hookimpl(hookwrapper=True)
-        def pytest_runtest_makereport(self, item, call):
-            outcome = yield
-            rep = outcome.get_result()
-            if rep.failed and rep.when in ("setup", "call") and item is request.node:
-                rep.sections.extend(c.report_sections())
-
-    plugin = Reporter()
-    request.config.pluginmanager.register(plugin, f"camp-reporter-{c.id}")
     try:
-        yield c
+        with cs.report_on_failure(request, f"camp-reporter-{c.id}", c.report_sections):
+            yield c
     finally:
-        request.config.pluginmanager.unregister(plugin)
         c.phases.mark("(until teardown)")
         problems = c.teardown()
         c.phases.mark("6-teardown")

@@ -90,24 +90,18 @@ def camp(hubdesk_bin, tmp_path_factory, request):
         pytest.skip(f"SKIPPED the sandbox test: {why}")
     c = sb.SandboxCamp(hubdesk_bin, tmp_path_factory.mktemp("sandbox"))
 
-    class Reporter:
-        @pytest.hookimpl(hookwrapper=True)
-        def pytest_runtest_makereport(self, item, call):
-            outcome = yield
-            rep = outcome.get_result()
-            if rep.failed and rep.when in ("setup", "call") and item is request.node:
-                rep.sections.extend(c.report_sections())
-                for name in ("imds", "nfs"):
-                    rep.sections.append((f"stand-in {name}", cs.docker("logs", "--tail", "60",
-                                                                        getattr(c, name, ""), check=False)
-                                         if getattr(c, name, "") else ""))
+    def sections() -> list[tuple[str, str]]:
+        out = c.report_sections()
+        for name in ("imds", "nfs"):
+            container = getattr(c, name, "")
+            out.append((f"stand-in {name}",
+                        cs.docker("logs", "--tail", "60", container, check=False) if container else ""))
+        return out
 
-    plugin = Reporter()
-    request.config.pluginmanager.register(plugin, f"sandbox-reporter-{c.id}")
     try:
-        yield c
+        with cs.report_on_failure(request, f"sandbox-reporter-{c.id}", sections):
+            yield c
     finally:
-        request.config.pluginmanager.unregister(plugin)
         c.phases.mark("(until teardown)")
         problems = c.teardown()
         c.phases.mark("teardown")

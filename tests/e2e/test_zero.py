@@ -51,20 +51,10 @@ def box(hubdesk_bin, tmp_path_factory, request):
         pytest.skip(f"SKIPPED the camp from zero: {why}")
     b = zs.Box(hubdesk_bin, tmp_path_factory.mktemp("zero"))
 
-    class Reporter:
-        @pytest.hookimpl(hookwrapper=True)
-        def pytest_runtest_makereport(self, item, call):
-            outcome = yield
-            rep = outcome.get_result()
-            if rep.failed and rep.when in ("setup", "call") and item is request.node:
-                rep.sections.append(("the box", b.report()))
-
-    plugin = Reporter()
-    request.config.pluginmanager.register(plugin, f"box-reporter-{b.id}")
     try:
-        yield b
+        with cs.report_on_failure(request, f"box-reporter-{b.id}", lambda: [("the box", b.report())]):
+            yield b
     finally:
-        request.config.pluginmanager.unregister(plugin)
         left = b.teardown()
         assert not left, f"left on the host engine: {left}"
 

@@ -340,21 +340,10 @@ class Box:
         return name
 
     def _link_to_imds(self, node: str, ip: str) -> None:
-        """The instance's link-local path to the metadata service (a veth pair; see
-        sandbox_support.SandboxCamp.machine_setup for why not a Docker bridge)."""
         with self._lock:
             self._veths += 1
-            a, b = f"hdz{self._veths}{self.id[-4:]}a", f"hdz{self._veths}{self.id[-4:]}b"
-        pid = lambda c: cs.docker("inspect", "-f", "{{.State.Pid}}", c)  # noqa: E731
-        node_pid, imds_pid = pid(node), pid(self.imds_ns)
-        cs.run(["ip", "link", "add", a, "type", "veth", "peer", "name", b])
-        cs.run(["ip", "link", "set", a, "netns", node_pid])
-        cs.run(["ip", "link", "set", b, "netns", imds_pid])
-        cs.run(["nsenter", "-t", node_pid, "-n", "sh", "-c",
-                f"ip link set {a} up && ip addr add {ip}/32 dev {a} && "
-                f"ip route add 169.254.169.254/32 dev {a} src {ip}"])
-        cs.run(["nsenter", "-t", imds_pid, "-n", "sh", "-c",
-                f"ip link set {b} up && ip route replace {ip}/32 dev {b}"])
+            names = (f"hdz{self._veths}{self.id[-4:]}a", f"hdz{self._veths}{self.id[-4:]}b")
+        cs.link_to_imds(node, self.imds_ns, ip, names)
 
     def _plug(self, iid: str, vol: dict, device: str) -> None:
         """An attached EBS volume as a block device in the node: the volume's loop device, its
