@@ -127,7 +127,14 @@ if proxy_command:
 else:
     sibling = Path(sys.executable).parent / "configurable-http-proxy"
     c.ConfigurableHTTPProxy.command = [
-        str(sibling) if sibling.exists() else (shutil.which("configurable-http-proxy") or "configurable-http-proxy")
+        str(sibling) if sibling.exists() else (shutil.which("configurable-http-proxy") or "configurable-http-proxy"),
+        # How long the proxy waits for a target's answer. The Python port buffers every answer
+        # whole, the spawn page's progress stream included, and tornado's default is 20 s: a
+        # server slower to start (a worker's first pull of the notebook image, a class logging
+        # in at once) left the student on "Your server is starting up" with a 503 behind the
+        # page (seen in tests/e2e/test_camp.py under load). Longer than any start the hub
+        # allows (start_timeout + http_timeout below).
+        "--proxy-timeout", str(int(env("HUB_PROXY_TIMEOUT_SECS", "600")) * 1000),
     ]
 # debug | info | warn | error; the Python port rejects "warn" (it wants "warning"), so keep "info"
 # unless the proxy in use is known to accept the value.

@@ -34,6 +34,7 @@ import http.server
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import threading
 import time
@@ -196,7 +197,14 @@ class Box:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 h.update(chunk)
         self.release_sha256 = h.hexdigest()
-        handler = partial(_QuietHandler, directory=str(self.bin.parent))
+        # Only the binary is served (a hard link in a directory of its own, or a copy).
+        release = self.root / "release"
+        release.mkdir()
+        try:
+            os.link(self.bin, release / self.bin.name)
+        except OSError:
+            shutil.copy2(self.bin, release / self.bin.name)
+        handler = partial(_QuietHandler, directory=str(release))
         self.release = http.server.ThreadingHTTPServer((GATEWAY, 0), handler)
         threading.Thread(target=self.release.serve_forever, daemon=True).start()
         self.release_url = f"http://{GATEWAY}:{self.release.server_address[1]}/{self.bin.name}"
