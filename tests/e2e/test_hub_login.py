@@ -387,3 +387,74 @@ def test_shipped_hub_config_refuses_to_start_without_secrets(monkeypatch, tmp_pa
         _load_hub_config(monkeypatch, tmp_path, JUPYTERHUB_CRYPT_KEY=None)
     with pytest.raises(ValueError, match="HUBDESK_URL"):
         _load_hub_config(monkeypatch, tmp_path, HUBDESK_URL=None)
+
+
+def test_shipped_proxy_waits_out_a_slow_server_start(monkeypatch, tmp_path):
+    """The spawn page's progress stream is one long answer, which the Python proxy buffers
+    whole: the shipped proxy command must wait longer than tornado's 20 s default, or a server
+    slower to start leaves the student on the spawn page behind a 503. A target that answers
+    after 22 s, through the shipped command and (the negative control) through the same proxy
+    without the shipped timeout."""
+    import socket
+    import subprocess
+    import threading
+    import time
+    import urllib.error
+    import urllib.request
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    c = _load_hub_config(monkeypatch, tmp_path)
+    shipped = list(c.ConfigurableHTTPProxy.command)
+    assert "--proxy-timeout" in shipped and int(shipped[shipped.index("--proxy-timeout") + 1]) >= 300_000
+    bare = shipped[:shipped.index("--proxy-timeout")]
+
+    class Slow(BaseHTTPRequestHandler):
+        def do_GET(self):
+            time.sleep(22)
+            self.send_response(200)
+            self.send_header("Content-Length", "5")
+            self.end_headers()
+            self.wfile.write(b"ready")
+
+        def log_message(self, *args):
+            pass
+
+    target = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=target.serve_forever, daemon=True).start()
+
+    def free() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
+    def through(command: list[str]) -> int:
+        port, api = free(), free()
+        proc = subprocess.Popen([*command, "--ip", "127.0.0.1", "--port", str(port), "--api-port", str(api),
+                                 "--default-target", f"http://127.0.0.1:{target.server_address[1]}"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            for _ in range(100):
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/hub/api/users/a/server/progress",
+                                            timeout=60) as r:
+                    return r.status
+            except urllib.error.HTTPError as e:
+                return e.code
+        finally:
+            proc.terminate()
+            proc.wait(10)
+
+    results = {}
+    threads = [threading.Thread(target=lambda k=k, cmd=cmd: results.__setitem__(k, through(cmd)))
+               for k, cmd in (("shipped", shipped), ("bare", bare))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    target.shutdown()
+    assert results == {"shipped": 200, "bare": 503}, results
