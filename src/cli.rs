@@ -206,7 +206,15 @@ pub struct AwsUpArgs {
     /// match the hub's JupyterHub 6.1.
     #[arg(long, default_value = DEFAULT_NOTEBOOK_IMAGE)]
     pub notebook_image: String,
+    /// The hub node's JupyterHub image: used as it is when the node has it (baked into your
+    /// AMI), pulled when it names a registry (registry.example/hub:6.1.1), else built on the
+    /// node from python:3.12-slim-bookworm and PyPI. JupyterHub 6.1 with deploy/hub/requirements.txt.
+    #[arg(long, default_value = DEFAULT_HUB_IMAGE)]
+    pub hub_image: String,
 }
+
+/// The default hub image of `hubdesk aws up`: the name deploy/hub-node.sh builds when it is absent.
+pub const DEFAULT_HUB_IMAGE: &str = "hubdesk/jupyterhub:6.1.1";
 
 /// The default notebook image of `hubdesk aws up`: a public Jupyter Docker Stacks image.
 pub const DEFAULT_NOTEBOOK_IMAGE: &str = "quay.io/jupyter/scipy-notebook:latest";
@@ -632,7 +640,8 @@ async fn aws_spec(
             binary,
             domain,
             email: args.email.clone(),
-            notebook_image: model::image_ref(&args.notebook_image)?,
+            notebook_image: model::image_ref("--notebook-image", &args.notebook_image)?,
+            hub_image: model::image_ref("--hub-image", &args.hub_image)?,
         },
         world,
     ))

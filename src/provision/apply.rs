@@ -315,6 +315,7 @@ pub async fn up(
                             email: spec.email.as_deref(),
                             hubdesk_toml: &toml,
                             notebook_image: &spec.notebook_image,
+                            hub_image: &spec.hub_image,
                             uid: HOMES_UID,
                             gid: HOMES_GID,
                         })?
@@ -650,6 +651,7 @@ mod tests {
             domain: None,
             email: None,
             notebook_image: "quay.io/jupyter/scipy-notebook:latest".into(),
+            hub_image: "hubdesk/jupyterhub:6.1.1".into(),
         }
     }
 

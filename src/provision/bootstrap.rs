@@ -123,6 +123,7 @@ pub struct HubValues<'a> {
     pub email: Option<&'a str>,
     pub hubdesk_toml: &'a str,
     pub notebook_image: &'a str,
+    pub hub_image: &'a str,
     pub uid: u32,
     pub gid: u32,
 }
@@ -144,6 +145,7 @@ pub fn hub_node(v: &HubValues<'_>) -> Result<Script, ProvisionError> {
     values.push(("HOMES_UID", v.uid.to_string()));
     values.push(("HOMES_GID", v.gid.to_string()));
     values.push(("NOTEBOOK_IMAGE", v.notebook_image.to_string()));
+    values.push(("HUB_IMAGE", v.hub_image.to_string()));
     values.push(("HUBDESK_TOML", packed(v.hubdesk_toml)));
     Script::render(HUB_SCRIPT, &format!("hub node of camp {}", v.camp), &values)
 }
@@ -376,11 +378,13 @@ mod tests {
             email: None,
             hubdesk_toml: &toml,
             notebook_image: "quay.io/jupyter/scipy-notebook:latest",
+            hub_image: "registry.example/hub:6.1.1",
             uid: 1000,
             gid: 100,
         })
         .unwrap();
         syntax_ok(&s.text);
+        assert!(s.text.contains("HUB_IMAGE='registry.example/hub:6.1.1'\n"));
         // The deploy kit's files come from the binary, not from user-data.
         assert!(!s.text.contains("JUPYTERHUB_CONFIG=") && !s.text.contains("HUBDESK_SERVICE="));
         assert!(s.text.contains("hubdesk hub-files"));

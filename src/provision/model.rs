@@ -413,6 +413,9 @@ pub struct CampSpec {
     pub email: Option<String>,
     /// The notebook image the hub's SwarmSpawner starts on the workers.
     pub notebook_image: String,
+    /// The hub node's JupyterHub image (`HUB_IMAGE` of deploy/hub-node.sh): used when the node
+    /// has it, pulled when it names a registry, else built on the node.
+    pub hub_image: String,
 }
 
 /// `--instance-profile` (the hub node's) and `--worker-instance-profile`, parsed; refused when
@@ -460,7 +463,7 @@ pub fn instance_type(s: &str) -> Result<String, ProvisionError> {
 
 /// A Docker image reference (`registry/name:tag` or `name@sha256:…`): one word of the
 /// characters image references use, so a typo fails before any call.
-pub fn image_ref(s: &str) -> Result<String, ProvisionError> {
+pub fn image_ref(flag: &str, s: &str) -> Result<String, ProvisionError> {
     let ok = !s.is_empty()
         && s.len() <= 255
         && s.bytes()
@@ -470,7 +473,7 @@ pub fn image_ref(s: &str) -> Result<String, ProvisionError> {
         Ok(s.to_string())
     } else {
         Err(ProvisionError::BadInput(format!(
-            "--notebook-image {s:?} is not an image reference like registry.example/notebook:2026"
+            "{flag} {s:?} is not an image reference like registry.example/notebook:2026"
         )))
     }
 }
@@ -569,10 +572,15 @@ mod tests {
         assert!(instance_type("t3large").is_err());
         assert!(instance_type("t3.large; reboot").is_err());
         assert_eq!(domain("Hub.Example.org").unwrap(), "hub.example.org");
-        assert!(image_ref("quay.io/jupyter/scipy-notebook:2026-01-01").is_ok());
-        assert!(image_ref("Ubuntu").is_err());
-        assert!(image_ref("a b").is_err());
-        assert!(image_ref("-x").is_err());
+        let f = "--notebook-image";
+        assert!(image_ref(f, "quay.io/jupyter/scipy-notebook:2026-01-01").is_ok());
+        assert!(image_ref(f, "Ubuntu").is_err());
+        assert!(image_ref(f, "a b").is_err());
+        assert!(image_ref(f, "-x").is_err());
+        let err = image_ref("--hub-image", "hub\nrm -rf /")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--hub-image"), "{err}");
         assert!(domain("localhost").is_err());
         assert!(domain("a..b").is_err());
     }

@@ -500,6 +500,7 @@ mod tests {
             domain: None,
             email: None,
             notebook_image: "quay.io/jupyter/scipy-notebook:latest".into(),
+            hub_image: "hubdesk/jupyterhub:6.1.1".into(),
         }
     }
 

@@ -54,6 +54,7 @@ async fn spec(cloud: &Ec2Cloud, moto: &Moto, camp: &str, ssh: &str) -> CampSpec 
         domain: None,
         email: None,
         notebook_image: "quay.io/jupyter/scipy-notebook:latest".into(),
+        hub_image: "hubdesk/jupyterhub:6.1.1".into(),
     }
 }
 
