@@ -117,7 +117,7 @@ async fn main() -> anyhow::Result<()> {
         moto.url,
         t0.elapsed().as_millis()
     );
-    let hv = Hypervisor::start(&swarm, moto.client(), "bench").await;
+    let hv = Hypervisor::start(&swarm, &moto, "bench").await;
     let (subnet, sg) = moto.network(&swarm.subnet()).await;
 
     let mut config = Config::default();

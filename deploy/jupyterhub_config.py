@@ -370,6 +370,14 @@ if use_swarm:
     cpu_guarantee = env("HUB_CPU_GUARANTEE", "0")
     swarm.cpu_limit = float(cpu_limit) if float(cpu_limit) > 0 else None
     swarm.cpu_guarantee = float(cpu_guarantee) if float(cpu_guarantee) > 0 else None
+    # Each cohort's profile (its page on hubdesk) overrides the three above at each start;
+    # HUB_COHORT_PROFILES=false keeps them for everyone.
+    if env_bool("HUB_COHORT_PROFILES", True):
+        sandbox.profile_url = f"{hubdesk_internal_url}/oauth/profile"
+        sandbox.profile_client_id = auth.client_id
+        sandbox.profile_client_secret = auth.client_secret
+        sandbox.profile_validate_cert = auth.validate_server_cert
+        sandbox.profile_ca_certs = env("HUB_OAUTH_CA_CERTS", "")
     # Name lookups of the hub's own HTTP client: uncached (see UncachedResolver's docstring; a
     # restarted server has a new address under the same name).
     c.JupyterHubHTTPClient.connector_options = {"resolver": UncachedResolver(), "use_dns_cache": False}

@@ -15,6 +15,7 @@ use crate::telemetry::RequestSpan;
 use crate::{
     account::pages as account,
     activity,
+    calendar::pages::{calendar as calendar_page, cohorts as cohort_pages},
     cluster::{self, pages as cluster_pages},
     db, homes,
     jobs::{self, Runner, RunnerHandle},
@@ -35,6 +36,7 @@ pub struct Application {
 /// Advisory lock keys of the periodic tasks (one instance of a fleet runs each).
 const SWEEPER_LOCK: i64 = 0x6875_6264_0001;
 const HOME_USAGE_LOCK: i64 = 0x6875_6264_0002;
+const CALENDAR_LOCK: i64 = 0x6875_6264_0003;
 
 /// Content-Security-Policy: no inline script or style, nothing framed, nothing from elsewhere.
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
@@ -76,6 +78,8 @@ impl Application {
                 .app_data(web::Data::new(h.roster.clone()))
                 .app_data(web::Data::new(h.homes.clone()))
                 .app_data(web::Data::new(h.servers.clone()))
+                .app_data(web::Data::new(h.cohorts.clone()))
+                .app_data(web::Data::new(h.calendar.clone()))
                 .app_data(web::Data::new(h.jobs.clone()))
                 .app_data(web::Data::from(h.metrics.clone()))
                 .app_data(kit::form_config(kit::FORM_LIMIT))
@@ -277,6 +281,21 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/audit", web::get().to(roster_pages::audit::list))
         .route("/homes/purge", web::get().to(homes::pages::purge_form))
         .route("/homes/purge", web::post().to(homes::pages::purge));
+    // The calendar: cohorts' class times and profiles.
+    cfg.route("/cohorts", web::get().to(cohort_pages::list))
+        .route("/cohorts/{slug}", web::get().to(cohort_pages::show))
+        .route("/cohorts/{slug}", web::post().to(cohort_pages::save))
+        .route(
+            "/cohorts/{slug}/blocks",
+            web::post().to(cohort_pages::add_block),
+        )
+        .route(
+            "/cohorts/{slug}/blocks/{id}/remove",
+            web::post().to(cohort_pages::remove_block),
+        );
+    cfg.route("/calendar", web::get().to(calendar_page::show))
+        .route("/calendar.ics", web::get().to(calendar_page::feed))
+        .route("/calendar/{switch}", web::post().to(calendar_page::switch));
     // The cluster desk (admins).
     cfg.route("/cluster", web::get().to(cluster_pages::show))
         .route("/cluster/workers", web::post().to(cluster_pages::launch))
@@ -316,6 +335,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route(
         "/oauth/userinfo",
         web::post().to(oidc::endpoints::userinfo::userinfo),
+    )
+    .route(
+        "/oauth/profile/{username}",
+        web::get().to(oidc::endpoints::profile::profile),
     )
     .route(
         "/oauth/revoke",
@@ -371,6 +394,26 @@ fn spawn_periodic_tasks(state: &AppState) {
             }
         },
     );
+    // The calendar acts on its plan, on one instance ([calendar] enabled).
+    if state.config.calendar.enabled {
+        let calendar = state.calendar.clone();
+        jobs::periodic(
+            state.pool.clone(),
+            "calendar",
+            CALENDAR_LOCK,
+            Duration::from_secs(state.config.calendar.tick_secs.max(1)),
+            move || {
+                let calendar = calendar.clone();
+                async move {
+                    let report = calendar.tick().await?;
+                    if !report.decided.is_empty() {
+                        tracing::debug!(?report, "calendar tick");
+                    }
+                    Ok(())
+                }
+            },
+        );
+    }
     // A bulk reset's sealed passwords go within a minute of their window's end. One DELETE,
     // harmless when two instances run it, so no leader lock (and no connection held for one).
     let pool = state.pool.clone();

@@ -50,6 +50,56 @@ pub struct Config {
     /// How pages show things (the camp's time zone).
     #[serde(default)]
     pub ui: UiConfig,
+    /// The camp calendar: capacity and warm servers from the cohorts' class times.
+    #[serde(default)]
+    pub calendar: CalendarConfig,
+}
+
+/// `[calendar]`: how the calendar turns class times into workers and warm servers
+/// (`calendar::planner` explains the arithmetic).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CalendarConfig {
+    /// The calendar acts on its plan (launches, starts, stops, removals). Off: the calendar
+    /// page still shows the plan, and nothing is done.
+    pub enabled: bool,
+    /// Memory of one worker, bytes; 0 (the default): what EC2 says of `[cluster.worker]
+    /// instance_type`.
+    pub worker_memory_bytes: u64,
+    /// Capacity over the students' guarantees, percent.
+    pub headroom_percent: u32,
+    /// Never fewer workers than this between classes.
+    pub floor: u32,
+    /// Workers are launched this long before a class.
+    pub lead_mins: u32,
+    /// Servers are started this long before a class.
+    pub warm_mins: u32,
+    /// Capacity stays this long after a class; servers idle longer are stopped then.
+    pub grace_mins: u32,
+    /// How often the calendar looks at its plan.
+    pub tick_secs: u64,
+    /// An action hubdesk was down for, by more than this, is recorded as missed, not done
+    /// late (a launch for a class that has ended helps nobody).
+    pub catch_up_mins: u32,
+    /// Tests only: "now" is the RFC 3339 instant in this file (a camp week in minutes).
+    pub test_clock_file: Option<PathBuf>,
+}
+
+impl Default for CalendarConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            worker_memory_bytes: 0,
+            headroom_percent: 10,
+            floor: 0,
+            lead_mins: 20,
+            warm_mins: 10,
+            grace_mins: 15,
+            tick_secs: 30,
+            catch_up_mins: 30,
+            test_clock_file: None,
+        }
+    }
 }
 
 /// `[ui]`: how pages speak to people.
@@ -948,6 +998,7 @@ impl Default for Config {
             aws: AwsConfig::default(),
             tls: TlsConfig::default(),
             ui: UiConfig::default(),
+            calendar: CalendarConfig::default(),
         }
     }
 }
@@ -974,6 +1025,7 @@ const KEYS: &[&str] = &[
     "aws",
     "tls",
     "ui",
+    "calendar",
 ];
 
 /// `HUBDESK_*` variables that are read elsewhere, not configuration keys.

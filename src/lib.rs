@@ -7,6 +7,7 @@ pub mod account;
 pub mod activity;
 pub mod app;
 pub mod auth;
+pub mod calendar;
 pub mod cli;
 pub mod cluster;
 pub mod config;

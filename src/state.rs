@@ -29,6 +29,10 @@ pub struct AppState {
     pub roster: Roster,
     pub homes: Homes,
     pub servers: Servers,
+    /// Cohorts' class times and profiles (the calendar).
+    pub cohorts: crate::calendar::cohorts::Cohorts,
+    /// The calendar's plan and its runner.
+    pub calendar: crate::calendar::runner::Calendar,
     /// The jobs this process runs, one handler per kind (homes and the cluster add theirs).
     pub job_handlers: Vec<Arc<dyn JobHandler>>,
     /// Starts the runner's next poll at once: call it after committing an enqueued job.
@@ -101,7 +105,23 @@ impl AppState {
             None
         };
         // --- end cluster desk ---
+        let cohorts =
+            crate::calendar::cohorts::Cohorts::new(pool.clone(), config.ui.timezone.clone());
+        let clock: Arc<dyn crate::calendar::clock::Clock> = match &config.calendar.test_clock_file {
+            Some(path) => Arc::new(crate::calendar::clock::FileClock { path: path.clone() }),
+            None => Arc::new(crate::calendar::clock::SystemClock),
+        };
+        let calendar = crate::calendar::runner::Calendar {
+            pool: pool.clone(),
+            cohorts: cohorts.clone(),
+            cluster: cluster.clone(),
+            servers: servers.clone(),
+            clock,
+            config: config.calendar.clone(),
+        };
         Ok(Self {
+            cohorts,
+            calendar,
             pool,
             config,
             hasher,

@@ -14,15 +14,21 @@ What SwarmSpawner does not do and this class adds:
 - the container runs as uid 1000 with every capability dropped, no-new-privileges,
   ip_unprivileged_port_start=1024 (no privileged source ports, so NFS's `secure` check and
   AUTH_SYS mean something), a read-only root filesystem with a size-bounded /tmp, a pids limit
-  and bounded logs (harden).
+  and bounded logs (harden);
+- the memory guarantee and limit and the CPU limit of the student's cohort, asked of hubdesk
+  before each start (profile_url), so a profile changed on the cohort page applies at the next
+  start; if hubdesk does not answer, the configured defaults apply and the start goes on.
 """
 
 import asyncio
+import json
+from urllib.parse import quote
 
 from docker.errors import APIError, NotFound
 from docker.types import Mount
 from dockerspawner import SwarmSpawner
 from aiohttp.resolver import ThreadedResolver
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from traitlets import Bool, Int, Unicode
 
 # Task states of a task on its way to running (or running).
@@ -63,6 +69,18 @@ class HubdeskSwarmSpawner(SwarmSpawner):
     tmp_size = Int(1024**3, config=True, help="Bytes of /tmp (a tmpfs; it counts against the memory limit).")
     log_max_size = Unicode("10m", config=True, help="json-file max-size of the server's log.")
     log_max_file = Int(3, config=True, help="json-file max-file of the server's log.")
+    profile_url = Unicode(
+        "",
+        config=True,
+        help="""hubdesk's profile endpoint (…/oauth/profile); empty: the configured limits for all.
+
+        GET {profile_url}/{username} with the hub's OAuth client id and secret (HTTP Basic)
+        answers the cohort's mem_guarantee, mem_limit (bytes) and cpu_limit (CPUs).""",
+    )
+    profile_client_id = Unicode("", config=True, help="The hub's OAuth client id at hubdesk.")
+    profile_client_secret = Unicode("", config=True, help="The hub's OAuth client secret at hubdesk.")
+    profile_ca_certs = Unicode("", config=True, help="CA bundle for hubdesk's certificate (empty: the system's).")
+    profile_validate_cert = Bool(True, config=True, help="Check hubdesk's certificate.")
 
     # -- the network of one's own ------------------------------------------------------------
 
@@ -162,8 +180,40 @@ class HubdeskSwarmSpawner(SwarmSpawner):
 
     # -- start, poll, stop ---------------------------------------------------------------------
 
+    # -- the cohort's profile ------------------------------------------------------------------
+
+    async def _apply_profile(self):
+        """The student's cohort profile from hubdesk onto this start's limits; on any failure the
+        configured limits stay (a start is never refused for want of a profile)."""
+        if not self.profile_url:
+            return
+        url = f"{self.profile_url.rstrip('/')}/{quote(self.user.name, safe='')}"
+        request = HTTPRequest(
+            url,
+            auth_username=self.profile_client_id,
+            auth_password=self.profile_client_secret,
+            auth_mode="basic",
+            ca_certs=self.profile_ca_certs or None,
+            validate_cert=self.profile_validate_cert,
+            request_timeout=10,
+        )
+        try:
+            response = await AsyncHTTPClient().fetch(request)
+            profile = json.loads(response.body)
+            mem_limit, mem_guarantee = int(profile["mem_limit"]), int(profile["mem_guarantee"])
+            cpu_limit = float(profile["cpu_limit"])
+        except Exception as e:  # noqa: BLE001 - any failure: the defaults, and say so
+            self.log.warning("no profile for %s from hubdesk (%s): the configured limits apply", self.user.name, e)
+            return
+        self.mem_limit, self.mem_guarantee, self.cpu_limit = mem_limit, mem_guarantee, cpu_limit
+        self.log.info(
+            "profile of %s (cohort %s): %d MiB guaranteed, %d MiB limit, %.2f CPUs",
+            self.user.name, profile.get("cohort"), mem_guarantee >> 20, mem_limit >> 20, cpu_limit,
+        )
+
     async def start(self):
         try:
+            await self._apply_profile()
             if self.isolate_network:
                 self.network_name = await self._ensure_own_network()
             if self.harden:

@@ -123,6 +123,7 @@ impl People {
         let parts = match label {
             "cli" => vec![Part::Text("the command line".into())],
             "system" => vec![Part::Text("hubdesk".into())],
+            "system:calendar" => vec![Part::Text("the calendar".into())],
             "setup" => vec![Part::Text("first-run setup".into())],
             l => match l.strip_prefix("token:") {
                 Some(name) => vec![

@@ -244,6 +244,20 @@ impl Cluster {
     /// Queues a launch of `count` workers (job `cluster.launch`, launch id = job id) with its
     /// audit entry, in one transaction.
     pub async fn launch(&self, actor: &Actor, count: u32) -> Result<Uuid, ClusterError> {
+        let mut tx = self.pool.begin().await?;
+        let id = self.launch_in(&mut tx, actor, count).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// [`Cluster::launch`] within the caller's transaction (the calendar queues a launch and
+    /// records its decision together).
+    pub async fn launch_in(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        actor: &Actor,
+        count: u32,
+    ) -> Result<Uuid, ClusterError> {
         if count == 0 || count > MAX_LAUNCH {
             return Err(ClusterError::BadRequest(format!(
                 "launch between 1 and {MAX_LAUNCH} workers at a time"
@@ -254,9 +268,8 @@ impl Cluster {
                 "[cluster.worker] ami is not set".into(),
             )));
         }
-        let mut tx = self.pool.begin().await?;
         let id = db::jobs::enqueue(
-            &mut tx,
+            &mut *tx,
             LAUNCH_KIND,
             &json!({"count": count}),
             &actor.label(),
@@ -264,8 +277,7 @@ impl Cluster {
         )
         .await?;
         let detail = format!("{count} × {} (job {id})", self.config.worker.instance_type);
-        db::audit::record(&mut tx, actor, "cluster.launch", None, Some(&detail)).await?;
-        tx.commit().await?;
+        db::audit::record(&mut *tx, actor, "cluster.launch", None, Some(&detail)).await?;
         Ok(id)
     }
 
@@ -344,6 +356,19 @@ impl Cluster {
     /// cluster's tagged instances is refused (no job, no terminate call, and no EC2 call at all
     /// when the last look is recent); the job checks the tags again before terminating.
     pub async fn remove(&self, actor: &Actor, instance_id: &str) -> Result<Uuid, ClusterError> {
+        let mut tx = self.pool.begin().await?;
+        let id = self.remove_in(&mut tx, actor, instance_id).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// [`Cluster::remove`] within the caller's transaction.
+    pub async fn remove_in(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        actor: &Actor,
+        instance_id: &str,
+    ) -> Result<Uuid, ClusterError> {
         let valid = instance_id.starts_with("i-")
             && instance_id.len() <= 32
             && instance_id[2..].bytes().all(|b| b.is_ascii_hexdigit());
@@ -358,9 +383,8 @@ impl Cluster {
             .find(|i| i.id == instance_id)
             .ok_or_else(|| FleetError::NotOurs(instance_id.into()))?;
         super::fleet::check_ours(instance, self.fleet.cluster())?;
-        let mut tx = self.pool.begin().await?;
         let id = db::jobs::enqueue(
-            &mut tx,
+            &mut *tx,
             REMOVE_KIND,
             &json!({"instance_id": instance_id}),
             &actor.label(),
@@ -368,15 +392,24 @@ impl Cluster {
         )
         .await?;
         db::audit::record(
-            &mut tx,
+            &mut *tx,
             actor,
             "cluster.remove",
             Some(instance_id),
             Some(&format!("job {id}")),
         )
         .await?;
-        tx.commit().await?;
         Ok(id)
+    }
+
+    /// Memory of one worker of `[cluster.worker] instance_type`, bytes, as EC2 describes it
+    /// (asked once, then remembered).
+    pub async fn worker_memory(&self) -> Result<Option<u64>, ClusterError> {
+        let t = self.config.worker.instance_type.clone();
+        let types = self.instance_types(vec![t.clone()]).await?;
+        Ok(types
+            .get(&t)
+            .and_then(|i| u64::try_from(i.memory_bytes).ok()))
     }
 
     /// Checks the worker template with EC2's `DryRun` (permissions, AMI, subnet, profile) and

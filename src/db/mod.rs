@@ -2,8 +2,10 @@
 //! derefs to one), runtime-checked SQL with typed rows.
 pub mod api_tokens;
 pub mod audit;
+pub mod calendar;
 pub mod cards;
 pub mod cluster;
+pub mod cohorts;
 pub mod embedded;
 pub mod homes;
 pub mod import_drafts;

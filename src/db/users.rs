@@ -318,6 +318,15 @@ pub async fn list_staff(conn: &mut PgConnection) -> sqlx::Result<Vec<UserRow>> {
     .await
 }
 
+/// Every enabled student with their cohort.
+pub async fn cohorts_of(conn: &mut PgConnection) -> sqlx::Result<Vec<(Username, Option<String>)>> {
+    sqlx::query_as(
+        "SELECT username, cohort FROM users WHERE role = 'student' AND NOT disabled ORDER BY username",
+    )
+    .fetch_all(conn)
+    .await
+}
+
 /// The usernames of a cohort's students.
 pub async fn cohort_usernames(
     conn: &mut PgConnection,

@@ -126,6 +126,13 @@ actions! {
         "stopped {whom}'s notebook server";
     ServersStart = "servers.start", Person, "Notebook servers started",
         "started the notebook servers of {whom}";
+    CohortUpdate = "cohort.update", Person, "Cohort settings changed",
+        "changed the dates, time zone or profile of {whom}";
+    CohortTimetable = "cohort.timetable", Person, "Timetable changed",
+        "changed the class times of {whom}";
+    CalendarPause = "calendar.pause", Nothing, "Calendar paused",
+        "paused the calendar (no launches, starts or removals until resumed)";
+    CalendarResume = "calendar.resume", Nothing, "Calendar resumed", "resumed the calendar";
     ClusterLaunch = "cluster.launch", Nothing, "Workers launched", "launched workers";
     ClusterJoined = "cluster.joined", Nothing, "Workers joined", "saw new workers join the swarm";
     ClusterRemove = "cluster.remove", Instance, "Worker removal asked",

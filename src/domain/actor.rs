@@ -11,6 +11,9 @@ pub enum Actor {
     Setup,
     /// hubdesk itself (tests, periodic work).
     System,
+    /// The camp calendar acting on its plan (`calendar::runner`); its label has a colon, which
+    /// no username has.
+    Calendar,
 }
 
 impl Actor {
@@ -21,6 +24,7 @@ impl Actor {
             Self::Cli => "cli".into(),
             Self::Setup => "setup".into(),
             Self::System => "system".into(),
+            Self::Calendar => "system:calendar".into(),
         }
     }
 
@@ -31,6 +35,7 @@ impl Actor {
             "cli" => Self::Cli,
             "setup" => Self::Setup,
             "system" => Self::System,
+            "system:calendar" => Self::Calendar,
             l => match l.strip_prefix("token:") {
                 Some(name) => Self::Token(name.to_string()),
                 None => super::Username::parse(l).map_or(Self::System, Self::User),
@@ -57,6 +62,7 @@ mod tests {
             Actor::Cli,
             Actor::Setup,
             Actor::System,
+            Actor::Calendar,
         ] {
             assert_eq!(Actor::from_label(&a.label()), a);
         }

@@ -736,7 +736,7 @@ async fn cluster_real_swarm_workers_boot_from_user_data_join_and_leave() {
     let Some(swarm) = Swarm::up(1).await else {
         return;
     };
-    let hv = Hypervisor::start(&swarm, moto.client(), "camp").await;
+    let hv = Hypervisor::start(&swarm, &moto, "camp").await;
     let (subnet, sg) = moto.network(&swarm.subnet()).await;
     let mut cfg = cluster_config("camp");
     cfg.docker_host = swarm.docker_host();
@@ -975,7 +975,7 @@ async fn cluster_real_swarm_join_token_dies_with_its_launch() {
     let Some(swarm) = Swarm::up(0).await else {
         return;
     };
-    let hv = Hypervisor::start(&swarm, moto.client(), "camp").await;
+    let hv = Hypervisor::start(&swarm, &moto, "camp").await;
     let (subnet, sg) = moto.network(&swarm.subnet()).await;
     let mut cfg = cluster_config("camp");
     cfg.docker_host = swarm.docker_host();

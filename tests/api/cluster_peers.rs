@@ -1,7 +1,8 @@
 //! The real peers of the cluster tests: a moto server (EC2) on loopback, the Docker-in-Docker
-//! swarm of `tests/swarm`, and a small "hypervisor" that boots a worker node container for every
-//! instance moto reports running with hubdesk's tags, running the instance's own user-data in it
-//! as cloud-init would, and removes it when the instance is terminated.
+//! swarm of `tests/swarm`, and the camp tests' "hypervisor" (`tests/e2e/camp_support.py`, run as
+//! a process) that boots a worker node container for every instance moto reports running with
+//! hubdesk's tags, running the instance's own user-data in it as cloud-init would, and removes
+//! it when the instance is terminated.
 //!
 //! Missing peers: with `CI` set the test fails with a message saying what is missing; elsewhere
 //! it is skipped loudly.
@@ -9,16 +10,13 @@ use std::{
     collections::HashMap,
     path::PathBuf,
     process::{Child, Command, Stdio},
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc, Mutex,
-    },
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
 use aws_sdk_ec2::{
     config::{BehaviorVersion, Credentials, Region, SharedCredentialsProvider},
-    types::{Filter, InstanceAttributeName},
+    types::InstanceAttributeName,
 };
 use base64::Engine;
 
@@ -299,10 +297,14 @@ impl Drop for Swarm {
     }
 }
 
-/// Boots instances as worker node containers on the swarm's network.
+/// Boots instances as worker node containers on the swarm's network: the camp tests' own
+/// hypervisor (`tests/e2e/camp_support.py`, class `Hypervisor`), run as a process, so there is
+/// one hypervisor for the Rust and the Python tests. It prepares the "AMI" (a node's
+/// /var/lib/docker with the tiny image loaded, as a worker AMI has its notebook image baked in),
+/// then watches moto and boots every running instance tagged `hubdesk:cluster=<cluster>` from
+/// its own user-data; it tells what happens as JSON lines, read here into the maps below.
 pub struct Hypervisor {
-    stop: Arc<AtomicBool>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    child: Child,
     /// instance id → container name, for instances booted and not yet stopped.
     pub running: Arc<Mutex<HashMap<String, String>>>,
     /// What went wrong booting (user-data output included).
@@ -311,109 +313,75 @@ pub struct Hypervisor {
     pub boot_logs: Arc<Mutex<HashMap<String, String>>>,
 }
 
-struct Host {
-    swarm_id: String,
-    network: String,
-    subnet_prefix: String,
-    node_image: String,
-    privileges: Vec<String>,
-    ami_volume: String,
-}
-
 impl Hypervisor {
-    /// Prepares the "AMI" (a node's /var/lib/docker with the tiny image loaded, as a worker AMI
-    /// has its notebook image baked in), then watches moto every 300 ms.
-    pub async fn start(swarm: &Swarm, ec2: aws_sdk_ec2::Client, cluster: &str) -> Hypervisor {
-        let host = Arc::new(
-            tokio::task::spawn_blocking({
-                let (id, net, subnet) = (
-                    swarm.id.clone(),
-                    swarm.get("HUBDESK_SWARM_NETWORK").to_string(),
-                    swarm.subnet(),
-                );
-                let (manager, node_image, tiny) = (
-                    swarm.get("HUBDESK_SWARM_MANAGER").to_string(),
-                    swarm.get("HUBDESK_NODE_IMAGE").to_string(),
-                    swarm.get("HUBDESK_TINY_IMAGE").to_string(),
-                );
-                move || prepare(&id, &net, &subnet, &manager, &node_image, &tiny)
-            })
-            .await
-            .unwrap()
-            .expect("prepare the hypervisor's AMI"),
-        );
+    pub async fn start(swarm: &Swarm, moto: &Moto, cluster: &str) -> Hypervisor {
+        let mut child = Command::new(venv_bin("python"))
+            .arg(repo().join("tests/e2e/camp_support.py"))
+            .args([
+                "hypervisor",
+                "--swarm-id",
+                &swarm.id,
+                "--moto-url",
+                &moto.url,
+            ])
+            .args([
+                "--cluster",
+                cluster,
+                "--ami-image",
+                swarm.get("HUBDESK_TINY_IMAGE"),
+            ])
+            .envs(&swarm.env)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the hypervisor (tests/e2e/camp_support.py)");
+        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
         let hv = Hypervisor {
-            stop: Arc::new(AtomicBool::new(false)),
-            task: None,
             running: Default::default(),
             errors: Default::default(),
             boot_logs: Default::default(),
+            child,
         };
-        let (stop, running, errors, logs) = (
-            hv.stop.clone(),
-            hv.running.clone(),
-            hv.errors.clone(),
-            hv.boot_logs.clone(),
-        );
-        let cluster = cluster.to_string();
-        let task = tokio::spawn(async move {
-            let mut booting: Vec<String> = Vec::new();
-            while !stop.load(Ordering::SeqCst) {
-                let described = ec2
-                    .describe_instances()
-                    .filters(
-                        Filter::builder()
-                            .name("tag:hubdesk:cluster")
-                            .values(&cluster)
-                            .build(),
-                    )
-                    .send()
-                    .await;
-                if let Ok(out) = described {
-                    for inst in out.reservations().iter().flat_map(|r| r.instances()) {
-                        let id = inst.instance_id().unwrap_or_default().to_string();
-                        let state = inst
-                            .state()
-                            .and_then(|s| s.name())
-                            .map(|n| n.as_str().to_string())
-                            .unwrap_or_default();
-                        if state == "running" && !booting.contains(&id) {
-                            booting.push(id.clone());
-                            let ip = inst.private_ip_address().unwrap_or_default().to_string();
-                            let (ec2, host, running, errors, logs) = (
-                                ec2.clone(),
-                                host.clone(),
-                                running.clone(),
-                                errors.clone(),
-                                logs.clone(),
-                            );
-                            let id = id.clone();
-                            tokio::spawn(async move {
-                                match boot(&ec2, &host, &id, &ip).await {
-                                    Ok((name, log)) => {
-                                        running.lock().unwrap().insert(id.clone(), name);
-                                        logs.lock().unwrap().insert(id, log);
-                                    }
-                                    Err(e) => errors.lock().unwrap().push(format!("{id}: {e}")),
-                                }
-                            });
-                        }
-                        let gone = matches!(state.as_str(), "shutting-down" | "terminated");
-                        let name = running.lock().unwrap().get(&id).cloned();
-                        if let (true, Some(name)) = (gone, name) {
-                            let _ = tokio::task::spawn_blocking(move || {
-                                docker(&["rm", "-f", "-v", &name])
-                            })
-                            .await;
-                            running.lock().unwrap().remove(&id);
-                        }
-                    }
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
+        let (running, errors, logs) = (hv.running.clone(), hv.errors.clone(), hv.boot_logs.clone());
+        std::thread::spawn(move || {
+            for line in std::io::BufRead::lines(stdout) {
+                let Ok(line) = line else { break };
+                let Ok(msg) = serde_json::from_str::<serde_json::Value>(&line) else {
+                    eprintln!("hypervisor: {line}");
+                    continue;
+                };
+                let text = |k: &str| msg[k].as_str().unwrap_or_default().to_string();
+                if msg.get("ready").is_some() {
+                    let _ = ready_tx.send(Ok(()));
+                } else if msg.get("failed").is_some() {
+                    let _ = ready_tx.send(Err(text("failed")));
+                } else if msg.get("booted").is_some() {
+                    let id = text("booted");
+                    running
+                        .lock()
+                        .unwrap()
+                        .insert(id.clone(), text("container"));
+                    logs.lock().unwrap().insert(id, text("log"));
+                } else if msg.get("removed").is_some() {
+                    running.lock().unwrap().remove(&text("removed"));
+                } else if msg.get("error").is_some() {
+                    errors.lock().unwrap().push(text("error"));
                 }
-                tokio::time::sleep(Duration::from_millis(300)).await;
             }
+            let _ = ready_tx.send(Err("the hypervisor exited".into()));
         });
-        let mut hv = hv;
-        hv.task = Some(task);
+        let ready = tokio::task::spawn_blocking(move || {
+            ready_rx
+                .recv_timeout(Duration::from_secs(900))
+                .unwrap_or_else(|e| Err(format!("no word from the hypervisor: {e}")))
+        })
+        .await
+        .unwrap();
+        if let Err(e) = ready {
+            panic!("the hypervisor could not start: {e}");
+        }
         hv
     }
 
@@ -427,12 +395,18 @@ impl Hypervisor {
 }
 
 impl Drop for Hypervisor {
-    /// Stops watching; the containers and volumes go with the swarm (same label).
+    /// Closes its stdin (it stops watching) and waits a moment; the containers and volumes go
+    /// with the swarm (same label).
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.task.take() {
-            t.abort();
+        drop(self.child.stdin.take());
+        for _ in 0..50 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
         }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -473,81 +447,6 @@ fn privileges_of(manager: &str) -> Result<Vec<String>, String> {
         }
     }
     Ok(args)
-}
-
-fn prepare(
-    id: &str,
-    network: &str,
-    subnet: &str,
-    manager: &str,
-    node_image: &str,
-    tiny: &str,
-) -> Result<Host, String> {
-    let privileges = privileges_of(manager)?;
-    let label = format!("hubdesk-test={id}");
-    let ami_volume = format!("hubdesk-test-{id}-ami");
-    docker(&["volume", "create", "--label", &label, &ami_volume])?;
-    let seed = format!("hubdesk-test-{id}-ami");
-    let mut args: Vec<String> = [
-        "run",
-        "-d",
-        "--name",
-        &seed,
-        "--label",
-        &label,
-        "--network",
-        "none",
-        "-v",
-        &format!("{ami_volume}:/var/lib/docker"),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.extend(privileges.iter().cloned());
-    args.push(node_image.into());
-    docker(&args.iter().map(String::as_str).collect::<Vec<_>>())?;
-    let mut up = false;
-    for _ in 0..200 {
-        if docker(&["exec", &seed, "docker", "version"]).is_ok() {
-            up = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    if !up {
-        return Err(format!(
-            "the AMI seed's dockerd did not start: {:?}",
-            docker(&["logs", &seed])
-        ));
-    }
-    // Load the tiny image from a `docker save` of the host engine.
-    let mut save = Command::new("docker")
-        .args(["save", tiny])
-        .stdout(Stdio::piped())
-        .spawn()
-        .map_err(|e| e.to_string())?;
-    let load = Command::new("docker")
-        .args(["exec", "-i", &seed, "docker", "load", "-q"])
-        .stdin(save.stdout.take().unwrap())
-        .output()
-        .map_err(|e| e.to_string())?;
-    save.wait().map_err(|e| e.to_string())?;
-    if !load.status.success() {
-        return Err(format!(
-            "loading {tiny}: {}",
-            String::from_utf8_lossy(&load.stderr)
-        ));
-    }
-    docker(&["stop", "-t", "20", &seed])?;
-    docker(&["rm", "-v", &seed])?;
-    Ok(Host {
-        swarm_id: id.into(),
-        network: network.into(),
-        subnet_prefix: subnet.trim_end_matches("0/24").to_string(),
-        node_image: node_image.into(),
-        privileges,
-        ami_volume,
-    })
 }
 
 /// An instance's user-data as EC2 keeps it (`DescribeInstanceAttribute userData`, base64),
@@ -661,125 +560,4 @@ impl Drop for SpareNode {
     fn drop(&mut self) {
         let _ = docker(&["rm", "-f", "-v", &self.name]);
     }
-}
-
-/// One instance's boot: a disk from the AMI, the machine (a node container whose engine is
-/// not started: that is the user-data's job), the kernel's cgroup set-up (the node image's
-/// entrypoint without its last line), then the user-data itself. The node image has Docker
-/// but no NFS client: a stand-in `mount.nfs` plays the installed package, so the script's
-/// "install if missing" step finds both and skips (this network reaches no package mirror).
-async fn boot(
-    ec2: &aws_sdk_ec2::Client,
-    host: &Host,
-    instance: &str,
-    ip: &str,
-) -> Result<(String, String), String> {
-    let script = user_data(ec2, instance).await?;
-    let (id, network, prefix, image, privileges, ami) = (
-        host.swarm_id.clone(),
-        host.network.clone(),
-        host.subnet_prefix.clone(),
-        host.node_image.clone(),
-        host.privileges.clone(),
-        host.ami_volume.clone(),
-    );
-    let instance = instance.to_string();
-    let ip = ip.to_string();
-    tokio::task::spawn_blocking(move || {
-        let label = format!("hubdesk-test={id}");
-        let name = format!("hubdesk-test-{id}-{instance}");
-        let disk = format!("{name}-docker");
-        docker(&["volume", "create", "--label", &label, &disk])?;
-        docker(&[
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "-v",
-            &format!("{ami}:/from:ro"),
-            "-v",
-            &format!("{disk}:/to"),
-            "--entrypoint",
-            "/bin/cp",
-            &image,
-            "-a",
-            "/from/.",
-            "/to/",
-        ])?;
-        let hostname = format!("ip-{}", ip.replace('.', "-"));
-        let mut args: Vec<String> = [
-            "run",
-            "-d",
-            "--name",
-            &name,
-            "--hostname",
-            &hostname,
-            "--label",
-            &label,
-            "--label",
-            &format!("hubdesk-test.instance={instance}"),
-            "--network",
-            &network,
-            "-v",
-            &format!("{disk}:/var/lib/docker"),
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        if ip.starts_with(&prefix) {
-            args.extend(["--ip".to_string(), ip.clone()]);
-        }
-        args.extend(privileges);
-        args.extend(
-            [
-                "--entrypoint",
-                "/usr/bin/tini",
-                &image,
-                "--",
-                "sleep",
-                "infinity",
-            ]
-            .map(String::from),
-        );
-        docker(&args.iter().map(String::as_str).collect::<Vec<_>>())?;
-        docker(&[
-            "exec",
-            &name,
-            "sh",
-            "-c",
-            "sed '/^exec dockerd/d' /usr/local/bin/node-entrypoint.sh > /tmp/hubdesk-prep.sh \
-             && sh /tmp/hubdesk-prep.sh \
-             && { command -v mount.nfs >/dev/null || ln -s /bin/true /usr/sbin/mount.nfs; }",
-        ])?;
-        let mut put = Command::new("docker")
-            .args([
-                "exec",
-                "-i",
-                &name,
-                "sh",
-                "-c",
-                "mkdir -p /var/lib/cloud && cat > /var/lib/cloud/user-data",
-            ])
-            .stdin(Stdio::piped())
-            .spawn()
-            .map_err(|e| e.to_string())?;
-        std::io::Write::write_all(&mut put.stdin.take().unwrap(), &script)
-            .map_err(|e| e.to_string())?;
-        put.wait().map_err(|e| e.to_string())?;
-        let run = Command::new("docker")
-            .args(["exec", &name, "sh", "/var/lib/cloud/user-data"])
-            .output()
-            .map_err(|e| e.to_string())?;
-        let log = format!(
-            "{}{}",
-            String::from_utf8_lossy(&run.stdout),
-            String::from_utf8_lossy(&run.stderr)
-        );
-        if !run.status.success() {
-            return Err(format!("user-data failed: {log}"));
-        }
-        Ok((name, log))
-    })
-    .await
-    .map_err(|e| e.to_string())?
 }

@@ -2,8 +2,10 @@
 mod accounts;
 mod activity;
 mod api;
+mod calendar;
 mod cluster;
 mod cluster_peers;
+mod cohorts;
 mod docker_proxy;
 mod doctor;
 mod ec2;

@@ -4,7 +4,8 @@
   hub node; workers come from hubdesk through EC2).
 - :class:`Moto`: a moto server (EC2) on loopback, with a VPC/subnet whose CIDR is the swarm
   network's, so an instance's private IP is the address its node container gets.
-- :class:`Hypervisor`: a port of tests/api/cluster_peers.rs ``Hypervisor``/``prepare``/``boot``:
+- :class:`Hypervisor`: the one hypervisor of the cluster tests (the Rust tests and bench/cluster
+  run it as a process: ``python camp_support.py hypervisor``, see the end of this file):
   for every instance moto reports running with the cluster's tag it boots a worker node
   container from the "AMI" (a /var/lib/docker volume with the notebook image loaded), runs the
   instance's real decoded user-data in it as cloud-init would, and removes the container and its
@@ -193,7 +194,20 @@ def free_port(addr: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
-class Moto:
+class MotoAt:
+    """A moto server by its URL (one this process did not start: the Rust tests' own)."""
+
+    def __init__(self, url: str):
+        self.url = url
+
+    def client(self):
+        import boto3
+
+        return boto3.client("ec2", endpoint_url=self.url, region_name=REGION,
+                            aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+class Moto(MotoAt):
     def __init__(self, logdir: Path, host: str = "127.0.0.1"):
         """On loopback, or on `host` (the host's address on a network of the test's, for
         instances of the box that call EC2 themselves)."""
@@ -217,12 +231,6 @@ class Moto:
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise CampError(f"moto_server did not answer on {self.url}:\n{base._tail(self.log_path)}")
             time.sleep(0.2)
-
-    def client(self):
-        import boto3
-
-        return boto3.client("ec2", endpoint_url=self.url, region_name=REGION,
-                            aws_access_key_id="testing", aws_secret_access_key="testing")
 
     def network(self, cidr: str) -> tuple[str, str]:
         """A VPC + subnet with the swarm's CIDR and a security group: (subnet id, group id)."""
@@ -250,10 +258,13 @@ class Moto:
 class Hypervisor:
     """Boots every running instance tagged ``hubdesk:cluster=<cluster>`` as a worker node."""
 
-    def __init__(self, swarm: Swarm, moto: Moto, cluster: str, ami_images: list[str],
-                 mounts: list[str], machine_setup: Callable[[str, str], None] | None = None):
+    def __init__(self, swarm: Swarm, moto: MotoAt, cluster: str, ami_images: list[str],
+                 mounts: list[str], machine_setup: Callable[[str, str], None] | None = None,
+                 notify: Callable[[dict], None] | None = None):
         self.swarm, self.moto, self.cluster = swarm, moto, cluster
         self.mounts = mounts
+        # Told of every boot, failure and removal (the process mode: one JSON line each).
+        self.notify = notify or (lambda _msg: None)
         # (container, private ip) -> None: the machine's own network, set up before its
         # user-data runs (e.g. the route to the metadata service, a second interface).
         self.machine_setup = machine_setup
@@ -341,6 +352,7 @@ class Hypervisor:
                             self._event(f"{iid} {state}: removing {name}")
                             docker("rm", "-f", "-v", name, check=False)
                             docker("volume", "rm", "-f", f"{name}-docker", check=False)
+                            self.notify({"removed": iid})
             self._stop.wait(0.3)
 
     def _event(self, msg: str) -> None:
@@ -356,10 +368,12 @@ class Hypervisor:
                 self.ips[iid] = ip
                 self.boot_logs[iid] = out
             self._event(f"{iid} booted as {name} ({ip})")
+            self.notify({"booted": iid, "container": name, "ip": ip, "log": out})
         except Exception as e:  # noqa: BLE001 - reported by the test
             with self._lock:
                 self.errors.append(f"{iid}: {e}")
             self._event(f"{iid} failed to boot: {e}")
+            self.notify({"error": f"{iid}: {e}"})
 
     def _boot(self, iid: str, ip: str) -> tuple[str, str]:
         """A disk from the AMI, the machine (a node container whose engine is not started: that
@@ -909,3 +923,52 @@ security_group_ids = [{toml_str(self.sg_id)}]
         if self.root_dir.exists():
             problems.append(f"{self.root_dir} still exists")
         return problems
+
+
+# --------------------------------------------------------------------------------------------
+# the hypervisor as a process of its own: the Rust cluster tests and bench/cluster spawn it
+# (tests/api/cluster_peers.rs) as they spawn moto_server, so there is one hypervisor to change.
+
+
+def _hypervisor_process(argv: list[str]) -> int:
+    """`python camp_support.py hypervisor --swarm-id ID --moto-url URL --cluster C --ami-image I`
+
+    The swarm is swarm.sh's: its ``HUBDESK_*`` variables come in the environment. One JSON line
+    per happening on stdout — ``{"ready": …}`` once the AMI is prepared, then ``{"booted": iid,
+    "container", "ip", "log"}``, ``{"removed": iid}``, ``{"error": …}`` — and the log on stderr.
+    It watches until its stdin closes (the parent went away), then stops."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="camp_support.py hypervisor")
+    ap.add_argument("--swarm-id", required=True)
+    ap.add_argument("--moto-url", required=True)
+    ap.add_argument("--cluster", required=True)
+    ap.add_argument("--ami-image", action="append", default=[])
+    ap.add_argument("--mount", action="append", default=[])
+    args = ap.parse_args(argv)
+    out = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
+    sys.stdout = sys.stderr  # log() and anything else printed go to the log, not the protocol
+    lock = threading.Lock()
+
+    def emit(msg: dict) -> None:
+        with lock:
+            out.write(json.dumps(msg) + "\n")
+
+    swarm = Swarm(args.swarm_id, {k: v for k, v in os.environ.items() if k.startswith("HUBDESK_")})
+    try:
+        hv = Hypervisor(swarm, MotoAt(args.moto_url), args.cluster, args.ami_image, args.mount,
+                        notify=emit)
+    except Exception as e:  # noqa: BLE001 - told to the parent, which fails the test with it
+        emit({"failed": str(e)})
+        return 1
+    emit({"ready": hv.ami_volume})
+    for _ in sys.stdin:
+        pass
+    hv.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] != ["hypervisor"]:
+        sys.exit("usage: camp_support.py hypervisor --help")
+    sys.exit(_hypervisor_process(sys.argv[2:]))

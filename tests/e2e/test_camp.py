@@ -42,7 +42,10 @@ from test_counselor_path import click_and_wait_for_new_page, data_rows, fill, lo
 from test_homes_pages import confirm_click
 
 STUDENTS = ["Ada Lovelace", "Grace Hopper", "Alan Turing"]
-COHORT = "camp"
+# Two cohorts with different profiles (set on their cohort pages): the first two students are
+# in the morning class, the third in the evening one.
+COHORTS = {"Morning": ("512 MiB", "768 MiB", "0.5"), "Evening": ("384 MiB", "1 GiB", "1.25")}
+COHORT_OF = {"Ada Lovelace": "Morning", "Grace Hopper": "Morning", "Alan Turing": "Evening"}
 SPAWN_TIMEOUT = 300  # seconds: a first spawn on a fresh worker starts the notebook image there
 
 
@@ -205,7 +208,7 @@ def test_camp_in_a_box(camp: cs.Camp, browser, screenshot):
     login(d, hd.url, cs.COUNSELOR, camp.counselor_password)
     d.get(hd.url + "/students/import")
     text = visible(d, "textarea[name='text']")
-    csv = "display_name,cohort\n" + "".join(f"{n},{COHORT}\n" for n in STUDENTS)
+    csv = "display_name,cohort\n" + "".join(f"{n},{COHORT_OF[n]}\n" for n in STUDENTS)
     d.execute_script("arguments[0].value = arguments[1];", text, csv)
     click_and_wait_for_new_page(d, visible(d, "#preview-import"))
     assert len(data_rows(present(d, "#import-preview"))) == 3
@@ -213,10 +216,12 @@ def test_camp_in_a_box(camp: cs.Camp, browser, screenshot):
     cards = d.find_elements(By.CSS_SELECTOR, ".card")
     assert len(cards) == 3, len(cards)
     creds = []
+    display_of: dict[str, str] = {}
     for card in cards:
         u = card.find_element(By.CSS_SELECTOR, ".card-username").get_attribute("textContent").strip()
         p = card.find_element(By.CSS_SELECTOR, ".card-password").get_attribute("textContent").strip()
         creds.append((u, p))
+        display_of[u] = card.find_element(By.CSS_SELECTOR, ".card-name").get_attribute("textContent").strip()
     present(d, "#print-cards")
     screenshot("camp-1-cards", full_page=True)
     users = [u for u, _ in creds]
@@ -224,6 +229,15 @@ def test_camp_in_a_box(camp: cs.Camp, browser, screenshot):
         cs.wait_for(f"the home of {u}", lambda u=u: (camp.homes / u / "README.md").is_file(), 60)
         st = (camp.homes / u).stat()
         assert (st.st_uid, st.st_gid) == (1000, 100), (u, st.st_uid, st.st_gid)
+    # the counselor gives each cohort its notebook profile on its page
+    for name, (guarantee, limit, cpus) in COHORTS.items():
+        d.get(hd.url + "/cohorts")
+        click_and_wait_for_new_page(d, visible(d, f"#cohorts tr[data-slug='{name.lower()}'] a"))
+        for field, value in (("memory_guarantee", guarantee), ("memory_limit", limit), ("cpu_limit", cpus)):
+            fill(d, field, value)
+        click_and_wait_for_new_page(d, visible(d, "form[action$='/cohorts/" + name.lower() + "'] button[type=submit]"))
+        assert "Settings saved" in d.page_source, d.page_source[:2000]
+    screenshot("camp-1-cohort", full_page=True)
     camp.phases.mark("1-counselor imports 3")
 
     # --- 2 + 3. each student logs in through the hub, JupyterLab loads, a file is saved ------
@@ -250,6 +264,14 @@ def test_camp_in_a_box(camp: cs.Camp, browser, screenshot):
         assert status == 200 and {"README.md", "welcome.ipynb", "work.txt"} <= {
             x["name"] for x in listing["content"]}, listing
     cs.log(f"students on nodes: {service_node}")
+    # each student's service carries their cohort's profile (the spawner asked hubdesk)
+    mib = 1 << 20
+    wanted = {"Morning": (512 * mib, 768 * mib, 500_000_000), "Evening": (384 * mib, 1024 * mib, 1_250_000_000)}
+    for user, _ in creds:
+        spec = json.loads(camp.swarm.inner("service", "inspect", "-f", "{{json .Spec.TaskTemplate.Resources}}",
+                                           f"jupyter-{cs.escape_user(user)}"))
+        got = (spec["Reservations"]["MemoryBytes"], spec["Limits"]["MemoryBytes"], spec["Limits"]["NanoCPUs"])
+        assert got == wanted[COHORT_OF[display_of[user]]], (user, spec)
     camp.phases.mark("2+3-3 students in JupyterLab")
 
     # --- 4. the cluster page shows each student on their node; the counselor resets one ------

@@ -5,5 +5,6 @@ pub mod discovery;
 pub mod error;
 pub mod logout;
 pub mod params;
+pub mod profile;
 pub mod token;
 pub mod userinfo;

@@ -1,0 +1,13 @@
+//! The camp calendar (issue 17): cohorts' class blocks in their own time zone
+//! ([`timetable`]) and their notebook [`profile`], edited on the cohort pages ([`cohorts`],
+//! [`pages`]); the planner that turns them into the cluster's actions ([`planner`], pure):
+//! workers launched before a block, servers warmed, idle servers stopped and extra workers
+//! removed after it; the [`runner`] that carries the plan out on its [`clock`].
+pub mod clock;
+pub mod cohorts;
+pub mod overview;
+pub mod pages;
+pub mod planner;
+pub mod profile;
+pub mod runner;
+pub mod timetable;
