@@ -5,6 +5,16 @@ use std::path::PathBuf;
 
 use jiff::Timestamp;
 
+/// The calendar reckons in jiff's instants; the database and the page kit in the `time` crate's.
+pub fn to_offset(t: Timestamp) -> time::OffsetDateTime {
+    time::OffsetDateTime::from_unix_timestamp(t.as_second())
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+}
+
+pub fn from_offset(t: time::OffsetDateTime) -> Timestamp {
+    Timestamp::from_second(t.unix_timestamp()).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
 pub trait Clock: Send + Sync {
     fn now(&self) -> Timestamp;
 }

@@ -8,6 +8,7 @@ use jiff::{SignedDuration, Timestamp};
 use uuid::Uuid;
 
 use super::{
+    clock::{from_offset, to_offset},
     planner::{Action, Rules},
     runner::{Calendar, HORIZON},
 };
@@ -67,15 +68,6 @@ fn what_recorded(kind: &str, cohort: Option<&str>, workers: Option<i32>) -> Stri
     }
 }
 
-fn ts(t: time::OffsetDateTime) -> Timestamp {
-    Timestamp::from_second(t.unix_timestamp()).unwrap_or(Timestamp::UNIX_EPOCH)
-}
-
-fn offset(t: Timestamp) -> time::OffsetDateTime {
-    time::OffsetDateTime::from_unix_timestamp(t.as_second())
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
-}
-
 impl Calendar {
     pub fn now(&self) -> Timestamp {
         self.clock.now()
@@ -112,7 +104,12 @@ impl Calendar {
                             key: p.key(),
                             at: p.at,
                             what: what(&p.action),
-                            status: if p.at <= now { "due" } else { "planned" }.into(),
+                            status: match (p.at <= now, enabled) {
+                                (false, _) => "planned",
+                                (true, true) => "due",
+                                (true, false) => "plan-only",
+                            }
+                            .into(),
                             detail: String::new(),
                             jobs: vec![],
                         },
@@ -128,10 +125,10 @@ impl Calendar {
             Err(e) => (None, Some(format!("No plan: {e:#}"))),
         };
         let mut conn = self.pool.acquire().await?;
-        for row in db::calendar::between(&mut conn, offset(from), offset(to)).await? {
+        for row in db::calendar::between(&mut conn, to_offset(from), to_offset(to)).await? {
             let line = lines.entry(row.key.clone()).or_insert_with(|| ActionLine {
                 key: row.key.clone(),
-                at: ts(row.at),
+                at: from_offset(row.at),
                 what: what_recorded(&row.kind, row.cohort.as_deref(), row.workers),
                 status: String::new(),
                 detail: String::new(),

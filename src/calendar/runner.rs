@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{
-    clock::Clock,
+    clock::{to_offset, Clock},
     cohorts::Cohorts,
     planner::{Action, Demand, Planned, Rules},
 };
@@ -56,10 +56,6 @@ struct Outcome {
     outcome: &'static str,
     detail: String,
     jobs: Vec<Uuid>,
-}
-
-fn to_offset(t: Timestamp) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp(t.as_second()).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 impl Calendar {
@@ -306,10 +302,17 @@ impl Calendar {
                 let leaving = db::calendar::workers_being_removed(&mut *tx).await?;
                 let mut staying: Vec<&String> =
                     present.iter().filter(|i| !leaving.contains(i)).collect();
-                let extra = staying.len().saturating_sub(*workers as usize);
+                // A running notebook moves, it never dies: keep room for every server still
+                // running (someone working past the class), whatever the plan says.
+                let busy = self.running_memory(&mut *tx).await?;
+                let keep = (*workers).max(rules.workers_for(busy));
+                let extra = staying.len().saturating_sub(keep as usize);
                 if extra == 0 {
                     return Ok(done(
-                        format!("{} workers, {workers} wanted", staying.len()),
+                        format!(
+                            "{} workers, {workers} wanted, {keep} kept for the servers still running",
+                            staying.len()
+                        ),
                         vec![],
                     ));
                 }
@@ -319,7 +322,7 @@ impl Calendar {
                 for id in staying.into_iter().take(extra) {
                     jobs.push(cluster.remove_in(&mut *tx, &Actor::Calendar, id).await?);
                 }
-                Ok(done(format!("remove {extra} (down to {workers})"), jobs))
+                Ok(done(format!("remove {extra} (down to {keep})"), jobs))
             }
             Action::Warm { cohort } => {
                 if !self.servers.configured() {
@@ -391,6 +394,36 @@ impl Calendar {
                 Ok(done(format!("stop {} idle servers", idle.len()), jobs))
             }
         }
+    }
+
+    /// The memory guaranteed to the servers running now and not being stopped (each student's
+    /// cohort profile), bytes.
+    async fn running_memory(&self, conn: &mut sqlx::PgConnection) -> anyhow::Result<u64> {
+        if !self.servers.configured() {
+            return Ok(0);
+        }
+        let running = self.servers.running().await?;
+        if running.is_empty() {
+            return Ok(0);
+        }
+        let guarantees: HashMap<String, u64> = self
+            .cohorts
+            .list()
+            .await?
+            .into_iter()
+            .map(|c| (c.name, c.profile.memory_guarantee_bytes()))
+            .collect();
+        let default = super::profile::Profile::default().memory_guarantee_bytes();
+        let stopping = db::calendar::stops_in_flight(&mut *conn).await?;
+        Ok(db::users::cohorts_of(conn)
+            .await?
+            .into_iter()
+            .filter(|(u, _)| running.contains_key(u.as_str()) && !stopping.contains(&u.to_string()))
+            .map(|(_, c)| {
+                c.and_then(|c| guarantees.get(&c).copied())
+                    .unwrap_or(default)
+            })
+            .sum())
     }
 
     /// The cluster's workers that are or will be up (ids), and the students on each.

@@ -366,3 +366,33 @@ async fn servers_idle_past_their_cohorts_limit_are_stopped_once() {
     let report = day.app.state.calendar.tick().await.unwrap();
     assert!(report.idle_stopped.is_empty());
 }
+
+#[tokio::test]
+async fn the_last_shrink_keeps_a_worker_for_someone_still_working() {
+    let day = class_day().await;
+    day.clock.set(at("2027-03-08T14:40:00Z"));
+    day.tick().await;
+    day.jobs_done().await;
+    assert_eq!(day.running_workers(), 3);
+    // After class four are idle, Ada is still working (active a minute ago).
+    let now = time::OffsetDateTime::now_utc();
+    for user in ["alan", "grace", "edsger", "barbara"] {
+        day.hub.set_server(
+            user,
+            Some(FakeHub::ready_server(user, now - time::Duration::hours(2))),
+        );
+    }
+    let mut busy = FakeHub::ready_server("ada", now - time::Duration::hours(2));
+    busy.last_activity = Some(now - time::Duration::minutes(1));
+    day.hub.set_server("ada", Some(busy));
+    day.clock.set(at("2027-03-08T18:15:00Z"));
+    day.tick().await;
+    day.jobs_done().await;
+    assert_eq!(
+        day.running_workers(),
+        1,
+        "one 4 GiB worker kept for Ada's 2 GiB"
+    );
+    let html = day.app.get_html("/calendar").await;
+    assert!(html.contains("remove 2 (down to 1)"), "{html}");
+}

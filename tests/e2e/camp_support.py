@@ -543,6 +543,19 @@ class CampHubdesk:
     def stop(self) -> None:
         base._stop(self)
 
+    def kill_and_restart(self) -> None:
+        """`kill -9`, then the same command on the same address (the hub knows it)."""
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(timeout=30)
+        with open(self.stdout_path, "ab") as fo, open(self.stderr_path, "ab") as fe:
+            self.proc = subprocess.Popen([self.proc.args[0], "serve"], env=self.env, stdin=subprocess.DEVNULL,
+                                         stdout=fo, stderr=fe, start_new_session=True,
+                                         cwd=self.env["HUBDESK_DATA_DIR"])
+        why = base._wait_ready(self, float(os.environ.get("HUBDESK_E2E_READY_TIMEOUT", "60")))
+        if why is not None:
+            raise CampError(f"hubdesk did not come back at {self.url}: {why}\n{self.logs()}")
+
 
 def toml_str(s: str) -> str:
     return json.dumps(s)
@@ -661,6 +674,7 @@ class Camp:
         self.data_dir.mkdir(mode=0o755)
         self.torn_down = False
         self.worker_toml_extra = ""  # more [cluster.worker] lines (a test's own template)
+        self.toml_extra = ""  # more tables at the end of hubdesk.toml (e.g. [calendar])
 
     # -- pieces ------------------------------------------------------------------------------
 
@@ -735,7 +749,8 @@ ami = {toml_str(self.ami_id)}
 instance_type = "t3.large"
 subnet_id = {toml_str(self.subnet_id)}
 security_group_ids = [{toml_str(self.sg_id)}]
-{self.worker_toml_extra}""")
+{self.worker_toml_extra}
+{self.toml_extra}""")
         base._run_cli(self.bin, ["migrate"], env)
         base._run_cli(self.bin, ["admin", "create", ADMIN, "--password-stdin"], env,
                       stdin=self.admin_password + "\n")

@@ -6,6 +6,7 @@ use serde::Deserialize;
 
 use crate::{
     calendar::{
+        clock::to_offset,
         overview::{ActionLine, CalendarOverview},
         profile,
         runner::Calendar,
@@ -37,6 +38,7 @@ impl ActionRow {
         match self.line.status.as_str() {
             "planned" => "planned",
             "due" => "due now",
+            "plan-only" => "not done (plan only)",
             "done" => "done",
             "missed" => "missed",
             "paused" => "not done: paused",
@@ -59,11 +61,6 @@ pub struct CalendarPage {
     pub feed_url: String,
 }
 
-fn offset(t: jiff::Timestamp) -> time::OffsetDateTime {
-    time::OffsetDateTime::from_unix_timestamp(t.as_second())
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
-}
-
 #[derive(Deserialize)]
 pub struct CalendarQuery {
     paused: Option<String>,
@@ -78,7 +75,7 @@ pub async fn show(
     q: web::Query<CalendarQuery>,
 ) -> Result<HttpResponse, WebError> {
     let overview = calendar.overview().await.map_err(WebError::Internal)?;
-    let clock = Clock::at(config.ui.timezone.zone().clone(), offset(overview.now));
+    let clock = Clock::at(config.ui.timezone.zone().clone(), to_offset(overview.now));
     let zone = config.ui.timezone.zone().clone();
     let classes = overview
         .classes
@@ -92,7 +89,7 @@ pub async fn show(
                 slug: crate::domain::cohort::slug(&c.cohort),
                 cohort: c.cohort.clone(),
                 day: s.strftime("%a %-d %b").to_string(),
-                starts: clock.moment(offset(c.starts)),
+                starts: clock.moment(to_offset(c.starts)),
                 hours: format!("{}–{}", s.strftime("%H:%M"), e.strftime("%H:%M")),
                 students: c.students,
             }
@@ -102,7 +99,7 @@ pub async fn show(
         .actions
         .iter()
         .map(|a| ActionRow {
-            at: clock.moment(offset(a.at)),
+            at: clock.moment(to_offset(a.at)),
             line: a.clone(),
         })
         .collect();
