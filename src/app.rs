@@ -362,6 +362,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .configure(servers::api::routes)
             .configure(activity::api::routes)
             .configure(cluster::api::routes)
+            .configure(crate::calendar::api::routes)
             .default_service(web::to(kit::api::not_found)),
     )
     .default_service(web::to(health::not_found));

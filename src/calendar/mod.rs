@@ -3,6 +3,7 @@
 //! [`pages`]); the planner that turns them into the cluster's actions ([`planner`], pure):
 //! workers launched before a block, servers warmed, idle servers stopped and extra workers
 //! removed after it; the [`runner`] that carries the plan out on its [`clock`].
+pub mod api;
 pub mod clock;
 pub mod cohorts;
 pub mod overview;

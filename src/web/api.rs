@@ -32,6 +32,9 @@ pub enum ApiError {
     /// Row-by-row problems of an import: `[{line, message}]`.
     #[error("invalid import")]
     Rows(Vec<serde_json::Value>),
+    /// Wrong values, a message per field: 422 `{"error": "invalid", "fields": {…}}`.
+    #[error("invalid values")]
+    Fields(Vec<(&'static str, String)>),
     #[error("database unavailable")]
     Unavailable,
     #[error("internal error")]
@@ -57,7 +60,7 @@ impl ResponseError for ApiError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::Upstream(_) => StatusCode::BAD_GATEWAY,
-            Self::Rows(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Rows(_) | Self::Fields(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -70,6 +73,15 @@ impl ResponseError for ApiError {
                 resp.json(json!({"error": "unauthorized", "message": self.to_string()}))
             }
             Self::Rows(rows) => resp.json(json!({"error": "invalid_import", "errors": rows})),
+            Self::Fields(fields) => {
+                let fields: serde_json::Map<String, serde_json::Value> = fields
+                    .iter()
+                    .map(|(f, m)| (f.to_string(), json!(m)))
+                    .collect();
+                resp.json(
+                    json!({"error": "invalid", "message": "invalid values", "fields": fields}),
+                )
+            }
             Self::Internal(e) => {
                 let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
                 tracing::error!(correlation_id = %id, error = ?e, "internal API error");

@@ -244,3 +244,99 @@ async fn the_hub_reads_each_students_cohort_profile_with_its_client_credentials(
         assert_eq!(e["error"], "not_found");
     }
 }
+
+#[tokio::test]
+async fn the_api_reads_and_edits_cohorts_as_the_pages_do() {
+    let app = camp_with_two_cohorts().await;
+    let token = app.api_token().await;
+    let api = |m: reqwest::Method, p: &str| {
+        app.client
+            .request(m, app.url(&format!("/api/v1{p}")))
+            .bearer_auth(&token)
+    };
+    let all: Value = api(reqwest::Method::GET, "/cohorts")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let slugs: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["slug"].as_str().unwrap())
+        .collect();
+    assert_eq!(slugs, ["class-9b", "evening"]);
+
+    let mut body = serde_json::Map::new();
+    for (k, v) in settings("1 GiB", "1.5 GiB", "0.5") {
+        body.insert(k.into(), Value::String(v.into()));
+    }
+    let r = api(reqwest::Method::PUT, "/cohorts/class-9b")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let c: Value = r.json().await.unwrap();
+    assert_eq!(c["profile"]["memory_limit_bytes"], 1536u64 << 20);
+    assert_eq!(c["timezone"], "America/Chicago");
+    body.insert("memory_limit".into(), Value::String("a lot".into()));
+    let r = api(reqwest::Method::PUT, "/cohorts/class-9b")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"], "invalid");
+    assert!(
+        e["fields"]["memory_limit"]
+            .as_str()
+            .unwrap()
+            .contains("size"),
+        "{e}"
+    );
+
+    let r = api(reqwest::Method::POST, "/cohorts/class-9b/blocks")
+        .json(&serde_json::json!({"days": ["mon", "wed"], "starts": "13:30", "ends": "16:00"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let b: Value = r.json().await.unwrap();
+    assert_eq!(b["label"], "Mon, Wed 13:30–16:00");
+    assert_eq!(b["days"], serde_json::json!(["mon", "wed"]));
+    let id = b["id"].as_i64().unwrap();
+    let r = api(
+        reqwest::Method::DELETE,
+        &format!("/cohorts/class-9b/blocks/{id}"),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let r = api(
+        reqwest::Method::DELETE,
+        &format!("/cohorts/class-9b/blocks/{id}"),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM audit_log WHERE actor LIKE 'token:%' AND action LIKE 'cohort.%'"
+        )
+        .await,
+        3
+    );
+    let r = app
+        .client
+        .get(app.url("/api/v1/cohorts"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}

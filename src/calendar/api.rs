@@ -1,0 +1,117 @@
+//! The cohorts in the JSON API, the same use cases as the pages (`Cohorts`), audited as the
+//! token that called:
+//! `GET /api/v1/cohorts`, `GET|PUT /api/v1/cohorts/{slug}`,
+//! `POST /api/v1/cohorts/{slug}/blocks` → 201, `DELETE /api/v1/cohorts/{slug}/blocks/{id}` → 204.
+//! Values are written as on the page ("2 GiB", "09:00", "2027-03-08"); wrong ones answer 422
+//! with a message per field.
+use actix_web::{web, HttpResponse};
+use serde_json::{json, Value};
+
+use super::{
+    cohorts::{BlockInput, CalendarError, Cohort, Cohorts, SettingsInput},
+    timetable::{Block, Recurrence},
+};
+use crate::web::api::{ApiClient, ApiError};
+
+impl From<CalendarError> for ApiError {
+    fn from(e: CalendarError) -> Self {
+        match e {
+            CalendarError::NotFound(slug) => ApiError::NotFound(format!("no cohort '{slug}'")),
+            CalendarError::Invalid(fields) => ApiError::Fields(fields),
+            CalendarError::NoSuchBlock => ApiError::NotFound(e.to_string()),
+            CalendarError::Db(e) => e.into(),
+        }
+    }
+}
+
+fn block_json(id: i64, b: &Block) -> Value {
+    let hm = |t: jiff::civil::Time| format!("{:02}:{:02}", t.hour(), t.minute());
+    let (days, date) = match b.when {
+        Recurrence::Weekly(d) => {
+            let names = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+            let on: Vec<&str> = (0..7)
+                .filter(|i| d.bits() & (1 << i) != 0)
+                .map(|i| names[i])
+                .collect();
+            (json!(on), Value::Null)
+        }
+        Recurrence::Once(d) => (Value::Null, json!(d.to_string())),
+    };
+    json!({"id": id, "days": days, "date": date, "starts": hm(b.starts), "ends": hm(b.ends),
+           "label": b.label()})
+}
+
+fn cohort_json(c: &Cohort) -> Value {
+    let p = c.profile;
+    json!({
+        "name": c.name,
+        "slug": c.slug,
+        "students": c.students,
+        "saved": c.saved,
+        "timezone": c.zone.name(),
+        "first_day": c.first_day.map(|d| d.to_string()),
+        "last_day": c.last_day.map(|d| d.to_string()),
+        "profile": {
+            "memory_guarantee_bytes": p.memory_guarantee_bytes(),
+            "memory_limit_bytes": p.memory_limit_bytes(),
+            "cpu_limit": f64::from(p.cpu_limit_millis) / 1000.0,
+            "idle_timeout_mins": p.idle_timeout_mins,
+        },
+        "blocks": c.blocks.iter().map(|(id, b)| block_json(*id, b)).collect::<Vec<_>>(),
+    })
+}
+
+async fn list(cohorts: web::Data<Cohorts>, _: ApiClient) -> Result<HttpResponse, ApiError> {
+    let all: Vec<Value> = cohorts.list().await?.iter().map(cohort_json).collect();
+    Ok(HttpResponse::Ok().json(all))
+}
+
+async fn show(
+    cohorts: web::Data<Cohorts>,
+    _: ApiClient,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(cohort_json(&cohorts.get(&path).await?)))
+}
+
+async fn save(
+    cohorts: web::Data<Cohorts>,
+    client: ApiClient,
+    path: web::Path<String>,
+    body: web::Json<SettingsInput>,
+) -> Result<HttpResponse, ApiError> {
+    let c = cohorts.save(&client.0, &path, &body).await?;
+    Ok(HttpResponse::Ok().json(cohort_json(&c)))
+}
+
+async fn add_block(
+    cohorts: web::Data<Cohorts>,
+    client: ApiClient,
+    path: web::Path<String>,
+    body: web::Json<BlockInput>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, block) = cohorts.add_block(&client.0, &path, &body).await?;
+    Ok(HttpResponse::Created().json(block_json(id, &block)))
+}
+
+async fn remove_block(
+    cohorts: web::Data<Cohorts>,
+    client: ApiClient,
+    path: web::Path<(String, i64)>,
+) -> Result<HttpResponse, ApiError> {
+    let (slug, id) = path.into_inner();
+    cohorts.remove_block(&client.0, &slug, id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The calendar's API routes (mounted under `/api/v1` by `app.rs`).
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/cohorts", web::get().to(list))
+        .route("/cohorts/{slug}", web::get().to(show))
+        .route("/cohorts/{slug}", web::put().to(save))
+        .route("/cohorts/{slug}/blocks", web::post().to(add_block))
+        .route(
+            "/cohorts/{slug}/blocks/{id}",
+            web::delete().to(remove_block),
+        );
+}
