@@ -37,6 +37,7 @@ pub struct Application {
 const SWEEPER_LOCK: i64 = 0x6875_6264_0001;
 const HOME_USAGE_LOCK: i64 = 0x6875_6264_0002;
 const CALENDAR_LOCK: i64 = 0x6875_6264_0003;
+const LEDGER_LOCK: i64 = 0x6875_6264_0004;
 
 /// Content-Security-Policy: no inline script or style, nothing framed, nothing from elsewhere.
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
@@ -294,6 +295,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(cohort_pages::remove_block),
         );
     cfg.route("/calendar", web::get().to(calendar_page::show))
+        .route(
+            "/calendar/ledger.csv",
+            web::get().to(calendar_page::ledger_csv),
+        )
         .route("/calendar.ics", web::get().to(calendar_page::feed))
         .route("/calendar/{switch}", web::post().to(calendar_page::switch));
     // The cluster desk (admins).
@@ -412,6 +417,20 @@ fn spawn_periodic_tasks(state: &AppState) {
                     }
                     Ok(())
                 }
+            },
+        );
+    }
+    // The fleet's timeline for the cost ledger, with the cluster desk on.
+    if state.cluster.is_some() {
+        let calendar = state.calendar.clone();
+        jobs::periodic(
+            state.pool.clone(),
+            "ledger",
+            LEDGER_LOCK,
+            Duration::from_secs(state.config.calendar.tick_secs.max(1)),
+            move || {
+                let calendar = calendar.clone();
+                async move { calendar.record_fleet().await }
             },
         );
     }

@@ -187,6 +187,10 @@ class HubdeskSwarmSpawner(SwarmSpawner):
         configured limits stay (a start is never refused for want of a profile)."""
         if not self.profile_url:
             return
+        # The configured limits, kept from the first start: a failed ask later falls back to
+        # them, not to the last cohort profile this spawner saw.
+        if not hasattr(self, "_configured_limits"):
+            self._configured_limits = (self.mem_limit, self.mem_guarantee, self.cpu_limit)
         url = f"{self.profile_url.rstrip('/')}/{quote(self.user.name, safe='')}"
         request = HTTPRequest(
             url,
@@ -204,6 +208,7 @@ class HubdeskSwarmSpawner(SwarmSpawner):
             cpu_limit = float(profile["cpu_limit"])
         except Exception as e:  # noqa: BLE001 - any failure: the defaults, and say so
             self.log.warning("no profile for %s from hubdesk (%s): the configured limits apply", self.user.name, e)
+            self.mem_limit, self.mem_guarantee, self.cpu_limit = self._configured_limits
             return
         self.mem_limit, self.mem_guarantee, self.cpu_limit = mem_limit, mem_guarantee, cpu_limit
         self.log.info(

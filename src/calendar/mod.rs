@@ -6,9 +6,11 @@
 pub mod api;
 pub mod clock;
 pub mod cohorts;
+pub mod ledger;
 pub mod overview;
 pub mod pages;
 pub mod planner;
 pub mod profile;
 pub mod runner;
+pub mod spend;
 pub mod timetable;

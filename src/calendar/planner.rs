@@ -85,6 +85,11 @@ impl Rules {
         (n.min(u32::MAX as f64) as u32).max(self.floor)
     }
 
+    /// When a meeting needs its capacity: `[start − lead, end + grace)`.
+    pub fn needs(&self, d: &Demand) -> (Timestamp, Timestamp) {
+        (self.needs_from(d), self.needs_until(d))
+    }
+
     fn needs_from(&self, d: &Demand) -> Timestamp {
         d.starts.checked_sub(self.lead).unwrap_or(d.starts)
     }

@@ -77,6 +77,30 @@ fn actor_of(label: &str) -> Actor {
     }
 }
 
+/// The fleet's timeline for the cost ledger (`db::ledger`): these workers from EC2's launch
+/// time, and their end when given. Idempotent (a resumed job writes the same).
+async fn record_in_ledger(
+    ctx: &JobContext,
+    instances: &[FleetInstance],
+    hourly_cost: f64,
+    ended: Option<time::OffsetDateTime>,
+) -> Result<(), JobError> {
+    let mut conn = ctx.pool().acquire().await?;
+    for i in instances {
+        let Ok(launched) = time::OffsetDateTime::parse(
+            &i.launch_time,
+            &time::format_description::well_known::Rfc3339,
+        ) else {
+            continue;
+        };
+        db::ledger::seen(&mut conn, &i.id, &i.instance_type, hourly_cost, launched).await?;
+        if let Some(at) = ended {
+            db::ledger::ended(&mut conn, &i.id, at).await?;
+        }
+    }
+    Ok(())
+}
+
 async fn audit(
     ctx: &JobContext,
     action: &str,
@@ -229,6 +253,7 @@ impl JobHandler for LaunchJob {
             }
             let deadline = Instant::now() + Duration::from_secs(self.0.config.join_timeout_secs);
             let instances = self.wait_running(&launch_id, deadline).await?;
+            record_in_ledger(ctx, &instances, self.0.config.worker.hourly_cost, None).await?;
             if !ctx.is_done("running") {
                 ctx.step("running").await?;
             }
@@ -397,6 +422,15 @@ impl JobHandler for RemoveJob {
                     }
                 );
                 audit(ctx, "cluster.terminated", Some(&instance.id), &detail).await?;
+                // The ledger's end of this worker: the terminate call, to the second.
+                let now = time::OffsetDateTime::now_utc();
+                record_in_ledger(
+                    ctx,
+                    std::slice::from_ref(&instance),
+                    c.config.worker.hourly_cost,
+                    Some(now),
+                )
+                .await?;
                 ctx.step("terminated").await?;
             }
             Ok(json!({

@@ -402,6 +402,11 @@ impl Cluster {
         Ok(id)
     }
 
+    /// This cluster's instances (tagged), from the last look when it is recent.
+    pub async fn instances(&self) -> Result<Vec<FleetInstance>, ClusterError> {
+        self.ours().await
+    }
+
     /// Memory of one worker of `[cluster.worker] instance_type`, bytes, as EC2 describes it
     /// (asked once, then remembered).
     pub async fn worker_memory(&self) -> Result<Option<u64>, ClusterError> {

@@ -10,6 +10,7 @@ pub mod embedded;
 pub mod homes;
 pub mod import_drafts;
 pub mod jobs;
+pub mod ledger;
 pub mod notices;
 pub mod oauth;
 pub mod once;

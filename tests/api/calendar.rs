@@ -233,6 +233,21 @@ async fn a_class_day_launches_warms_stops_and_shrinks_once_each() {
         );
     }
     assert!(html.contains("Launch workers up to 3"));
+
+    // The ledger's timeline: each worker from EC2's launch time to the removal's terminate call.
+    assert_eq!(
+        day.app
+            .count("SELECT count(*) FROM worker_hours WHERE ended_at IS NOT NULL")
+            .await,
+        3
+    );
+    day.app.state.calendar.record_fleet().await.unwrap();
+    assert_eq!(day.app.count("SELECT count(*) FROM worker_hours").await, 3);
+    let r = day.app.get("/calendar/ledger.csv").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let csv = r.text().await.unwrap();
+    assert!(csv.starts_with("day,cohort,worker_hours,cost\n"), "{csv}");
+    assert!(html.contains(r#"id="costs""#), "{html}");
 }
 
 #[tokio::test]

@@ -252,3 +252,17 @@ test_clock_file = {cs.toml_str(str(clock))}
     assert all(s == "done" for k, s in final.items() if k.split("@")[1] < "2027-03-08T16:32"), final
     assert len(day.instances()) == 2, "two instances in the whole day"
     camp.phases.mark("7-16:31 shrink to 0")
+
+    # The ledger's worker-hours are the instance timeline moto keeps (launch time to the
+    # terminate call, "User initiated (YYYY-MM-DD HH:MM:SS GMT)"), within 1 %.
+    moto_secs = 0.0
+    for i in day.instances():
+        ended = re.search(r"\((\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) GMT\)", i.get("StateTransitionReason", ""))
+        assert ended, i.get("StateTransitionReason")
+        end = dt.datetime.strptime(ended.group(1), "%Y-%m-%d %H:%M:%S").replace(tzinfo=dt.timezone.utc)
+        moto_secs += (end - i["LaunchTime"]).total_seconds()
+    with day.client() as c:
+        csv = c.get(c.base + "/calendar/ledger.csv", timeout=30).text
+    ledger_hours = sum(float(line.split(",")[-2]) for line in csv.strip().splitlines()[1:])
+    cs.log(f"ledger {ledger_hours * 3600:.1f} s of workers, moto {moto_secs:.1f} s")
+    assert abs(ledger_hours * 3600 - moto_secs) <= 0.01 * moto_secs, (ledger_hours * 3600, moto_secs, csv)

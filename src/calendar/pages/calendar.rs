@@ -48,6 +48,50 @@ impl ActionRow {
     }
 }
 
+/// One day of the cost ledger, ready to show.
+pub struct CostDay {
+    pub day: String,
+    pub hours: String,
+    pub cost: String,
+    /// "Morning 3.5 h · between classes 2.0 h".
+    pub split: String,
+}
+
+/// The last seven days of the ledger (real time, the camp's zone), and its total.
+async fn week_costs(
+    calendar: &Calendar,
+    config: &Config,
+) -> Result<(Vec<CostDay>, String), WebError> {
+    let to = jiff::Timestamp::now();
+    let from = to
+        .checked_sub(jiff::SignedDuration::from_hours(24 * 7))
+        .unwrap_or(to);
+    let lines = calendar
+        .ledger(config.ui.timezone.zone(), from, to)
+        .await
+        .map_err(WebError::Internal)?;
+    let (mut hours, mut cost) = (0.0, 0.0);
+    let days = lines
+        .iter()
+        .map(|l| {
+            hours += l.hours;
+            cost += l.cost;
+            CostDay {
+                day: l.day.strftime("%a %-d %b").to_string(),
+                hours: format!("{:.1}", l.hours),
+                cost: format!("${:.2}", l.cost),
+                split: l
+                    .cohorts
+                    .iter()
+                    .map(|(c, s)| format!("{c} {:.1} h", s.hours))
+                    .collect::<Vec<_>>()
+                    .join(" · "),
+            }
+        })
+        .collect();
+    Ok((days, format!("{hours:.1} worker-hours, ${cost:.2}")))
+}
+
 #[derive(Template)]
 #[template(path = "calendar/calendar.html")]
 pub struct CalendarPage {
@@ -59,6 +103,8 @@ pub struct CalendarPage {
     pub rules: String,
     pub is_admin: bool,
     pub feed_url: String,
+    pub costs: Vec<CostDay>,
+    pub cost_total: String,
 }
 
 #[derive(Deserialize)]
@@ -130,7 +176,10 @@ pub async fn show(
         config.public_url.trim_end_matches('/'),
         calendar.feed_token().await?
     );
+    let (costs, cost_total) = week_costs(&calendar, &config).await?;
     html(&CalendarPage {
+        costs,
+        cost_total,
         page: Page::for_user(&config, &user, "Calendar").with_notice(notice),
         zone: clock.zone_name().to_string(),
         is_admin: user.role == crate::domain::Role::Admin,
@@ -168,6 +217,29 @@ pub async fn switch(
         }))
     })
     .await
+}
+
+/// `GET /calendar/ledger.csv`: the last 28 days of the ledger, by day and cohort.
+pub async fn ledger_csv(
+    calendar: web::Data<Calendar>,
+    config: web::Data<Config>,
+    _user: RequireCounselor,
+) -> Result<HttpResponse, WebError> {
+    let to = jiff::Timestamp::now();
+    let from = to
+        .checked_sub(jiff::SignedDuration::from_hours(24 * 28))
+        .unwrap_or(to);
+    let lines = calendar
+        .ledger(config.ui.timezone.zone(), from, to)
+        .await
+        .map_err(WebError::Internal)?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header((
+            "Content-Disposition",
+            "attachment; filename=\"worker-hours.csv\"",
+        ))
+        .body(crate::calendar::ledger::csv(&lines)))
 }
 
 #[derive(Deserialize)]

@@ -1,0 +1,38 @@
+"""The shipped spawner asks hubdesk for the student's cohort profile before each start
+(`HubdeskSwarmSpawner._apply_profile`): run in the hub image against a stand-in answering
+`GET /oauth/profile/{user}` on loopback. The profile's limits apply; with the client secret
+refused, or with hubdesk gone, the configured limits apply again (not the last profile seen).
+The profile reaching a real swarm service is proven in test_camp.py and test_calendar_day.py."""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+import camp_support as cs
+
+HERE = cs.REPO / "tests" / "e2e" / "spawner"
+
+
+def test_the_spawner_applies_the_cohort_profile_and_falls_back_to_its_own_limits():
+    why = cs.docker_available()
+    if why:
+        if os.environ.get("CI"):
+            pytest.fail(f"needs Docker and the hub image: {why}", pytrace=False)
+        pytest.skip(f"needs Docker and the hub image: {why}")
+    image = cs.images("hub")["HUB_IMAGE"]
+    out = cs.docker("run", "--rm", "--network", "none", "--label", f"{cs.LABEL}=spawner-profile",
+                    "-v", f"{cs.REPO / 'deploy' / 'hub'}:/x:ro", "-v", f"{HERE}:/p:ro",
+                    "--entrypoint", "sh", image, "-c",
+                    'PY=python3; [ -x /opt/venv/bin/python ] && PY=/opt/venv/bin/python; exec $PY /p/profile_probe.py',
+                    timeout=120)
+    cases = {c["case"]: c for c in (json.loads(line) for line in out.splitlines() if line.startswith("{"))}
+    mib, gib = 1 << 20, 1 << 30
+    assert cases["profile"]["limits"] == [512 * mib, 256 * mib, 0.5], cases
+    path, auth = cases["profile"]["seen"][0]
+    assert path == "/oauth/profile/ada%20lovelace" and auth.startswith("Basic "), cases
+    # Each failure comes right after a profile was applied: the fallback is the configuration's.
+    assert cases["refused"]["limits"] == [2 * gib, 2 * gib, 2.0], cases
+    assert cases["profile again"]["limits"] == [512 * mib, 256 * mib, 0.5], cases
+    assert cases["down"]["limits"] == [2 * gib, 2 * gib, 2.0], cases
