@@ -61,19 +61,27 @@ struct Outcome {
 impl Calendar {
     /// The arithmetic's settings; the worker's memory from the configuration or from EC2.
     pub async fn rules(&self) -> anyhow::Result<Rules> {
-        let c = &self.config;
-        let worker_memory = match (c.worker_memory_bytes, &self.cluster) {
+        let worker_memory = match (self.config.worker_memory_bytes, &self.cluster) {
             (0, Some(cluster)) => cluster.worker_memory().await?.unwrap_or(0),
             (bytes, _) => bytes,
         };
         Ok(Rules {
             worker_memory,
+            ..self.timing()
+        })
+    }
+
+    /// The settings' times only (no call to EC2): when meetings need capacity.
+    pub fn timing(&self) -> Rules {
+        let c = &self.config;
+        Rules {
+            worker_memory: c.worker_memory_bytes,
             headroom: f64::from(c.headroom_percent) / 100.0,
             floor: c.floor,
             lead: SignedDuration::from_mins(i64::from(c.lead_mins)),
             warm: SignedDuration::from_mins(i64::from(c.warm_mins)),
             grace: SignedDuration::from_mins(i64::from(c.grace_mins)),
-        })
+        }
     }
 
     /// Every cohort's meetings overlapping `[from, to)` with what they ask of the cluster.

@@ -62,7 +62,7 @@ impl Calendar {
             })
             .filter(|s| s.end > s.start)
             .collect();
-        let rules = self.rules().await?;
+        let rules = self.timing();
         let presence: Vec<Presence> = self
             .demands(
                 from.checked_sub(SignedDuration::from_hours(24))
