@@ -254,10 +254,10 @@ test_clock_file = {cs.toml_str(str(clock))}
     camp.phases.mark("7-16:31 shrink to 0")
 
     # The ledger's worker-hours are the instance timeline moto keeps (launch time to the
-    # terminate call, "User initiated (YYYY-MM-DD HH:MM:SS GMT)"), within 1 %.
+    # terminate call, "User initiated (YYYY-MM-DD HH:MM:SS UTC)"), within 1 %.
     moto_secs = 0.0
     for i in day.instances():
-        ended = re.search(r"\((\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) GMT\)", i.get("StateTransitionReason", ""))
+        ended = re.search(r"\((\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) (?:GMT|UTC)\)", i.get("StateTransitionReason", ""))
         assert ended, i.get("StateTransitionReason")
         end = dt.datetime.strptime(ended.group(1), "%Y-%m-%d %H:%M:%S").replace(tzinfo=dt.timezone.utc)
         moto_secs += (end - i["LaunchTime"]).total_seconds()
