@@ -49,6 +49,8 @@ pub struct TickReport {
     pub decided: Vec<(String, String)>,
     /// Students whose idle server was stopped (their cohort's idle timeout).
     pub idle_stopped: Vec<String>,
+    /// Removal jobs of workers the calendar launched that no class needs any more.
+    pub settled: Vec<Uuid>,
 }
 
 /// What an action led to, before it is recorded.
@@ -104,12 +106,21 @@ impl Calendar {
 
     /// The plan around `now`: from far enough back to see every action that may still be due.
     pub async fn plan_around(&self, now: Timestamp) -> anyhow::Result<(Rules, Vec<Planned>)> {
+        let (rules, plan, _) = self.plan_with_demands(now).await?;
+        Ok((rules, plan))
+    }
+
+    async fn plan_with_demands(
+        &self,
+        now: Timestamp,
+    ) -> anyhow::Result<(Rules, Vec<Planned>, Vec<Demand>)> {
         let rules = self.rules().await?;
         let back = rules.lead + rules.grace + self.catch_up() + SignedDuration::from_hours(24);
         let from = now.checked_sub(back).unwrap_or(now);
         let to = now.checked_add(HORIZON).unwrap_or(now);
         let demands = self.demands(from, to).await?;
-        Ok((rules, rules.plan(&demands)))
+        let plan = rules.plan(&demands);
+        Ok((rules, plan, demands))
     }
 
     fn catch_up(&self) -> SignedDuration {
@@ -119,7 +130,7 @@ impl Calendar {
     /// One look at the plan: decide every due action not decided yet, in time order.
     pub async fn tick(&self) -> anyhow::Result<TickReport> {
         let now = self.clock.now();
-        let (rules, plan) = self.plan_around(now).await?;
+        let (rules, plan, demands) = self.plan_with_demands(now).await?;
         let due: Vec<&Planned> = plan.iter().filter(|p| p.at <= now).collect();
         let keys: Vec<String> = due.iter().map(|p| p.key()).collect();
         let decided = {
@@ -187,6 +198,7 @@ impl Calendar {
             db::calendar::paused(&mut conn).await?
         };
         if !paused {
+            report.settled = self.settle(&rules, rules.target_at(&demands, now)).await?;
             report.idle_stopped = self.stop_idle_servers().await?;
         }
         Ok(report)
@@ -254,6 +266,71 @@ impl Calendar {
         }
         tx.commit().await?;
         Ok(stopped)
+    }
+
+    /// Workers the calendar launched that no class needs any more — a block deleted or moved
+    /// after its grow leaves the plan without the shrink that would have removed them — are
+    /// removed (drained first, emptiest first), keeping `target` and room for every server
+    /// still running. Never while a launch is in flight; never a worker launched by hand.
+    async fn settle(&self, rules: &Rules, target: u32) -> anyhow::Result<Vec<Uuid>> {
+        let Some(cluster) = &self.cluster else {
+            return Ok(vec![]);
+        };
+        if rules.worker_memory == 0 {
+            return Ok(vec![]);
+        }
+        let mut tx = self.pool.begin().await?;
+        if db::calendar::workers_being_launched(&mut tx).await? > 0 {
+            return Ok(vec![]);
+        }
+        let (present, students) = self.fleet(cluster).await?;
+        let leaving = db::calendar::workers_being_removed(&mut tx).await?;
+        let staying: Vec<&String> = present.iter().filter(|i| !leaving.contains(i)).collect();
+        let busy = self.running_memory(&mut tx).await?;
+        let keep = target.max(rules.workers_for(busy));
+        let extra = staying.len().saturating_sub(keep as usize);
+        if extra == 0 {
+            return Ok(vec![]);
+        }
+        let launches = self.launches_of(cluster).await?;
+        let ids: Vec<uuid::Uuid> = staying
+            .iter()
+            .filter_map(|i| launches.get(*i).and_then(|l| l.parse().ok()))
+            .collect();
+        let by_calendar = db::calendar::launched_by_calendar(&mut tx, &ids).await?;
+        let mut candidates: Vec<&String> = staying
+            .into_iter()
+            .filter(|i| {
+                launches
+                    .get(*i)
+                    .and_then(|l| l.parse::<uuid::Uuid>().ok())
+                    .is_some_and(|l| by_calendar.contains(&l))
+            })
+            .collect();
+        candidates.sort_by_key(|i| (students.get(*i).copied().unwrap_or(0), (*i).clone()));
+        let mut jobs = Vec::new();
+        for id in candidates.into_iter().take(extra) {
+            jobs.push(cluster.remove_in(&mut tx, &Actor::Calendar, id).await?);
+        }
+        tx.commit().await?;
+        if !jobs.is_empty() {
+            tracing::info!(
+                removals = jobs.len(),
+                keep,
+                "calendar: workers no class needs"
+            );
+        }
+        Ok(jobs)
+    }
+
+    /// instance id → the launch (job id) that made it, from its `hubdesk:launch` tag.
+    async fn launches_of(&self, cluster: &Cluster) -> anyhow::Result<HashMap<String, String>> {
+        Ok(cluster
+            .instances()
+            .await?
+            .into_iter()
+            .filter_map(|i| i.launch_id().map(|l| (i.id.clone(), l.to_string())))
+            .collect())
     }
 
     /// Carries one action out inside `tx` (its jobs are queued there).

@@ -120,6 +120,19 @@ pub async fn stops_in_flight(conn: &mut PgConnection) -> sqlx::Result<Vec<String
     .await
 }
 
+/// Which of these launch jobs the calendar queued.
+pub async fn launched_by_calendar(
+    conn: &mut PgConnection,
+    launches: &[Uuid],
+) -> sqlx::Result<Vec<Uuid>> {
+    sqlx::query_scalar(
+        "SELECT id FROM jobs WHERE id = ANY($1) AND kind = 'cluster.launch' AND actor = 'system:calendar'",
+    )
+    .bind(launches)
+    .fetch_all(conn)
+    .await
+}
+
 /// Instances that removals queued or running are taking away.
 pub async fn workers_being_removed(conn: &mut PgConnection) -> sqlx::Result<Vec<String>> {
     sqlx::query_scalar(

@@ -411,3 +411,51 @@ async fn the_last_shrink_keeps_a_worker_for_someone_still_working() {
     let html = day.app.get_html("/calendar").await;
     assert!(html.contains("remove 2 (down to 1)"), "{html}");
 }
+
+#[tokio::test]
+async fn workers_launched_for_a_class_that_was_then_deleted_are_removed_and_hand_launched_ones_stay(
+) {
+    let day = class_day().await;
+    day.clock.set(at("2027-03-08T14:40:00Z"));
+    day.tick().await;
+    day.jobs_done().await;
+    assert_eq!(day.running_workers(), 3);
+    // An admin launches one more by hand; then the class is cancelled.
+    day.app
+        .state
+        .cluster
+        .as_ref()
+        .unwrap()
+        .launch(&hubdesk::domain::Actor::System, 1)
+        .await
+        .unwrap();
+    day.jobs_done().await;
+    assert_eq!(day.running_workers(), 4);
+    let id: i64 = sqlx::query_scalar("SELECT id FROM cohort_blocks WHERE cohort = 'Morning'")
+        .fetch_one(&day.app.pool)
+        .await
+        .unwrap();
+    let r = day
+        .app
+        .post_form_from(
+            "/cohorts/morning",
+            &format!("/cohorts/morning/blocks/{id}/remove"),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    day.clock.set(at("2027-03-08T14:45:00Z"));
+    let report = day.app.state.calendar.tick().await.unwrap();
+    assert_eq!(report.settled.len(), 3, "{report:?}");
+    day.jobs_done().await;
+    assert_eq!(day.running_workers(), 1, "the hand-launched worker stays");
+    assert!(day
+        .app
+        .state
+        .calendar
+        .tick()
+        .await
+        .unwrap()
+        .settled
+        .is_empty());
+}
