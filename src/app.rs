@@ -1,7 +1,7 @@
 //! Builds the HTTP server from the handles in an `AppState`: registers each handle, the
 //! security headers, request spans and the route table, and starts the periodic tasks. Binds
 //! first (port 0 in tests), runs later. The only module that knows every page.
-use std::{net::TcpListener, time::Duration};
+use std::{net::TcpListener, sync::Arc, time::Duration};
 
 use actix_web::{
     dev::{Server, Service},
@@ -81,6 +81,10 @@ impl Application {
                 .app_data(web::Data::new(h.servers.clone()))
                 .app_data(web::Data::new(h.cohorts.clone()))
                 .app_data(web::Data::new(h.calendar.clone()))
+                // The week's budget, as the cluster desk asks it before a launch by hand.
+                .app_data(web::Data::from(
+                    Arc::new(h.calendar.clone()) as Arc<dyn crate::cluster::Budget>
+                ))
                 .app_data(web::Data::new(h.jobs.clone()))
                 .app_data(web::Data::from(h.metrics.clone()))
                 .app_data(kit::form_config(kit::FORM_LIMIT))
@@ -300,6 +304,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::get().to(calendar_page::ledger_csv),
         )
         .route("/calendar.ics", web::get().to(calendar_page::feed))
+        .route(
+            "/calendar/budget",
+            web::post().to(calendar_page::set_budget),
+        )
+        .route(
+            "/calendar/over-budget",
+            web::post().to(calendar_page::allow_over_budget),
+        )
         .route("/calendar/{switch}", web::post().to(calendar_page::switch));
     // The cluster desk (admins).
     cfg.route("/cluster", web::get().to(cluster_pages::show))

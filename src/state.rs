@@ -118,6 +118,7 @@ impl AppState {
             servers: servers.clone(),
             clock,
             config: config.calendar.clone(),
+            zone: config.ui.timezone.zone().clone(),
         };
         Ok(Self {
             cohorts,

@@ -1,14 +1,18 @@
 //! The cohorts in the JSON API, the same use cases as the pages (`Cohorts`), audited as the
 //! token that called:
 //! `GET /api/v1/cohorts`, `GET|PUT /api/v1/cohorts/{slug}`,
-//! `POST /api/v1/cohorts/{slug}/blocks` → 201, `DELETE /api/v1/cohorts/{slug}/blocks/{id}` → 204.
+//! `POST /api/v1/cohorts/{slug}/blocks` → 201, `DELETE /api/v1/cohorts/{slug}/blocks/{id}` → 204;
+//! `GET|PUT /api/v1/calendar/budget` (`{"budget": dollars | null}`): the week's budget and its
+//! projection.
 //! Values are written as on the page ("2 GiB", "09:00", "2027-03-08"); wrong ones answer 422
 //! with a message per field.
 use actix_web::{web, HttpResponse};
 use serde_json::{json, Value};
 
 use super::{
+    budget::WeekBudget,
     cohorts::{BlockInput, CalendarError, Cohort, Cohorts, SettingsInput},
+    runner::Calendar,
     timetable::{Block, Recurrence},
 };
 use crate::web::api::{ApiClient, ApiError};
@@ -27,14 +31,7 @@ impl From<CalendarError> for ApiError {
 fn block_json(id: i64, b: &Block) -> Value {
     let hm = |t: jiff::civil::Time| format!("{:02}:{:02}", t.hour(), t.minute());
     let (days, date) = match b.when {
-        Recurrence::Weekly(d) => {
-            let names = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
-            let on: Vec<&str> = (0..7)
-                .filter(|i| d.bits() & (1 << i) != 0)
-                .map(|i| names[i])
-                .collect();
-            (json!(on), Value::Null)
-        }
+        Recurrence::Weekly(d) => (json!(d.keys()), Value::Null),
         Recurrence::Once(d) => (Value::Null, json!(d.to_string())),
     };
     json!({"id": id, "days": days, "date": date, "starts": hm(b.starts), "ends": hm(b.ends),
@@ -105,8 +102,50 @@ async fn remove_block(
 }
 
 /// The calendar's API routes (mounted under `/api/v1` by `app.rs`).
+fn budget_json(w: &WeekBudget) -> Value {
+    json!({
+        "week_start": w.week.monday.to_string(),
+        "budget": w.budget,
+        "spent": (w.spent * 100.0).round() / 100.0,
+        "projected": (w.projected * 100.0).round() / 100.0,
+        "over": w.over(),
+        "allowed": w.allowed,
+    })
+}
+
+async fn budget(calendar: web::Data<Calendar>, _: ApiClient) -> Result<HttpResponse, ApiError> {
+    let w = calendar.week_budget().await.map_err(ApiError::Internal)?;
+    Ok(HttpResponse::Ok().json(budget_json(&w)))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BudgetIn {
+    budget: Option<f64>,
+}
+
+async fn set_budget(
+    calendar: web::Data<Calendar>,
+    client: ApiClient,
+    body: web::Json<BudgetIn>,
+) -> Result<HttpResponse, ApiError> {
+    if body.budget.is_some_and(|b| !b.is_finite() || b < 0.0) {
+        return Err(ApiError::Fields(vec![(
+            "budget",
+            "a budget is a sum of dollars, 0 or more (null: none)".into(),
+        )]));
+    }
+    calendar
+        .set_budget(&client.0, body.budget)
+        .await
+        .map_err(ApiError::Internal)?;
+    budget(calendar, client).await
+}
+
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/cohorts", web::get().to(list))
+    cfg.route("/calendar/budget", web::get().to(budget))
+        .route("/calendar/budget", web::put().to(set_budget))
+        .route("/cohorts", web::get().to(list))
         .route("/cohorts/{slug}", web::get().to(show))
         .route("/cohorts/{slug}", web::put().to(save))
         .route("/cohorts/{slug}/blocks", web::post().to(add_block))

@@ -94,6 +94,15 @@ pub struct Cohorts {
     default_zone: TimeZoneName,
 }
 
+pub fn to_time_date(d: civil::Date) -> time::Date {
+    time::Date::from_calendar_date(
+        i32::from(d.year()),
+        time::Month::try_from(d.month() as u8).unwrap_or(time::Month::January),
+        d.day() as u8,
+    )
+    .unwrap_or(time::Date::MIN)
+}
+
 pub fn to_civil(d: time::Date) -> civil::Date {
     civil::date(d.year() as i16, d.month() as i8, d.day() as i8)
 }
@@ -136,8 +145,6 @@ fn parse_clock(raw: &str) -> Option<civil::Time> {
     civil::Time::new(h, m, 0, 0).ok()
 }
 
-const DAY_NAMES: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
-
 impl SettingsInput {
     /// The form filled with a cohort's current settings.
     pub fn of(c: &Cohort) -> Self {
@@ -166,12 +173,7 @@ impl BlockInput {
         let days: Vec<jiff::civil::Weekday> = self
             .days
             .iter()
-            .filter_map(|d| {
-                DAY_NAMES
-                    .iter()
-                    .position(|n| n == &d.trim().to_ascii_lowercase())
-            })
-            .filter_map(|i| jiff::civil::Weekday::from_monday_zero_offset(i as i8).ok())
+            .filter_map(|d| Days::day_of_key(d))
             .collect();
         let starts = parse_clock(&self.starts);
         let ends = parse_clock(&self.ends);
@@ -207,25 +209,10 @@ impl BlockInput {
                     BlockError::EndsBeforeStart => "ends",
                     BlockError::NoDays => "days",
                 };
-                vec![(field, crate_sentence(&e.to_string()))]
+                vec![(field, crate::domain::sentence(&e.to_string()))]
             }),
             _ => Err(errors),
         }
-    }
-}
-
-/// "the block must end…" → "The block must end….".
-fn crate_sentence(s: &str) -> String {
-    let mut c = s.chars();
-    let first = c
-        .next()
-        .map(|f| f.to_uppercase().to_string())
-        .unwrap_or_default();
-    let rest: String = c.collect();
-    if rest.ends_with('.') {
-        format!("{first}{rest}")
-    } else {
-        format!("{first}{rest}.")
     }
 }
 
@@ -351,7 +338,7 @@ impl Cohorts {
         .map_err(|es| {
             errors.extend(
                 es.iter()
-                    .map(|e: &ProfileError| (e.field(), crate_sentence(&e.to_string()))),
+                    .map(|e: &ProfileError| (e.field(), crate::domain::sentence(&e.to_string()))),
             )
         });
         let (Ok(zone), Ok(first), Ok(last), Ok(profile), true) =

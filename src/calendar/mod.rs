@@ -4,6 +4,7 @@
 //! workers launched before a block, servers warmed, idle servers stopped and extra workers
 //! removed after it; the [`runner`] that carries the plan out on its [`clock`].
 pub mod api;
+pub mod budget;
 pub mod clock;
 pub mod cohorts;
 pub mod ledger;

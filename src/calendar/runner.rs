@@ -40,6 +40,8 @@ pub struct Calendar {
     pub servers: Servers,
     pub clock: Arc<dyn Clock>,
     pub config: CalendarConfig,
+    /// `[ui] timezone`: the camp's days and weeks (the ledger, the budget).
+    pub zone: jiff::tz::TimeZone,
 }
 
 /// What one tick did (for the log and the tests).
@@ -188,7 +190,11 @@ impl Calendar {
             .await?;
             if recorded {
                 tx.commit().await?;
-                tracing::info!(key = %key, outcome = outcome.outcome, detail = %outcome.detail, "calendar");
+                if outcome.outcome == "held" {
+                    tracing::debug!(key = %key, detail = %outcome.detail, "calendar: held");
+                } else {
+                    tracing::info!(key = %key, outcome = outcome.outcome, detail = %outcome.detail, "calendar");
+                }
                 report.decided.push((key, outcome.outcome.to_string()));
             }
             // else: dropped, rolled back (another instance decided it first).
@@ -373,6 +379,15 @@ impl Calendar {
                 let count = u32::try_from(missing)
                     .unwrap_or(u32::MAX)
                     .min(crate::cluster::service::MAX_LAUNCH);
+                if let Some(over) = self.held_for_budget(self.clock.now(), count).await? {
+                    return Ok(Outcome {
+                        outcome: "held",
+                        detail: format!(
+                            "{over}: held until an admin allows the calendar over budget this week"
+                        ),
+                        jobs: vec![],
+                    });
+                }
                 let job = cluster.launch_in(&mut *tx, &Actor::Calendar, count).await?;
                 Ok(done(
                     format!("launch {count} ({have} → {workers})"),

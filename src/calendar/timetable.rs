@@ -37,9 +37,26 @@ impl Days {
         self.0 & Self::bit(d) != 0
     }
 
+    /// The weekday a key names ("mon", "Tue" …), as the forms and the API write it.
+    pub fn day_of_key(key: &str) -> Option<Weekday> {
+        let key = key.trim().to_ascii_lowercase();
+        DAY_KEYS
+            .iter()
+            .position(|(k, _)| *k == key)
+            .and_then(|i| Weekday::from_monday_zero_offset(i as i8).ok())
+    }
+
+    /// The keys of the days it holds, Monday first: `["mon", "wed"]`.
+    pub fn keys(self) -> Vec<&'static str> {
+        (0..7)
+            .filter(|i| self.0 & (1 << i) != 0)
+            .map(|i| DAY_KEYS[i].0)
+            .collect()
+    }
+
     /// "Mon–Fri", "Mon, Wed, Fri", "every day".
     pub fn label(self) -> String {
-        const NAMES: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+        const NAMES: [&str; 7] = DAY_LABELS;
         if self.0 == 0x7f {
             return "every day".into();
         }
@@ -51,6 +68,18 @@ impl Days {
         on.iter().map(|i| NAMES[*i]).collect::<Vec<_>>().join(", ")
     }
 }
+
+/// The days of the week as the forms and the API name them (key) and show them (label).
+pub const DAY_KEYS: [(&str, &str); 7] = [
+    ("mon", "Mon"),
+    ("tue", "Tue"),
+    ("wed", "Wed"),
+    ("thu", "Thu"),
+    ("fri", "Fri"),
+    ("sat", "Sat"),
+    ("sun", "Sun"),
+];
+const DAY_LABELS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
 
 /// When a block meets: every listed weekday between the cohort's first and last day, or once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -305,6 +334,9 @@ mod tests {
         assert_eq!(weekdays(9, 0, 12, 0).label(), "Mon–Fri 09:00–12:00");
         let mwf = Days::of(&[Weekday::Monday, Weekday::Wednesday, Weekday::Friday]);
         assert_eq!(mwf.label(), "Mon, Wed, Fri");
+        assert_eq!(mwf.keys(), vec!["mon", "wed", "fri"]);
+        assert_eq!(Days::day_of_key(" Wed "), Some(Weekday::Wednesday));
+        assert_eq!(Days::day_of_key("wednesday"), None);
         assert_eq!(Days::from_bits(mwf.bits()), Some(mwf));
         assert_eq!(Days::from_bits(0), None);
         let once = Block::new(

@@ -1,13 +1,14 @@
 //! The cluster in the JSON API:
 //! `GET /api/v1/cluster` → `{swarm: {state, manager}, nodes: [...], instances: [...], capacity}`;
-//! `POST /api/v1/cluster/workers {"count": N}` → `202 {job}`;
+//! `POST /api/v1/cluster/workers {"count": N, "over_budget"?: bool}` → `202 {job}`, `409` when
+//! the launch would pass the week's budget and `over_budget` is not set;
 //! `DELETE /api/v1/cluster/workers/{instance_id}` → `202 {job}`, `403` for an instance without
 //! hubdesk's tag (no terminate call).
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{Cluster, ClusterError, FleetError};
+use super::{Budget, Cluster, ClusterError, FleetError};
 use crate::web::api::{ApiClient, ApiError};
 
 impl From<ClusterError> for ApiError {
@@ -17,6 +18,9 @@ impl From<ClusterError> for ApiError {
             ClusterError::Fleet(FleetError::NoSuchInstance(_)) => Self::NotFound(e.to_string()),
             ClusterError::Fleet(FleetError::Template(_)) | ClusterError::BadRequest(_) => {
                 Self::BadRequest(e.to_string())
+            }
+            ClusterError::OverBudget(o) => {
+                Self::Conflict(format!("{o}; send \"over_budget\": true to launch anyway"))
             }
             ClusterError::Db(d) => d.into(),
             other => Self::Upstream(other.to_string()),
@@ -44,14 +48,20 @@ async fn overview(
 #[serde(deny_unknown_fields)]
 struct LaunchIn {
     count: u32,
+    /// Launch even though it passes the week's budget (audited).
+    #[serde(default)]
+    over_budget: bool,
 }
 
 async fn launch(
     cluster: Option<web::Data<Cluster>>,
+    budget: web::Data<dyn Budget>,
     client: ApiClient,
     body: web::Json<LaunchIn>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = desk(cluster)?.launch(&client.0, body.count).await?;
+    let id = desk(cluster)?
+        .launch_by_hand(&client.0, body.count, budget.get_ref(), body.over_budget)
+        .await?;
     Ok(HttpResponse::Accepted().json(json!({"job": id})))
 }
 

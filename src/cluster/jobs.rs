@@ -60,6 +60,9 @@ fn cluster_error(e: ClusterError) -> JobError {
         ClusterError::Runtime(r) => JobError::Retry(r.to_string()),
         ClusterError::Db(d) => d.into(),
         ClusterError::BadRequest(m) => JobError::Fatal(m),
+        e @ (ClusterError::OverBudget(_) | ClusterError::Budget(_)) => {
+            JobError::Fatal(e.to_string())
+        }
     }
 }
 

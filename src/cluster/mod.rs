@@ -5,6 +5,7 @@
 //!
 //! The services here import neither `web` nor `state`.
 pub mod api;
+pub mod budget;
 pub mod fake;
 pub mod fleet;
 pub mod jobs;
@@ -16,6 +17,7 @@ pub mod service;
 pub mod token;
 pub mod userdata;
 
+pub use budget::{Budget, NoBudget, OverBudget};
 pub use fleet::{Ec2Fleet, FleetError, FleetInstance, WorkerFleet};
 pub use runtime::{ContainerRuntime, DockerRuntime, RuntimeError};
 pub use service::{Cluster, ClusterError, Overview};

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::{
     service::{bytes, InstanceRow, NodeRow, MAX_LAUNCH},
-    Cluster, ClusterError, Overview,
+    Budget, Cluster, ClusterError, Overview,
 };
 use crate::{
     config::Config,
@@ -25,6 +25,10 @@ pub struct ClusterPage {
     pub max_launch: u32,
     /// What the last button did not manage, in plain words.
     pub error: String,
+    /// The launch form's count as typed (after a refused launch), else "2".
+    pub count: String,
+    /// The launch was refused for the week's budget: offer "launch anyway".
+    pub over_budget: bool,
 }
 
 impl ClusterPage {
@@ -90,6 +94,8 @@ async fn render(
             instance_type: config.cluster.worker.instance_type.clone(),
             max_launch: MAX_LAUNCH,
             error,
+            count: "2".into(),
+            over_budget: false,
         },
     )
 }
@@ -117,6 +123,7 @@ pub async fn show(
 fn status_of(e: &ClusterError) -> StatusCode {
     match e {
         ClusterError::BadRequest(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        ClusterError::OverBudget(_) => StatusCode::CONFLICT,
         ClusterError::Fleet(super::FleetError::NotOurs(_)) => StatusCode::FORBIDDEN,
         _ => StatusCode::BAD_GATEWAY,
     }
@@ -133,10 +140,14 @@ fn desk(cluster: &Option<web::Data<Cluster>>) -> Result<&Cluster, WebError> {
 pub struct LaunchForm {
     #[serde(default)]
     count: String,
+    /// "Launch anyway, over the week's budget" (offered after a launch refused for it).
+    #[serde(default)]
+    over_budget: Option<String>,
 }
 
 pub async fn launch(
     cluster: Option<web::Data<Cluster>>,
+    budget: web::Data<dyn Budget>,
     config: web::Data<Config>,
     user: RequireAdmin,
     form: Once<LaunchForm>,
@@ -145,8 +156,9 @@ pub async fn launch(
     form.run(move |form, _| async move {
         let c = desk(&cluster)?;
         let actor = Actor::User(user.username.clone());
+        let anyway = form.over_budget.is_some();
         let result = match form.count.trim().parse::<u32>() {
-            Ok(n) => c.launch(&actor, n).await,
+            Ok(n) => c.launch_by_hand(&actor, n, budget.get_ref(), anyway).await,
             Err(_) => Err(ClusterError::BadRequest(format!(
                 "How many workers? A number from 1 to {MAX_LAUNCH}."
             ))),
@@ -154,7 +166,30 @@ pub async fn launch(
         match result {
             Ok(id) => Ok(see_other(&format!("/jobs/{id}"))),
             Err(ClusterError::Db(e)) => Err(e.into()),
-            Err(e) => render(Some(c), &config, &user, status_of(&e), None, e.to_string()).await,
+            Err(e) => {
+                let overview = c.overview().await;
+                let over_budget = matches!(e, ClusterError::OverBudget(_));
+                let error = if over_budget {
+                    format!(
+                        "{} Launch anyway only if the camp can pay for it.",
+                        crate::domain::sentence(&e.to_string())
+                    )
+                } else {
+                    e.to_string()
+                };
+                html_status(
+                    status_of(&e),
+                    &ClusterPage {
+                        page: Page::for_user(&config, &user, "Cluster"),
+                        overview: Some(overview),
+                        instance_type: config.cluster.worker.instance_type.clone(),
+                        max_launch: MAX_LAUNCH,
+                        error,
+                        count: form.count.trim().to_string(),
+                        over_budget,
+                    },
+                )
+            }
         }
     })
     .await

@@ -32,6 +32,11 @@ pub enum ClusterError {
     BadRequest(String),
     #[error(transparent)]
     Db(#[from] sqlx::Error),
+    /// The launch would pass the week's budget; an admin may launch anyway.
+    #[error("{0}")]
+    OverBudget(super::OverBudget),
+    #[error("the week's budget could not be checked: {0:#}")]
+    Budget(anyhow::Error),
 }
 
 impl ClusterError {
@@ -246,6 +251,39 @@ impl Cluster {
     pub async fn launch(&self, actor: &Actor, count: u32) -> Result<Uuid, ClusterError> {
         let mut tx = self.pool.begin().await?;
         let id = self.launch_in(&mut tx, actor, count).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// A launch by hand: refused when it would pass the week's budget (`budget`) unless the
+    /// admin says `over_budget`, in which case the audit says so.
+    pub async fn launch_by_hand(
+        &self,
+        actor: &Actor,
+        count: u32,
+        budget: &dyn super::Budget,
+        over_budget: bool,
+    ) -> Result<Uuid, ClusterError> {
+        let over = if count == 0 || count > MAX_LAUNCH {
+            None
+        } else {
+            budget
+                .over_with(count)
+                .await
+                .map_err(ClusterError::Budget)?
+        };
+        let mut tx = self.pool.begin().await?;
+        let id = self.launch_in(&mut tx, actor, count).await?;
+        if let Some(over) = over {
+            if !over_budget {
+                return Err(ClusterError::OverBudget(over));
+            }
+            let detail = format!(
+                "{count} × {} (job {id}): projected ${:.2}, budget ${:.2}",
+                self.config.worker.instance_type, over.projected, over.budget
+            );
+            db::audit::record(&mut tx, actor, "cluster.over_budget", None, Some(&detail)).await?;
+        }
         tx.commit().await?;
         Ok(id)
     }

@@ -28,12 +28,15 @@ pub struct Decision<'a> {
     pub job_ids: &'a [Uuid],
 }
 
-/// Records a decision unless one is there; `false`: another tick decided first (the caller's
-/// transaction must then be rolled back, with the jobs it queued).
+/// Records a decision unless one is there (a `held` one is not final: it is replaced);
+/// `false`: another tick decided first (the caller's transaction must then be rolled back, with
+/// the jobs it queued).
 pub async fn record(conn: &mut PgConnection, d: &Decision<'_>) -> sqlx::Result<bool> {
     let inserted = sqlx::query(
         "INSERT INTO calendar_actions (key, at, kind, cohort, workers, outcome, detail, job_ids)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (key) DO NOTHING",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (key) DO UPDATE SET outcome = $6, detail = $7, job_ids = $8, decided_at = now()
+         WHERE calendar_actions.outcome = 'held'",
     )
     .bind(d.key)
     .bind(d.at)
@@ -48,9 +51,9 @@ pub async fn record(conn: &mut PgConnection, d: &Decision<'_>) -> sqlx::Result<b
     Ok(inserted.rows_affected() == 1)
 }
 
-/// Which of these keys are decided.
+/// Which of these keys are decided for good (`held` is not).
 pub async fn decided(conn: &mut PgConnection, keys: &[String]) -> sqlx::Result<Vec<String>> {
-    sqlx::query_scalar("SELECT key FROM calendar_actions WHERE key = ANY($1)")
+    sqlx::query_scalar("SELECT key FROM calendar_actions WHERE key = ANY($1) AND outcome <> 'held'")
         .bind(keys)
         .fetch_all(conn)
         .await
@@ -95,6 +98,44 @@ pub async fn set_paused(conn: &mut PgConnection, paused: bool, by: &str) -> sqlx
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// The week's budget (dollars, `None`: none) and the Monday of the week the calendar may pass it.
+pub async fn budget(conn: &mut PgConnection) -> sqlx::Result<(Option<f64>, Option<time::Date>)> {
+    Ok(
+        sqlx::query_as("SELECT week_budget, over_budget_week FROM calendar_state")
+            .fetch_optional(conn)
+            .await?
+            .unwrap_or((None, None)),
+    )
+}
+
+pub async fn set_budget(conn: &mut PgConnection, budget: Option<f64>) -> sqlx::Result<()> {
+    sqlx::query("UPDATE calendar_state SET week_budget = $1")
+        .bind(budget)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn allow_week(conn: &mut PgConnection, monday: time::Date) -> sqlx::Result<()> {
+    sqlx::query("UPDATE calendar_state SET over_budget_week = $1")
+        .bind(monday)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The most workers a grow the calendar holds for the budget (planned since `since`) wants.
+pub async fn held_workers(conn: &mut PgConnection, since: OffsetDateTime) -> sqlx::Result<u32> {
+    let n: Option<i32> = sqlx::query_scalar(
+        "SELECT max(workers) FROM calendar_actions
+         WHERE outcome = 'held' AND kind = 'grow' AND at >= $1",
+    )
+    .bind(since)
+    .fetch_one(conn)
+    .await?;
+    Ok(n.and_then(|n| u32::try_from(n).ok()).unwrap_or(0))
 }
 
 /// Workers that launches queued or running have not created yet (jobs `cluster.launch`

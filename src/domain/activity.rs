@@ -133,7 +133,13 @@ actions! {
     CalendarPause = "calendar.pause", Nothing, "Calendar paused",
         "paused the calendar (no launches, starts or removals until resumed)";
     CalendarResume = "calendar.resume", Nothing, "Calendar resumed", "resumed the calendar";
+    CalendarBudget = "calendar.budget", Nothing, "Week's budget set",
+        "set the week's budget for workers";
+    CalendarOverBudget = "calendar.over_budget", Nothing, "Calendar allowed over budget",
+        "allowed the calendar to launch workers over this week's budget";
     ClusterLaunch = "cluster.launch", Nothing, "Workers launched", "launched workers";
+    ClusterOverBudget = "cluster.over_budget", Nothing, "Launch over budget",
+        "launched workers over the week's budget";
     ClusterJoined = "cluster.joined", Nothing, "Workers joined", "saw new workers join the swarm";
     ClusterRemove = "cluster.remove", Instance, "Worker removal asked",
         "asked to remove the worker {whom}";

@@ -13,6 +13,20 @@ pub use cohort::{Cohort, CohortError};
 pub use display_name::{DisplayName, DisplayNameError};
 pub use password::{NewPassword, PasswordError};
 
+/// A message as a sentence: "username is empty" → "Username is empty." (forms and pages show
+/// errors that services word in lower case).
+pub fn sentence(s: &str) -> String {
+    let mut chars = s.chars();
+    let mut out = match chars.next() {
+        Some(first) => first.to_uppercase().collect::<String>() + chars.as_str(),
+        None => String::new(),
+    };
+    if !out.ends_with(['.', '!', '?']) {
+        out.push('.');
+    }
+    out
+}
+
 /// A new counselor or admin: the first admin at setup, one made on the staff page or the CLI.
 pub struct NewAccount {
     pub username: Username,

@@ -33,18 +33,7 @@ impl FieldErrors {
     }
 }
 
-/// "username is empty" → "Username is empty."
-pub fn sentence(s: &str) -> String {
-    let mut chars = s.chars();
-    let mut out = match chars.next() {
-        Some(first) => first.to_uppercase().collect::<String>() + chars.as_str(),
-        None => String::new(),
-    };
-    if !out.ends_with(['.', '!', '?']) {
-        out.push('.');
-    }
-    out
-}
+pub use crate::domain::sentence;
 
 pub fn new_account(
     errors: &mut FieldErrors,

@@ -62,6 +62,9 @@ async fn class_day() -> Day {
             s.calendar.cluster = Some(cluster);
             s.calendar.clock = c2;
             s.calendar.config = s.config.calendar.clone();
+            // The calendar carries its plan out (the budget counts it), but only when the test
+            // ticks: the app's own periodic ticks stay off (`s.config.calendar.enabled`).
+            s.calendar.config.enabled = true;
         },
     )
     .await;
@@ -458,4 +461,224 @@ async fn workers_launched_for_a_class_that_was_then_deleted_are_removed_and_hand
         .unwrap()
         .settled
         .is_empty());
+}
+
+/// The week's budget in the API, as a token sees it.
+async fn budget_api(day: &Day, token: &str, put: Option<serde_json::Value>) -> serde_json::Value {
+    let url = day.app.url("/api/v1/calendar/budget");
+    let r = match put {
+        Some(body) => day.app.client.put(url).bearer_auth(token).json(&body),
+        None => day.app.client.get(url).bearer_auth(token),
+    }
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    r.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_week_over_budget_holds_the_calendars_launch_until_an_admin_allows_it() {
+    let day = class_day().await;
+    let token = day.app.api_token().await;
+    // The plan: 3 workers from 14:40 to 18:15 UTC at $0.0832 an hour, nothing spent yet.
+    let w = budget_api(&day, &token, None).await;
+    assert_eq!(w["budget"], serde_json::Value::Null);
+    assert_eq!(w["week_start"], "2027-03-08");
+    let planned = 3.0 * (3.0 + 35.0 / 60.0) * 0.0832;
+    assert!(
+        (w["projected"].as_f64().unwrap() - planned).abs() < 0.006,
+        "{w} vs {planned}"
+    );
+    assert_eq!(w["over"], false);
+    let w = budget_api(&day, &token, Some(serde_json::json!({"budget": 0.5}))).await;
+    assert_eq!(w["over"], true, "{w}");
+    assert_eq!(w["allowed"], false);
+
+    // At 14:40 the launch is held, and stays held tick after tick (not final, no job).
+    day.clock.set(at("2027-03-08T14:40:00Z"));
+    let key = "grow:3@2027-03-08T14:40:00Z".to_string();
+    assert_eq!(day.tick().await, vec![(key.clone(), "held".to_string())]);
+    assert_eq!(day.tick().await, vec![(key.clone(), "held".to_string())]);
+    assert_eq!(
+        day.app
+            .count("SELECT count(*) FROM jobs WHERE kind = 'cluster.launch'")
+            .await,
+        0
+    );
+    let html = day.app.get_html("/calendar").await;
+    assert!(
+        html.contains(&format!(r#"data-key="{key}" data-status="held""#)),
+        "{html}"
+    );
+    assert!(html.contains("over its budget of $0.50"), "{html}");
+    assert!(html.contains(r#"id="over-budget-form""#), "{html}");
+
+    // An admin allows it, for the week (audited); the next tick launches.
+    let r = day
+        .app
+        .post_form_from("/calendar", "/calendar/over-budget", &[])
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(budget_api(&day, &token, None).await["allowed"], true);
+    assert_eq!(day.tick().await, vec![(key.clone(), "done".to_string())]);
+    assert!(day.tick().await.is_empty());
+    day.jobs_done().await;
+    assert_eq!(day.running_workers(), 3);
+    for action in ["calendar.budget", "calendar.over_budget"] {
+        assert_eq!(
+            day.app
+                .count(&format!(
+                    "SELECT count(*) FROM audit_log WHERE action = '{action}'"
+                ))
+                .await,
+            1,
+            "{action}"
+        );
+    }
+    let html = day.app.get_html("/calendar").await;
+    assert!(
+        html.contains(&format!(r#"data-key="{key}" data-status="done""#)),
+        "{html}"
+    );
+    assert!(!html.contains(r#"id="over-budget-form""#));
+}
+
+#[tokio::test]
+async fn a_held_launch_past_its_catch_up_is_recorded_missed() {
+    let day = class_day().await;
+    let token = day.app.api_token().await;
+    budget_api(&day, &token, Some(serde_json::json!({"budget": 0.1}))).await;
+    day.clock.set(at("2027-03-08T14:40:00Z"));
+    let key = "grow:3@2027-03-08T14:40:00Z".to_string();
+    assert_eq!(day.tick().await, vec![(key.clone(), "held".to_string())]);
+    // Nobody allowed it within [calendar] catch_up_mins (30): too late to launch for the class.
+    day.clock.set(at("2027-03-08T15:11:00Z"));
+    let decided = day.tick().await;
+    assert!(
+        decided.contains(&(key, "missed".to_string())),
+        "{decided:?}"
+    );
+    assert_eq!(
+        day.app
+            .count("SELECT count(*) FROM jobs WHERE kind = 'cluster.launch'")
+            .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_launch_by_hand_over_the_budget_needs_the_admins_say_so() {
+    let day = class_day().await;
+    // A wrong budget is refused beside its field; a right one is saved.
+    let r = day
+        .app
+        .post_form_from("/calendar", "/calendar/budget", &[("budget", "lots")])
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = r.text().await.unwrap();
+    assert!(html.contains(r#"id="budget-error""#), "{html}");
+    assert!(
+        html.contains(r#"value="lots""#),
+        "the typed value stays: {html}"
+    );
+    let r = day
+        .app
+        .post_form_from("/calendar", "/calendar/budget", &[("budget", "$0.50")])
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+
+    // The API refuses with the reason; the page offers "launch anyway".
+    let token = day.app.api_token().await;
+    let launch = |body: serde_json::Value| {
+        day.app
+            .client
+            .post(day.app.url("/api/v1/cluster/workers"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+    };
+    let r = launch(serde_json::json!({"count": 1})).await.unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    let why = r.text().await.unwrap();
+    assert!(why.contains("over its budget of $0.50"), "{why}");
+    let r = day
+        .app
+        .post_form_from("/cluster", "/cluster/workers", &[("count", "1")])
+        .await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    let html = r.text().await.unwrap();
+    assert!(html.contains(r#"id="over-budget""#), "{html}");
+    assert!(html.contains(r#"id="over-budget-why""#), "{html}");
+    assert_eq!(
+        day.app
+            .count("SELECT count(*) FROM jobs WHERE kind = 'cluster.launch'")
+            .await,
+        0
+    );
+    let r = day
+        .app
+        .post_form_from(
+            "/cluster",
+            "/cluster/workers",
+            &[("count", "1"), ("over_budget", "1")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "{:?}", r.text().await);
+    assert_eq!(
+        day.app
+            .count("SELECT count(*) FROM audit_log WHERE action = 'cluster.over_budget'")
+            .await,
+        1
+    );
+    // No budget: any launch goes.
+    budget_api(&day, &token, Some(serde_json::json!({"budget": null}))).await;
+    let r = launch(serde_json::json!({"count": 1})).await.unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    assert_eq!(
+        day.app
+            .count("SELECT count(*) FROM jobs WHERE kind = 'cluster.launch'")
+            .await,
+        2
+    );
+}
+
+#[tokio::test]
+async fn a_class_that_grows_while_its_launch_runs_gets_the_missing_workers_not_a_second_batch() {
+    let day = class_day().await;
+    day.clock.set(at("2027-03-08T14:40:00Z"));
+    assert_eq!(
+        day.tick().await,
+        vec![(
+            "grow:3@2027-03-08T14:40:00Z".to_string(),
+            "done".to_string()
+        )]
+    );
+    // Two students join Morning before the launch is through: 7 × 2 GiB on 4 GiB workers is 4.
+    let in_flight = day
+        .app
+        .count("SELECT count(*) FROM jobs WHERE kind = 'cluster.launch' AND state IN ('queued', 'running')")
+        .await;
+    for (name, user) in [("Frances Allen", "frances"), ("John Backus", "john")] {
+        day.app.create_student(name, user, Some("Morning")).await;
+        day.hub.add_user(user);
+    }
+    let decided = day.tick().await;
+    assert_eq!(
+        decided,
+        vec![(
+            "grow:4@2027-03-08T14:40:00Z".to_string(),
+            "done".to_string()
+        )],
+        "the launch was in flight: {in_flight}"
+    );
+    day.jobs_done().await;
+    assert!(day.tick().await.is_empty());
+    assert_eq!(day.running_workers(), 4, "3 + 1, not 3 + 4");
+    let details: Vec<String> =
+        sqlx::query_scalar("SELECT detail FROM calendar_actions WHERE kind = 'grow' ORDER BY key")
+            .fetch_all(&day.app.pool)
+            .await
+            .unwrap();
+    assert_eq!(details, vec!["launch 3 (0 → 3)", "launch 1 (3 → 4)"]);
 }

@@ -1,10 +1,11 @@
 //! `/calendar`: the coming week's classes, what the calendar will do and when, what it did
 //! (with its jobs), the admins' pause switch and the iCalendar feed.
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
 use crate::{
+    auth::CurrentUser,
     calendar::{
         clock::to_offset,
         overview::{ActionLine, CalendarOverview},
@@ -14,8 +15,8 @@ use crate::{
     config::Config,
     domain::Actor,
     web::{
-        clock::Clock, clock::Moment, html, see_other, Once, Page, RequireAdmin, RequireCounselor,
-        WebError,
+        clock::Clock, clock::Moment, html_status, see_other, Csrf, Once, Page, RequireAdmin,
+        RequireCounselor, WebError,
     },
 };
 
@@ -43,6 +44,7 @@ impl ActionRow {
             "missed" => "missed",
             "paused" => "not done: paused",
             "skipped" => "not done",
+            "held" => "held: over budget",
             _ => "",
         }
     }
@@ -105,12 +107,68 @@ pub struct CalendarPage {
     pub feed_url: String,
     pub costs: Vec<CostDay>,
     pub cost_total: String,
+    pub budget: BudgetView,
+}
+
+/// The week's budget, ready to show.
+pub struct BudgetView {
+    /// "Mon 8 Mar – Sun 14 Mar".
+    pub week: String,
+    pub spent: String,
+    pub projected: String,
+    /// The budget as the form shows it ("" for none).
+    pub value: String,
+    pub over: bool,
+    pub allowed: bool,
+    /// The form's error (a wrong number), beside the field.
+    pub error: String,
+    /// Why the week could not be projected (EC2 unreachable …).
+    pub problem: Option<String>,
+}
+
+async fn budget_view(calendar: &Calendar, error: String, typed: Option<String>) -> BudgetView {
+    match calendar.week_budget().await {
+        Ok(w) => {
+            let last = w
+                .week
+                .monday
+                .checked_add(jiff::Span::new().days(6))
+                .unwrap_or(w.week.monday);
+            BudgetView {
+                week: format!(
+                    "{} – {}",
+                    w.week.monday.strftime("%a %-d %b"),
+                    last.strftime("%a %-d %b")
+                ),
+                spent: format!("${:.2}", w.spent),
+                projected: format!("${:.2}", w.projected),
+                value: typed
+                    .unwrap_or_else(|| w.budget.map(|b| format!("{b:.2}")).unwrap_or_default()),
+                over: w.over(),
+                allowed: w.allowed,
+                error,
+                problem: None,
+            }
+        }
+        Err(e) => BudgetView {
+            week: String::new(),
+            spent: String::new(),
+            projected: String::new(),
+            value: typed.unwrap_or_default(),
+            over: false,
+            allowed: false,
+            error,
+            problem: Some(format!("The week could not be projected: {e:#}")),
+        },
+    }
 }
 
 #[derive(Deserialize)]
 pub struct CalendarQuery {
     paused: Option<String>,
     resumed: Option<String>,
+    budget: Option<String>,
+    allowed: Option<String>,
 }
 
 /// `GET /calendar`.
@@ -119,6 +177,29 @@ pub async fn show(
     config: web::Data<Config>,
     user: RequireCounselor,
     q: web::Query<CalendarQuery>,
+) -> Result<HttpResponse, WebError> {
+    let notice = if q.paused.is_some() {
+        Some("The calendar is paused.")
+    } else if q.resumed.is_some() {
+        Some("The calendar is running again.")
+    } else if q.budget.is_some() {
+        Some("The week's budget is saved.")
+    } else if q.allowed.is_some() {
+        Some("The calendar may launch over the budget until the end of this week.")
+    } else {
+        None
+    };
+    let budget = budget_view(&calendar, String::new(), None).await;
+    render(&calendar, &config, &user, notice, budget, StatusCode::OK).await
+}
+
+async fn render(
+    calendar: &Calendar,
+    config: &Config,
+    user: &CurrentUser,
+    notice: Option<&'static str>,
+    budget: BudgetView,
+    status: StatusCode,
 ) -> Result<HttpResponse, WebError> {
     let overview = calendar.overview().await.map_err(WebError::Internal)?;
     let clock = Clock::at(config.ui.timezone.zone().clone(), to_offset(overview.now));
@@ -164,31 +245,89 @@ pub async fn show(
             )
         })
         .unwrap_or_default();
-    let notice = if q.paused.is_some() {
-        Some("The calendar is paused.")
-    } else if q.resumed.is_some() {
-        Some("The calendar is running again.")
-    } else {
-        None
-    };
     let feed_url = format!(
         "{}/calendar.ics?token={}",
         config.public_url.trim_end_matches('/'),
         calendar.feed_token().await?
     );
-    let (costs, cost_total) = week_costs(&calendar, &config).await?;
-    html(&CalendarPage {
-        costs,
-        cost_total,
-        page: Page::for_user(&config, &user, "Calendar").with_notice(notice),
-        zone: clock.zone_name().to_string(),
-        is_admin: user.role == crate::domain::Role::Admin,
-        overview,
-        classes,
-        actions,
-        rules,
-        feed_url,
+    let (costs, cost_total) = week_costs(calendar, config).await?;
+    html_status(
+        status,
+        &CalendarPage {
+            costs,
+            cost_total,
+            budget,
+            page: Page::for_user(config, user, "Calendar").with_notice(notice),
+            zone: clock.zone_name().to_string(),
+            is_admin: user.role == crate::domain::Role::Admin,
+            overview,
+            classes,
+            actions,
+            rules,
+            feed_url,
+        },
+    )
+}
+
+#[derive(Deserialize)]
+pub struct BudgetForm {
+    #[serde(default)]
+    budget: String,
+}
+
+/// `POST /calendar/budget`: sets the week's budget (empty: none).
+pub async fn set_budget(
+    calendar: web::Data<Calendar>,
+    config: web::Data<Config>,
+    admin: RequireAdmin,
+    form: Csrf<BudgetForm>,
+) -> Result<HttpResponse, WebError> {
+    let typed = form.budget.trim().trim_start_matches('$').replace(',', "");
+    let budget = if typed.is_empty() {
+        Ok(None)
+    } else {
+        match typed.parse::<f64>() {
+            Ok(b) if b.is_finite() && b >= 0.0 => Ok(Some(b)),
+            _ => Err("A budget is a sum of dollars, like 120 or 85.50; leave it empty for none."),
+        }
+    };
+    match budget {
+        Ok(b) => {
+            calendar
+                .set_budget(&Actor::User(admin.username.clone()), b)
+                .await
+                .map_err(WebError::Internal)?;
+            Ok(see_other("/calendar?budget=1#budget-h"))
+        }
+        Err(message) => {
+            let view = budget_view(&calendar, message.to_string(), Some(form.budget.clone())).await;
+            render(
+                &calendar,
+                &config,
+                &admin,
+                None,
+                view,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
+    }
+}
+
+/// `POST /calendar/over-budget`: the calendar may pass the budget for the rest of this week.
+pub async fn allow_over_budget(
+    calendar: web::Data<Calendar>,
+    user: RequireAdmin,
+    form: Once<Button>,
+) -> Result<HttpResponse, WebError> {
+    form.run(move |_, _| async move {
+        calendar
+            .allow_over_budget(&Actor::User(user.username.clone()))
+            .await
+            .map_err(WebError::Internal)?;
+        Ok(see_other("/calendar?allowed=1#budget-h"))
     })
+    .await
 }
 
 #[derive(Deserialize)]

@@ -144,15 +144,7 @@ impl CohortPage {
 }
 
 /// Days of the add-block form: (value, label).
-pub const DAYS: [(&str, &str); 7] = [
-    ("mon", "Mon"),
-    ("tue", "Tue"),
-    ("wed", "Wed"),
-    ("thu", "Thu"),
-    ("fri", "Fri"),
-    ("sat", "Sat"),
-    ("sun", "Sun"),
-];
+pub use crate::calendar::timetable::DAY_KEYS as DAYS;
 
 /// Zones offered in the time zone field (any IANA name is accepted).
 const ZONES: [&str; 12] = [
@@ -350,19 +342,14 @@ pub struct BlockForm {
 impl BlockForm {
     fn input(&self) -> BlockInput {
         let ticked = [
-            ("mon", &self.mon),
-            ("tue", &self.tue),
-            ("wed", &self.wed),
-            ("thu", &self.thu),
-            ("fri", &self.fri),
-            ("sat", &self.sat),
-            ("sun", &self.sun),
+            &self.mon, &self.tue, &self.wed, &self.thu, &self.fri, &self.sat, &self.sun,
         ];
         BlockInput {
-            days: ticked
+            days: DAYS
                 .iter()
+                .zip(ticked)
                 .filter(|(_, v)| v.is_some())
-                .map(|(d, _)| d.to_string())
+                .map(|((d, _), _)| d.to_string())
                 .collect(),
             date: self.date.clone(),
             starts: self.starts.clone(),
