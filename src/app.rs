@@ -38,6 +38,7 @@ const SWEEPER_LOCK: i64 = 0x6875_6264_0001;
 const HOME_USAGE_LOCK: i64 = 0x6875_6264_0002;
 const CALENDAR_LOCK: i64 = 0x6875_6264_0003;
 const LEDGER_LOCK: i64 = 0x6875_6264_0004;
+const PAUSE_LOCK: i64 = 0x6875_6264_0005;
 
 /// Content-Security-Policy: no inline script or style, nothing framed, nothing from elsewhere.
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
@@ -304,6 +305,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::get().to(calendar_page::ledger_csv),
         )
         .route("/calendar.ics", web::get().to(calendar_page::feed))
+        .route("/camp/pause", web::post().to(servers::pages::pause))
+        .route("/camp/resume", web::post().to(servers::pages::resume))
         .route(
             "/calendar/budget",
             web::post().to(calendar_page::set_budget),
@@ -408,6 +411,22 @@ fn spawn_periodic_tasks(state: &AppState) {
             async move {
                 let report = homes::usage::sweep(&homes).await?;
                 tracing::debug!(?report, "home usage measured");
+                Ok(())
+            }
+        },
+    );
+    // While the camp is paused, student servers that still run are stopped (one instance).
+    let servers = state.servers.clone();
+    let pool = state.pool.clone();
+    jobs::periodic(
+        state.pool.clone(),
+        "camp-pause",
+        PAUSE_LOCK,
+        servers::pause::SWEEP_EVERY,
+        move || {
+            let (servers, pool) = (servers.clone(), pool.clone());
+            async move {
+                servers.sweep_paused(&pool).await?;
                 Ok(())
             }
         },

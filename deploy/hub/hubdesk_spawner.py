@@ -28,6 +28,7 @@ from docker.errors import APIError, NotFound
 from docker.types import Mount
 from dockerspawner import SwarmSpawner
 from aiohttp.resolver import ThreadedResolver
+from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from traitlets import Bool, Int, Unicode
 
@@ -184,7 +185,8 @@ class HubdeskSwarmSpawner(SwarmSpawner):
 
     async def _apply_profile(self):
         """The student's cohort profile from hubdesk onto this start's limits; on any failure the
-        configured limits stay (a start is never refused for want of a profile)."""
+        configured limits stay (a start is never refused for want of a profile). One answer
+        refuses the start: 423, the camp is paused (hubdesk's message goes to the student)."""
         if not self.profile_url:
             return
         # The configured limits, kept from the first start: a failed ask later falls back to
@@ -202,10 +204,20 @@ class HubdeskSwarmSpawner(SwarmSpawner):
             request_timeout=10,
         )
         try:
-            response = await AsyncHTTPClient().fetch(request)
+            response = await AsyncHTTPClient().fetch(request, raise_error=False)
+            if response.code == 423:
+                # The camp is paused: no student server starts, and the student is told why.
+                try:
+                    why = json.loads(response.body).get("error_description") or "The camp is paused."
+                except ValueError:
+                    why = "The camp is paused."
+                raise web.HTTPError(423, why, reason=why)
+            response.rethrow()
             profile = json.loads(response.body)
             mem_limit, mem_guarantee = int(profile["mem_limit"]), int(profile["mem_guarantee"])
             cpu_limit = float(profile["cpu_limit"])
+        except web.HTTPError:
+            raise
         except Exception as e:  # noqa: BLE001 - any failure: the defaults, and say so
             self.log.warning("no profile for %s from hubdesk (%s): the configured limits apply", self.user.name, e)
             self.mem_limit, self.mem_guarantee, self.cpu_limit = self._configured_limits

@@ -12,7 +12,7 @@ use crate::{
     },
     config::Config,
     db,
-    domain::Username,
+    domain::{Role, Username},
 };
 
 /// What a login attempt came to.
@@ -26,6 +26,8 @@ pub enum Outcome {
     Wrong,
     Locked(OffsetDateTime),
     Disabled,
+    /// A student while the camp is paused: what they are told (maybe empty).
+    CampPaused(String),
     Busy,
 }
 
@@ -86,6 +88,11 @@ pub async fn log_in(
     }
     if user.disabled {
         return Ok(Outcome::Disabled);
+    }
+    if user.role == Role::Student {
+        if let Some(pause) = db::camp::pause(&mut conn).await? {
+            return Ok(Outcome::CampPaused(pause.message));
+        }
     }
     throttle::clear_account(&mut conn, &user.username).await?;
     if let Some(old) = &a.old_session {

@@ -34,6 +34,8 @@ pub struct CurrentUser {
     pub authenticated_at: OffsetDateTime,
     /// Setup notices this person has dismissed (`web::notices`).
     pub dismissed_notices: Vec<String>,
+    /// While the camp is paused: the message students are told (maybe empty).
+    pub camp_paused: Option<String>,
 }
 
 impl std::fmt::Debug for CurrentUser {
@@ -54,6 +56,7 @@ impl CurrentUser {
         session_hash: Vec<u8>,
         authenticated_at: OffsetDateTime,
         dismissed_notices: Vec<String>,
+        camp_paused: Option<String>,
     ) -> Self {
         Self {
             id: user.id,
@@ -64,6 +67,7 @@ impl CurrentUser {
             session_hash,
             authenticated_at,
             dismissed_notices,
+            camp_paused,
         }
     }
 }
@@ -119,6 +123,7 @@ pub async fn load(
         session,
         user,
         dismissed_notices,
+        camp_paused,
     }) = db::sessions::find_with_user(&mut conn, &hash).await?
     else {
         return Ok(None);
@@ -144,6 +149,7 @@ pub async fn load(
         hash,
         session.created_at,
         dismissed_notices,
+        camp_paused,
     )))
 }
 
@@ -162,6 +168,7 @@ mod tests {
             session_hash: b"session-hash-bytes".to_vec(),
             authenticated_at: OffsetDateTime::UNIX_EPOCH,
             dismissed_notices: Vec::new(),
+            camp_paused: None,
         };
         let printed = format!("{user:?}");
         assert!(printed.contains("ada"));

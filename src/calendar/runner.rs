@@ -428,6 +428,9 @@ impl Calendar {
                 if !self.servers.configured() {
                     return Ok(skipped("no hub is configured ([hub] api_token)"));
                 }
+                if db::camp::pause(&mut *tx).await?.is_some() {
+                    return Ok(skipped("the camp was paused"));
+                }
                 let students = db::users::cohort_usernames(&mut *tx, cohort).await?;
                 let running = self.servers.running().await?;
                 let cold: Vec<Username> = students

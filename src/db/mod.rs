@@ -3,6 +3,7 @@
 pub mod api_tokens;
 pub mod audit;
 pub mod calendar;
+pub mod camp;
 pub mod cards;
 pub mod cluster;
 pub mod cohorts;

@@ -36,6 +36,7 @@ struct SessionUserRow {
     session_created_at: OffsetDateTime,
     last_seen_at: OffsetDateTime,
     dismissed_notices: Vec<String>,
+    camp_paused: Option<String>,
     #[sqlx(flatten)]
     user: UserRow,
 }
@@ -45,6 +46,8 @@ pub struct SessionWithUser {
     pub user: UserRow,
     /// The setup notices this person has dismissed (`db::notices`).
     pub dismissed_notices: Vec<String>,
+    /// While the camp is paused, what students are told (`db::camp`).
+    pub camp_paused: Option<String>,
 }
 
 /// The session and its user in one round trip (every page view asks).
@@ -57,7 +60,8 @@ pub async fn find_with_user(
                 u.id, u.subject, u.username, u.display_name, u.role, u.cohort, u.disabled,
                 u.created_at, u.home_bytes, u.home_measured_at, u.home_quota_bytes,
                 ARRAY(SELECT d.notice FROM dismissed_notices d WHERE d.user_id = u.id)
-                    AS dismissed_notices
+                    AS dismissed_notices,
+                (SELECT p.message FROM camp_pause p WHERE p.paused_at IS NOT NULL) AS camp_paused
          FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id_hash = $1",
     )
     .bind(id_hash)
@@ -72,6 +76,7 @@ pub async fn find_with_user(
         },
         user: r.user,
         dismissed_notices: r.dismissed_notices,
+        camp_paused: r.camp_paused,
     }))
 }
 

@@ -133,6 +133,9 @@ actions! {
     CalendarPause = "calendar.pause", Nothing, "Calendar paused",
         "paused the calendar (no launches, starts or removals until resumed)";
     CalendarResume = "calendar.resume", Nothing, "Calendar resumed", "resumed the calendar";
+    CampPause = "camp.pause", Nothing, "Camp paused",
+        "paused the camp (students cannot log in or start notebooks; their servers stop)";
+    CampResume = "camp.resume", Nothing, "Camp resumed", "resumed the camp";
     CalendarBudget = "calendar.budget", Nothing, "Week's budget set",
         "set the week's budget for workers";
     CalendarOverBudget = "calendar.over_budget", Nothing, "Calendar allowed over budget",

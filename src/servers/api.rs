@@ -1,20 +1,20 @@
 //! `POST /api/v1/cohorts/{cohort}/servers/start` → 202 {job};
-//! `DELETE /api/v1/students/{u}/server` → 204 (stopped) or 202 {job} (still stopping).
+//! `DELETE /api/v1/students/{u}/server` → 204 (stopped) or 202 {job} (still stopping); both
+//! audited as the token, through the same use cases as the pages.
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 use sqlx::PgPool;
 
-use super::{jobs::StopJob, Servers};
+use super::{
+    start::StartError,
+    stop::{StopError, Stopped},
+    Servers,
+};
 use crate::{
     domain::Username,
-    hub::{HubError, StopOutcome},
     jobs::Waker,
     web::api::{ApiClient, ApiError},
 };
-
-fn hub_error(e: HubError) -> ApiError {
-    ApiError::Conflict(format!("the hub could not do it: {e}"))
-}
 
 async fn start(
     pool: web::Data<PgPool>,
@@ -23,22 +23,14 @@ async fn start(
     client: ApiClient,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    if !servers.configured() {
-        return Err(ApiError::Conflict(
-            "no hub is configured ([hub] api_token)".into(),
-        ));
-    }
-    let students = {
-        let mut conn = pool.acquire().await?;
-        crate::db::users::cohort_usernames(&mut conn, &path).await?
-    };
-    if students.is_empty() {
-        return Err(ApiError::NotFound(format!(
-            "no students in cohort '{}'",
-            path.as_str()
-        )));
-    }
-    let job = super::pages::enqueue_start(&pool, &client.0, &path, students).await?;
+    let job = servers
+        .start_cohort(&pool, &client.0, &path)
+        .await
+        .map_err(|e| match e {
+            StartError::Db(d) => d.into(),
+            StartError::NoStudents(_) => ApiError::NotFound(e.to_string()),
+            other => ApiError::Conflict(other.to_string()),
+        })?;
     waker.wake();
     Ok(HttpResponse::Accepted().json(json!({ "job": job })))
 }
@@ -52,19 +44,14 @@ async fn stop(
 ) -> Result<HttpResponse, ApiError> {
     let name = Username::parse(&path)
         .map_err(|_| ApiError::NotFound(format!("no student named '{}'", path.as_str())))?;
-    match servers.stop(&name).await.map_err(hub_error)? {
-        StopOutcome::Stopped => Ok(HttpResponse::NoContent().finish()),
-        StopOutcome::Pending => {
-            let mut tx = pool.begin().await?;
-            let job = StopJob {
-                username: name.to_string(),
-            }
-            .enqueue(&mut tx, &client.0)
-            .await?;
-            tx.commit().await?;
+    match servers.stop_for(&pool, &client.0, &name).await {
+        Ok(Stopped::Now) => Ok(HttpResponse::NoContent().finish()),
+        Ok(Stopped::Queued(job)) => {
             waker.wake();
             Ok(HttpResponse::Accepted().json(json!({ "job": job })))
         }
+        Err(StopError::Db(d)) => Err(d.into()),
+        Err(e @ StopError::Hub(_)) => Err(ApiError::Conflict(e.to_string())),
     }
 }
 

@@ -5,6 +5,9 @@
 pub mod api;
 pub mod jobs;
 pub mod pages;
+pub mod pause;
+pub mod start;
+pub mod stop;
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 

@@ -38,6 +38,9 @@ pub enum WebError {
     Csrf,
     #[error("the database is unavailable; please try again in a moment")]
     Unavailable,
+    /// A student while the camp is paused: the whole sentence they are told.
+    #[error("{0}")]
+    Paused(String),
     #[error("internal error")]
     Internal(anyhow::Error),
 }
@@ -100,6 +103,7 @@ impl WebError {
             Self::BadRequest(_) => "Something is not right",
             Self::Conflict(_) => "Not possible",
             Self::Unavailable => "Database unavailable",
+            Self::Paused(_) => "The camp is paused",
             _ => "Something went wrong",
         }
     }
@@ -128,7 +132,7 @@ impl ResponseError for WebError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Csrf => StatusCode::FORBIDDEN,
-            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable | Self::Paused(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

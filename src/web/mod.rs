@@ -41,6 +41,8 @@ pub struct Page {
     /// A hub API token is configured. Without one, pages that show notebook servers keep the
     /// configuration problem to themselves (admins get the setup notice instead).
     pub hub_configured: bool,
+    /// While the camp is paused: what students are told (maybe empty); a banner on every page.
+    pub camp_paused: Option<String>,
 }
 
 pub struct NavUser {
@@ -89,6 +91,7 @@ impl Page {
             clock: Clock::new(config),
             setup_notices: setup_notices_for(config, Some(user)),
             hub_configured: notices::hub_configured(config),
+            camp_paused: user.camp_paused.clone(),
         }
     }
 
@@ -102,7 +105,13 @@ impl Page {
             clock: Clock::new(config),
             setup_notices: Vec::new(),
             hub_configured: notices::hub_configured(config),
+            camp_paused: None,
         }
+    }
+
+    /// What a student is told while the camp is paused.
+    pub fn paused_words(&self) -> String {
+        paused_sentence(self.camp_paused.as_deref().unwrap_or(""))
     }
 
     /// The nav bar of whoever is logged in, on a page built for anyone (the login form).
@@ -200,6 +209,16 @@ pub fn form_config(limit: usize) -> web::FormConfig {
         .error_handler(|e, _| {
             WebError::BadRequest(format!("The form could not be read: {e}")).into()
         })
+}
+
+/// What a student is told while the camp is paused (the login form, the sign-in, their pages).
+pub fn paused_sentence(message: &str) -> String {
+    let message = message.trim().trim_end_matches('.');
+    if message.is_empty() {
+        "The camp is paused. You can log in again when your counselor says so.".into()
+    } else {
+        format!("The camp is paused: {message}. You can log in again when your counselor says so.")
+    }
 }
 
 #[cfg(test)]

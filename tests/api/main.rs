@@ -22,6 +22,7 @@ mod locks;
 mod login;
 mod oidc;
 mod oidc_interop;
+mod pause;
 mod platform;
 mod provision;
 mod quota;

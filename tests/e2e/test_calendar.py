@@ -87,6 +87,15 @@ def test_counselor_sets_a_cohorts_class_times_and_sees_the_calendar(browser, hub
     whats = " ".join(a.text for a in actions)
     assert "Launch workers up to" in whats and "Start the servers of Rocket Science" in whats, whats
     assert visible(d, "#calendar-state").get_attribute("data-enabled") == "false"
+
+    # The admin sets the week's budget: a wrong sum comes back beside its field, as typed.
+    submit_form_of(d, fill(d, "budget", "lots"))
+    assert "sum of dollars" in visible(d, "#budget-error").text
+    assert visible(d, "#budget").get_attribute("value") == "lots"
+    assert visible(d, "#budget").get_attribute("aria-invalid") == "true"
+    submit_form_of(d, fill(d, "budget", "40"))
+    assert "The week's budget is saved." in d.page_source
+    assert "of a $40.00 budget" in visible(d, "#budget-line").text, visible(d, "#budget-line").text
     screenshot("calendar", full_page=True)
 
     # The feed from the page's own subscribe link, as a calendar app reads it (no login).

@@ -1,7 +1,8 @@
 """The shipped spawner asks hubdesk for the student's cohort profile before each start
 (`HubdeskSwarmSpawner._apply_profile`): run in the hub image against a stand-in answering
 `GET /oauth/profile/{user}` on loopback. The profile's limits apply; with the client secret
-refused, or with hubdesk gone, the configured limits apply again (not the last profile seen).
+refused, or with hubdesk gone, the configured limits apply again (not the last profile seen);
+while the camp is paused (423) the start is refused with hubdesk's words.
 The profile reaching a real swarm service is proven in test_camp.py and test_calendar_day.py."""
 from __future__ import annotations
 
@@ -36,3 +37,6 @@ def test_the_spawner_applies_the_cohort_profile_and_falls_back_to_its_own_limits
     assert cases["refused"]["limits"] == [2 * gib, 2 * gib, 2.0], cases
     assert cases["profile again"]["limits"] == [512 * mib, 256 * mib, 0.5], cases
     assert cases["down"]["limits"] == [2 * gib, 2 * gib, 2.0], cases
+    # The camp is paused (hubdesk answers 423 for a student): the start is refused with hubdesk's
+    # words, where every other failure above fell back to the configured limits.
+    assert cases["paused"]["refused"] == ["HTTPError", 423, "The camp is paused: lunch until 13:30."], cases

@@ -166,6 +166,7 @@ pub async fn submit(
         Outcome::Wrong => "wrong",
         Outcome::Locked(_) => "locked",
         Outcome::Disabled => "disabled",
+        Outcome::CampPaused(_) => "paused",
         Outcome::Busy => "busy",
     });
     match outcome {
@@ -184,6 +185,10 @@ pub async fn submit(
         Outcome::Disabled => fail(
             "This account is disabled. Please ask a counselor.",
             StatusCode::FORBIDDEN,
+        ),
+        Outcome::CampPaused(message) => fail(
+            &crate::web::paused_sentence(&message),
+            StatusCode::SERVICE_UNAVAILABLE,
         ),
         Outcome::Busy => fail(
             "Many people are logging in right now. Please try again in a moment.",

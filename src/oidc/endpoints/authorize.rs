@@ -190,6 +190,14 @@ pub async fn authorize(
         }
     };
 
+    // While the camp is paused a student is told so here, in hubdesk's frame, rather than
+    // sent back to the application with `access_denied`: the person is at hubdesk, and the
+    // hub's error page would not say why or until when.
+    if user.role == crate::domain::Role::Student {
+        if let Some(message) = &user.camp_paused {
+            return Err(WebError::Paused(crate::web::paused_sentence(message)));
+        }
+    }
     let mut conn = oidc.pool.acquire().await?;
     if !client.allowed_groups.is_empty() {
         let account = db::users::find_by_id(&mut conn, user.id)

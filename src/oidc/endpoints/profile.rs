@@ -3,7 +3,8 @@
 //! hub configuration asks it before each start (`deploy/hub/hubdesk_spawner.py`), so a profile
 //! changed on the cohort page applies at the next start. The client authenticates as at the
 //! token endpoint, by HTTP Basic only (a GET has no body to carry a secret), and learns only
-//! about people it may log in.
+//! about people it may log in. While the camp is paused a student's answer is `423 Locked`
+//! with what they are told: the spawner refuses the start with it.
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
@@ -44,6 +45,21 @@ pub async fn profile(
     };
     if user.disabled || !client.admits(&claims::groups(user.role, user.cohort.as_deref())) {
         return Ok(not_found());
+    }
+    // While the camp is paused the spawner is told no for students (423, what they are told).
+    if user.role == crate::domain::Role::Student {
+        let pause = {
+            let mut conn = oidc.pool.acquire().await?;
+            crate::db::camp::pause(&mut conn).await?
+        };
+        if let Some(p) = pause {
+            return Ok(HttpResponse::build(actix_web::http::StatusCode::LOCKED)
+                .insert_header(("Cache-Control", "no-store"))
+                .json(json!({
+                    "error": "camp_paused",
+                    "error_description": crate::web::paused_sentence(&p.message),
+                })));
+        }
     }
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))

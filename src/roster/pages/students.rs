@@ -242,6 +242,10 @@ pub async fn list(
     let notice = match (query.notice.as_deref(), unlocked) {
         (Some("disabled"), _) => Some("Student disabled.".to_string()),
         (Some("address-unlocked"), _) => Some("Logins from that address work again.".into()),
+        (Some("camp-paused"), _) => {
+            Some("The camp is paused: student servers are stopping.".into())
+        }
+        (Some("camp-resumed"), _) => Some("The camp is running again: students can log in.".into()),
         (Some("unlocked"), Some(u)) => Some(format!("{u} can log in again.")),
         _ => None,
     };
