@@ -166,6 +166,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/login", web::get().to(account::login::form))
         .route("/login", web::post().to(account::login::submit))
         .route("/logout", web::post().to(account::login::logout))
+        .route("/reset", web::get().to(account::reset_code::form))
+        .route("/reset", web::post().to(account::reset_code::submit))
         .route("/setup", web::get().to(account::setup::form))
         .route("/setup", web::post().to(account::setup::submit))
         .route("/", web::get().to(account::landing::home))
@@ -262,6 +264,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/students/{username}/reset-password",
             web::post().to(roster_pages::students::reset_password),
+        )
+        .route(
+            "/students/{username}/reset-code",
+            web::post().to(roster_pages::reset_code::issue),
+        )
+        .route(
+            "/reset-codes/{form_id}",
+            web::get().to(roster_pages::reset_code::show),
         )
         // disable | enable | unlock
         .route(

@@ -15,6 +15,7 @@ pub mod ledger;
 pub mod notices;
 pub mod oauth;
 pub mod once;
+pub mod reset_codes;
 pub mod sessions;
 pub mod setup_tokens;
 pub mod throttle;

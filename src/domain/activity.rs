@@ -133,6 +133,10 @@ actions! {
     CalendarPause = "calendar.pause", Nothing, "Calendar paused",
         "paused the calendar (no launches, starts or removals until resumed)";
     CalendarResume = "calendar.resume", Nothing, "Calendar resumed", "resumed the calendar";
+    StudentResetCode = "student.reset_code", Person, "Reset code given",
+        "gave {whom} a one-time code to set a new password";
+    AccountResetCode = "account.reset_code", Person, "Password set with a code",
+        "set a new password with a counselor's code";
     CampPause = "camp.pause", Nothing, "Camp paused",
         "paused the camp (students cannot log in or start notebooks; their servers stop)";
     CampResume = "camp.resume", Nothing, "Camp resumed", "resumed the camp";

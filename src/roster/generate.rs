@@ -30,6 +30,28 @@ pub fn password() -> String {
     format!("{}-{}-{}-{}", words[0], words[1], words[2], digits)
 }
 
+/// Letters and digits that cannot be mistaken for one another when read aloud or off a screen.
+const CODE_CHARS: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
+
+/// A one-time reset code, `KQ7M-4TXP`: 8 of 31 characters, about 40 bits, valid 15 minutes and
+/// checked behind the login throttle.
+pub fn reset_code() -> String {
+    let mut rng = rand::rngs::OsRng;
+    let chars: String = (0..8)
+        .map(|_| char::from(*CODE_CHARS.choose(&mut rng).unwrap_or(&b'A')))
+        .collect();
+    format!("{}-{}", &chars[..4], &chars[4..])
+}
+
+/// A code as typed ("kq7m 4txp", "KQ7M-4TXP") in the form it is hashed in: `KQ7M4TXP`.
+pub fn normalise_code(typed: &str) -> String {
+    typed
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_uppercase())
+        .collect()
+}
+
 /// `count` distinct passwords.
 pub fn passwords(count: usize) -> Vec<String> {
     let mut seen = HashSet::with_capacity(count);
@@ -136,6 +158,21 @@ pub fn reserved_message(reserved: &str, alternatives: &[Username]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reset_codes_read_plainly_and_match_however_they_are_typed() {
+        let code = reset_code();
+        assert_eq!(code.len(), 9, "{code}");
+        assert_eq!(code.as_bytes()[4], b'-');
+        assert!(code
+            .chars()
+            .filter(|c| *c != '-')
+            .all(|c| CODE_CHARS.contains(&(c as u8))));
+        assert!(!code.contains(['0', 'O', '1', 'I', 'L']), "{code}");
+        assert_ne!(reset_code(), reset_code());
+        assert_eq!(normalise_code(" kq7m 4txp "), "KQ7M4TXP");
+        assert_eq!(normalise_code("KQ7M-4TXP"), "KQ7M4TXP");
+    }
 
     #[test]
     fn a_reserved_name_comes_with_free_alternatives() {

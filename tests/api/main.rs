@@ -27,6 +27,7 @@ mod platform;
 mod provision;
 mod quota;
 mod quota_node;
+mod reset_codes;
 mod reset_many;
 mod servers;
 mod students;

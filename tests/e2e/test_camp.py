@@ -17,7 +17,10 @@ notebook as a `local` volume with bind options (the NFS-shaped mount of producti
    stops, the file is in the archive, the restarted server sees the template;
 5. an admin removes the worker a student runs on: the student's service runs on the other
    worker and the file reads back through the hub;
-6. everything is torn down (the `camp` fixture), and nothing labelled for this run is left.
+6. an admin pauses the camp (issue 18): every student server stops within 60 s (3 here; the
+   2-core box runs no bigger class), a student is turned away at hubdesk's login form with the
+   admin's message and gets no server, a counselor works as usual; resuming lets the student in;
+7. everything is torn down (the `camp` fixture), and nothing labelled for this run is left.
 
 Screenshots: camp-<n>-<what>.png (docs/screenshots/ with HUBDESK_SCREENSHOTS=1).
 Needs: root, a Docker engine (a failure under CI, a loud skip elsewhere), mmdebstrap and
@@ -350,5 +353,40 @@ def test_camp_in_a_box(camp: cs.Camp, browser, screenshot):
     assert moved_user in shown, shown
     screenshot("camp-5-cluster-after", full_page=True)
     camp.phases.mark("5-remove a worker")
-    # 6. teardown: the `camp` fixture (and its check that nothing is left)
+
+    # --- 6. the admin pauses the camp: every student server stops, students are turned away -
+    running = [u for u in users if server_ready(camp, u)]
+    assert len(running) == 3, f"all three run before the pause (the control): {running}"
+    d.get(hd.url + "/students")
+    visible(d, "#camp-pause summary").click()
+    fill(d, "message", "Fire drill, back at 11:00")
+    t0 = time.monotonic()
+    confirm_click(d, "#pause-camp", "Pause the camp?")
+    assert "Fire drill, back at 11:00" in visible(d, "#camp-paused").text
+    screenshot("camp-6-paused", full_page=True)
+    cs.wait_for("every student server stopped", lambda: not any(camp.hub_user(u).get("servers") for u in users),
+                60, every=1)
+    stopped_in = time.monotonic() - t0
+    cs.log(f"pause: {len(users)} student servers stopped in {stopped_in:.1f} s")
+    assert stopped_in <= 60, stopped_in
+    # a student is turned away at hubdesk's login form, with the message
+    user, password = creds[2]
+    clear_cookies(d)
+    d.get(camp.hub_url + "/hub/")
+    submit_hubdesk_login(d, camp.hubdesk, user, password)
+    assert "The camp is paused: Fire drill, back at 11:00." in visible(d, "#login-error").text
+    screenshot("camp-6-student-turned-away")
+    assert not camp.hub_user(user).get("servers"), "a student started a server while the camp was paused"
+    # a counselor works as usual; the admin resumes, and the student gets back in
+    login(d, hd.url, cs.COUNSELOR, camp.counselor_password)
+    d.get(f"{hd.url}/students/{user}")
+    assert "paused" in visible(d, "#camp-paused").text
+    clear_cookies(d)
+    login(d, hd.url, cs.ADMIN, camp.admin_password)
+    d.get(hd.url + "/students")
+    click_and_wait_for_new_page(d, visible(d, "#resume-camp"))
+    assert not d.find_elements(By.CSS_SELECTOR, "#camp-paused")
+    student_opens_lab(d, camp, user, password)
+    camp.phases.mark("6-pause and resume")
+    # 7. teardown: the `camp` fixture (and its check that nothing is left)
 

@@ -22,6 +22,8 @@ pub struct LoginPage {
     pub error: Option<String>,
     /// Who is logged in already, if anyone.
     pub current: Option<String>,
+    /// Just set a new password with a reset code.
+    pub reset_done: bool,
 }
 
 #[derive(Deserialize)]
@@ -31,6 +33,8 @@ pub struct LoginQuery {
     /// Set by authorize when the client asked for a new login (prompt=login, max_age): the
     /// current session does not do, so the form offers no "continue as …".
     fresh: Option<String>,
+    /// Back from `/reset` with a new password.
+    reset: Option<String>,
 }
 
 pub async fn form(
@@ -45,6 +49,7 @@ pub async fn form(
     let logged_in = LoggedIn {
         user: user.0.as_ref(),
         offer_continue: q.fresh.is_none(),
+        reset_done: q.reset.is_some(),
     };
     render(
         &config,
@@ -62,6 +67,8 @@ pub async fn form(
 struct LoggedIn<'a> {
     user: Option<&'a CurrentUser>,
     offer_continue: bool,
+    /// Back from `/reset`: say the new password is set.
+    reset_done: bool,
 }
 
 fn render(
@@ -83,6 +90,7 @@ fn render(
         username,
         error,
         current,
+        reset_done: logged_in.reset_done,
     };
     let mut resp = html_status(status, &page)?;
     if let Some(c) = token.set_cookie {

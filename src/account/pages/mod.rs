@@ -3,4 +3,5 @@ pub mod landing;
 pub mod login;
 pub mod notices;
 pub mod password;
+pub mod reset_code;
 pub mod setup;

@@ -4,6 +4,7 @@ pub mod actions;
 pub mod audit;
 pub mod cards;
 pub mod import;
+pub mod reset_code;
 pub mod reset_many;
 pub mod shown;
 pub mod staff;
