@@ -211,7 +211,7 @@ def test_every_page_passes_the_accessibility_checks(browser, hubdesk):
     staff_pw = "Counselor-a11y-" + secrets.token_hex(6)
 
     # Anonymous pages (and an error page without a frame user).
-    sweep(d, base, ["/login", "/nope", "/oauth/logout"], "anonymous", problems, seen)
+    sweep(d, base, ["/login", "/reset", "/nope", "/oauth/logout"], "anonymous", problems, seen)
 
     # The admin: sets up a counselor and a student; the form results are pages too.
     login(d, base, hubdesk.admin_user, hubdesk.admin_password)
@@ -240,6 +240,10 @@ def test_every_page_passes_the_accessibility_checks(browser, hubdesk):
         "/account/password", "/cohorts", "/cohorts/blue", "/calendar",
     ]
     sweep(d, base, counselor_pages, "counselor", problems, seen)
+    d.get(base + f"/students/{student}")
+    submit_form_of(d, visible(d, "#reset-code"))
+    visible(d, "#reset-code-value")
+    problems.extend(audit(d, "counselor POST reset-code (the code, shown once)")[0])
     logout(d)
 
     # The student.
@@ -247,6 +251,6 @@ def test_every_page_passes_the_accessibility_checks(browser, hubdesk):
     sweep(d, base, ["/", "/account/password", "/students", "/jobs/x", "/nope"], "student", problems, seen)
 
     report = "\n".join(f"  {k}: {n} focusable checked, lowest ring contrast {c and round(c, 2)}" for k, (n, c) in seen.items())
-    print(f"accessibility sweep over {len(seen) + 3} pages (3 of them form results):\n{report}")
+    print(f"accessibility sweep over {len(seen) + 4} pages (4 of them form results):\n{report}")
     assert not problems, "\n".join(problems)
     assert sum(n for n, _ in seen.values()) > 100, "the focus check saw too little"
