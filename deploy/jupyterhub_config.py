@@ -309,7 +309,7 @@ if use_swarm:
     # writes both): config here, code there.
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from docker.types import DriverConfig, Mount
-    from hubdesk_spawner import HubdeskSwarmSpawner, UncachedResolver
+    from hubdesk_spawner import HubdeskAnnouncements, HubdeskSwarmSpawner, UncachedResolver
 
     def required(name, meaning):
         value = env(name)
@@ -318,6 +318,24 @@ if use_swarm:
         return value
 
     c.JupyterHub.spawner_class = HubdeskSwarmSpawner
+
+    # hubdesk's announcements (its /announcements page) on the hub's pages, for the people each
+    # is for: the hub asks hubdesk every HUB_ANNOUNCEMENTS_EVERY seconds with its client
+    # credentials (HubdeskAnnouncements, beside the spawner class). HUB_ANNOUNCEMENTS=false
+    # leaves the hub's pages alone.
+    if env_bool("HUB_ANNOUNCEMENTS", True):
+        c.JupyterHub.template_vars = {
+            "announcement": HubdeskAnnouncements(
+                f"{hubdesk_internal_url}/oauth/announcements",
+                auth.client_id,
+                auth.client_secret,
+                hubdesk_url=hubdesk_url,
+                every=env_int("HUB_ANNOUNCEMENTS_EVERY", 15),
+                ca_certs=env("HUB_OAUTH_CA_CERTS", ""),
+                validate_cert=auth.validate_server_cert,
+            ).for_user,
+        }
+
     swarm = c.SwarmSpawner  # HubdeskSwarmSpawner reads SwarmSpawner's (and DockerSpawner's) settings
     swarm.image = required("HUB_NOTEBOOK_IMAGE", "the notebook image, present on every worker")
     # The command, not the image's CMD: with cmd unset, dockerspawner inspects the image on the

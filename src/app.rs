@@ -14,7 +14,7 @@ use crate::telemetry::RequestSpan;
 
 use crate::{
     account::pages as account,
-    activity,
+    activity, announcements,
     calendar::pages::{calendar as calendar_page, cohorts as cohort_pages},
     cluster::{self, pages as cluster_pages},
     db, homes,
@@ -81,6 +81,7 @@ impl Application {
                 .app_data(web::Data::new(h.homes.clone()))
                 .app_data(web::Data::new(h.servers.clone()))
                 .app_data(web::Data::new(h.cohorts.clone()))
+                .app_data(web::Data::new(h.announcements.clone()))
                 .app_data(web::Data::new(h.calendar.clone()))
                 // The week's budget, as the cluster desk asks it before a launch by hand.
                 .app_data(web::Data::from(
@@ -315,6 +316,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::get().to(calendar_page::ledger_csv),
         )
         .route("/calendar.ics", web::get().to(calendar_page::feed))
+        .route("/announcements", web::get().to(announcements::pages::list))
+        .route("/announcements", web::post().to(announcements::pages::post))
+        .route(
+            "/announcements/{id}/end",
+            web::post().to(announcements::pages::end),
+        )
+        .route(
+            "/announcements/{id}/dismiss",
+            web::post().to(announcements::pages::dismiss),
+        )
         .route("/camp/pause", web::post().to(servers::pages::pause))
         .route("/camp/resume", web::post().to(servers::pages::resume))
         .route(
@@ -369,6 +380,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route(
         "/oauth/profile/{username}",
         web::get().to(oidc::endpoints::profile::profile),
+    )
+    .route(
+        "/oauth/announcements",
+        web::get().to(oidc::endpoints::announcements::announcements),
     )
     .route(
         "/oauth/revoke",

@@ -5,6 +5,7 @@
 //! commands. `ARCHITECTURE.md` has the map and the import rules `scripts/check-layers` keeps.
 pub mod account;
 pub mod activity;
+pub mod announcements;
 pub mod app;
 pub mod auth;
 pub mod calendar;

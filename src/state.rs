@@ -29,6 +29,8 @@ pub struct AppState {
     pub roster: Roster,
     pub homes: Homes,
     pub servers: Servers,
+    /// Counselors' announcements.
+    pub announcements: crate::announcements::Announcements,
     /// Cohorts' class times and profiles (the calendar).
     pub cohorts: crate::calendar::cohorts::Cohorts,
     /// The calendar's plan and its runner.
@@ -121,6 +123,10 @@ impl AppState {
             zone: config.ui.timezone.zone().clone(),
         };
         Ok(Self {
+            announcements: crate::announcements::Announcements::new(
+                pool.clone(),
+                config.ui.timezone.zone().clone(),
+            ),
             cohorts,
             calendar,
             pool,

@@ -346,3 +346,81 @@ class UncachedResolver(ThreadedResolver):
     @property
     def _loop(self):
         return asyncio.get_running_loop()
+
+
+class HubdeskAnnouncements:
+    """hubdesk's announcements on the hub's own pages.
+
+    A daemon thread asks hubdesk's `GET /oauth/announcements` (the hub's client credentials, HTTP
+    Basic) every `every` seconds and keeps the answer. `for_user` is a JupyterHub template
+    variable (`c.JupyterHub.template_vars = {"announcement": feed.for_user}`: JupyterHub calls it
+    with the page's user) that returns the HTML of the announcements for that person: those for
+    everyone and those for a group they are in (`cohort-<slug>`, from the `groups` claim), minus
+    those they dismissed on hubdesk, minus any past its end. A page never waits for hubdesk: it
+    reads what the thread fetched last (nothing when hubdesk has not answered yet). The thread
+    starts with the first page the hub renders, not when the configuration is read."""
+
+    def __init__(self, url, client_id, client_secret, hubdesk_url="", every=15.0, ca_certs="",
+                 validate_cert=True, log=None):
+        import logging
+        self.url, self.client_id, self.client_secret = url, client_id, client_secret
+        self.hubdesk_url = hubdesk_url.rstrip("/")
+        self.every, self.ca_certs, self.validate_cert = every, ca_certs, validate_cert
+        self.log = log or logging.getLogger("hubdesk.announcements")
+        self.current = []
+
+    def refresh(self):
+        import base64
+        import ssl
+        import urllib.request
+        token = base64.b64encode(f"{self.client_id}:{self.client_secret}".encode()).decode()
+        request = urllib.request.Request(self.url, headers={"Authorization": f"Basic {token}"})
+        context = None
+        if self.url.startswith("https"):
+            context = ssl.create_default_context(cafile=self.ca_certs or None)
+            if not self.validate_cert:
+                context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        with urllib.request.urlopen(request, timeout=5, context=context) as response:
+            self.current = json.loads(response.read())["announcements"]
+
+    def start(self):
+        import threading
+
+        def loop():
+            import time
+            while True:
+                try:
+                    self.refresh()
+                except Exception as e:  # noqa: BLE001 - hubdesk away: keep the last answer
+                    self.log.warning("announcements from hubdesk: %s", e)
+                time.sleep(self.every)
+
+        threading.Thread(target=loop, name="hubdesk-announcements", daemon=True).start()
+        return self
+
+    def for_user(self, user):
+        import datetime as dt
+        import html
+        current = self.current
+        if not getattr(self, "_started", False):  # the first page rendered starts the thread
+            self._started = True
+            self.start()
+        now = dt.datetime.now(dt.timezone.utc)
+        name = getattr(user, "name", None)
+        groups = {getattr(g, "name", g) for g in (getattr(user, "groups", None) or [])}
+        shown = []
+        for a in current:
+            try:
+                ends = dt.datetime.fromisoformat(a["ends_at"].replace("Z", "+00:00"))
+            except (KeyError, ValueError):
+                continue
+            if ends <= now or (a.get("group") and a["group"] not in groups):
+                continue
+            if name and name in a.get("dismissed_by", []):
+                continue
+            shown.append(f'<p class="hubdesk-announcement" data-id="{int(a["id"])}">{html.escape(a["message"])}</p>')
+        if not shown:
+            return ""
+        if self.hubdesk_url and name:
+            shown.append(f'<p><a href="{html.escape(self.hubdesk_url)}/">Dismiss on your hubdesk page</a></p>')
+        return "\n".join(shown)

@@ -36,6 +36,8 @@ pub struct CurrentUser {
     pub dismissed_notices: Vec<String>,
     /// While the camp is paused: the message students are told (maybe empty).
     pub camp_paused: Option<String>,
+    /// Announcements on now for this person, not dismissed: (id, message).
+    pub announcements: Vec<(i64, String)>,
 }
 
 impl std::fmt::Debug for CurrentUser {
@@ -57,6 +59,7 @@ impl CurrentUser {
         authenticated_at: OffsetDateTime,
         dismissed_notices: Vec<String>,
         camp_paused: Option<String>,
+        announcements: Vec<String>,
     ) -> Self {
         Self {
             id: user.id,
@@ -68,6 +71,13 @@ impl CurrentUser {
             authenticated_at,
             dismissed_notices,
             camp_paused,
+            announcements: announcements
+                .iter()
+                .filter_map(|a| {
+                    let (id, message) = a.split_once(':')?;
+                    Some((id.parse().ok()?, message.to_string()))
+                })
+                .collect(),
         }
     }
 }
@@ -124,6 +134,7 @@ pub async fn load(
         user,
         dismissed_notices,
         camp_paused,
+        announcements,
     }) = db::sessions::find_with_user(&mut conn, &hash).await?
     else {
         return Ok(None);
@@ -150,6 +161,7 @@ pub async fn load(
         session.created_at,
         dismissed_notices,
         camp_paused,
+        announcements,
     )))
 }
 
@@ -169,6 +181,7 @@ mod tests {
             authenticated_at: OffsetDateTime::UNIX_EPOCH,
             dismissed_notices: Vec::new(),
             camp_paused: None,
+            announcements: Vec::new(),
         };
         let printed = format!("{user:?}");
         assert!(printed.contains("ada"));

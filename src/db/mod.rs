@@ -1,5 +1,6 @@
 //! Persistence: one file per table family, functions over `&mut PgConnection` (a transaction
 //! derefs to one), runtime-checked SQL with typed rows.
+pub mod announcements;
 pub mod api_tokens;
 pub mod audit;
 pub mod calendar;

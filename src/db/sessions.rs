@@ -37,6 +37,7 @@ struct SessionUserRow {
     last_seen_at: OffsetDateTime,
     dismissed_notices: Vec<String>,
     camp_paused: Option<String>,
+    announcements: Vec<String>,
     #[sqlx(flatten)]
     user: UserRow,
 }
@@ -48,6 +49,8 @@ pub struct SessionWithUser {
     pub dismissed_notices: Vec<String>,
     /// While the camp is paused, what students are told (`db::camp`).
     pub camp_paused: Option<String>,
+    /// Announcements on now for this person and not dismissed: `"<id>:<message>"`.
+    pub announcements: Vec<String>,
 }
 
 /// The session and its user in one round trip (every page view asks).
@@ -61,7 +64,13 @@ pub async fn find_with_user(
                 u.created_at, u.home_bytes, u.home_measured_at, u.home_quota_bytes,
                 ARRAY(SELECT d.notice FROM dismissed_notices d WHERE d.user_id = u.id)
                     AS dismissed_notices,
-                (SELECT p.message FROM camp_pause p WHERE p.paused_at IS NOT NULL) AS camp_paused
+                (SELECT p.message FROM camp_pause p WHERE p.paused_at IS NOT NULL) AS camp_paused,
+                ARRAY(SELECT a.id::text || ':' || a.message FROM announcements a
+                      WHERE now() >= a.starts_at AND now() < a.ends_at
+                        AND (a.cohort IS NULL OR (u.role = 'student' AND a.cohort = u.cohort))
+                        AND NOT EXISTS (SELECT 1 FROM announcement_dismissals d
+                                        WHERE d.announcement_id = a.id AND d.user_id = u.id)
+                      ORDER BY a.starts_at, a.id) AS announcements
          FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id_hash = $1",
     )
     .bind(id_hash)
@@ -77,6 +86,7 @@ pub async fn find_with_user(
         user: r.user,
         dismissed_notices: r.dismissed_notices,
         camp_paused: r.camp_paused,
+        announcements: r.announcements,
     }))
 }
 

@@ -137,6 +137,10 @@ actions! {
         "gave {whom} a one-time code to set a new password";
     AccountResetCode = "account.reset_code", Person, "Password set with a code",
         "set a new password with a counselor's code";
+    AnnouncementPost = "announcement.post", Nothing, "Announcement posted",
+        "posted an announcement";
+    AnnouncementEnd = "announcement.end", Nothing, "Announcement ended",
+        "ended an announcement early";
     CampPause = "camp.pause", Nothing, "Camp paused",
         "paused the camp (students cannot log in or start notebooks; their servers stop)";
     CampResume = "camp.resume", Nothing, "Camp resumed", "resumed the camp";

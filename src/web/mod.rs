@@ -43,6 +43,8 @@ pub struct Page {
     pub hub_configured: bool,
     /// While the camp is paused: what students are told (maybe empty); a banner on every page.
     pub camp_paused: Option<String>,
+    /// Announcements on now for this person, not dismissed: (id, message).
+    pub announcements: Vec<(i64, String)>,
 }
 
 pub struct NavUser {
@@ -92,6 +94,7 @@ impl Page {
             setup_notices: setup_notices_for(config, Some(user)),
             hub_configured: notices::hub_configured(config),
             camp_paused: user.camp_paused.clone(),
+            announcements: user.announcements.clone(),
         }
     }
 
@@ -106,6 +109,7 @@ impl Page {
             setup_notices: Vec::new(),
             hub_configured: notices::hub_configured(config),
             camp_paused: None,
+            announcements: Vec::new(),
         }
     }
 

@@ -1,6 +1,7 @@
 //! Integration tests: the real app on port 0 against a real PostgreSQL, a database per test.
 mod accounts;
 mod activity;
+mod announcements;
 mod api;
 mod calendar;
 mod cluster;

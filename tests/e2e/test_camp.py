@@ -12,7 +12,8 @@ notebook as a `local` volume with bind options (the NFS-shaped mount of producti
 2. each student logs in through the hub with the card's password (OIDC through hubdesk) and
    JupyterLab loads from a swarm service on a worker;
 3. each saves a file (contents API, the browser's session + xsrf): it is in <root>/<user>/,
-   owned by uid 1000;
+   owned by uid 1000; the counselor's announcements show on the hub's own home page, the
+   morning class's one not to the evening student;
 4. the cluster page shows each student on their node; the counselor resets one home: the server
    stops, the file is in the archive, the restarted server sees the template;
 5. an admin removes the worker a student runs on: the student's service runs on the other
@@ -267,6 +268,26 @@ def test_camp_in_a_box(camp: cs.Camp, browser, screenshot):
         assert status == 200 and {"README.md", "welcome.ipynb", "work.txt"} <= {
             x["name"] for x in listing["content"]}, listing
     cs.log(f"students on nodes: {service_node}")
+    # the counselor's announcements reach the hub's own pages (the shipped config's template
+    # variable): the evening student sees the one for everyone, not the morning class's
+    with HubdeskClient(hd.url) as c:
+        c.login(cs.COUNSELOR, camp.counselor_password)
+        for message, cohort in (("Lunch is at 12:30 in the hall", ""), ("Morning meets in room 4", "Morning")):
+            r = c.submit("/announcements", {"message": message, "cohort": cohort, "starts": "", "ends": ""})
+            assert r.status_code == 303, (r.status_code, r.text[:500])
+    evening = next(u for u, _ in creds if COHORT_OF[display_of[u]] == "Evening")
+    clear_cookies(d)
+    d.get(camp.hub_url + "/hub/")
+    submit_hubdesk_login(d, camp.hubdesk, evening, dict(creds)[evening])
+
+    def hub_home_says():
+        d.get(camp.hub_url + "/hub/home")
+        shown = d.find_elements(By.CSS_SELECTOR, ".announcement")
+        return shown[0].text if shown and "Lunch is at 12:30" in shown[0].text else None
+
+    said = cs.wait_for("the announcement on the hub's home page", hub_home_says, 60, every=3)
+    assert "Morning meets in room 4" not in said, said
+    screenshot("camp-3-hub-announcement")
     # each student's service carries their cohort's profile (the spawner asked hubdesk)
     mib = 1 << 20
     wanted = {"Morning": (512 * mib, 768 * mib, 500_000_000), "Evening": (384 * mib, 1024 * mib, 1_250_000_000)}

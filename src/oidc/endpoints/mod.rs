@@ -1,4 +1,5 @@
 //! The provider's HTTP side: each endpoint with the RFC error format it answers in.
+pub mod announcements;
 pub mod authorize;
 pub mod client_auth;
 pub mod discovery;
