@@ -96,9 +96,15 @@ mod tests {
     #[test]
     fn provision_hub_config_finds_its_spawner_module_beside_it() {
         let config = HUB_FILES[0];
-        assert!(config
+        let import = config
             .text
-            .contains("from hubdesk_spawner import HubdeskSwarmSpawner"));
+            .lines()
+            .find(|l| l.trim_start().starts_with("from hubdesk_spawner import "))
+            .expect("the config imports the spawner module");
+        for name in ["HubdeskSwarmSpawner", "HubdeskAnnouncements"] {
+            assert!(import.contains(name), "{import}");
+            assert!(HUB_FILES[1].text.contains(&format!("class {name}")));
+        }
         assert!(HUB_FILES[1].path.ends_with("/hubdesk_spawner.py"));
         assert_eq!(
             Path::new(config.path).parent(),

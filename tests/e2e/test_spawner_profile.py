@@ -16,19 +16,25 @@ import camp_support as cs
 HERE = cs.REPO / "tests" / "e2e" / "spawner"
 
 
-def test_the_spawner_applies_the_cohort_profile_and_falls_back_to_its_own_limits():
+def probe(script: str) -> dict[str, dict]:
+    """Runs tests/e2e/spawner/<script> in the hub image (no network) beside deploy/hub; its JSON
+    lines by case."""
     why = cs.docker_available()
     if why:
         if os.environ.get("CI"):
             pytest.fail(f"needs Docker and the hub image: {why}", pytrace=False)
         pytest.skip(f"needs Docker and the hub image: {why}")
     image = cs.images("hub")["HUB_IMAGE"]
-    out = cs.docker("run", "--rm", "--network", "none", "--label", f"{cs.LABEL}=spawner-profile",
+    out = cs.docker("run", "--rm", "--network", "none", "--label", f"{cs.LABEL}=spawner-probe",
                     "-v", f"{cs.REPO / 'deploy' / 'hub'}:/x:ro", "-v", f"{HERE}:/p:ro",
                     "--entrypoint", "sh", image, "-c",
-                    'PY=python3; [ -x /opt/venv/bin/python ] && PY=/opt/venv/bin/python; exec $PY /p/profile_probe.py',
+                    f'PY=python3; [ -x /opt/venv/bin/python ] && PY=/opt/venv/bin/python; exec $PY /p/{script}',
                     timeout=120)
-    cases = {c["case"]: c for c in (json.loads(line) for line in out.splitlines() if line.startswith("{"))}
+    return {c["case"]: c for c in (json.loads(line) for line in out.splitlines() if line.startswith("{"))}
+
+
+def test_the_spawner_applies_the_cohort_profile_and_falls_back_to_its_own_limits():
+    cases = probe("profile_probe.py")
     mib, gib = 1 << 20, 1 << 30
     assert cases["profile"]["limits"] == [512 * mib, 256 * mib, 0.5], cases
     path, auth = cases["profile"]["seen"][0]
@@ -46,18 +52,7 @@ def test_the_hub_shows_each_person_the_announcements_for_them():
     """HubdeskAnnouncements (the hub's template variable `announcement`) in the hub image against
     a stand-in feed: everyone's and the person's cohort's, not another cohort's, not one they
     dismissed, not one past its end, HTML-escaped; the last answer kept while hubdesk is away."""
-    why = cs.docker_available()
-    if why:
-        if os.environ.get("CI"):
-            pytest.fail(f"needs Docker and the hub image: {why}", pytrace=False)
-        pytest.skip(f"needs Docker and the hub image: {why}")
-    image = cs.images("hub")["HUB_IMAGE"]
-    out = cs.docker("run", "--rm", "--network", "none", "--label", f"{cs.LABEL}=spawner-announcements",
-                    "-v", f"{cs.REPO / 'deploy' / 'hub'}:/x:ro", "-v", f"{HERE}:/p:ro",
-                    "--entrypoint", "sh", image, "-c",
-                    'PY=python3; [ -x /opt/venv/bin/python ] && PY=/opt/venv/bin/python; exec $PY /p/announcements_probe.py',
-                    timeout=120)
-    cases = {c["case"]: c for c in (json.loads(line) for line in out.splitlines() if line.startswith("{"))}
+    cases = probe("announcements_probe.py")
     lunch, blue, old = "Lunch is at 12:30 &lt;b&gt;sharp&lt;/b&gt;", "Blue meets in room 4", "Yesterday"
     assert cases["before"]["html"] == "", "nothing before hubdesk first answers"
     ada, bob, grace = cases["ada"]["html"], cases["bob"]["html"], cases["grace"]["html"]
