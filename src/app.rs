@@ -173,6 +173,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/setup", web::post().to(account::setup::submit))
         .route("/", web::get().to(account::landing::home))
         .route("/account/home.zip", web::get().to(homes::pages::own_zip))
+        .route(
+            "/account/server/stop",
+            web::post().to(servers::pages::stop_own),
+        )
         .route("/account/password", web::get().to(account::password::form))
         .route(
             "/account/password",

@@ -13,7 +13,7 @@ use super::{
 use crate::{
     domain::{Actor, Username},
     jobs::Waker,
-    web::{see_other, Once, RequireAdmin, RequireCounselor, WebError},
+    web::{see_other, Once, RequireAdmin, RequireCounselor, RequireUser, WebError},
 };
 
 #[derive(Deserialize)]
@@ -38,6 +38,31 @@ pub async fn stop(
             Ok(Stopped::Queued(job)) => {
                 waker.wake();
                 Ok(see_other(&format!("/jobs/{job}")))
+            }
+            Err(StopError::Db(e)) => Err(e.into()),
+            Err(e @ StopError::Hub(_)) => {
+                Err(WebError::Conflict(crate::domain::sentence(&e.to_string())))
+            }
+        }
+    })
+    .await
+}
+
+/// `POST /account/server/stop`: anyone stops their own server (audited as themselves).
+pub async fn stop_own(
+    pool: web::Data<PgPool>,
+    servers: web::Data<Servers>,
+    waker: web::Data<Waker>,
+    user: RequireUser,
+    form: Once<Button>,
+) -> Result<HttpResponse, WebError> {
+    form.run(move |_, _| async move {
+        let actor = Actor::User(user.username.clone());
+        match servers.stop_for(&pool, &actor, &user.username).await {
+            Ok(Stopped::Now) => Ok(see_other("/?server=stopped")),
+            Ok(Stopped::Queued(_)) => {
+                waker.wake();
+                Ok(see_other("/?server=stopping"))
             }
             Err(StopError::Db(e)) => Err(e.into()),
             Err(e @ StopError::Hub(_)) => {

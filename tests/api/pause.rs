@@ -236,3 +236,25 @@ async fn counselors_cannot_pause_the_camp_and_the_api_stop_is_audited_like_the_p
         1
     );
 }
+
+#[tokio::test]
+async fn a_student_stops_their_own_server_from_their_landing_page() {
+    let (app, hub, ada_password) = camp().await;
+    let ada = app.other_browser();
+    ada.login_ok("ada", &ada_password).await;
+    let home = ada.get_html("/").await;
+    assert!(home.contains(r#"id="stop-own-server""#), "{home}");
+    let r = ada.post_form_from("/", "/account/server/stop", &[]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(TestApp::location(&r), "/?server=stopped");
+    assert_eq!(stopped(&hub).await, vec!["ada".to_string()], "hers only");
+    assert!(ada
+        .get_html("/?server=stopped")
+        .await
+        .contains("Your notebook server is stopped."));
+    assert_eq!(
+        app.count("SELECT count(*) FROM audit_log WHERE action = 'server.stop' AND actor = 'ada' AND target = 'ada'")
+            .await,
+        1
+    );
+}

@@ -35,6 +35,8 @@ impl HomePage {
 #[derive(Deserialize)]
 pub struct HomeQuery {
     password_changed: Option<String>,
+    /// After "Stop my notebook server": stopped | stopping.
+    server: Option<String>,
 }
 
 pub async fn home(
@@ -57,10 +59,16 @@ pub async fn home(
         Some(row) => HomeQuota::of_row(row, config.homes.quota_default),
         None => HomeQuota::new(None, None, None, config.homes.quota_default),
     };
-    let notice = q
-        .password_changed
-        .as_ref()
-        .map(|_| "Your password has been changed.");
+    let notice = match (q.password_changed.as_ref(), q.server.as_deref()) {
+        (Some(_), _) => Some("Your password has been changed."),
+        (None, Some("stopped")) => {
+            Some("Your notebook server is stopped. Open my notebook starts it again.")
+        }
+        (None, Some("stopping")) => {
+            Some("Your notebook server is stopping; it is gone in a few seconds.")
+        }
+        _ => None,
+    };
     let page = HomePage {
         page: Page::for_user(&config, &user, "Welcome").with_notice(notice),
         hub_url: config.hub_url.clone(),
