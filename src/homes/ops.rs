@@ -27,6 +27,9 @@ use crate::{
     domain::{Actor, Username},
 };
 
+/// The youngest archive a purge may delete.
+pub const PURGE_MIN_AGE: time::Duration = time::Duration::days(1);
+
 /// Every name an operation touches, journalled before it touches any (the `paths` column).
 /// Names are relative: `temp` to the root, archive ids to `<archive>/<username>`, `trash` to
 /// `<archive>/.trash`.
@@ -573,11 +576,19 @@ impl Homes {
     /// first renamed into `<archive>/.trash/<op>` (atomic, journalled), then deleted, so a
     /// crash never leaves a half-deleted entry that looks like an archive. A home with an
     /// operation in progress keeps its archives until the next purge (`busy` in the report).
+    /// A cutoff later than [`PURGE_MIN_AGE`] ago is refused, whoever asks: a recent reset may
+    /// still need undoing.
     pub async fn purge_archives_older_than(
         &self,
         cutoff: OffsetDateTime,
         actor: &Actor,
     ) -> Result<PurgeReport, HomesError> {
+        if cutoff > OffsetDateTime::now_utc() - PURGE_MIN_AGE {
+            return Err(HomesError::Invalid(
+                "purge only archives older than yesterday: recent resets may still need undoing"
+                    .into(),
+            ));
+        }
         let users = self
             .blocking(|t| {
                 Ok(fs::read_names(t.archive.as_fd())

@@ -363,12 +363,6 @@ async fn purge_before(
         return crate::web::html_status(actix_web::http::StatusCode::UNPROCESSABLE_ENTITY, &page);
     };
     let cutoff = date.midnight().assume_utc();
-    if cutoff > time::OffsetDateTime::now_utc() - time::Duration::days(1) {
-        return Err(WebError::BadRequest(
-            "Purge only archives older than yesterday: recent resets may still need undoing."
-                .into(),
-        ));
-    }
     let actor = Actor::User(user.username.clone());
     let report = homes.purge_archives_older_than(cutoff, &actor).await?;
     let notice = format!(

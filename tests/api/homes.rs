@@ -1183,6 +1183,15 @@ async fn homes_purge_deletes_only_archives_older_than_the_date() {
         0
     );
 
+    // A cutoff within the last day is refused by the service itself (not only the page): a
+    // recent reset may still need undoing.
+    let err = f
+        .homes
+        .purge_archives_older_than(time::OffsetDateTime::now_utc(), &Actor::Cli)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("older than yesterday"), "{err}");
+
     // Nothing older: nothing removed, nothing audited.
     let again = f
         .homes
