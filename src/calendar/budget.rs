@@ -165,8 +165,14 @@ impl Calendar {
         self.week_with(now, 0, held).await
     }
 
-    /// Whether `count` more workers launched now pass the budget (`None`: no budget, or within it).
-    pub async fn over_budget_with(&self, count: u32) -> anyhow::Result<Option<OverBudget>> {
+    /// Whether `count` more workers launched at `now` pass the budget, and whether an admin
+    /// allowed this week over it (`None`: no budget, or within it). The budget is read first:
+    /// without one, no projection is made (no EC2 call).
+    async fn over_at(
+        &self,
+        now: Timestamp,
+        count: u32,
+    ) -> anyhow::Result<Option<(OverBudget, bool)>> {
         let budget = {
             let mut conn = self.pool.acquire().await?;
             db::calendar::budget(&mut conn).await?.0
@@ -174,13 +180,21 @@ impl Calendar {
         if budget.is_none() {
             return Ok(None);
         }
-        let w = self.week_with(self.clock.now(), count, 0).await?;
-        Ok(w.budget
-            .filter(|b| w.projected > *b)
-            .map(|budget| OverBudget {
-                projected: w.projected,
-                budget,
-            }))
+        let w = self.week_with(now, count, 0).await?;
+        Ok(w.budget.filter(|b| w.projected > *b).map(|budget| {
+            (
+                OverBudget {
+                    projected: w.projected,
+                    budget,
+                },
+                w.allowed,
+            )
+        }))
+    }
+
+    /// Whether `count` more workers launched now pass the budget (a launch by hand asks).
+    pub async fn over_budget_with(&self, count: u32) -> anyhow::Result<Option<OverBudget>> {
+        Ok(self.over_at(self.clock.now(), count).await?.map(|(o, _)| o))
     }
 
     /// Whether the calendar's launch of `count` now is held for the budget (over it, and the
@@ -190,21 +204,10 @@ impl Calendar {
         now: Timestamp,
         count: u32,
     ) -> anyhow::Result<Option<OverBudget>> {
-        let budget = {
-            let mut conn = self.pool.acquire().await?;
-            db::calendar::budget(&mut conn).await?.0
-        };
-        if budget.is_none() {
-            return Ok(None);
-        }
-        let w = self.week_with(now, count, 0).await?;
-        Ok(match w.budget {
-            Some(budget) if w.projected > budget && !w.allowed => Some(OverBudget {
-                projected: w.projected,
-                budget,
-            }),
-            _ => None,
-        })
+        Ok(self
+            .over_at(now, count)
+            .await?
+            .and_then(|(o, allowed)| (!allowed).then_some(o)))
     }
 
     /// Sets (or, with `None`, removes) the week's budget; audited.
