@@ -26,7 +26,7 @@ use hubdesk::{
     app::Application,
     cluster::{
         jobs,
-        runtime::{JoinInfo, Notebook, RuntimeError, SwarmNode, SwarmView},
+        runtime::{JoinInfo, Notebook, NotebookTask, RuntimeError, SwarmNode, SwarmView},
         Cluster, ContainerRuntime, DockerRuntime, Ec2Fleet,
     },
     config::Config,
@@ -63,6 +63,10 @@ impl ContainerRuntime for Counting {
     fn notebooks(&self) -> BoxFuture<'_, Result<Vec<Notebook>, RuntimeError>> {
         self.count("GET /services + GET /tasks", 2);
         self.inner.notebooks()
+    }
+    fn notebook_tasks(&self) -> BoxFuture<'_, Result<Vec<NotebookTask>, RuntimeError>> {
+        self.count("GET /services + GET /tasks (all states)", 2);
+        self.inner.notebook_tasks()
     }
     fn drain<'a>(&'a self, node_id: &'a str) -> BoxFuture<'a, Result<(), RuntimeError>> {
         self.count("drain", 2);
@@ -357,13 +361,17 @@ async fn main() -> anyhow::Result<()> {
     ));
     // Where a view's time goes: each side alone (they run side by side in a view).
     let mut sides = Vec::new();
-    for side in ["docker", "ec2"] {
+    for side in ["docker", "ec2", "roll board's docker"] {
         let mut ms = Vec::new();
         for _ in 0..30 {
             let t = Instant::now();
             if side == "docker" {
                 let r = cluster.runtime();
                 let _ = futures_util::try_join!(r.swarm(), r.nodes(), r.notebooks())?;
+            } else if side == "roll board's docker" {
+                // What one roll board update asks the engine (bench/board's fakes answer at once).
+                let r = cluster.runtime();
+                let _ = futures_util::try_join!(r.notebook_tasks(), r.nodes())?;
             } else {
                 let f = cluster.fleet();
                 let i = f.instances().await?;

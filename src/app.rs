@@ -39,6 +39,7 @@ const HOME_USAGE_LOCK: i64 = 0x6875_6264_0002;
 const CALENDAR_LOCK: i64 = 0x6875_6264_0003;
 const LEDGER_LOCK: i64 = 0x6875_6264_0004;
 const PAUSE_LOCK: i64 = 0x6875_6264_0005;
+const BOARD_LOCK: i64 = 0x6875_6264_0006;
 
 /// Content-Security-Policy: no inline script or style, nothing framed, nothing from elsewhere.
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
@@ -80,6 +81,7 @@ impl Application {
                 .app_data(web::Data::new(h.roster.clone()))
                 .app_data(web::Data::new(h.homes.clone()))
                 .app_data(web::Data::new(h.servers.clone()))
+                .app_data(web::Data::new(h.board.clone()))
                 .app_data(web::Data::new(h.cohorts.clone()))
                 .app_data(web::Data::new(h.announcements.clone()))
                 .app_data(web::Data::new(h.calendar.clone()))
@@ -177,6 +179,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/account/server/stop",
             web::post().to(servers::pages::stop_own),
         )
+        .route(
+            "/account/server/unstick",
+            web::post().to(servers::pages::unstick_own),
+        )
         .route("/account/password", web::get().to(account::password::form))
         .route(
             "/account/password",
@@ -187,6 +193,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(account::notices::dismiss),
         );
     // The people desk.
+    cfg.configure(crate::board::pages::routes);
     cfg.route("/students", web::get().to(roster_pages::students::list))
         .route(
             "/students/new",
@@ -409,6 +416,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .configure(roster::api::routes)
             .configure(homes::api::routes)
             .configure(servers::api::routes)
+            .configure(crate::board::api::routes)
             .configure(activity::api::routes)
             .configure(cluster::api::routes)
             .configure(crate::calendar::api::routes)
@@ -460,6 +468,26 @@ fn spawn_periodic_tasks(state: &AppState) {
             }
         },
     );
+    // The spawn timeline: each start of a student's server and its task's steps (one instance).
+    if state.servers.configured() && state.config.hub.timeline_secs > 0 {
+        let board = state.board.clone();
+        jobs::periodic(
+            state.pool.clone(),
+            "spawn-timeline",
+            BOARD_LOCK,
+            Duration::from_secs(state.config.hub.timeline_secs),
+            move || {
+                let board = board.clone();
+                async move {
+                    let report = board.sweep().await?;
+                    if report != crate::board::sweep::Report::default() {
+                        tracing::debug!(?report, "spawn timeline");
+                    }
+                    Ok(())
+                }
+            },
+        );
+    }
     // The calendar acts on its plan, on one instance ([calendar] enabled).
     if state.config.calendar.enabled {
         let calendar = state.calendar.clone();

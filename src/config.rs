@@ -230,10 +230,34 @@ pub struct HubConfig {
     /// Servers started at once when a cohort is started before class (staggered).
     #[serde(default = "four")]
     pub start_concurrency: usize,
+    /// The hub's idle culler's timeout (the shipped config's `HUB_CULL_IDLE_SECS`, 3600); the
+    /// roll board says when an idle server will be stopped. 0: no culler.
+    #[serde(default = "hour")]
+    pub cull_idle_secs: u64,
+    /// The hub's `Spawner.start_timeout` (the shipped config's `HUB_SPAWN_START_TIMEOUT`, 180):
+    /// a start that vanishes after this long is one the hub gave up on.
+    #[serde(default = "three_minutes")]
+    pub start_timeout_secs: u64,
+    /// How often the spawn timeline looks at the hub and the swarm (one hub call, three
+    /// engine calls a look); 0 turns it off (the board still shows what is live).
+    #[serde(default = "three")]
+    pub timeline_secs: u64,
+}
+
+fn three() -> u64 {
+    3
 }
 
 fn four() -> usize {
     4
+}
+
+fn hour() -> u64 {
+    3600
+}
+
+fn three_minutes() -> u64 {
+    180
 }
 
 impl HubConfig {
@@ -248,6 +272,15 @@ impl HubConfig {
 
     pub fn stop_wait(&self) -> Duration {
         Duration::from_secs(self.stop_wait_secs)
+    }
+
+    /// The culler's timeout, when it runs.
+    pub fn cull_after(&self) -> Option<Duration> {
+        (self.cull_idle_secs > 0).then(|| Duration::from_secs(self.cull_idle_secs))
+    }
+
+    pub fn start_timeout(&self) -> Duration {
+        Duration::from_secs(self.start_timeout_secs)
     }
 
     /// The hub's OAuth login handler under its public URL (`…/hub/oauth_login`): it answers with
@@ -992,6 +1025,9 @@ impl Default for Config {
                 timeout_secs: 10,
                 stop_wait_secs: 60,
                 start_concurrency: 4,
+                cull_idle_secs: 3600,
+                start_timeout_secs: 180,
+                timeline_secs: 3,
             },
             // cluster desk
             cluster: ClusterConfig::default(),

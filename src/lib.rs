@@ -8,6 +8,7 @@ pub mod activity;
 pub mod announcements;
 pub mod app;
 pub mod auth;
+pub mod board;
 pub mod calendar;
 pub mod cli;
 pub mod cluster;

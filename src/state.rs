@@ -29,6 +29,8 @@ pub struct AppState {
     pub roster: Roster,
     pub homes: Homes,
     pub servers: Servers,
+    /// The roll board and the spawn timeline.
+    pub board: crate::board::Board,
     /// Counselors' announcements.
     pub announcements: crate::announcements::Announcements,
     /// Cohorts' class times and profiles (the calendar).
@@ -122,7 +124,15 @@ impl AppState {
             config: config.calendar.clone(),
             zone: config.ui.timezone.zone().clone(),
         };
+        let board = crate::board::Board {
+            pool: pool.clone(),
+            servers: servers.clone(),
+            cluster: cluster.clone(),
+            cull_after: config.hub.cull_after(),
+            start_timeout: config.hub.start_timeout(),
+        };
         Ok(Self {
+            board,
             announcements: crate::announcements::Announcements::new(
                 pool.clone(),
                 config.ui.timezone.zone().clone(),

@@ -79,3 +79,34 @@ if (document.body && document.body.hasAttribute("data-person")) {
     }
   });
 }
+// The roll board: fetch the live part again every few seconds while the page is visible
+// (`data-live` names the URL, `data-every` the seconds). One request per update; a failed one
+// keeps the last table and says so.
+(() => {
+  const box = document.querySelector("[data-live]");
+  if (!box) {
+    return;
+  }
+  const url = box.getAttribute("data-live");
+  const every = Number(box.getAttribute("data-every") || "5") * 1000;
+  const refresh = async () => {
+    if (document.hidden) {
+      return;
+    }
+    try {
+      const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" } });
+      if (response.redirected) {
+        window.location.reload(); // the session ended: the login page, then back here
+        return;
+      }
+      if (!response.ok) {
+        throw new Error(String(response.status));
+      }
+      box.innerHTML = await response.text();
+      box.removeAttribute("data-stale");
+    } catch (error) {
+      box.setAttribute("data-stale", "true");
+    }
+  };
+  window.setInterval(refresh, every);
+})();

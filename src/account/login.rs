@@ -95,6 +95,7 @@ pub async fn log_in(
         }
     }
     throttle::clear_account(&mut conn, &user.username).await?;
+    db::board::logged_in(&mut conn, user.id).await?;
     if let Some(old) = &a.old_session {
         db::sessions::delete(&mut conn, old).await?;
     }

@@ -267,7 +267,7 @@ pub fn job_title(
                 .unwrap_or("?")
                 .to_string(),
         ),
-        JobKind::ServersStop => (None, String::new()),
+        JobKind::ServersStop | JobKind::ServersRestart => (None, String::new()),
         JobKind::RosterResetPasswords => (
             p.get("usernames").and_then(Value::as_array).map(Vec::len),
             String::new(),
@@ -351,6 +351,7 @@ pub fn job_outcome(row: &JobRow, archive_bytes: Option<u64>) -> Option<String> {
             format!("asked the hub to start {n} notebook servers")
         }
         JobKind::ServersStop => "the notebook server is stopped".into(),
+        JobKind::ServersRestart => "the notebook server is starting again".into(),
         JobKind::ClusterLaunch => {
             let n = result
                 .get("instances")

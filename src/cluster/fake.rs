@@ -16,7 +16,8 @@ use super::{
         TAG_CLUSTER, TAG_LAUNCH, TAG_ROLE,
     },
     runtime::{
-        ContainerRuntime, JoinInfo, Notebook, RuntimeError, SwarmNode, SwarmRole, SwarmView,
+        ContainerRuntime, JoinInfo, Notebook, NotebookTask, RuntimeError, SwarmNode, SwarmRole,
+        SwarmView, TaskPhase,
     },
 };
 
@@ -26,6 +27,9 @@ pub struct World {
     pub swarm: Option<SwarmView>,
     pub nodes: Vec<SwarmNode>,
     pub notebooks: Vec<Notebook>,
+    /// Tasks that are not running notebooks (pending, failed, rejected …), newest first:
+    /// `notebook_tasks` lists them before the running `notebooks`.
+    pub tasks: Vec<NotebookTask>,
     pub instances: Vec<FleetInstance>,
     /// Launched instances join the swarm at once.
     pub auto_join: bool,
@@ -119,6 +123,21 @@ pub fn notebook(student: &str, node_id: &str) -> Notebook {
         student: student.into(),
         node_id: node_id.into(),
         state: "running".into(),
+    }
+}
+
+/// A notebook task in `phase` with the engine's error, as `notebook_tasks` lists it.
+pub fn task(student: &str, phase: TaskPhase, error: &str) -> NotebookTask {
+    NotebookTask {
+        service: super::names::service_of(student),
+        student: student.into(),
+        task_id: format!("task-{student}-{phase}"),
+        node_id: String::new(),
+        phase,
+        desired_running: !phase.is_broken(),
+        message: String::new(),
+        error: error.into(),
+        at: Some(time::OffsetDateTime::now_utc()),
     }
 }
 
@@ -238,6 +257,30 @@ impl ContainerRuntime for FakeRuntime {
         let r = self
             .call("services", |_| Ok(()))
             .and_then(|_| self.call("tasks", |w| Ok(w.notebooks.clone())));
+        Box::pin(async move { r })
+    }
+
+    fn notebook_tasks(&self) -> BoxFuture<'_, Result<Vec<NotebookTask>, RuntimeError>> {
+        let r = self.call("services", |_| Ok(())).and_then(|_| {
+            self.call("tasks", |w| {
+                let running = w.notebooks.iter().map(|nb| NotebookTask {
+                    service: nb.service.clone(),
+                    student: nb.student.clone(),
+                    task_id: format!("task-{}", nb.service),
+                    node_id: nb.node_id.clone(),
+                    phase: if nb.state == "running" {
+                        TaskPhase::Running
+                    } else {
+                        TaskPhase::Pending
+                    },
+                    desired_running: true,
+                    message: String::new(),
+                    error: String::new(),
+                    at: None,
+                });
+                Ok(w.tasks.iter().cloned().chain(running).collect())
+            })
+        });
         Box::pin(async move { r })
     }
 

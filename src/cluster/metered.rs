@@ -8,7 +8,9 @@ use futures_util::future::BoxFuture;
 
 use super::{
     fleet::{FleetError, FleetInstance, InstanceTypeInfo, LaunchRequest, WorkerFleet},
-    runtime::{ContainerRuntime, JoinInfo, Notebook, RuntimeError, SwarmNode, SwarmView},
+    runtime::{
+        ContainerRuntime, JoinInfo, Notebook, NotebookTask, RuntimeError, SwarmNode, SwarmView,
+    },
 };
 use crate::metrics::Metrics;
 
@@ -48,6 +50,15 @@ impl ContainerRuntime for MeteredRuntime {
             "docker",
             "notebooks",
             self.inner.notebooks(),
+        ))
+    }
+
+    fn notebook_tasks(&self) -> BoxFuture<'_, Result<Vec<NotebookTask>, RuntimeError>> {
+        Box::pin(timed(
+            &self.metrics,
+            "docker",
+            "notebook_tasks",
+            self.inner.notebook_tasks(),
         ))
     }
 

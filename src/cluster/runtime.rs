@@ -87,6 +87,102 @@ pub struct Notebook {
     pub state: String,
 }
 
+/// A swarm task's state, parsed once at the seam (the engine's words: `new` … `running`,
+/// `complete`, `failed`, `rejected` …); nothing above compares the engine's strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskPhase {
+    /// `new`, `allocated`, `pending`: waiting for a node (or for resources on one).
+    Pending,
+    /// `assigned`, `accepted`, `ready`: placed on a node, not started yet.
+    Assigned,
+    /// `preparing`: the node pulls the image, mounts the volumes.
+    Preparing,
+    /// `starting`
+    Starting,
+    Running,
+    /// `complete`, `shutdown`, `remove`: ended because it was asked to (or its process exited 0).
+    Ended,
+    /// `failed`: the container exited non-zero or could not start.
+    Failed,
+    /// `rejected`: the node could not run it (image missing, mount refused …).
+    Rejected,
+    /// `orphaned`: its node went away.
+    Orphaned,
+}
+
+impl TaskPhase {
+    /// The engine's state (`bollard`'s enum) as one of ours.
+    pub fn of(state: TaskState) -> Self {
+        match state {
+            TaskState::NEW | TaskState::ALLOCATED | TaskState::PENDING => Self::Pending,
+            TaskState::ASSIGNED | TaskState::ACCEPTED | TaskState::READY => Self::Assigned,
+            TaskState::PREPARING => Self::Preparing,
+            TaskState::STARTING => Self::Starting,
+            TaskState::RUNNING => Self::Running,
+            TaskState::COMPLETE | TaskState::SHUTDOWN | TaskState::REMOVE => Self::Ended,
+            TaskState::FAILED => Self::Failed,
+            TaskState::REJECTED => Self::Rejected,
+            TaskState::ORPHANED => Self::Orphaned,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Assigned => "assigned",
+            Self::Preparing => "preparing",
+            Self::Starting => "starting",
+            Self::Running => "running",
+            Self::Ended => "ended",
+            Self::Failed => "failed",
+            Self::Rejected => "rejected",
+            Self::Orphaned => "orphaned",
+        }
+    }
+
+    /// Failed, rejected or orphaned: the task will not run.
+    pub fn is_broken(self) -> bool {
+        matches!(self, Self::Failed | Self::Rejected | Self::Orphaned)
+    }
+
+    /// On its way to running.
+    pub fn is_on_the_way(self) -> bool {
+        matches!(
+            self,
+            Self::Pending | Self::Assigned | Self::Preparing | Self::Starting
+        )
+    }
+}
+
+impl std::fmt::Display for TaskPhase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One task of a notebook service, whatever its state (the spawn timeline reads these): the
+/// engine's message and error are kept as the engine wrote them; `board::reasons` turns them
+/// into plain words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NotebookTask {
+    pub service: String,
+    pub student: String,
+    pub task_id: String,
+    /// Empty while the task waits for a node.
+    pub node_id: String,
+    pub phase: TaskPhase,
+    /// The swarm still wants it running (a replaced or stopped task does not).
+    pub desired_running: bool,
+    /// `Status.Message` ("pending task scheduling", "preparing" …).
+    pub message: String,
+    /// `Status.Err` ("no suitable node (insufficient resources on 2 nodes)" …).
+    pub error: String,
+    /// When the task reached its state (`Status.Timestamp`).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub at: Option<time::OffsetDateTime>,
+}
+
 /// What a new worker needs to join. The token admits any machine into the swarm: a secret.
 #[derive(Debug, Clone)]
 pub struct JoinInfo {
@@ -117,6 +213,9 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     /// Tasks of every `jupyter-*` service that should run, with their student (`GET /services`
     /// + `GET /tasks`).
     fn notebooks(&self) -> BoxFuture<'_, Result<Vec<Notebook>, RuntimeError>>;
+    /// Every task of every `jupyter-*` service, whatever its state, newest first (`GET
+    /// /services` + `GET /tasks`: two calls whatever the number of notebooks).
+    fn notebook_tasks(&self) -> BoxFuture<'_, Result<Vec<NotebookTask>, RuntimeError>>;
     /// Sets a node's availability to `drain`: inspects it and updates it with its whole spec
     /// and current version index (the engine rejects a stale version).
     fn drain<'a>(&'a self, node_id: &'a str) -> BoxFuture<'a, Result<(), RuntimeError>>;
@@ -329,6 +428,20 @@ impl ContainerRuntime for DockerRuntime {
         })
     }
 
+    fn notebook_tasks(&self) -> BoxFuture<'_, Result<Vec<NotebookTask>, RuntimeError>> {
+        Box::pin(async move {
+            let docker = self.ready().await?;
+            let services = docker.list_services(Some(ListServicesOptions {
+                filters: filters(&[("name", names::SERVICE_PREFIX)]),
+                status: None,
+            }));
+            let tasks = docker.list_tasks(None::<ListTasksOptions>);
+            let (services, tasks) =
+                futures_util::try_join!(services, tasks).map_err(|e| self.err(e))?;
+            Ok(tasks_of(services, tasks))
+        })
+    }
+
     fn drain<'a>(&'a self, node_id: &'a str) -> BoxFuture<'a, Result<(), RuntimeError>> {
         Box::pin(async move {
             let docker = self.ready().await?;
@@ -441,9 +554,39 @@ fn node_view(n: Node) -> SwarmNode {
     }
 }
 
-/// Joins tasks to their notebook services. Only the name and labels of a service are read;
+/// Every task of the notebook services, newest first, with its state parsed.
+fn tasks_of(services: Vec<Service>, tasks: Vec<Task>) -> Vec<NotebookTask> {
+    let by_id = services_by_id(services);
+    let mut out: Vec<NotebookTask> = tasks
+        .into_iter()
+        .filter_map(|t| {
+            let (service, student) = by_id.get(t.service_id.as_deref()?)?.clone();
+            let status = t.status.unwrap_or_default();
+            Some(NotebookTask {
+                service,
+                student,
+                task_id: t.id.unwrap_or_default(),
+                node_id: t.node_id.unwrap_or_default(),
+                phase: TaskPhase::of(status.state.unwrap_or(TaskState::PENDING)),
+                desired_running: t.desired_state == Some(TaskState::RUNNING),
+                message: status.message.unwrap_or_default(),
+                error: status.err.unwrap_or_default(),
+                at: status.timestamp.as_ref().and_then(engine_time),
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| b.at.cmp(&a.at).then(a.task_id.cmp(&b.task_id)));
+    out
+}
+
+/// The engine's RFC 3339 timestamps (nanoseconds and all).
+fn engine_time(raw: &bollard::models::BollardDate) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339).ok()
+}
+
+/// Notebook services by id: (name, student). Only the name and labels of a service are read;
 /// its task template (image, environment, mounts) is dropped here.
-fn notebooks_of(services: Vec<Service>, tasks: Vec<Task>) -> Vec<Notebook> {
+fn services_by_id(services: Vec<Service>) -> HashMap<String, (String, String)> {
     let mut by_id: HashMap<String, (String, String)> = HashMap::new();
     for s in services {
         let Some(spec) = s.spec else { continue };
@@ -466,6 +609,12 @@ fn notebooks_of(services: Vec<Service>, tasks: Vec<Task>) -> Vec<Notebook> {
             .unwrap_or_default();
         by_id.insert(s.id.unwrap_or_default(), (name, student));
     }
+    by_id
+}
+
+/// Joins tasks to their notebook services.
+fn notebooks_of(services: Vec<Service>, tasks: Vec<Task>) -> Vec<Notebook> {
+    let by_id = services_by_id(services);
     let mut out: Vec<Notebook> = tasks
         .into_iter()
         .filter_map(|t| {
@@ -546,6 +695,44 @@ mod tests {
         assert_eq!(nb[1].service, "jupyter-bob-2dsmith");
         let shown = format!("{nb:?} {}", serde_json::to_string(&nb).unwrap());
         assert!(!shown.contains("cluster-secret-token"), "{shown}");
+    }
+
+    #[test]
+    fn cluster_notebook_tasks_keep_every_state_with_the_engines_words_newest_first() {
+        // As `GET /tasks` answers (moby 20.10): a task held by the scheduler and an older one
+        // the node rejected.
+        let tasks: Vec<Task> = serde_json::from_value(serde_json::json!([
+            {"ID": "t-old", "ServiceID": "s1", "NodeID": "n2", "DesiredState": "shutdown",
+             "Status": {"Timestamp": "2026-07-06T09:00:01.123456789Z", "State": "rejected",
+                        "Message": "preparing", "Err": "No such image: hubdesk/notebook:4f2a"}},
+            {"ID": "t-new", "ServiceID": "s1", "DesiredState": "running",
+             "Status": {"Timestamp": "2026-07-06T09:00:07.5Z", "State": "pending",
+                        "Message": "pending task scheduling",
+                        "Err": "no suitable node (insufficient resources on 2 nodes)"}},
+            {"ID": "t-other", "ServiceID": "s3", "DesiredState": "running",
+             "Status": {"State": "running"}}
+        ]))
+        .unwrap();
+        let services = vec![
+            service("s1", "jupyter-ana", None),
+            service("s3", "hub", None),
+        ];
+        let got = tasks_of(services, tasks);
+        assert_eq!(got.len(), 2, "only notebook services: {got:?}");
+        assert_eq!(got[0].task_id, "t-new");
+        assert_eq!(got[0].phase, TaskPhase::Pending);
+        assert!(got[0].desired_running);
+        assert_eq!(
+            got[0].error,
+            "no suitable node (insufficient resources on 2 nodes)"
+        );
+        assert_eq!(got[0].at.unwrap().unix_timestamp(), 1_783_328_407);
+        assert_eq!(got[1].phase, TaskPhase::Rejected);
+        assert!(!got[1].desired_running && got[1].phase.is_broken());
+        assert_eq!(
+            (got[1].student.as_str(), got[1].node_id.as_str()),
+            ("ana", "n2")
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 pub mod announcements;
 pub mod api_tokens;
 pub mod audit;
+pub mod board;
 pub mod calendar;
 pub mod camp;
 pub mod cards;

@@ -124,6 +124,8 @@ actions! {
         "changed the storage limit of {whom}";
     ServerStop = "server.stop", Person, "Notebook server stopped",
         "stopped {whom}'s notebook server";
+    ServerUnstick = "server.unstick", Person, "Stuck notebook restarted",
+        "restarted {whom}'s notebook (\u{201c}My notebook is stuck\u{201d})";
     ServersStart = "servers.start", Person, "Notebook servers started",
         "started the notebook servers of {whom}";
     CohortUpdate = "cohort.update", Person, "Cohort settings changed",
@@ -230,6 +232,7 @@ job_kinds! {
     ServersStart = "servers.start", "Servers started before class",
         "Start the notebook servers of {what}";
     ServersStop = "servers.stop", "Server stop", "Stop {whom}'s notebook server";
+    ServersRestart = "servers.restart", "Notebook restart", "Restart {whom}'s notebook server";
     ClusterLaunch = "cluster.launch", "Worker launch", "Launch {n} workers";
     RosterResetPasswords = "roster.reset_passwords", "Passwords reset",
         "Reset the passwords of {n} students and print their cards";

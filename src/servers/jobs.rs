@@ -19,6 +19,7 @@ use crate::{
 
 pub const START_KIND: &str = "servers.start";
 pub const STOP_KIND: &str = "servers.stop";
+pub const RESTART_KIND: &str = "servers.restart";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,6 +33,20 @@ pub struct StartJob {
 #[serde(deny_unknown_fields)]
 pub struct StopJob {
     pub username: String,
+}
+
+/// "My notebook is stuck": stop (interrupting a pending start), wait until gone, start.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestartJob {
+    pub username: String,
+}
+
+impl RestartJob {
+    pub async fn enqueue(&self, conn: &mut PgConnection, actor: &Actor) -> sqlx::Result<Uuid> {
+        let json = serde_json::to_value(self).map_err(|e| sqlx::Error::Encode(e.into()))?;
+        db::jobs::enqueue(conn, RESTART_KIND, &json, &actor.label(), 3).await
+    }
 }
 
 impl StartJob {
@@ -57,6 +72,41 @@ pub fn retry(e: HubError) -> JobError {
 
 struct Start(Servers);
 struct Stop(Servers);
+struct Restart(Servers);
+
+impl JobHandler for Restart {
+    fn kind(&self) -> &'static str {
+        RESTART_KIND
+    }
+    fn run<'a>(
+        &'a self,
+        ctx: &'a JobContext,
+    ) -> BoxFuture<'a, Result<serde_json::Value, JobError>> {
+        Box::pin(async move {
+            let job: RestartJob = ctx.payload_as()?;
+            let u = Username::parse(&job.username).map_err(JobError::fatal)?;
+            if !ctx.is_done("stopped") {
+                self.0.stop_and_wait(&u).await.map_err(retry)?;
+                ctx.step("stopped").await?;
+            }
+            let hub = self
+                .0
+                .hub
+                .as_ref()
+                .ok_or_else(|| JobError::fatal("no hub configured"))?;
+            match hub.start_server(&u).await {
+                Ok(_) => ctx.step("started").await?,
+                Err(HubError::NotFound(_)) => {
+                    return Err(JobError::fatal(
+                        "the hub does not know this student yet: open the notebook once first",
+                    ))
+                }
+                Err(e) => return Err(retry(e)),
+            }
+            Ok(json!({"username": job.username}))
+        })
+    }
+}
 
 impl JobHandler for Start {
     fn kind(&self) -> &'static str {
@@ -131,5 +181,9 @@ impl JobHandler for Stop {
 
 /// The job handlers of this capability.
 pub fn handlers(servers: Servers) -> Vec<Arc<dyn JobHandler>> {
-    vec![Arc::new(Start(servers.clone())), Arc::new(Stop(servers))]
+    vec![
+        Arc::new(Start(servers.clone())),
+        Arc::new(Stop(servers.clone())),
+        Arc::new(Restart(servers)),
+    ]
 }

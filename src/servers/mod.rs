@@ -8,6 +8,7 @@ pub mod pages;
 pub mod pause;
 pub mod start;
 pub mod stop;
+pub mod unstick;
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 

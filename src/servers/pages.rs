@@ -8,6 +8,7 @@ use super::{
     pause::PauseError,
     start::StartError,
     stop::{StopError, Stopped},
+    unstick::UnstickError,
     Servers,
 };
 use crate::{
@@ -66,6 +67,42 @@ pub async fn stop_own(
             }
             Err(StopError::Db(e)) => Err(e.into()),
             Err(e @ StopError::Hub(_)) => {
+                Err(WebError::Conflict(crate::domain::sentence(&e.to_string())))
+            }
+        }
+    })
+    .await
+}
+
+/// `POST /account/server/unstick`: "My notebook is stuck" (a student's own; queued as a job).
+pub async fn unstick_own(
+    pool: web::Data<PgPool>,
+    servers: web::Data<Servers>,
+    waker: web::Data<Waker>,
+    config: web::Data<crate::config::Config>,
+    user: RequireUser,
+    form: Once<Button>,
+) -> Result<HttpResponse, WebError> {
+    form.run(move |_, _| async move {
+        let actor = Actor::User(user.username.clone());
+        match servers.unstick(&pool, &actor, &user.username).await {
+            Ok(_) => {
+                waker.wake();
+                Ok(see_other("/?server=restarting"))
+            }
+            Err(UnstickError::Db(e)) => Err(e.into()),
+            Err(UnstickError::TooOften(at)) => {
+                let at = crate::web::clock::Clock::new(&config).time_of_day(at).short;
+                Err(WebError::TooOften(format!(
+                    "You have restarted your notebook {} times in the last hour. Ask a \
+                     counselor for help, or try again at {at}.",
+                    super::unstick::PER_HOUR
+                )))
+            }
+            Err(e @ UnstickError::Paused) => {
+                Err(WebError::Paused(crate::domain::sentence(&e.to_string())))
+            }
+            Err(e @ UnstickError::NoHub) => {
                 Err(WebError::Conflict(crate::domain::sentence(&e.to_string())))
             }
         }

@@ -41,6 +41,9 @@ pub enum WebError {
     /// A student while the camp is paused: the whole sentence they are told.
     #[error("{0}")]
     Paused(String),
+    /// Asked too often (429): the whole sentence, with when to try again.
+    #[error("{0}")]
+    TooOften(String),
     #[error("internal error")]
     Internal(anyhow::Error),
 }
@@ -104,6 +107,7 @@ impl WebError {
             Self::Conflict(_) => "Not possible",
             Self::Unavailable => "Database unavailable",
             Self::Paused(_) => "The camp is paused",
+            Self::TooOften(_) => "Not so fast",
             _ => "Something went wrong",
         }
     }
@@ -131,6 +135,7 @@ impl ResponseError for WebError {
             Self::NotFound | Self::Missing(_) => StatusCode::NOT_FOUND,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::TooOften(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Csrf => StatusCode::FORBIDDEN,
             Self::Unavailable | Self::Paused(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

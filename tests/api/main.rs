@@ -3,6 +3,7 @@ mod accounts;
 mod activity;
 mod announcements;
 mod api;
+mod board;
 mod calendar;
 mod cluster;
 mod cluster_peers;

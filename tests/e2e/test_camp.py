@@ -18,6 +18,10 @@ notebook as a `local` volume with bind options (the NFS-shaped mount of producti
    stops, the file is in the archive, the restarted server sees the template;
 5. an admin removes the worker a student runs on: the student's service runs on the other
    worker and the file reads back through the hub;
+3b. the roll board (issue 18) shows the three ready as the hub does; a start the swarm cannot
+   place (the evening cohort asks 64 GiB) shows "no worker has 64 GiB free" on the board within
+   10 s of the task being held, without a reload; after the profile is put back the student's
+   "My notebook is stuck" restarts it to ready, and their page keeps the failed start;
 6. an admin pauses the camp (issue 18): every student server stops within 60 s (3 here; the
    2-core box runs no bigger class), a student is turned away at hubdesk's login form with the
    admin's message and gets no server, a counselor works as usual; resuming lets the student in;
@@ -297,6 +301,70 @@ def test_camp_in_a_box(camp: cs.Camp, browser, screenshot):
         got = (spec["Reservations"]["MemoryBytes"], spec["Limits"]["MemoryBytes"], spec["Limits"]["NanoCPUs"])
         assert got == wanted[COHORT_OF[display_of[user]]], (user, spec)
     camp.phases.mark("2+3-3 students in JupyterLab")
+
+    # --- 3b. the roll board (issue 18): who is where; a start the swarm cannot place, in plain
+    # words on the self-updating board; "My notebook is stuck" brings the student back ------
+    clear_cookies(d)
+    login(d, hd.url, cs.COUNSELOR, camp.counselor_password)
+    d.get(hd.url + "/board")
+    shown = {r.get_attribute("data-username"): r.get_attribute("data-state")
+             for r in d.find_elements(By.CSS_SELECTOR, "#board tr.board-row")}
+    ready_in_hub = {u for u in users if server_ready(camp, u)}
+    assert ready_in_hub == set(users), ready_in_hub
+    assert {u for u, st in shown.items() if st == "ready"} == ready_in_hub, shown
+    assert int(visible(d, "#board-counts .count-ready strong").text) == len(ready_in_hub)
+    screenshot("camp-3-board", full_page=True)
+    # a node with no room: the evening cohort now asks 64 GiB per notebook, and its student's
+    # server starts again (stopped and started through the hub's API)
+    with HubdeskClient(hd.url) as c:
+        c.login(cs.COUNSELOR, camp.counselor_password)
+        r = c.submit("/cohorts/evening", {"memory_guarantee": "64 GiB", "memory_limit": "64 GiB",
+                                           "cpu_limit": COHORTS["Evening"][2], "timezone": "UTC",
+                                           "idle_timeout": "60"})
+        assert r.status_code == 303, (r.status_code, r.text[:800])
+    evening_service = f"jupyter-{cs.escape_user(evening)}"
+    assert camp.hub_api("DELETE", f"users/{evening}/server").status_code in (202, 204)
+    cs.wait_for(f"{evening}'s server stopped", lambda: not camp.hub_user(evening).get("servers"), 90, every=1)
+    assert camp.hub_api("POST", f"users/{evening}/server").status_code in (201, 202)
+    held_at = shown_at = None
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and shown_at is None:
+        if held_at is None and any("insufficient resources" in t.get("Error", "")
+                                   for t in camp.service_tasks(evening_service)):
+            held_at = time.monotonic()
+        row = d.find_elements(By.CSS_SELECTOR, f"#board tr.board-row[data-username='{evening}']")
+        if (held_at is not None and row and row[0].get_attribute("data-state") == "starting"
+                and "no worker has 64 GiB free" in row[0].text):
+            shown_at = time.monotonic()
+        time.sleep(0.5)
+    assert held_at is not None, f"the swarm never held the start: {camp.service_tasks(evening_service)}"
+    assert shown_at is not None, f"the board never said why: {visible(d, '#board').text}"
+    cs.log(f"board: the plain reason {shown_at - held_at:.1f} s after the task was held")
+    assert shown_at - held_at <= 10, shown_at - held_at
+    screenshot("camp-3-board-held", full_page=True)
+    # the counselor puts the profile back; the student presses "My notebook is stuck"
+    with HubdeskClient(hd.url) as c:
+        c.login(cs.COUNSELOR, camp.counselor_password)
+        guarantee, limit, cpus = COHORTS["Evening"]
+        r = c.submit("/cohorts/evening", {"memory_guarantee": guarantee, "memory_limit": limit,
+                                           "cpu_limit": cpus, "timezone": "UTC", "idle_timeout": "60"})
+        assert r.status_code == 303, (r.status_code, r.text[:800])
+    clear_cookies(d)
+    login(d, hd.url, evening, dict(creds)[evening])
+    confirm_click(d, "#unstick-own-server button", "Restart your notebook?")
+    assert "Your notebook is restarting" in d.page_source
+    screenshot("camp-3-stuck-pressed")
+    cs.wait_for(f"{evening}'s server ready again", lambda: server_ready(camp, evening), SPAWN_TIMEOUT, every=2)
+    clear_cookies(d)
+    login(d, hd.url, cs.COUNSELOR, camp.counselor_password)
+    d.get(hd.url + "/board")
+    row = visible(d, f"#board tr.board-row[data-username='{evening}']")
+    assert row.get_attribute("data-state") == "ready" and "My notebook is stuck" in row.text, row.text
+    d.get(f"{hd.url}/students/{evening}")
+    failed = d.find_elements(By.CSS_SELECTOR, "#start-list li.start[data-outcome='failed']")
+    assert failed and "no worker has 64 GiB free" in failed[0].text, visible(d, "#server").text
+    screenshot("camp-3-student-starts", full_page=True)
+    camp.phases.mark("3b-roll board, a held start, the stuck button")
 
     # --- 4. the cluster page shows each student on their node; the counselor resets one ------
     clear_cookies(d)

@@ -35,7 +35,8 @@ impl HomePage {
 #[derive(Deserialize)]
 pub struct HomeQuery {
     password_changed: Option<String>,
-    /// After "Stop my notebook server": stopped | stopping.
+    /// After "Stop my notebook server": stopped | stopping; after "My notebook is stuck":
+    /// restarting.
     server: Option<String>,
 }
 
@@ -67,6 +68,10 @@ pub async fn home(
         (None, Some("stopping")) => {
             Some("Your notebook server is stopping; it is gone in a few seconds.")
         }
+        (None, Some("restarting")) => Some(
+            "Your notebook is restarting: it is stopped, then started again. Open my notebook \
+             in a minute; your counselors can see it on their board.",
+        ),
         _ => None,
     };
     let page = HomePage {

@@ -435,6 +435,8 @@ pub struct StudentPage {
     pub home: homes::pages::HomeSection,
     pub server: Option<ServerLine>,
     pub hub_problem: Option<String>,
+    /// The last 20 starts of the student's server (the spawn timeline).
+    pub starts: Vec<crate::board::starts::StartView>,
     /// The storage limit form: what was typed, the error beside it, a confirmation to give.
     pub quota_form: QuotaForm,
 }
@@ -518,6 +520,7 @@ async fn student_page(
         Ok(s) => (s.as_ref().map(ServerLine::of), None),
         Err(e) => (None, Some(crate::servers::problem(servers, &e))),
     };
+    let starts = crate::board::starts::starts_of(&roster.pool, &student.username).await?;
     let own = student
         .home_quota_bytes
         .and_then(|b| u64::try_from(b).ok())
@@ -534,6 +537,7 @@ async fn student_page(
         home,
         server,
         hub_problem,
+        starts,
     })
 }
 

@@ -1,0 +1,417 @@
+//! The spawn timeline: every few seconds one look at the hub's active servers and the swarm's
+//! notebook tasks, compared with each student's newest recorded start. A start opens when the
+//! hub first shows the server starting, gains a step each time its task changes (phase, node
+//! or error), and closes `ready` when the hub says so or `failed` when the server goes away
+//! before that, with one plain reason: the task's last error, else the hub's timeout. The
+//! decisions are [`changes`], a pure function; [`Board::sweep`] gathers and writes.
+use std::collections::HashMap;
+
+use time::OffsetDateTime;
+
+use super::{look::Swarm, reasons, roll, Board};
+use crate::{
+    calendar::profile::Profile,
+    cluster::runtime::NotebookTask,
+    db::{
+        self,
+        board::{Attempt, Step},
+    },
+    domain::Username,
+    hub::ServerState,
+};
+
+/// What the sweep writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Open {
+        username: Username,
+        started_at: OffsetDateTime,
+        step: Step,
+    },
+    /// A start that was ready before the sweep saw it starting.
+    Ready {
+        username: Username,
+        started_at: OffsetDateTime,
+    },
+    AddStep {
+        id: i64,
+        step: Step,
+    },
+    Close {
+        id: i64,
+        outcome: &'static str,
+        reason: String,
+    },
+}
+
+/// A start counts as new when it began this long after the newest recorded one.
+const SAME_START: time::Duration = time::Duration::seconds(2);
+
+/// What one look at the hub and the swarm means for the recorded starts.
+pub fn changes(
+    latest: &[Attempt],
+    servers: &HashMap<String, ServerState>,
+    steps: &HashMap<&str, Step>,
+    now: OffsetDateTime,
+    start_timeout: time::Duration,
+) -> Vec<Change> {
+    let by_user: HashMap<&str, &Attempt> =
+        latest.iter().map(|a| (a.username.as_str(), a)).collect();
+    let mut out = Vec::new();
+    let mut names: Vec<&String> = servers.keys().collect();
+    names.sort();
+    for name in names {
+        let server = &servers[name];
+        let Ok(username) = Username::parse(name) else {
+            continue;
+        };
+        let latest = by_user.get(name.as_str()).copied();
+        let open = latest.filter(|a| a.outcome == "starting");
+        let started = server.started.unwrap_or(now);
+        let is_new = latest.is_none_or(|a| a.started_at + SAME_START < started);
+        if server.pending.as_deref() == Some("stop") {
+            continue;
+        }
+        if server.running() {
+            if let Some(a) = open {
+                out.push(Change::Close {
+                    id: a.id,
+                    outcome: "ready",
+                    reason: String::new(),
+                });
+            } else if is_new {
+                out.push(Change::Ready {
+                    username,
+                    started_at: started,
+                });
+            }
+            continue;
+        }
+        let step = steps.get(name.as_str()).cloned().unwrap_or_else(|| Step {
+            at: now,
+            phase: "hub".into(),
+            node: String::new(),
+            message: "the hub's spawner is preparing the notebook".into(),
+            error: String::new(),
+            reason: String::new(),
+        });
+        match open {
+            Some(a) => {
+                let same = a.steps.0.last().is_some_and(|last| {
+                    (&last.phase, &last.node, &last.error) == (&step.phase, &step.node, &step.error)
+                });
+                if !same {
+                    out.push(Change::AddStep { id: a.id, step });
+                }
+            }
+            None if is_new => out.push(Change::Open {
+                username,
+                started_at: started,
+                step,
+            }),
+            None => {}
+        }
+    }
+    for a in latest.iter().filter(|a| a.outcome == "starting") {
+        let gone = servers
+            .get(a.username.as_str())
+            .is_none_or(|s| !s.running() && s.pending.is_none());
+        if !gone {
+            continue;
+        }
+        let told = a.steps.0.iter().rev().find(|s| !s.reason.is_empty());
+        let reason = match told {
+            Some(s) => s.reason.clone(),
+            None if now - a.started_at >= start_timeout => {
+                reasons::hub_gave_up(start_timeout.whole_seconds())
+            }
+            None => reasons::STOPPED_EARLY.to_string(),
+        };
+        out.push(Change::Close {
+            id: a.id,
+            outcome: "failed",
+            reason,
+        });
+    }
+    out
+}
+
+/// The step a task stands at, with its plain reason.
+fn step_of(task: &NotebookTask, node: Option<&str>, memory_bytes: u64) -> Step {
+    Step {
+        at: task.at.unwrap_or_else(OffsetDateTime::now_utc),
+        phase: task.phase.as_str().to_string(),
+        node: node.unwrap_or_default().to_string(),
+        message: task.message.clone(),
+        error: task.error.clone(),
+        reason: reasons::of_task(
+            task,
+            reasons::Context {
+                node,
+                memory_bytes: Some(memory_bytes),
+            },
+        )
+        .unwrap_or_default(),
+    }
+}
+
+/// What one sweep did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Report {
+    pub opened: usize,
+    pub steps: usize,
+    pub ready: usize,
+    pub failed: usize,
+}
+
+impl Board {
+    /// One look and its writes. The hub unreachable: nothing is decided (a start is not
+    /// failed because the hub did not answer).
+    pub async fn sweep(&self) -> anyhow::Result<Report> {
+        if !self.servers.configured() {
+            return Ok(Report::default());
+        }
+        let servers = match self.servers.running().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(error = %e, "spawn timeline: the hub did not answer");
+                return Ok(Report::default());
+            }
+        };
+        let swarm = self.swarm().await.unwrap_or_else(|e| {
+            tracing::debug!(error = %e, "spawn timeline: the swarm did not answer");
+            None
+        });
+        let mut conn = self.pool.acquire().await?;
+        let latest = db::board::latest(&mut conn).await?;
+        let memory = memory_by_student(&mut conn).await?;
+        let now = OffsetDateTime::now_utc();
+        let steps = steps_by_student(swarm.as_ref(), &memory);
+        let start_timeout = time::Duration::seconds(self.start_timeout.as_secs() as i64);
+        let mut report = Report::default();
+        for change in changes(&latest, &servers, &steps, now, start_timeout) {
+            match change {
+                Change::Open {
+                    username,
+                    started_at,
+                    step,
+                } => {
+                    db::board::insert(&mut conn, &username, started_at, "starting", "", &[step])
+                        .await?;
+                    report.opened += 1;
+                }
+                Change::Ready {
+                    username,
+                    started_at,
+                } => {
+                    db::board::insert(&mut conn, &username, started_at, "ready", "", &[]).await?;
+                    report.ready += 1;
+                }
+                Change::AddStep { id, step } => {
+                    db::board::add_step(&mut conn, id, &step).await?;
+                    report.steps += 1;
+                }
+                Change::Close {
+                    id,
+                    outcome,
+                    reason,
+                } => {
+                    db::board::close(&mut conn, id, outcome, &reason).await?;
+                    if outcome == "ready" {
+                        report.ready += 1;
+                    } else {
+                        tracing::info!(attempt = id, %reason, "a notebook start failed");
+                        report.failed += 1;
+                    }
+                }
+            }
+        }
+        Ok(report)
+    }
+}
+
+/// Each student's newest task as a step.
+fn steps_by_student<'a>(
+    swarm: Option<&'a Swarm>,
+    memory: &HashMap<String, u64>,
+) -> HashMap<&'a str, Step> {
+    let Some(swarm) = swarm else {
+        return HashMap::new();
+    };
+    let default_memory = Profile::default().memory_guarantee_bytes();
+    roll::newest_by_student(&swarm.tasks)
+        .into_iter()
+        .map(|(student, task)| {
+            let node = swarm.nodes.get(&task.node_id).map(String::as_str);
+            let memory_bytes = memory.get(student).copied().unwrap_or(default_memory);
+            (student, step_of(task, node, memory_bytes))
+        })
+        .collect()
+}
+
+/// What each student's notebook reserves (their cohort's profile), by username.
+async fn memory_by_student(conn: &mut sqlx::PgConnection) -> sqlx::Result<HashMap<String, u64>> {
+    let cohorts: HashMap<String, u64> = db::cohorts::all(conn)
+        .await?
+        .into_iter()
+        .map(|c| (c.name, c.memory_guarantee_mib as u64 * 1024 * 1024))
+        .collect();
+    Ok(db::users::cohorts_of(conn)
+        .await?
+        .into_iter()
+        .filter_map(|(u, c)| Some((u.to_string(), *cohorts.get(c.as_ref()?)?)))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::types::Json;
+    use time::macros::datetime;
+
+    const NOW: OffsetDateTime = datetime!(2026-07-06 09:00 UTC);
+    const TIMEOUT: time::Duration = time::Duration::seconds(180);
+
+    fn server(pending: Option<&str>, ready: bool, started_secs_ago: i64) -> ServerState {
+        ServerState {
+            started: Some(NOW - time::Duration::seconds(started_secs_ago)),
+            last_activity: None,
+            pending: pending.map(str::to_string),
+            ready,
+            url: String::new(),
+        }
+    }
+
+    fn attempt(
+        id: i64,
+        name: &str,
+        outcome: &str,
+        started_secs_ago: i64,
+        steps: Vec<Step>,
+    ) -> Attempt {
+        Attempt {
+            id,
+            username: Username::parse(name).unwrap(),
+            started_at: NOW - time::Duration::seconds(started_secs_ago),
+            ended_at: None,
+            outcome: outcome.into(),
+            reason: String::new(),
+            steps: Json(steps),
+        }
+    }
+
+    fn step(phase: &str, error: &str, reason: &str) -> Step {
+        Step {
+            at: NOW,
+            phase: phase.into(),
+            node: String::new(),
+            message: String::new(),
+            error: error.into(),
+            reason: reason.into(),
+        }
+    }
+
+    #[test]
+    fn a_start_opens_gains_steps_and_closes_ready() {
+        let servers = HashMap::from([("ana".to_string(), server(Some("spawn"), false, 5))]);
+        let none = HashMap::new();
+        let c = changes(&[], &servers, &none, NOW, TIMEOUT);
+        assert!(
+            matches!(&c[..], [Change::Open { step, .. }] if step.phase == "hub"),
+            "{c:?}"
+        );
+
+        let open = attempt(7, "ana", "starting", 5, vec![step("hub", "", "")]);
+        let pending = step(
+            "pending",
+            "no suitable node (insufficient resources on 2 nodes)",
+            "no worker has 2 GiB free",
+        );
+        let steps = HashMap::from([("ana", pending.clone())]);
+        let c = changes(std::slice::from_ref(&open), &servers, &steps, NOW, TIMEOUT);
+        assert_eq!(
+            c,
+            vec![Change::AddStep {
+                id: 7,
+                step: pending.clone()
+            }]
+        );
+
+        // The same step again is not a change.
+        let open = attempt(7, "ana", "starting", 5, vec![pending]);
+        assert_eq!(
+            changes(std::slice::from_ref(&open), &servers, &steps, NOW, TIMEOUT),
+            vec![]
+        );
+
+        let ready = HashMap::from([("ana".to_string(), server(None, true, 5))]);
+        assert_eq!(
+            changes(&[open], &ready, &none, NOW, TIMEOUT),
+            vec![Change::Close {
+                id: 7,
+                outcome: "ready",
+                reason: String::new()
+            }]
+        );
+    }
+
+    #[test]
+    fn a_start_that_vanishes_fails_with_the_tasks_reason_or_the_hubs_timeout() {
+        let none = HashMap::new();
+        let told = attempt(
+            1,
+            "ana",
+            "starting",
+            60,
+            vec![step(
+                "rejected",
+                "No such image: x",
+                "the notebook image is missing on worker-2",
+            )],
+        );
+        let silent = attempt(2, "bob", "starting", 200, vec![step("hub", "", "")]);
+        let early = attempt(3, "cy", "starting", 20, vec![step("hub", "", "")]);
+        let c = changes(&[told, silent, early], &HashMap::new(), &none, NOW, TIMEOUT);
+        assert_eq!(
+            c,
+            vec![
+                Change::Close {
+                    id: 1,
+                    outcome: "failed",
+                    reason: "the notebook image is missing on worker-2".into()
+                },
+                Change::Close {
+                    id: 2,
+                    outcome: "failed",
+                    reason: "the hub gave up after 180 s".into()
+                },
+                Change::Close {
+                    id: 3,
+                    outcome: "failed",
+                    reason: reasons::STOPPED_EARLY.into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_fast_start_is_recorded_ready_once_and_staff_or_stops_are_left_alone() {
+        let none = HashMap::new();
+        let servers = HashMap::from([
+            ("ana".to_string(), server(None, true, 1)),
+            ("bob".to_string(), server(Some("stop"), true, 100)),
+            ("Not A Name".to_string(), server(Some("spawn"), false, 1)),
+        ]);
+        let c = changes(&[], &servers, &none, NOW, TIMEOUT);
+        assert_eq!(
+            c,
+            vec![Change::Ready {
+                username: Username::parse("ana").unwrap(),
+                started_at: NOW - time::Duration::seconds(1)
+            }]
+        );
+        // Recorded: the next look finds nothing new.
+        let seen = attempt(4, "ana", "ready", 1, vec![]);
+        assert_eq!(changes(&[seen], &servers, &none, NOW, TIMEOUT), vec![]);
+    }
+}
