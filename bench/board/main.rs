@@ -116,7 +116,9 @@ async fn class(
     }
     let rows = roster::import::parse(csv.as_bytes()).map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let mut conn = state.pool.acquire().await?;
-    let plan = roster::import::plan(&mut conn, rows).await?;
+    let plan = roster::import::plan(&mut conn, rows)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     drop(conn);
     state
         .roster
@@ -136,7 +138,7 @@ async fn class(
                 s.last_activity = Some(now - time::Duration::minutes(30));
                 Some(s)
             }
-            15..=16 | 17 => Some(ServerState {
+            15..=17 => Some(ServerState {
                 started: Some(now - time::Duration::seconds(40)),
                 last_activity: None,
                 pending: Some("spawn".into()),

@@ -82,9 +82,9 @@ fn first_line(s: &str) -> String {
 pub fn memory(bytes: u64) -> String {
     const MIB: u64 = 1024 * 1024;
     let mib = bytes.div_ceil(MIB);
-    if mib >= 1024 && (mib * 10) % 1024 == 0 {
+    if mib >= 1024 && (mib * 10).is_multiple_of(1024) {
         let tenths = mib * 10 / 1024;
-        if tenths % 10 == 0 {
+        if tenths.is_multiple_of(10) {
             format!("{} GiB", tenths / 10)
         } else {
             format!("{}.{} GiB", tenths / 10, tenths % 10)

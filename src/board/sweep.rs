@@ -66,11 +66,21 @@ pub fn changes(
             continue;
         };
         let latest = by_user.get(name.as_str()).copied();
-        let open = latest.filter(|a| a.outcome == "starting");
+        let mut open = latest.filter(|a| a.outcome == "starting");
         let started = server.started.unwrap_or(now);
         let is_new = latest.is_none_or(|a| a.started_at + SAME_START < started);
         if server.pending.as_deref() == Some("stop") {
             continue;
+        }
+        // Stopped and started again between two looks ("My notebook is stuck", a counselor's
+        // stop and start): the open start ended without being ready.
+        if let Some(a) = open.filter(|_| is_new) {
+            out.push(Change::Close {
+                id: a.id,
+                outcome: "failed",
+                reason: failure_reason(a, now, start_timeout),
+            });
+            open = None;
         }
         if server.running() {
             if let Some(a) = open {
@@ -113,27 +123,37 @@ pub fn changes(
         }
     }
     for a in latest.iter().filter(|a| a.outcome == "starting") {
+        let closed = out
+            .iter()
+            .any(|c| matches!(c, Change::Close { id, .. } if *id == a.id));
         let gone = servers
             .get(a.username.as_str())
             .is_none_or(|s| !s.running() && s.pending.is_none());
+        if closed {
+            continue;
+        }
         if !gone {
             continue;
         }
-        let told = a.steps.0.iter().rev().find(|s| !s.reason.is_empty());
-        let reason = match told {
-            Some(s) => s.reason.clone(),
-            None if now - a.started_at >= start_timeout => {
-                reasons::hub_gave_up(start_timeout.whole_seconds())
-            }
-            None => reasons::STOPPED_EARLY.to_string(),
-        };
         out.push(Change::Close {
             id: a.id,
             outcome: "failed",
-            reason,
+            reason: failure_reason(a, now, start_timeout),
         });
     }
     out
+}
+
+/// Why a start ended before it was ready: its task's last plain reason, else the hub's
+/// timeout when it ran that long, else that it was stopped early.
+fn failure_reason(a: &Attempt, now: OffsetDateTime, start_timeout: time::Duration) -> String {
+    match a.steps.0.iter().rev().find(|s| !s.reason.is_empty()) {
+        Some(s) => s.reason.clone(),
+        None if now - a.started_at >= start_timeout => {
+            reasons::hub_gave_up(start_timeout.whole_seconds())
+        }
+        None => reasons::STOPPED_EARLY.to_string(),
+    }
 }
 
 /// The step a task stands at, with its plain reason.
@@ -392,6 +412,45 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn a_start_stopped_and_started_again_between_two_looks_is_two_starts() {
+        let held = step(
+            "pending",
+            "no suitable node (insufficient resources on 2 nodes)",
+            "no worker has 64 GiB free",
+        );
+        let open = attempt(9, "ana", "starting", 60, vec![held]);
+        // The restart is still starting: the held start fails with its reason, a new one opens.
+        let again = HashMap::from([("ana".to_string(), server(Some("spawn"), false, 5))]);
+        let none = HashMap::new();
+        let c = changes(std::slice::from_ref(&open), &again, &none, NOW, TIMEOUT);
+        assert_eq!(c.len(), 2, "{c:?}");
+        assert_eq!(
+            c[0],
+            Change::Close {
+                id: 9,
+                outcome: "failed",
+                reason: "no worker has 64 GiB free".into()
+            }
+        );
+        assert!(
+            matches!(&c[1], Change::Open { started_at, .. } if *started_at == NOW - time::Duration::seconds(5))
+        );
+        // Already ready again: the held start fails, the new one is recorded ready.
+        let ready = HashMap::from([("ana".to_string(), server(None, true, 5))]);
+        let c = changes(&[open], &ready, &none, NOW, TIMEOUT);
+        assert_eq!(c.len(), 2, "{c:?}");
+        assert!(matches!(
+            &c[0],
+            Change::Close {
+                id: 9,
+                outcome: "failed",
+                ..
+            }
+        ));
+        assert!(matches!(&c[1], Change::Ready { .. }));
     }
 
     #[test]

@@ -314,18 +314,20 @@ def test_camp_in_a_box(camp: cs.Camp, browser, screenshot):
     assert {u for u, st in shown.items() if st == "ready"} == ready_in_hub, shown
     assert int(visible(d, "#board-counts .count-ready strong").text) == len(ready_in_hub)
     screenshot("camp-3-board", full_page=True)
-    # a node with no room: the evening cohort now asks 64 GiB per notebook, and its student's
-    # server starts again (stopped and started through the hub's API)
+    # a node with no room: the evening cohort now asks 64 GiB per notebook, and the counselor
+    # stops its student's server and starts the cohort's again (hubdesk's buttons, its hub token)
+    evening_service = f"jupyter-{cs.escape_user(evening)}"
     with HubdeskClient(hd.url) as c:
         c.login(cs.COUNSELOR, camp.counselor_password)
         r = c.submit("/cohorts/evening", {"memory_guarantee": "64 GiB", "memory_limit": "64 GiB",
                                            "cpu_limit": COHORTS["Evening"][2], "timezone": "UTC",
                                            "idle_timeout": "60"})
         assert r.status_code == 303, (r.status_code, r.text[:800])
-    evening_service = f"jupyter-{cs.escape_user(evening)}"
-    assert camp.hub_api("DELETE", f"users/{evening}/server").status_code in (202, 204)
-    cs.wait_for(f"{evening}'s server stopped", lambda: not camp.hub_user(evening).get("servers"), 90, every=1)
-    assert camp.hub_api("POST", f"users/{evening}/server").status_code in (201, 202)
+        r = c.submit(f"/students/{evening}", {}, post_path=f"/students/{evening}/server/stop")
+        assert r.status_code == 303, (r.status_code, r.text[:800])
+        cs.wait_for(f"{evening}'s server stopped", lambda: not camp.hub_user(evening).get("servers"), 90, every=1)
+        r = c.submit("/students?cohort=Evening", {"cohort": "Evening"}, post_path="/students/servers/start")
+        assert r.status_code == 303, (r.status_code, r.text[:800])
     held_at = shown_at = None
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline and shown_at is None:
