@@ -93,8 +93,8 @@ fn detail(place: &Place, now: OffsetDateTime, clock: &Clock) -> String {
             s
         }
         Place::Failed { reason } => reason.clone(),
-        Place::Stopping | Place::Stopped | Place::NeverLoggedIn => String::new(),
-        Place::Unknown => "the hub did not answer".into(),
+        // Unknown: the banner above the table says why (no hub configured, or no answer).
+        Place::Stopping | Place::Stopped | Place::NeverLoggedIn | Place::Unknown => String::new(),
     }
 }
 

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use super::{look::Swarm, reasons, roll, Board};
 use crate::{
     calendar::profile::Profile,
-    cluster::runtime::NotebookTask,
+    cluster::runtime::{NotebookTask, TaskPhase},
     db::{
         self,
         board::{Attempt, Step},
@@ -47,11 +47,16 @@ pub enum Change {
 /// A start counts as new when it began this long after the newest recorded one.
 const SAME_START: time::Duration = time::Duration::seconds(2);
 
-/// What one look at the hub and the swarm means for the recorded starts.
+/// What one look at the hub and the swarm means for the recorded starts. `steps` holds each
+/// student's newest task as a step; `swarm_seen` says whether the swarm answered (then a
+/// server the hub calls ready counts as ready only once its task runs: right after a pending
+/// start is interrupted, JupyterHub 6.1.1 shows the old server ready for a moment, neither
+/// pending nor gone, while its task is still held or already removed — seen in test_camp).
 pub fn changes(
     latest: &[Attempt],
     servers: &HashMap<String, ServerState>,
     steps: &HashMap<&str, Step>,
+    swarm_seen: bool,
     now: OffsetDateTime,
     start_timeout: time::Duration,
 ) -> Vec<Change> {
@@ -81,6 +86,12 @@ pub fn changes(
                 reason: failure_reason(a, now, start_timeout),
             });
             open = None;
+        }
+        let task_runs = steps
+            .get(name.as_str())
+            .is_some_and(|s| s.phase == TaskPhase::Running.as_str());
+        if server.running() && swarm_seen && !task_runs {
+            continue; // not ready until its task runs; the next look decides
         }
         if server.running() {
             if let Some(a) = open {
@@ -209,7 +220,8 @@ impl Board {
         let steps = steps_by_student(swarm.as_ref(), &memory);
         let start_timeout = time::Duration::seconds(self.start_timeout.as_secs() as i64);
         let mut report = Report::default();
-        for change in changes(&latest, &servers, &steps, now, start_timeout) {
+        let swarm_seen = swarm.is_some();
+        for change in changes(&latest, &servers, &steps, swarm_seen, now, start_timeout) {
             match change {
                 Change::Open {
                     username,
@@ -335,7 +347,7 @@ mod tests {
     fn a_start_opens_gains_steps_and_closes_ready() {
         let servers = HashMap::from([("ana".to_string(), server(Some("spawn"), false, 5))]);
         let none = HashMap::new();
-        let c = changes(&[], &servers, &none, NOW, TIMEOUT);
+        let c = changes(&[], &servers, &none, false, NOW, TIMEOUT);
         assert!(
             matches!(&c[..], [Change::Open { step, .. }] if step.phase == "hub"),
             "{c:?}"
@@ -348,7 +360,14 @@ mod tests {
             "no worker has 2 GiB free",
         );
         let steps = HashMap::from([("ana", pending.clone())]);
-        let c = changes(std::slice::from_ref(&open), &servers, &steps, NOW, TIMEOUT);
+        let c = changes(
+            std::slice::from_ref(&open),
+            &servers,
+            &steps,
+            false,
+            NOW,
+            TIMEOUT,
+        );
         assert_eq!(
             c,
             vec![Change::AddStep {
@@ -360,13 +379,20 @@ mod tests {
         // The same step again is not a change.
         let open = attempt(7, "ana", "starting", 5, vec![pending]);
         assert_eq!(
-            changes(std::slice::from_ref(&open), &servers, &steps, NOW, TIMEOUT),
+            changes(
+                std::slice::from_ref(&open),
+                &servers,
+                &steps,
+                false,
+                NOW,
+                TIMEOUT
+            ),
             vec![]
         );
 
         let ready = HashMap::from([("ana".to_string(), server(None, true, 5))]);
         assert_eq!(
-            changes(&[open], &ready, &none, NOW, TIMEOUT),
+            changes(&[open], &ready, &none, false, NOW, TIMEOUT),
             vec![Change::Close {
                 id: 7,
                 outcome: "ready",
@@ -391,7 +417,14 @@ mod tests {
         );
         let silent = attempt(2, "bob", "starting", 200, vec![step("hub", "", "")]);
         let early = attempt(3, "cy", "starting", 20, vec![step("hub", "", "")]);
-        let c = changes(&[told, silent, early], &HashMap::new(), &none, NOW, TIMEOUT);
+        let c = changes(
+            &[told, silent, early],
+            &HashMap::new(),
+            &none,
+            false,
+            NOW,
+            TIMEOUT,
+        );
         assert_eq!(
             c,
             vec![
@@ -425,7 +458,14 @@ mod tests {
         // The restart is still starting: the held start fails with its reason, a new one opens.
         let again = HashMap::from([("ana".to_string(), server(Some("spawn"), false, 5))]);
         let none = HashMap::new();
-        let c = changes(std::slice::from_ref(&open), &again, &none, NOW, TIMEOUT);
+        let c = changes(
+            std::slice::from_ref(&open),
+            &again,
+            &none,
+            false,
+            NOW,
+            TIMEOUT,
+        );
         assert_eq!(c.len(), 2, "{c:?}");
         assert_eq!(
             c[0],
@@ -440,7 +480,7 @@ mod tests {
         );
         // Already ready again: the held start fails, the new one is recorded ready.
         let ready = HashMap::from([("ana".to_string(), server(None, true, 5))]);
-        let c = changes(&[open], &ready, &none, NOW, TIMEOUT);
+        let c = changes(&[open], &ready, &none, false, NOW, TIMEOUT);
         assert_eq!(c.len(), 2, "{c:?}");
         assert!(matches!(
             &c[0],
@@ -454,6 +494,76 @@ mod tests {
     }
 
     #[test]
+    fn with_the_swarm_seen_a_ready_server_counts_only_once_its_task_runs() {
+        let open = attempt(
+            5,
+            "ana",
+            "starting",
+            20,
+            vec![step(
+                "pending",
+                "no suitable node",
+                "no worker is ready to take it",
+            )],
+        );
+        let ready = HashMap::from([("ana".to_string(), server(None, true, 20))]);
+        // The hub's moment of "ready" after an interrupted start: the task is still held.
+        let held = HashMap::from([(
+            "ana",
+            step(
+                "pending",
+                "no suitable node",
+                "no worker is ready to take it",
+            ),
+        )]);
+        assert_eq!(
+            changes(
+                std::slice::from_ref(&open),
+                &ready,
+                &held,
+                true,
+                NOW,
+                TIMEOUT
+            ),
+            vec![]
+        );
+        // ... or already removed: no task at all.
+        assert_eq!(
+            changes(
+                std::slice::from_ref(&open),
+                &ready,
+                &HashMap::new(),
+                true,
+                NOW,
+                TIMEOUT
+            ),
+            vec![]
+        );
+        // Its task runs: ready.
+        let runs = HashMap::from([("ana", step("running", "", ""))]);
+        assert_eq!(
+            changes(
+                std::slice::from_ref(&open),
+                &ready,
+                &runs,
+                true,
+                NOW,
+                TIMEOUT
+            ),
+            vec![Change::Close {
+                id: 5,
+                outcome: "ready",
+                reason: String::new()
+            }]
+        );
+        // Without a swarm to ask, the hub's word is taken.
+        assert_eq!(
+            changes(&[open], &ready, &HashMap::new(), false, NOW, TIMEOUT).len(),
+            1
+        );
+    }
+
+    #[test]
     fn a_fast_start_is_recorded_ready_once_and_staff_or_stops_are_left_alone() {
         let none = HashMap::new();
         let servers = HashMap::from([
@@ -461,7 +571,7 @@ mod tests {
             ("bob".to_string(), server(Some("stop"), true, 100)),
             ("Not A Name".to_string(), server(Some("spawn"), false, 1)),
         ]);
-        let c = changes(&[], &servers, &none, NOW, TIMEOUT);
+        let c = changes(&[], &servers, &none, false, NOW, TIMEOUT);
         assert_eq!(
             c,
             vec![Change::Ready {
@@ -471,6 +581,9 @@ mod tests {
         );
         // Recorded: the next look finds nothing new.
         let seen = attempt(4, "ana", "ready", 1, vec![]);
-        assert_eq!(changes(&[seen], &servers, &none, NOW, TIMEOUT), vec![]);
+        assert_eq!(
+            changes(&[seen], &servers, &none, false, NOW, TIMEOUT),
+            vec![]
+        );
     }
 }

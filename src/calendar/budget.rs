@@ -121,7 +121,7 @@ impl Calendar {
                     .instances()
                     .await?
                     .iter()
-                    .filter(|i| matches!(i.state.as_str(), "pending" | "running"))
+                    .filter(|i| i.state.is_live())
                     .count();
                 let coming = {
                     let mut conn = self.pool.acquire().await?;

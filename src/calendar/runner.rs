@@ -541,7 +541,7 @@ impl Calendar {
         let present: Vec<String> = overview
             .instances
             .iter()
-            .filter(|i| matches!(i.state.as_str(), "pending" | "running"))
+            .filter(|i| i.state.is_live())
             .map(|i| i.id.clone())
             .collect();
         let students = overview

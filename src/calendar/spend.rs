@@ -28,7 +28,7 @@ impl Calendar {
                 continue;
             };
             db::ledger::seen(&mut tx, &i.id, &i.instance_type, cost, launched).await?;
-            if matches!(i.state.as_str(), "shutting-down" | "terminated") {
+            if i.state.is_ending() {
                 db::ledger::ended(&mut tx, &i.id, now).await?;
             }
         }

@@ -12,12 +12,12 @@ use secrecy::SecretString;
 
 use super::{
     fleet::{
-        check_ours, FleetError, FleetInstance, InstanceTypeInfo, LaunchRequest, WorkerFleet,
-        TAG_CLUSTER, TAG_LAUNCH, TAG_ROLE,
+        check_ours, FleetError, FleetInstance, InstanceState, InstanceTypeInfo, LaunchRequest,
+        WorkerFleet, TAG_CLUSTER, TAG_LAUNCH, TAG_ROLE,
     },
     runtime::{
-        ContainerRuntime, JoinInfo, Notebook, NotebookTask, RuntimeError, SwarmNode, SwarmRole,
-        SwarmView, TaskPhase,
+        Availability, ContainerRuntime, JoinInfo, NodeRole, NodeStatus, Notebook, NotebookTask,
+        RuntimeError, SwarmNode, SwarmRole, SwarmView, TaskPhase,
     },
 };
 
@@ -106,9 +106,9 @@ pub fn worker_node(id: &str, hostname: &str, addr: &str) -> SwarmNode {
     SwarmNode {
         id: id.into(),
         hostname: hostname.into(),
-        role: "worker".into(),
-        status: "ready".into(),
-        availability: "active".into(),
+        role: NodeRole::Worker,
+        status: NodeStatus::Ready,
+        availability: Availability::Active,
         cpus: 2.0,
         memory_bytes: 8 * 1024 * 1024 * 1024,
         engine_version: "20.10.24".into(),
@@ -122,7 +122,7 @@ pub fn notebook(student: &str, node_id: &str) -> Notebook {
         service: super::names::service_of(student),
         student: student.into(),
         node_id: node_id.into(),
-        state: "running".into(),
+        state: TaskPhase::Running,
     }
 }
 
@@ -149,7 +149,7 @@ impl FakeWorld {
     /// A manager node and no workers, instances auto-join.
     pub fn new() -> Self {
         let mut manager = worker_node("node-manager", "manager", "10.0.0.10");
-        manager.role = "manager".into();
+        manager.role = NodeRole::Manager;
         manager.leader = true;
         Self(Arc::new(Mutex::new(World {
             swarm: Some(SwarmView {
@@ -213,7 +213,7 @@ fn new_instance(w: &mut World, cluster: Option<&str>, launch: &str, ty: &str) ->
         az: "us-east-1a".into(),
         private_ip: format!("10.0.1.{}", 3 + n),
         private_dns: format!("ip-10-0-1-{}.ec2.internal", 3 + n),
-        state: "running".into(),
+        state: InstanceState::Running,
         launch_time: "2026-12-01T10:00:00Z".into(),
         tags,
     }
@@ -268,11 +268,7 @@ impl ContainerRuntime for FakeRuntime {
                     student: nb.student.clone(),
                     task_id: format!("task-{}", nb.service),
                     node_id: nb.node_id.clone(),
-                    phase: if nb.state == "running" {
-                        TaskPhase::Running
-                    } else {
-                        TaskPhase::Pending
-                    },
+                    phase: nb.state,
                     desired_running: true,
                     message: String::new(),
                     error: String::new(),
@@ -291,24 +287,19 @@ impl ContainerRuntime for FakeRuntime {
                 .iter_mut()
                 .find(|n| n.id == node_id)
                 .ok_or_else(|| RuntimeError::NoSuchNode(node_id.into()))?;
-            node.availability = "drain".into();
+            node.availability = Availability::Drain;
             // The scheduler: move the node's notebooks to another ready, active worker.
             let target = w
                 .nodes
                 .iter()
-                .find(|n| {
-                    n.id != node_id
-                        && n.role == "worker"
-                        && n.is_ready()
-                        && n.availability == "active"
-                })
+                .find(|n| n.id != node_id && n.takes_notebooks())
                 .map(|n| n.id.clone());
             for nb in w.notebooks.iter_mut().filter(|nb| nb.node_id == node_id) {
                 match &target {
                     Some(t) => nb.node_id = t.clone(),
                     None => {
                         nb.node_id.clear();
-                        nb.state = "pending".into();
+                        nb.state = TaskPhase::Pending;
                     }
                 }
             }
@@ -429,7 +420,8 @@ impl WorkerFleet for FakeFleet {
             Ok(w.instances
                 .iter()
                 .filter(|i| {
-                    i.tags.get(TAG_CLUSTER) == Some(&self.cluster) && i.state != "terminated"
+                    i.tags.get(TAG_CLUSTER) == Some(&self.cluster)
+                        && i.state != InstanceState::Terminated
                 })
                 .cloned()
                 .collect())
@@ -480,7 +472,7 @@ impl WorkerFleet for FakeFleet {
         let r = check_ours(instance, &self.cluster).and_then(|_| {
             self.call("terminate_instances", |w| {
                 if let Some(i) = w.instances.iter_mut().find(|i| i.id == instance.id) {
-                    i.state = "terminated".into();
+                    i.state = InstanceState::Terminated;
                 }
                 Ok(())
             })

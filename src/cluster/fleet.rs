@@ -15,6 +15,62 @@ use crate::ec2::{self, filter, Calls, Ec2, Ec2Error, InstanceProfile, Launch, Ru
 
 pub use crate::ec2::{TAG_CLUSTER, TAG_LAUNCH, TAG_ROLE};
 
+/// An EC2 instance's state (`State.Name`), parsed once where EC2 answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InstanceState {
+    Pending,
+    Running,
+    ShuttingDown,
+    Terminated,
+    Stopping,
+    Stopped,
+    /// A state this version does not know (EC2 adds words rarely, but it may).
+    Unknown,
+}
+
+impl InstanceState {
+    pub fn parse(raw: &str) -> Self {
+        match raw {
+            "pending" => Self::Pending,
+            "running" => Self::Running,
+            "shutting-down" => Self::ShuttingDown,
+            "terminated" => Self::Terminated,
+            "stopping" => Self::Stopping,
+            "stopped" => Self::Stopped,
+            _ => Self::Unknown,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::ShuttingDown => "shutting-down",
+            Self::Terminated => "terminated",
+            Self::Stopping => "stopping",
+            Self::Stopped => "stopped",
+            Self::Unknown => "unknown",
+        }
+    }
+
+    /// Pending or running: it exists (and bills), or soon will.
+    pub fn is_live(self) -> bool {
+        matches!(self, Self::Pending | Self::Running)
+    }
+
+    /// Shutting down or terminated: on its way out for good.
+    pub fn is_ending(self) -> bool {
+        matches!(self, Self::ShuttingDown | Self::Terminated)
+    }
+}
+
+impl std::fmt::Display for InstanceState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// An EC2 instance as hubdesk shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FleetInstance {
@@ -23,8 +79,7 @@ pub struct FleetInstance {
     pub az: String,
     pub private_ip: String,
     pub private_dns: String,
-    /// `pending` | `running` | `shutting-down` | `terminated` | `stopping` | `stopped`
-    pub state: String,
+    pub state: InstanceState,
     /// RFC 3339.
     pub launch_time: String,
     pub tags: BTreeMap<String, String>,
@@ -43,7 +98,7 @@ impl FleetInstance {
 
     /// Pending or running: it exists, or soon will.
     pub fn is_live(&self) -> bool {
-        matches!(self.state.as_str(), "pending" | "running")
+        self.state.is_live()
     }
 
     /// The hostname the instance gives itself on EC2 (`ip-10-0-1-23`).
@@ -326,11 +381,13 @@ fn view(i: Instance) -> FleetInstance {
             .unwrap_or_default(),
         private_ip: i.private_ip_address.unwrap_or_default(),
         private_dns: i.private_dns_name.unwrap_or_default(),
-        state: i
-            .state
-            .and_then(|s| s.name)
-            .map(|n| n.as_str().to_string())
-            .unwrap_or_default(),
+        state: InstanceState::parse(
+            i.state
+                .and_then(|s| s.name)
+                .as_ref()
+                .map(|n| n.as_str())
+                .unwrap_or_default(),
+        ),
         launch_time: i
             .launch_time
             .and_then(|t| {
@@ -581,7 +638,7 @@ mod tests {
             az: "us-east-1a".into(),
             private_ip: "10.0.1.23".into(),
             private_dns: String::new(),
-            state: "running".into(),
+            state: InstanceState::Running,
             launch_time: String::new(),
             tags: tags
                 .iter()

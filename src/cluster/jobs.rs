@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use super::{
-    fleet::{FleetError, FleetInstance},
+    fleet::{FleetError, FleetInstance, InstanceState},
     service::{node_of, Cluster, ClusterError},
     token::{self, STEP_JOINED},
 };
@@ -178,13 +178,15 @@ impl LaunchJob {
                 .launched_by(launch_id)
                 .await
                 .map_err(fleet_error)?;
-            if !live.is_empty() && live.iter().all(|i| i.state == "running") {
+            if !live.is_empty() && live.iter().all(|i| i.state == InstanceState::Running) {
                 return Ok(live);
             }
             if Instant::now() >= deadline {
                 return Err(JobError::Retry(format!(
                     "{} of {} instances running after the wait",
-                    live.iter().filter(|i| i.state == "running").count(),
+                    live.iter()
+                        .filter(|i| i.state == InstanceState::Running)
+                        .count(),
                     live.len()
                 )));
             }
@@ -343,7 +345,7 @@ impl RemoveJob {
         let all_elsewhere = students.iter().all(|s| {
             notebooks.iter().any(|n| {
                 &n.student == s
-                    && n.state == "running"
+                    && n.state == super::runtime::TaskPhase::Running
                     && !n.node_id.is_empty()
                     && n.node_id != node_id
             })
@@ -412,7 +414,7 @@ impl JobHandler for RemoveJob {
                 }
             }
             if !ctx.is_done("terminated") {
-                if instance.state != "terminated" {
+                if instance.state != InstanceState::Terminated {
                     c.fleet.terminate(&instance).await.map_err(fleet_error)?;
                 }
                 let detail = format!(

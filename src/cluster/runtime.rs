@@ -51,17 +51,63 @@ pub struct SwarmView {
     pub node_addr: String,
 }
 
+/// A node's part in the swarm (`Spec.Role`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeRole {
+    Manager,
+    Worker,
+}
+
+/// A node's health as the managers see it (`Status.State`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeStatus {
+    Ready,
+    Down,
+    Disconnected,
+    Unknown,
+}
+
+/// Whether the scheduler may place tasks on a node (`Spec.Availability`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Availability {
+    Active,
+    Pause,
+    Drain,
+}
+
+/// `Display` as the engine's own word, for pages and messages.
+macro_rules! words {
+    ($ty:ty { $($variant:ident => $word:literal),* $(,)? }) => {
+        impl $ty {
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $word),*
+                }
+            }
+        }
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+words!(NodeRole { Manager => "manager", Worker => "worker" });
+words!(NodeStatus { Ready => "ready", Down => "down", Disconnected => "disconnected", Unknown => "unknown" });
+words!(Availability { Active => "active", Pause => "pause", Drain => "drain" });
+
 /// One swarm node.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SwarmNode {
     pub id: String,
     pub hostname: String,
-    /// `manager` | `worker`
-    pub role: String,
-    /// `ready` | `down` | `disconnected` | `unknown`
-    pub status: String,
-    /// `active` | `pause` | `drain`
-    pub availability: String,
+    pub role: NodeRole,
+    pub status: NodeStatus,
+    pub availability: Availability,
     pub cpus: f64,
     pub memory_bytes: i64,
     pub engine_version: String,
@@ -72,7 +118,14 @@ pub struct SwarmNode {
 
 impl SwarmNode {
     pub fn is_ready(&self) -> bool {
-        self.status == "ready"
+        self.status == NodeStatus::Ready
+    }
+
+    /// A ready, active worker: where the scheduler places notebooks.
+    pub fn takes_notebooks(&self) -> bool {
+        self.role == NodeRole::Worker
+            && self.is_ready()
+            && self.availability == Availability::Active
     }
 }
 
@@ -83,8 +136,7 @@ pub struct Notebook {
     pub student: String,
     /// Empty while the task waits for a node.
     pub node_id: String,
-    /// The task's state: `running`, `pending`, …
-    pub state: String,
+    pub state: TaskPhase,
 }
 
 /// A swarm task's state, parsed once at the seam (the engine's words: `new` … `running`,
@@ -526,23 +578,20 @@ fn node_view(n: Node) -> SwarmNode {
         id: n.id.unwrap_or_default(),
         hostname: desc.hostname.unwrap_or_default(),
         role: match spec.role {
-            Some(NodeSpecRoleEnum::MANAGER) => "manager",
-            _ => "worker",
-        }
-        .into(),
+            Some(NodeSpecRoleEnum::MANAGER) => NodeRole::Manager,
+            _ => NodeRole::Worker,
+        },
         status: match status.state {
-            Some(NodeState::READY) => "ready",
-            Some(NodeState::DOWN) => "down",
-            Some(NodeState::DISCONNECTED) => "disconnected",
-            _ => "unknown",
-        }
-        .into(),
+            Some(NodeState::READY) => NodeStatus::Ready,
+            Some(NodeState::DOWN) => NodeStatus::Down,
+            Some(NodeState::DISCONNECTED) => NodeStatus::Disconnected,
+            _ => NodeStatus::Unknown,
+        },
         availability: match spec.availability {
-            Some(NodeSpecAvailabilityEnum::PAUSE) => "pause",
-            Some(NodeSpecAvailabilityEnum::DRAIN) => "drain",
-            _ => "active",
-        }
-        .into(),
+            Some(NodeSpecAvailabilityEnum::PAUSE) => Availability::Pause,
+            Some(NodeSpecAvailabilityEnum::DRAIN) => Availability::Drain,
+            _ => Availability::Active,
+        },
         cpus: res.nano_cpus.unwrap_or_default() as f64 / 1e9,
         memory_bytes: res.memory_bytes.unwrap_or_default(),
         engine_version: desc
@@ -619,11 +668,7 @@ fn notebooks_of(services: Vec<Service>, tasks: Vec<Task>) -> Vec<Notebook> {
         .into_iter()
         .filter_map(|t| {
             let (service, student) = by_id.get(t.service_id.as_deref()?)?.clone();
-            let state = t
-                .status
-                .and_then(|s| s.state)
-                .unwrap_or(TaskState::PENDING)
-                .to_string();
+            let state = TaskPhase::of(t.status.and_then(|s| s.state).unwrap_or(TaskState::PENDING));
             Some(Notebook {
                 service,
                 student,
@@ -690,7 +735,7 @@ mod tests {
             (nb[0].student.as_str(), nb[0].node_id.as_str()),
             ("ana", "n2")
         );
-        assert_eq!(nb[0].state, "pending");
+        assert_eq!(nb[0].state, TaskPhase::Pending);
         assert_eq!(nb[1].student, "bob-smith");
         assert_eq!(nb[1].service, "jupyter-bob-2dsmith");
         let shown = format!("{nb:?} {}", serde_json::to_string(&nb).unwrap());

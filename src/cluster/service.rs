@@ -9,11 +9,14 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{
-    fleet::{FleetError, FleetInstance, InstanceTypeInfo, LaunchRequest, WorkerFleet},
+    fleet::{
+        FleetError, FleetInstance, InstanceState, InstanceTypeInfo, LaunchRequest, WorkerFleet,
+    },
     jobs::{LAUNCH_KIND, REMOVE_KIND},
     metered::{MeteredFleet, MeteredRuntime},
     runtime::{
-        ContainerRuntime, JoinInfo, Notebook, RuntimeError, SwarmNode, SwarmRole, SwarmView,
+        ContainerRuntime, JoinInfo, NodeRole, Notebook, RuntimeError, SwarmNode, SwarmRole,
+        SwarmView, TaskPhase,
     },
     userdata,
 };
@@ -87,7 +90,7 @@ pub struct InstanceRow {
     #[serde(rename = "type")]
     pub instance_type: String,
     pub az: String,
-    pub state: String,
+    pub state: InstanceState,
     pub private_ip: String,
     pub launch_time: String,
     pub hourly_cost: f64,
@@ -566,7 +569,7 @@ pub fn assemble(
     let mut active: Vec<&str> = Vec::new();
     for nb in &notebooks {
         active.push(&nb.student);
-        if nb.node_id.is_empty() || nb.state != "running" {
+        if nb.node_id.is_empty() || nb.state != TaskPhase::Running {
             pending.push(nb.student.clone());
         }
         if !nb.node_id.is_empty() {
@@ -591,7 +594,7 @@ pub fn assemble(
                     problems.push(format!("its swarm node is {}", n.status));
                 }
             }
-            None if i.state == "running" => {
+            None if i.state == InstanceState::Running => {
                 let age = launched_secs_ago(&i.launch_time, now);
                 if age.is_some_and(|a| a < JOIN_GRACE_SECS) {
                     problems.push("not in the swarm yet (booting)".into());
@@ -605,7 +608,7 @@ pub fn assemble(
             id: i.id.clone(),
             instance_type: i.instance_type.clone(),
             az: i.az.clone(),
-            state: i.state.clone(),
+            state: i.state,
             private_ip: i.private_ip.clone(),
             launch_time: i.launch_time.clone(),
             hourly_cost: config.worker.hourly_cost,
@@ -622,13 +625,13 @@ pub fn assemble(
     for n in &nodes {
         let instance_id = instance_of.get(&n.id).cloned();
         let mut problems = Vec::new();
-        if n.status != "ready" {
+        if !n.is_ready() {
             problems.push(format!("node is {}", n.status));
         }
-        if n.role == "worker" && instance_id.is_none() && ec2_error.is_none() {
+        if n.role == NodeRole::Worker && instance_id.is_none() && ec2_error.is_none() {
             problems.push("no EC2 instance launched by hubdesk".into());
         }
-        if n.role == "worker" && n.is_ready() && n.availability == "active" {
+        if n.takes_notebooks() {
             let instance_mem = instance_id
                 .as_ref()
                 .and_then(|id| instances.iter().find(|i| &i.id == id))
@@ -696,8 +699,11 @@ pub fn assemble(
     if !pending.is_empty() {
         problems.push(format!("{} notebook(s) wait for a node", pending.len()));
     }
-    let hourly_cost =
-        rows_i.iter().filter(|i| i.state == "running").count() as f64 * config.worker.hourly_cost;
+    let hourly_cost = rows_i
+        .iter()
+        .filter(|i| i.state == InstanceState::Running)
+        .count() as f64
+        * config.worker.hourly_cost;
 
     Overview {
         swarm: summary,
@@ -771,7 +777,7 @@ mod tests {
         world.with(|w| {
             w.nodes.push(worker_node("stray", "worker9", "10.9.9.9"));
             let mut down = worker_node("gone", "worker8", "10.9.9.8");
-            down.status = "down".into();
+            down.status = crate::cluster::runtime::NodeStatus::Down;
             w.nodes.push(down);
             w.notebooks
                 .push(notebook("bob-smith", &format!("node-{}", joined.id)));

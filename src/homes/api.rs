@@ -8,6 +8,7 @@ use serde_json::json;
 use sqlx::PgPool;
 
 use super::{
+    download::{Download, DownloadError, Zip},
     requests::{self, Request},
     ArchiveId, Homes, HomesError, ResetScope,
 };
@@ -137,33 +138,40 @@ async fn restore(
     Ok(accepted(job).await)
 }
 
+/// The zip as a download (streamed; never cached).
+fn zip_response<S>(zip: Zip<S>) -> HttpResponse
+where
+    S: futures_util::Stream<Item = std::io::Result<actix_web::web::Bytes>> + 'static,
+{
+    HttpResponse::Ok()
+        .content_type("application/zip")
+        .insert_header((
+            "Content-Disposition",
+            format!("attachment; filename=\"{}.zip\"", zip.filename),
+        ))
+        .insert_header(("Cache-Control", "no-store"))
+        .streaming(zip.body)
+}
+
+fn download_error(e: DownloadError) -> ApiError {
+    match e {
+        DownloadError::Db(d) => d.into(),
+        DownloadError::NoCohort => ApiError::BadRequest(e.to_string()),
+        other => ApiError::NotFound(other.to_string()),
+    }
+}
+
 async fn home_zip(
     pool: web::Data<PgPool>,
     homes: web::Data<Homes>,
     client: ApiClient,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let username = student(&path)?;
-    let mut conn = pool.acquire().await?;
-    if !crate::db::users::is_student(&mut conn, &username).await? {
-        return Err(ApiError::NotFound(format!("no student named '{username}'")));
-    }
-    crate::db::audit::record(
-        &mut conn,
-        &client.0,
-        "home.export",
-        Some(username.as_str()),
-        Some("home as zip"),
-    )
-    .await?;
-    drop(conn);
-    let name = format!("home-{username}");
-    Ok(super::pages::zip_response(
-        &homes,
-        vec![username],
-        false,
-        &name,
-    ))
+    let zip = homes
+        .download(&pool, &client.0, Download::Student(student(&path)?))
+        .await
+        .map_err(download_error)?;
+    Ok(zip_response(zip))
 }
 
 async fn cohort_zip(
@@ -172,27 +180,11 @@ async fn cohort_zip(
     client: ApiClient,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let students = super::pages::cohort_students(&pool, &path).await?;
-    if students.is_empty() {
-        return Err(ApiError::NotFound(format!(
-            "no students in cohort '{}'",
-            path.as_str()
-        )));
-    }
-    let mut conn = pool.acquire().await?;
-    let detail = format!("{} homes as zip", students.len());
-    let target = format!("cohort:{}", path.as_str());
-    crate::db::audit::record(
-        &mut conn,
-        &client.0,
-        "home.export",
-        Some(&target),
-        Some(&detail),
-    )
-    .await?;
-    drop(conn);
-    let name = format!("homes-{}", crate::domain::cohort::slug(&path));
-    Ok(super::pages::zip_response(&homes, students, true, &name))
+    let zip = homes
+        .download(&pool, &client.0, Download::Cohort(path.into_inner()))
+        .await
+        .map_err(download_error)?;
+    Ok(zip_response(zip))
 }
 
 #[derive(Deserialize)]

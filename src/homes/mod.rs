@@ -25,6 +25,7 @@
 //! This is a service: it imports no `web` or `state`. Long operations also run as jobs
 //! ([`jobs`]).
 pub mod api;
+pub mod download;
 mod export;
 mod fs;
 mod guard;
@@ -34,6 +35,7 @@ mod ops;
 pub mod pages;
 pub mod quota;
 pub mod requests;
+pub mod section;
 pub mod usage;
 
 use std::{

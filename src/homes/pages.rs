@@ -1,14 +1,15 @@
 //! The homes buttons on a student's page (reset the home, reset the environment only, restore an
-//! archive): each asks for a job and shows its page; and the home section the student page
-//! shows (size, archives).
+//! archive): each asks for a job and shows its page. The home section the student page shows is
+//! `super::section` (a service: the roster's page builds it).
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use sqlx::PgPool;
 
 use super::{
-    quota::HomeQuota,
+    download::{Download, DownloadError, Zip},
     requests::{self, Request},
-    ArchiveId, ArchiveInfo, Homes, HomesError, ResetScope,
+    section::human_bytes,
+    ArchiveId, Homes, HomesError, ResetScope,
 };
 use crate::{
     domain::{Actor, Username},
@@ -28,97 +29,6 @@ impl From<HomesError> for WebError {
             HomesError::Db(e) => e.into(),
             other => Self::Internal(other.into()),
         }
-    }
-}
-
-/// A student's home as their page shows it.
-pub struct HomeSection {
-    pub exists: bool,
-    pub size: String,
-    /// The home (measured now) against its storage limit.
-    pub quota: HomeQuota,
-    pub archives: Vec<ArchiveLine>,
-    /// A home operation queued or running, to link to instead of offering buttons.
-    pub active_job: Option<String>,
-    /// Why the home could not be read (shown in one line; the page still works).
-    pub problem: Option<String>,
-}
-
-pub struct ArchiveLine {
-    pub id: String,
-    /// When the archive entry was made (pages show it on the camp's clock).
-    pub at: time::OffsetDateTime,
-    pub reason: String,
-    pub actor: String,
-    pub size: String,
-    pub environment_only: bool,
-}
-
-/// "1.2 GiB", "340 KiB": binary units, the ones storage limits are written in (and
-/// `xfs_quota` and `du -h` show), so a size and its limit read alike.
-pub fn human_bytes(bytes: u64) -> String {
-    crate::config::iec_bytes(bytes)
-}
-
-fn line(a: ArchiveInfo) -> ArchiveLine {
-    ArchiveLine {
-        id: a.id.as_str().to_string(),
-        at: a.created_at,
-        reason: a.reason,
-        actor: a.actor,
-        size: human_bytes(a.bytes),
-        environment_only: a.scope == ResetScope::Environment,
-    }
-}
-
-/// What the student page shows about `username`'s home.
-pub async fn section(pool: &PgPool, homes: &Homes, username: &Username) -> HomeSection {
-    let active_job = match pool.acquire().await {
-        Ok(mut conn) => crate::db::homes::active_job(&mut conn, username.as_str())
-            .await
-            .ok()
-            .flatten()
-            .map(|id| id.to_string()),
-        Err(_) => None,
-    };
-    let own = match pool.acquire().await {
-        Ok(mut conn) => crate::db::users::home_quota_of(&mut conn, username)
-            .await
-            .ok()
-            .flatten()
-            .and_then(|b| u64::try_from(b).ok()),
-        Err(_) => None,
-    };
-    let quota =
-        |used: Option<u64>, measured| HomeQuota::new(used, measured, own, homes.default_quota());
-    let read = async {
-        let exists = homes.exists(username).await?;
-        let bytes = if exists {
-            homes.usage(username).await?
-        } else {
-            0
-        };
-        let archives = homes.archives(username).await?;
-        Ok::<_, HomesError>((exists, bytes, archives))
-    };
-    let now = Some(time::OffsetDateTime::now_utc());
-    match read.await {
-        Ok((exists, bytes, archives)) => HomeSection {
-            exists,
-            size: human_bytes(bytes),
-            quota: quota(exists.then_some(bytes), now),
-            archives: archives.into_iter().map(line).collect(),
-            active_job,
-            problem: None,
-        },
-        Err(e) => HomeSection {
-            exists: false,
-            size: String::new(),
-            quota: quota(None, None),
-            archives: Vec::new(),
-            active_job,
-            problem: Some(e.to_string()),
-        },
     }
 }
 
@@ -188,33 +98,29 @@ pub async fn restore(
     .await
 }
 
-/// The zip response for `students`' homes (`filename` without the extension).
-pub fn zip_response(
-    homes: &Homes,
-    students: Vec<Username>,
-    prefix: bool,
-    filename: &str,
-) -> HttpResponse {
+/// The zip as a download (streamed; never cached).
+fn zip_response<S>(zip: Zip<S>) -> HttpResponse
+where
+    S: futures_util::Stream<Item = std::io::Result<actix_web::web::Bytes>> + 'static,
+{
     HttpResponse::Ok()
         .content_type("application/zip")
         .insert_header((
             "Content-Disposition",
-            format!("attachment; filename=\"{filename}.zip\""),
+            format!("attachment; filename=\"{}.zip\"", zip.filename),
         ))
         .insert_header(("Cache-Control", "no-store"))
-        .streaming(homes.export_zip(students, prefix))
+        .streaming(zip.body)
 }
 
-/// Records who downloaded what.
-pub async fn audit_export(
-    pool: &PgPool,
-    actor: &Actor,
-    target: &str,
-    detail: &str,
-) -> Result<(), WebError> {
-    let mut conn = pool.acquire().await?;
-    crate::db::audit::record(&mut conn, actor, "home.export", Some(target), Some(detail)).await?;
-    Ok(())
+impl From<DownloadError> for WebError {
+    fn from(e: DownloadError) -> Self {
+        match e {
+            DownloadError::NoSuchStudent(_) | DownloadError::EmptyCohort(_) => Self::NotFound,
+            DownloadError::NoCohort => Self::BadRequest("Choose a cohort to download.".into()),
+            DownloadError::Db(e) => e.into(),
+        }
+    }
 }
 
 /// `GET /students/{username}/home.zip` (counselors).
@@ -224,20 +130,11 @@ pub async fn student_zip(
     user: RequireCounselor,
     path: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
-    let username = student(&path)?;
-    let mut conn = pool.acquire().await?;
-    if !crate::db::users::is_student(&mut conn, &username).await? {
-        return Err(WebError::NotFound);
-    }
-    drop(conn);
     let actor = Actor::User(user.username.clone());
-    audit_export(&pool, &actor, username.as_str(), "home as zip").await?;
-    Ok(zip_response(
-        &homes,
-        vec![username.clone()],
-        false,
-        &format!("home-{username}"),
-    ))
+    let zip = homes
+        .download(&pool, &actor, Download::Student(student(&path)?))
+        .await?;
+    Ok(zip_response(zip))
 }
 
 /// `GET /account/home.zip`: a student downloads their own home.
@@ -247,13 +144,10 @@ pub async fn own_zip(
     user: crate::web::RequireUser,
 ) -> Result<HttpResponse, WebError> {
     let actor = Actor::User(user.username.clone());
-    audit_export(&pool, &actor, user.username.as_str(), "own home as zip").await?;
-    Ok(zip_response(
-        &homes,
-        vec![user.username.clone()],
-        false,
-        &format!("home-{}", user.username),
-    ))
+    let zip = homes
+        .download(&pool, &actor, Download::Own(user.username.clone()))
+        .await?;
+    Ok(zip_response(zip))
 }
 
 /// `GET /students/homes.zip?cohort=C` (counselors): a cohort's homes, `<username>/…` inside.
@@ -263,36 +157,17 @@ pub async fn cohort_zip(
     user: RequireCounselor,
     q: web::Query<CohortQuery>,
 ) -> Result<HttpResponse, WebError> {
-    let cohort = q.cohort.trim();
-    if cohort.is_empty() {
-        return Err(WebError::BadRequest("Choose a cohort to download.".into()));
-    }
-    let students = cohort_students(&pool, cohort).await?;
-    if students.is_empty() {
-        return Err(WebError::NotFound);
-    }
     let actor = Actor::User(user.username.clone());
-    let detail = format!("{} homes as zip", students.len());
-    audit_export(&pool, &actor, &format!("cohort:{cohort}"), &detail).await?;
-    let slug = crate::domain::cohort::slug(cohort);
-    Ok(zip_response(
-        &homes,
-        students,
-        true,
-        &format!("homes-{slug}"),
-    ))
+    let zip = homes
+        .download(&pool, &actor, Download::Cohort(q.cohort.clone()))
+        .await?;
+    Ok(zip_response(zip))
 }
 
 #[derive(Deserialize)]
 pub struct CohortQuery {
     #[serde(default)]
     cohort: String,
-}
-
-/// The students of `cohort`, by username.
-pub async fn cohort_students(pool: &PgPool, cohort: &str) -> Result<Vec<Username>, sqlx::Error> {
-    let mut conn = pool.acquire().await?;
-    crate::db::users::cohort_usernames(&mut conn, cohort).await
 }
 
 /// The archive purge, admins only: the one operation that deletes students' files.

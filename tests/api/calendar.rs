@@ -130,12 +130,8 @@ impl Day {
     }
 
     fn running_workers(&self) -> usize {
-        self.world.with(|w| {
-            w.instances
-                .iter()
-                .filter(|i| i.state == "running" || i.state == "pending")
-                .count()
-        })
+        self.world
+            .with(|w| w.instances.iter().filter(|i| i.state.is_live()).count())
     }
 }
 

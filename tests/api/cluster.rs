@@ -534,7 +534,7 @@ async fn cluster_remove_on_fakes_drains_moves_students_removes_and_terminates() 
                 .find(|i| i.id == id)
                 .unwrap()
                 .state
-                .clone()
+                .as_str()
         };
         assert_eq!(state(&a.id), "terminated");
         assert_eq!(state(&b.id), "running");
@@ -666,10 +666,8 @@ async fn cluster_refuses_to_terminate_an_untagged_instance_without_an_aws_call()
     assert_eq!(err, FleetError::NotOurs(id.clone()));
     assert_eq!(counter.get(), before, "refused before any AWS call");
     assert_eq!(counter.of("TerminateInstances"), 0);
-    let state = fleet.describe(std::slice::from_ref(&id)).await.unwrap()[0]
-        .state
-        .clone();
-    assert_eq!(state, "running");
+    let state = fleet.describe(std::slice::from_ref(&id)).await.unwrap()[0].state;
+    assert_eq!(state.as_str(), "running");
     // Not listed among the cluster's instances either.
     assert!(fleet.instances().await.unwrap().is_empty());
 }
@@ -795,8 +793,8 @@ async fn cluster_real_swarm_workers_boot_from_user_data_join_and_leave() {
         let node = o
             .node(i.node_id.as_deref().expect("matched to a node"))
             .unwrap();
-        assert_eq!(node.node.status, "ready");
-        assert_eq!(node.node.role, "worker");
+        assert_eq!(node.node.status.as_str(), "ready");
+        assert_eq!(node.node.role.as_str(), "worker");
         assert_eq!(node.node.addr, i.private_ip);
         assert_eq!(
             node.node.hostname,
@@ -912,12 +910,13 @@ async fn cluster_real_swarm_workers_boot_from_user_data_join_and_leave() {
     assert!(o.node(&node_id).is_none(), "the node left the swarm");
     assert!(o.instance(&target).is_none(), "terminated: not listed");
     let kept = o.instance(&other).unwrap();
-    assert_eq!(kept.state, "running");
+    assert_eq!(kept.state.as_str(), "running");
     assert_eq!(
         o.node(kept.node_id.as_deref().unwrap())
             .unwrap()
             .node
-            .status,
+            .status
+            .as_str(),
         "ready"
     );
     let state = moto

@@ -128,7 +128,11 @@ async fn docker_proxy_admits_the_cluster_desk_and_refuses_everything_else() {
     assert_eq!(rt.swarm().await.unwrap().state.as_str(), "manager");
     let nodes = rt.nodes().await.unwrap();
     assert_eq!(nodes.len(), 2);
-    let worker = nodes.iter().find(|n| n.role == "worker").unwrap().clone();
+    let worker = nodes
+        .iter()
+        .find(|n| n.role == hubdesk::cluster::runtime::NodeRole::Worker)
+        .unwrap()
+        .clone();
     // What the allow-list costs a page view's call (a fresh upstream connection per request).
     let mut took = Vec::new();
     for rt in [&direct, &rt] {
@@ -352,7 +356,7 @@ async fn docker_proxy_admits_the_cluster_desk_and_refuses_everything_else() {
         .await
         .unwrap()
         .iter()
-        .map(|n| n.role.clone())
+        .map(|n| n.role.as_str().to_string())
         .collect();
     assert_eq!(
         roles.iter().filter(|r| *r == "manager").count(),

@@ -432,7 +432,7 @@ pub struct StudentPage {
     /// The login lock in force, if any.
     pub lock: Option<LockView>,
     pub history: Vec<AuditRow>,
-    pub home: homes::pages::HomeSection,
+    pub home: homes::section::HomeSection,
     pub server: Option<ServerLine>,
     pub hub_problem: Option<String>,
     /// The last 20 starts of the student's server (the spawn timeline).
@@ -515,7 +515,7 @@ async fn student_page(
     )
     .await?;
     drop(conn);
-    let home = homes::pages::section(&roster.pool, homes, &student.username).await;
+    let home = homes::section::section(&roster.pool, homes, &student.username).await;
     let (server, hub_problem) = match servers.of(&student.username).await {
         Ok(s) => (s.as_ref().map(ServerLine::of), None),
         Err(e) => (None, Some(crate::servers::problem(servers, &e))),
@@ -610,7 +610,7 @@ async fn save_quota(
                     confirm: Some(QuotaConfirm {
                         value: form.limit.trim().to_string(),
                         limit: limit.to_string(),
-                        holds: homes::pages::human_bytes(holds),
+                        holds: homes::section::human_bytes(holds),
                     }),
                 })
                 .await?;
