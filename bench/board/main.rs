@@ -21,6 +21,9 @@
 //! with `--counselors` boards refreshing at once; the hub and engine calls per update at 10
 //! students and at `--students` (they must be equal); and one timeline sweep at that size.
 //! Prints figures; exits non-zero only when the run itself breaks.
+#[path = "../support/pg.rs"]
+mod pg;
+
 use std::{sync::Arc, time::Instant};
 
 use anyhow::Context;
@@ -33,14 +36,13 @@ use hubdesk::{
         Cluster,
     },
     config::Config,
-    db::{self, EmbeddedPostgres},
+    db,
     domain::{Actor, DisplayName, NewAccount, NewPassword, Role, Username},
     hub::{FakeHub, HubApi, ServerState},
     roster,
     state::{Adapters, AppState},
 };
 use secrecy::{ExposeSecret, SecretString};
-use sqlx::Executor;
 use time::OffsetDateTime;
 
 struct Args {
@@ -147,6 +149,12 @@ async fn class(
             }),
             _ => None,
         };
+        if slot <= 14 {
+            world.with(|w| {
+                w.notebooks
+                    .push(fake::notebook(&user, &format!("node-w{}", 1 + i % 3)))
+            });
+        }
         if (15..=17).contains(&slot) {
             world.with(|w| {
                 w.tasks.push(fake::task(
@@ -169,33 +177,14 @@ async fn class(
 }
 
 async fn run(a: &Args, base: &std::path::Path) -> anyhow::Result<()> {
-    let mut embedded = None;
-    let server = match std::env::var("DATABASE_URL") {
-        Ok(url) if !url.is_empty() => url,
-        _ => {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(base, std::fs::Permissions::from_mode(0o755))?;
-            let pg = EmbeddedPostgres::start(&base.join("pg"))?;
-            let url = pg.url("postgres");
-            embedded = Some(pg);
-            url
-        }
-    };
-    let name = format!("bench_board_{}", std::process::id());
-    let admin = db::pool_for(&server).await?;
-    admin
-        .execute(format!("CREATE DATABASE \"{name}\"").as_str())
-        .await?;
-    let mut url = url::Url::parse(&server)?;
-    url.set_path(&format!("/{name}"));
-    let pool = db::pool_for(url.as_str()).await?;
-    db::MIGRATOR.run(&pool).await?;
+    let bench_db = pg::BenchDb::open(base, "bench_board").await?;
+    let pool = bench_db.pool.clone();
 
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     let port = listener.local_addr()?.port();
     let mut config = Config {
         bind: "127.0.0.1:0".into(),
-        database_url: Some(SecretString::new(url.to_string())),
+        database_url: Some(SecretString::new(bench_db.url.clone())),
         data_dir: base.join("data"),
         public_url: format!("http://127.0.0.1:{port}"),
         ..Config::default()
@@ -364,13 +353,6 @@ async fn run(a: &Args, base: &std::path::Path) -> anyhow::Result<()> {
         .database_url
         .as_ref()
         .map(|u| u.expose_secret().len());
-    pool.close().await;
-    admin
-        .execute(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)").as_str())
-        .await?;
-    admin.close().await;
-    if let Some(mut pg) = embedded {
-        pg.stop();
-    }
+    bench_db.close().await?;
     Ok(())
 }

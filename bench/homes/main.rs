@@ -16,6 +16,9 @@
 //! written). Uses `DATABASE_URL`, or starts a private PostgreSQL under the bench dir.
 //! Prints figures; exits non-zero only when the run itself breaks. Everything it made is
 //! removed at the end.
+#[path = "../support/pg.rs"]
+mod pg;
+
 use std::{
     io::Write,
     path::{Path, PathBuf},
@@ -26,11 +29,9 @@ use anyhow::Context;
 use futures_util::{stream, StreamExt};
 use hubdesk::{
     config::HomesConfig,
-    db::{self, EmbeddedPostgres},
     domain::{Actor, Username},
     homes::{Homes, ResetScope},
 };
-use sqlx::Executor;
 
 struct Args {
     big_mib: u64,
@@ -169,27 +170,8 @@ async fn main() -> anyhow::Result<()> {
 
 async fn run(a: &Args, base: &Path) -> anyhow::Result<()> {
     // PostgreSQL: DATABASE_URL's server, or a private one (kept only for this run).
-    let mut embedded = None;
-    let server = match std::env::var("DATABASE_URL") {
-        Ok(url) if !url.is_empty() => url,
-        _ => {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(base, std::fs::Permissions::from_mode(0o755))?;
-            let pg = EmbeddedPostgres::start(&base.join("pg"))?;
-            let url = pg.url("postgres");
-            embedded = Some(pg);
-            url
-        }
-    };
-    let name = format!("bench_homes_{}", std::process::id());
-    let admin = db::pool_for(&server).await?;
-    admin
-        .execute(format!("CREATE DATABASE \"{name}\"").as_str())
-        .await?;
-    let mut url = url::Url::parse(&server)?;
-    url.set_path(&format!("/{name}"));
-    let pool = db::pool_for(url.as_str()).await?;
-    db::MIGRATOR.run(&pool).await?;
+    let bench_db = pg::BenchDb::open(base, "bench_homes").await?;
+    let pool = bench_db.pool.clone();
 
     let root = base.join("homes");
     std::fs::create_dir_all(&root)?;
@@ -375,13 +357,6 @@ async fn run(a: &Args, base: &Path) -> anyhow::Result<()> {
         ms(t.elapsed())
     );
 
-    pool.close().await;
-    admin
-        .execute(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)").as_str())
-        .await?;
-    admin.close().await;
-    if let Some(mut pg) = embedded {
-        pg.stop();
-    }
+    bench_db.close().await?;
     Ok(())
 }

@@ -8,7 +8,7 @@ use serde_json::json;
 use sqlx::PgPool;
 
 use super::{
-    download::{Download, DownloadError, Zip},
+    download::{Download, DownloadError},
     requests::{self, Request},
     ArchiveId, Homes, HomesError, ResetScope,
 };
@@ -138,21 +138,6 @@ async fn restore(
     Ok(accepted(job).await)
 }
 
-/// The zip as a download (streamed; never cached).
-fn zip_response<S>(zip: Zip<S>) -> HttpResponse
-where
-    S: futures_util::Stream<Item = std::io::Result<actix_web::web::Bytes>> + 'static,
-{
-    HttpResponse::Ok()
-        .content_type("application/zip")
-        .insert_header((
-            "Content-Disposition",
-            format!("attachment; filename=\"{}.zip\"", zip.filename),
-        ))
-        .insert_header(("Cache-Control", "no-store"))
-        .streaming(zip.body)
-}
-
 fn download_error(e: DownloadError) -> ApiError {
     match e {
         DownloadError::Db(d) => d.into(),
@@ -171,7 +156,7 @@ async fn home_zip(
         .download(&pool, &client.0, Download::Student(student(&path)?))
         .await
         .map_err(download_error)?;
-    Ok(zip_response(zip))
+    Ok(crate::web::zip_download(&zip.filename, zip.body))
 }
 
 async fn cohort_zip(
@@ -184,7 +169,7 @@ async fn cohort_zip(
         .download(&pool, &client.0, Download::Cohort(path.into_inner()))
         .await
         .map_err(download_error)?;
-    Ok(zip_response(zip))
+    Ok(crate::web::zip_download(&zip.filename, zip.body))
 }
 
 #[derive(Deserialize)]

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use sqlx::PgPool;
 
 use super::{
-    download::{Download, DownloadError, Zip},
+    download::{Download, DownloadError},
     requests::{self, Request},
     section::human_bytes,
     ArchiveId, Homes, HomesError, ResetScope,
@@ -98,21 +98,6 @@ pub async fn restore(
     .await
 }
 
-/// The zip as a download (streamed; never cached).
-fn zip_response<S>(zip: Zip<S>) -> HttpResponse
-where
-    S: futures_util::Stream<Item = std::io::Result<actix_web::web::Bytes>> + 'static,
-{
-    HttpResponse::Ok()
-        .content_type("application/zip")
-        .insert_header((
-            "Content-Disposition",
-            format!("attachment; filename=\"{}.zip\"", zip.filename),
-        ))
-        .insert_header(("Cache-Control", "no-store"))
-        .streaming(zip.body)
-}
-
 impl From<DownloadError> for WebError {
     fn from(e: DownloadError) -> Self {
         match e {
@@ -134,7 +119,7 @@ pub async fn student_zip(
     let zip = homes
         .download(&pool, &actor, Download::Student(student(&path)?))
         .await?;
-    Ok(zip_response(zip))
+    Ok(crate::web::zip_download(&zip.filename, zip.body))
 }
 
 /// `GET /account/home.zip`: a student downloads their own home.
@@ -147,7 +132,7 @@ pub async fn own_zip(
     let zip = homes
         .download(&pool, &actor, Download::Own(user.username.clone()))
         .await?;
-    Ok(zip_response(zip))
+    Ok(crate::web::zip_download(&zip.filename, zip.body))
 }
 
 /// `GET /students/homes.zip?cohort=C` (counselors): a cohort's homes, `<username>/…` inside.
@@ -161,7 +146,7 @@ pub async fn cohort_zip(
     let zip = homes
         .download(&pool, &actor, Download::Cohort(q.cohort.clone()))
         .await?;
-    Ok(zip_response(zip))
+    Ok(crate::web::zip_download(&zip.filename, zip.body))
 }
 
 #[derive(Deserialize)]

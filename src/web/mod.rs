@@ -147,6 +147,21 @@ pub fn html_status(status: StatusCode, t: &impl Template) -> Result<HttpResponse
         .body(t.render()?))
 }
 
+/// A zip download, streamed as it is made and never cached: `<filename>.zip`.
+pub fn zip_download<S>(filename: &str, body: S) -> HttpResponse
+where
+    S: futures_util::Stream<Item = std::io::Result<actix_web::web::Bytes>> + 'static,
+{
+    HttpResponse::Ok()
+        .content_type("application/zip")
+        .insert_header((
+            "Content-Disposition",
+            format!("attachment; filename=\"{filename}.zip\""),
+        ))
+        .insert_header(("Cache-Control", "no-store"))
+        .streaming(body)
+}
+
 pub fn see_other(location: &str) -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header(("Location", location.to_string()))
