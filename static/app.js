@@ -110,3 +110,32 @@ if (document.body && document.body.hasAttribute("data-person")) {
   };
   window.setInterval(refresh, every);
 })();
+// The nav: mark where you are; on a phone, fold the staff links behind "Menu".
+(() => {
+  const nav = document.getElementById("main-nav");
+  if (!nav) {
+    return;
+  }
+  const here = window.location.pathname;
+  let best = null;
+  nav.querySelectorAll("a[href]").forEach((a) => {
+    const href = a.getAttribute("href");
+    if ((here === href || here.startsWith(`${href}/`)) && (!best || href.length > best.getAttribute("href").length)) {
+      best = a;
+    }
+  });
+  if (best) {
+    best.setAttribute("aria-current", "page");
+  }
+  const toggle = document.querySelector(".nav-toggle");
+  if (!toggle) {
+    return;
+  }
+  const bar = toggle.closest(".topbar");
+  bar.classList.add("js-nav");
+  toggle.hidden = false;
+  toggle.addEventListener("click", () => {
+    const open = bar.classList.toggle("nav-open");
+    toggle.setAttribute("aria-expanded", open ? "true" : "false");
+  });
+})();

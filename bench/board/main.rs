@@ -20,7 +20,8 @@
 //! /api/v1/board` (a token): p50 / p95 / p99 / max over `--updates` sequential updates, then
 //! with `--counselors` boards refreshing at once; the hub and engine calls per update at 10
 //! students and at `--students` (they must be equal); and one timeline sweep at that size.
-//! Prints figures; exits non-zero only when the run itself breaks.
+//! Prints figures; exits non-zero when the run itself breaks or the calls per update grow.
+//! Under `cargo test` (no `--bench` flag) it is a 30-student smoke run.
 #[path = "../support/pg.rs"]
 mod pg;
 
@@ -73,7 +74,15 @@ fn args() -> anyhow::Result<Args> {
 }
 
 fn main() -> anyhow::Result<()> {
-    let a = args()?;
+    let mut a = args()?;
+    // Under `cargo test` (no `--bench`): a small smoke run, failing if the calls grow.
+    if !std::env::args().any(|a| a == "--bench") {
+        a = Args {
+            students: 30,
+            updates: 5,
+            counselors: 2,
+        };
+    }
     let base = std::path::PathBuf::from(
         std::env::var("HUBDESK_BENCH_DIR").unwrap_or_else(|_| "/var/tmp".into()),
     )
@@ -337,6 +346,11 @@ async fn run(a: &Args, base: &std::path::Path) -> anyhow::Result<()> {
         } else {
             "GROWS"
         }
+    );
+    anyhow::ensure!(
+        per_small == per_big,
+        "the calls per update grow with the class: {per_small:?} at 10, {per_big:?} at {}",
+        a.students
     );
     line("GET /board/live (sequential)", page);
     line("GET /api/v1/board (sequential)", api);
