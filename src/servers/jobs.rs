@@ -42,24 +42,32 @@ pub struct RestartJob {
     pub username: String,
 }
 
+/// Queues a job of `kind` with `payload`, in the caller's transaction (3 attempts).
+async fn enqueue(
+    conn: &mut PgConnection,
+    kind: &str,
+    payload: &impl Serialize,
+    actor: &Actor,
+) -> sqlx::Result<Uuid> {
+    let json = serde_json::to_value(payload).map_err(|e| sqlx::Error::Encode(e.into()))?;
+    db::jobs::enqueue(conn, kind, &json, &actor.label(), 3).await
+}
+
 impl RestartJob {
     pub async fn enqueue(&self, conn: &mut PgConnection, actor: &Actor) -> sqlx::Result<Uuid> {
-        let json = serde_json::to_value(self).map_err(|e| sqlx::Error::Encode(e.into()))?;
-        db::jobs::enqueue(conn, RESTART_KIND, &json, &actor.label(), 3).await
+        enqueue(conn, RESTART_KIND, self, actor).await
     }
 }
 
 impl StartJob {
     pub async fn enqueue(&self, conn: &mut PgConnection, actor: &Actor) -> sqlx::Result<Uuid> {
-        let json = serde_json::to_value(self).map_err(|e| sqlx::Error::Encode(e.into()))?;
-        db::jobs::enqueue(conn, START_KIND, &json, &actor.label(), 3).await
+        enqueue(conn, START_KIND, self, actor).await
     }
 }
 
 impl StopJob {
     pub async fn enqueue(&self, conn: &mut PgConnection, actor: &Actor) -> sqlx::Result<Uuid> {
-        let json = serde_json::to_value(self).map_err(|e| sqlx::Error::Encode(e.into()))?;
-        db::jobs::enqueue(conn, STOP_KIND, &json, &actor.label(), 3).await
+        enqueue(conn, STOP_KIND, self, actor).await
     }
 }
 
