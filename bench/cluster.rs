@@ -309,6 +309,7 @@ async fn main() -> anyhow::Result<()> {
         let mut conn = pool.acquire().await?;
         db::api_tokens::insert(
             &mut conn,
+            None,
             "bench",
             &hubdesk::auth::secret::hash_token(&api_token),
         )

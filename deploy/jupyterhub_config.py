@@ -189,6 +189,43 @@ auth.admin_groups = set(env_list("HUB_ADMIN_GROUPS", ["admins"]))
 auth.allow_all = False
 auth.allow_existing_users = False
 
+
+# Counselors an admin gave some cohorts (hubdesk's staff page) carry `cohort-<slug>-staff` in
+# their groups, one per cohort. At login each such group gets the role of the same name: stop,
+# start and open the servers of that cohort's students (group `cohort-<slug>`), no one else's.
+# Membership follows the claim at every login and auth refresh (manage_groups), so a cohort an
+# admin takes away is gone from the hub at the counselor's next refresh.
+COHORT_STAFF = re.compile(r"^cohort-([a-z0-9][a-z0-9-]*)-staff$")
+
+
+def cohort_staff_scopes(slug):
+    return [f"admin:servers!group=cohort-{slug}", f"access:servers!group=cohort-{slug}"]
+
+
+def grant_cohort_staff_roles(authenticator, handler, auth_model):
+    from jupyterhub import orm, roles
+
+    db = handler.db
+    for name in (auth_model or {}).get("groups") or []:
+        m = COHORT_STAFF.match(name)
+        if not m:
+            continue
+        description = f"counselors of cohort {m.group(1)}: its students' servers"
+        # managed_by_auth: kept when the hub restarts (load_roles does not name it)
+        spec = {"name": name, "description": description, "managed_by_auth": True,
+                "scopes": cohort_staff_scopes(m.group(1))}
+        roles.create_role(db, spec, commit=False)
+        group = orm.Group.find(db, name)
+        if group is None:
+            group = orm.Group(name=name)
+            db.add(group)
+        roles.grant_role(db, entity=group, role=name, commit=False)
+    db.commit()
+    return auth_model
+
+
+auth.post_auth_hook = grant_cohort_staff_roles
+
 # Keep tokens (encrypted) so the hub can re-check the account with hubdesk: every
 # auth_refresh_age seconds on a browser request, and before each spawn. A disabled account or
 # revoked token ends the hub session at the next check.

@@ -23,7 +23,11 @@ use crate::{
     roster::{self, pages as roster_pages},
     servers,
     state::AppState,
-    web::{self as kit, assets, health, WebError},
+    web::{
+        self as kit, assets, health,
+        routes::{Access, Table},
+        WebError,
+    },
 };
 
 pub struct Application {
@@ -159,267 +163,338 @@ impl Application {
 
 /// The route table: every page and endpoint, grouped by capability.
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    let t = &mut Table::new(cfg, "");
     // The page kit: health, assets.
-    cfg.route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz))
-        .route("/metrics", web::get().to(kit::metrics::metrics))
-        .route("/static/app.css", web::get().to(assets::app_css))
-        .route("/static/app.js", web::get().to(assets::app_js));
+    t.get("/healthz", Access::Public, health::healthz)
+        .get("/readyz", Access::Public, health::readyz)
+        .get("/metrics", Access::Public, kit::metrics::metrics)
+        .get("/static/app.css", Access::Public, assets::app_css)
+        .get("/static/app.js", Access::Public, assets::app_js);
     // A person's own pages.
-    cfg.route("/login", web::get().to(account::login::form))
-        .route("/login", web::post().to(account::login::submit))
-        .route("/logout", web::post().to(account::login::logout))
-        .route("/reset", web::get().to(account::reset_code::form))
-        .route("/reset", web::post().to(account::reset_code::submit))
-        .route("/setup", web::get().to(account::setup::form))
-        .route("/setup", web::post().to(account::setup::submit))
-        .route("/", web::get().to(account::landing::home))
-        .route("/account/home.zip", web::get().to(homes::pages::own_zip))
-        .route(
+    t.get("/login", Access::Public, account::login::form)
+        .post("/login", Access::Public, account::login::submit)
+        .post("/logout", Access::Public, account::login::logout)
+        .get("/reset", Access::Public, account::reset_code::form)
+        .post("/reset", Access::Public, account::reset_code::submit)
+        .get("/setup", Access::Public, account::setup::form)
+        .post("/setup", Access::Public, account::setup::submit)
+        .get("/", Access::Public, account::landing::home)
+        .get("/account/home.zip", Access::User, homes::pages::own_zip)
+        .post(
             "/account/server/stop",
-            web::post().to(servers::pages::stop_own),
+            Access::User,
+            servers::pages::stop_own,
         )
-        .route(
+        .post(
             "/account/server/unstick",
-            web::post().to(servers::pages::unstick_own),
+            Access::User,
+            servers::pages::unstick_own,
         )
-        .route("/account/password", web::get().to(account::password::form))
-        .route(
-            "/account/password",
-            web::post().to(account::password::submit),
+        .get("/account/tokens", Access::Counselor, account::tokens::list)
+        .post(
+            "/account/tokens",
+            Access::Counselor,
+            account::tokens::create,
         )
-        .route(
+        .post(
+            "/account/tokens/{id}/revoke",
+            Access::Counselor,
+            account::tokens::revoke,
+        )
+        .get("/account/password", Access::User, account::password::form)
+        .post("/account/password", Access::User, account::password::submit)
+        .post(
             "/notices/{key}/dismiss",
-            web::post().to(account::notices::dismiss),
+            Access::Admin,
+            account::notices::dismiss,
         );
     // The people desk.
-    cfg.configure(crate::board::pages::routes);
-    cfg.route("/students", web::get().to(roster_pages::students::list))
-        .route(
+    crate::board::pages::routes(t);
+    t.get("/students", Access::Counselor, roster_pages::students::list)
+        .get(
             "/students/new",
-            web::get().to(roster_pages::students::new_form),
+            Access::Counselor,
+            roster_pages::students::new_form,
         )
-        .route(
+        .post(
             "/students/new",
-            web::post().to(roster_pages::students::new_submit),
+            Access::Counselor,
+            roster_pages::students::new_submit,
         )
-        .route(
+        .get(
             "/students/export.csv",
-            web::get().to(roster_pages::students::export),
+            Access::Counselor,
+            roster_pages::students::export,
         )
-        .route(
+        .get(
             "/students/homes.zip",
-            web::get().to(homes::pages::cohort_zip),
+            Access::Counselor,
+            homes::pages::cohort_zip,
         )
-        .route(
+        .post(
             "/students/servers/start",
-            web::post().to(servers::pages::start_cohort),
+            Access::Counselor,
+            servers::pages::start_cohort,
         )
-        .route(
+        .post(
             "/students/unlock-address",
-            web::post().to(roster_pages::students::unlock_address),
+            Access::Counselor,
+            roster_pages::students::unlock_address,
         )
-        .route(
+        .get(
             "/students/reset-passwords",
-            web::get().to(roster_pages::reset_many::confirm_form),
+            Access::Counselor,
+            roster_pages::reset_many::confirm_form,
         )
-        .route(
+        .post(
             "/students/reset-passwords",
-            web::post().to(roster_pages::reset_many::confirm),
+            Access::Counselor,
+            roster_pages::reset_many::confirm,
         )
-        .route(
+        .get(
             "/students/cards/{job}",
-            web::get().to(roster_pages::reset_many::cards_page),
+            Access::Counselor,
+            roster_pages::reset_many::cards_page,
         )
-        .route(
+        .get(
             "/students/import",
-            web::get().to(roster_pages::import::form),
+            Access::Counselor,
+            roster_pages::import::form,
         )
-        .route(
+        .post(
             "/students/import",
-            web::post().to(roster_pages::import::preview),
+            Access::Counselor,
+            roster_pages::import::preview,
         )
-        .route(
+        .get(
             "/students/import/{draft}",
-            web::get().to(roster_pages::import::show_preview),
+            Access::Counselor,
+            roster_pages::import::show_preview,
         )
-        .service(
-            web::resource("/students/import/commit")
-                // The resolved CSV (≤ 1 MiB) url-encoded, with room for percent escapes.
-                .app_data(kit::form_config(4 * roster::import::MAX_BYTES))
-                .route(web::post().to(roster_pages::import::commit)),
+        // The resolved CSV (≤ 1 MiB) url-encoded, with room for percent escapes.
+        .post_large(
+            "/students/import/commit",
+            Access::Counselor,
+            4 * roster::import::MAX_BYTES,
+            roster_pages::import::commit,
         )
-        .route(
+        .get(
             "/students/{username}",
-            web::get().to(roster_pages::students::detail),
+            Access::Counselor,
+            roster_pages::students::detail,
         )
-        .route(
+        .post(
             "/students/{username}/server/stop",
-            web::post().to(servers::pages::stop),
+            Access::Counselor,
+            servers::pages::stop,
         )
-        .route(
+        .get(
             "/students/{username}/home.zip",
-            web::get().to(homes::pages::student_zip),
+            Access::Counselor,
+            homes::pages::student_zip,
         )
-        .route(
+        .post(
             "/students/{username}/home/reset",
-            web::post().to(homes::pages::reset),
+            Access::Counselor,
+            homes::pages::reset,
         )
-        .route(
+        .post(
             "/students/{username}/home/restore",
-            web::post().to(homes::pages::restore),
+            Access::Counselor,
+            homes::pages::restore,
         )
-        .route(
+        .post(
             "/students/{username}/home/quota",
-            web::post().to(roster_pages::students::home_quota),
+            Access::Counselor,
+            roster_pages::students::home_quota,
         )
-        .route(
+        .post(
             "/students/{username}/reset-password",
-            web::post().to(roster_pages::students::reset_password),
+            Access::Counselor,
+            roster_pages::students::reset_password,
         )
-        .route(
+        .post(
             "/students/{username}/reset-code",
-            web::post().to(roster_pages::reset_code::issue),
+            Access::Counselor,
+            roster_pages::reset_code::issue,
         )
-        .route(
+        .get(
             "/reset-codes/{form_id}",
-            web::get().to(roster_pages::reset_code::show),
+            Access::Counselor,
+            roster_pages::reset_code::show,
         )
         // disable | enable | unlock
-        .route(
+        .post(
             "/students/{username}/{action}",
-            web::post().to(roster_pages::students::account_action),
+            Access::Counselor,
+            roster_pages::students::account_action,
         )
-        .route("/staff", web::get().to(roster_pages::staff::list))
-        .route("/staff", web::post().to(roster_pages::staff::create))
-        .route(
+        .get("/staff", Access::Admin, roster_pages::staff::list)
+        .post("/staff", Access::Admin, roster_pages::staff::create)
+        .post(
             "/staff/{username}/reset-password",
-            web::post().to(roster_pages::staff::reset_password),
+            Access::Admin,
+            roster_pages::staff::reset_password,
+        )
+        .post(
+            "/staff/{username}/cohorts",
+            Access::Admin,
+            roster_pages::staff::set_cohorts,
         )
         // disable | enable | unlock
-        .route(
+        .post(
             "/staff/{username}/{action}",
-            web::post().to(roster_pages::staff::account_action),
+            Access::Admin,
+            roster_pages::staff::account_action,
         )
         // The result page of the forms that make passwords (shown once).
-        .route(
+        .get(
             "/credentials/{form_id}",
-            web::get().to(roster_pages::shown::show),
+            Access::Counselor,
+            roster_pages::shown::show,
         )
-        .route("/audit", web::get().to(roster_pages::audit::list))
-        .route("/homes/purge", web::get().to(homes::pages::purge_form))
-        .route("/homes/purge", web::post().to(homes::pages::purge));
+        .get("/audit", Access::Counselor, roster_pages::audit::list)
+        .get("/homes/purge", Access::Admin, homes::pages::purge_form)
+        .post("/homes/purge", Access::Admin, homes::pages::purge);
     // The calendar: cohorts' class times and profiles.
-    cfg.route("/cohorts", web::get().to(cohort_pages::list))
-        .route("/cohorts/{slug}", web::get().to(cohort_pages::show))
-        .route("/cohorts/{slug}", web::post().to(cohort_pages::save))
-        .route(
+    t.get("/cohorts", Access::Counselor, cohort_pages::list)
+        .get("/cohorts/{slug}", Access::Counselor, cohort_pages::show)
+        .post("/cohorts/{slug}", Access::Counselor, cohort_pages::save)
+        .post(
             "/cohorts/{slug}/blocks",
-            web::post().to(cohort_pages::add_block),
+            Access::Counselor,
+            cohort_pages::add_block,
         )
-        .route(
+        .post(
             "/cohorts/{slug}/blocks/{id}/remove",
-            web::post().to(cohort_pages::remove_block),
+            Access::Counselor,
+            cohort_pages::remove_block,
         );
-    cfg.route("/calendar", web::get().to(calendar_page::show))
-        .route(
+    t.get("/calendar", Access::Counselor, calendar_page::show)
+        .get(
             "/calendar/ledger.csv",
-            web::get().to(calendar_page::ledger_csv),
+            Access::Counselor,
+            calendar_page::ledger_csv,
         )
-        .route("/calendar.ics", web::get().to(calendar_page::feed))
-        .route("/announcements", web::get().to(announcements::pages::list))
-        .route("/announcements", web::post().to(announcements::pages::post))
-        .route(
+        .get("/calendar.ics", Access::Public, calendar_page::feed)
+        .get(
+            "/announcements",
+            Access::Counselor,
+            announcements::pages::list,
+        )
+        .post(
+            "/announcements",
+            Access::Counselor,
+            announcements::pages::post,
+        )
+        .post(
             "/announcements/{id}/end",
-            web::post().to(announcements::pages::end),
+            Access::Counselor,
+            announcements::pages::end,
         )
-        .route(
+        .post(
             "/announcements/{id}/dismiss",
-            web::post().to(announcements::pages::dismiss),
+            Access::User,
+            announcements::pages::dismiss,
         )
-        .route("/camp/pause", web::post().to(servers::pages::pause))
-        .route("/camp/resume", web::post().to(servers::pages::resume))
-        .route(
-            "/calendar/budget",
-            web::post().to(calendar_page::set_budget),
-        )
-        .route(
+        .post("/camp/pause", Access::Admin, servers::pages::pause)
+        .post("/camp/resume", Access::Admin, servers::pages::resume)
+        .post("/calendar/budget", Access::Admin, calendar_page::set_budget)
+        .post(
             "/calendar/over-budget",
-            web::post().to(calendar_page::allow_over_budget),
+            Access::Admin,
+            calendar_page::allow_over_budget,
         )
-        .route("/calendar/{switch}", web::post().to(calendar_page::switch));
+        .post("/calendar/{switch}", Access::Admin, calendar_page::switch);
     // The cluster desk (admins).
-    cfg.route("/cluster", web::get().to(cluster_pages::show))
-        .route("/cluster/workers", web::post().to(cluster_pages::launch))
-        .route("/cluster/dry-run", web::post().to(cluster_pages::dry_run))
-        .route(
+    t.get("/cluster", Access::Admin, cluster_pages::show)
+        .post("/cluster/workers", Access::Admin, cluster_pages::launch)
+        .post("/cluster/dry-run", Access::Admin, cluster_pages::dry_run)
+        .get(
             "/cluster/workers/{instance_id}/remove",
-            web::get().to(cluster_pages::confirm_remove),
+            Access::Admin,
+            cluster_pages::confirm_remove,
         )
-        .route(
+        .post(
             "/cluster/workers/{instance_id}/remove",
-            web::post().to(cluster_pages::remove),
+            Access::Admin,
+            cluster_pages::remove,
         );
     // What hubdesk is doing.
-    cfg.route("/jobs", web::get().to(activity::pages::list))
-        .route("/jobs/{id}", web::get().to(activity::pages::detail));
+    t.get("/jobs", Access::Counselor, activity::pages::list)
+        .get("/jobs/{id}", Access::Counselor, activity::pages::detail);
     // The identity provider.
-    cfg.route(
+    t.get(
         "/.well-known/openid-configuration",
-        web::get().to(oidc::endpoints::discovery::configuration),
+        Access::Public,
+        oidc::endpoints::discovery::configuration,
     )
-    .route(
+    .get(
         "/oauth/jwks.json",
-        web::get().to(oidc::endpoints::discovery::jwks),
+        Access::Public,
+        oidc::endpoints::discovery::jwks,
     )
-    .route(
+    .get(
         "/oauth/authorize",
-        web::get().to(oidc::endpoints::authorize::authorize),
+        Access::Public,
+        oidc::endpoints::authorize::authorize,
     )
-    .route(
+    .post(
         "/oauth/token",
-        web::post().to(oidc::endpoints::token::token),
+        Access::Public,
+        oidc::endpoints::token::token,
     )
-    .route(
+    .get(
         "/oauth/userinfo",
-        web::get().to(oidc::endpoints::userinfo::userinfo),
+        Access::Public,
+        oidc::endpoints::userinfo::userinfo,
     )
-    .route(
+    .post(
         "/oauth/userinfo",
-        web::post().to(oidc::endpoints::userinfo::userinfo),
+        Access::Public,
+        oidc::endpoints::userinfo::userinfo,
     )
-    .route(
+    .get(
         "/oauth/profile/{username}",
-        web::get().to(oidc::endpoints::profile::profile),
+        Access::Public,
+        oidc::endpoints::profile::profile,
     )
-    .route(
+    .get(
         "/oauth/announcements",
-        web::get().to(oidc::endpoints::announcements::announcements),
+        Access::Public,
+        oidc::endpoints::announcements::announcements,
     )
-    .route(
+    .post(
         "/oauth/revoke",
-        web::post().to(oidc::endpoints::token::revoke),
+        Access::Public,
+        oidc::endpoints::token::revoke,
     )
-    .route(
+    .get(
         "/oauth/logout",
-        web::get().to(oidc::endpoints::logout::end_session),
+        Access::Public,
+        oidc::endpoints::logout::end_session,
     )
-    .route(
+    .post(
         "/oauth/logout",
-        web::post().to(oidc::endpoints::logout::end_session_confirmed),
+        Access::Public,
+        oidc::endpoints::logout::end_session_confirmed,
     );
     // The JSON API for scripts.
+    let cfg = t.config();
     cfg.service(
         web::scope("/api/v1")
             .wrap(middleware::from_fn(kit::idempotency::keyed))
             .app_data(kit::api::json_config())
-            .configure(roster::api::routes)
-            .configure(homes::api::routes)
-            .configure(servers::api::routes)
-            .configure(crate::board::api::routes)
-            .configure(activity::api::routes)
-            .configure(cluster::api::routes)
-            .configure(crate::calendar::api::routes)
+            .configure(|c| {
+                let t = &mut Table::new(c, "/api/v1");
+                roster::api::routes(t);
+                homes::api::routes(t);
+                servers::api::routes(t);
+                crate::board::api::routes(t);
+                activity::api::routes(t);
+                cluster::api::routes(t);
+                crate::calendar::api::routes(t);
+            })
             .default_service(web::to(kit::api::not_found)),
     )
     .default_service(web::to(health::not_found));

@@ -133,7 +133,7 @@ async fn class(
     drop(conn);
     state
         .roster
-        .create_students(&Actor::System, &plan, "bench")
+        .create_students(&Actor::System, &hubdesk::domain::Reach::All, &plan, "bench")
         .await?;
     let now = OffsetDateTime::now_utc();
     for i in from..from + n {
@@ -250,6 +250,7 @@ async fn run(a: &Args, base: &std::path::Path) -> anyhow::Result<()> {
         let mut conn = pool.acquire().await?;
         db::api_tokens::insert(
             &mut conn,
+            None,
             "bench",
             &hubdesk::auth::secret::hash_token(&token),
         )

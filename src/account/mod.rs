@@ -6,3 +6,4 @@ pub mod pages;
 pub mod password;
 pub mod reset_code;
 pub mod setup;
+pub mod tokens;

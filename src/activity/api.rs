@@ -7,22 +7,27 @@ use crate::{
     db,
     jobs::JobView,
     web::api::{ApiClient, ApiError},
+    web::routes::{Access, Table},
 };
 
 async fn job(
     pool: web::Data<PgPool>,
-    _: ApiClient,
+    client: ApiClient,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let not_found = || ApiError::NotFound(format!("no job {}", path.as_str()));
     let id = Uuid::parse_str(&path).map_err(|_| not_found())?;
     let mut conn = pool.acquire().await?;
-    let row = db::jobs::get(&mut conn, id).await?.ok_or_else(not_found)?;
+    // A counselor of some cohorts reads the jobs they started (a job may name anyone).
+    let row = db::jobs::get(&mut conn, id)
+        .await?
+        .filter(|r| client.reach().is_all() || r.actor == client.0.label())
+        .ok_or_else(not_found)?;
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
         .json(JobView::from(row)))
 }
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/jobs/{id}", web::get().to(job));
+pub fn routes(t: &mut Table) {
+    t.get("/jobs/{id}", Access::Token, job);
 }

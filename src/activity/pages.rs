@@ -119,7 +119,9 @@ pub async fn list(
     user: RequireCounselor,
 ) -> Result<HttpResponse, WebError> {
     let mut conn = pool.acquire().await?;
-    let rows = db::jobs::recent(&mut conn, 100).await?;
+    let mut rows = db::jobs::recent(&mut conn, 100).await?;
+    // A counselor of some cohorts sees the jobs they started (a job may name anyone).
+    rows.retain(|r| user.reach.is_all() || r.actor == user.username.as_str());
     let people = People::of(&mut conn, words::job_labels(&rows), user.role.is_admin()).await?;
     let page = Page::for_user(&config, &user, "Jobs");
     let jobs = rows
@@ -139,7 +141,10 @@ pub async fn detail(
     let missing = || WebError::Missing(format!("no job {}", path.as_str()));
     let id = Uuid::parse_str(&path).map_err(|_| missing())?;
     let mut conn = pool.acquire().await?;
-    let row = db::jobs::get(&mut conn, id).await?.ok_or_else(missing)?;
+    let row = db::jobs::get(&mut conn, id)
+        .await?
+        .filter(|r| user.reach.is_all() || r.actor == user.username.as_str())
+        .ok_or_else(missing)?;
     let people = People::of(
         &mut conn,
         words::job_labels(std::slice::from_ref(&row)),

@@ -73,10 +73,11 @@ async fn render(
             a,
         })
         .collect();
-    let cohorts = announcements
+    let mut cohorts = announcements
         .cohorts()
         .await
         .map_err(|e| WebError::Internal(e.into()))?;
+    cohorts.retain(|c| user.reach.admits(Some(c)));
     html_status(
         status,
         &ListPage {
@@ -140,7 +141,7 @@ pub async fn post(
             ends: form.ends.clone(),
         };
         match announcements
-            .post(&Actor::User(user.username.clone()), &input)
+            .post(&Actor::User(user.username.clone()), &user.reach, &input)
             .await
         {
             Ok(_) => Ok(see_other("/announcements?notice=posted")),

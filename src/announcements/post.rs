@@ -41,6 +41,7 @@ impl Announcements {
     pub async fn post(
         &self,
         actor: &Actor,
+        reach: &crate::domain::Reach,
         input: &AnnouncementInput,
     ) -> Result<i64, AnnounceError> {
         let mut errors: Vec<(&'static str, String)> = Vec::new();
@@ -93,6 +94,8 @@ impl Announcements {
                 .any(|c| c == cohort)
         {
             errors.push(("cohort", format!("There is no cohort named '{cohort}'.")));
+        } else if let Err(e) = reach.check_cohort((!cohort.is_empty()).then_some(cohort)) {
+            errors.push(("cohort", crate::domain::sentence(&e.0)));
         }
         let (Some(starts), Some(ends), true) = (starts, ends, errors.is_empty()) else {
             return Err(AnnounceError::Invalid(errors));

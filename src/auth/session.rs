@@ -11,8 +11,8 @@ use sqlx::PgPool;
 use super::secret::{hash_token, random_token};
 use crate::{
     config::Config,
-    db::{self, users::UserRow},
-    domain::{Role, Username},
+    db,
+    domain::{Reach, Role, Username},
 };
 
 /// The session cookie as the request carries it, if any.
@@ -38,6 +38,8 @@ pub struct CurrentUser {
     pub camp_paused: Option<String>,
     /// Announcements on now for this person, not dismissed: (id, message).
     pub announcements: Vec<(i64, String)>,
+    /// Which students this person sees and acts on (counselors assigned to cohorts).
+    pub reach: Reach,
 }
 
 impl std::fmt::Debug for CurrentUser {
@@ -46,29 +48,31 @@ impl std::fmt::Debug for CurrentUser {
             .field("id", &self.id)
             .field("username", &self.username)
             .field("role", &self.role)
+            .field("reach", &self.reach)
             .field("authenticated_at", &self.authenticated_at)
             .finish_non_exhaustive()
     }
 }
 
 impl CurrentUser {
-    fn from_row(
-        user: UserRow,
-        csrf_token: String,
-        session_hash: Vec<u8>,
-        authenticated_at: OffsetDateTime,
-        dismissed_notices: Vec<String>,
-        camp_paused: Option<String>,
-        announcements: Vec<String>,
-    ) -> Self {
+    /// The session's one row, as the request's person.
+    fn from_row(row: db::sessions::SessionWithUser, session_hash: Vec<u8>) -> Self {
+        let db::sessions::SessionWithUser {
+            session,
+            user,
+            dismissed_notices,
+            camp_paused,
+            announcements,
+            reach_cohorts,
+        } = row;
         Self {
             id: user.id,
             username: user.username,
             role: user.role,
             display_name: user.display_name,
-            csrf_token,
+            csrf_token: session.csrf_token,
             session_hash,
-            authenticated_at,
+            authenticated_at: session.created_at,
             dismissed_notices,
             camp_paused,
             announcements: announcements
@@ -78,6 +82,7 @@ impl CurrentUser {
                     Some((id.parse().ok()?, message.to_string()))
                 })
                 .collect(),
+            reach: Reach::from_column(reach_cohorts),
         }
     }
 }
@@ -129,24 +134,17 @@ pub async fn load(
     }
     let hash = hash_token(cookie.value());
     let mut conn = pool.acquire().await?;
-    let Some(db::sessions::SessionWithUser {
-        session,
-        user,
-        dismissed_notices,
-        camp_paused,
-        announcements,
-    }) = db::sessions::find_with_user(&mut conn, &hash).await?
-    else {
+    let Some(row) = db::sessions::find_with_user(&mut conn, &hash).await? else {
         return Ok(None);
     };
     let now = OffsetDateTime::now_utc();
-    let idle = now - session.last_seen_at;
-    let age = now - session.created_at;
+    let idle = now - row.session.last_seen_at;
+    let age = now - row.session.created_at;
     if idle > config.idle_timeout() || age > config.absolute_timeout() {
         db::sessions::delete(&mut conn, &hash).await?;
         return Ok(None);
     }
-    if user.disabled {
+    if row.user.disabled {
         db::sessions::delete(&mut conn, &hash).await?;
         return Ok(None);
     }
@@ -154,15 +152,7 @@ pub async fn load(
     if idle > time::Duration::seconds(60) {
         db::sessions::touch(&mut conn, &hash).await?;
     }
-    Ok(Some(CurrentUser::from_row(
-        user,
-        session.csrf_token,
-        hash,
-        session.created_at,
-        dismissed_notices,
-        camp_paused,
-        announcements,
-    )))
+    Ok(Some(CurrentUser::from_row(row, hash)))
 }
 
 #[cfg(test)]
@@ -182,6 +172,7 @@ mod tests {
             dismissed_notices: Vec::new(),
             camp_paused: None,
             announcements: Vec::new(),
+            reach: Reach::Cohorts(Vec::new()),
         };
         let printed = format!("{user:?}");
         assert!(printed.contains("ada"));

@@ -10,6 +10,7 @@ use crate::{
     db,
     domain::Username,
     web::api::{ApiClient, ApiError},
+    web::routes::{Access, Table},
 };
 
 #[derive(Deserialize)]
@@ -20,14 +21,17 @@ struct BoardQuery {
 
 async fn board(
     board: web::Data<Board>,
-    _client: ApiClient,
+    client: ApiClient,
     q: web::Query<BoardQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let cohort = (!q.cohort.is_empty()).then_some(q.cohort.as_str());
     let look = board
-        .look(cohort)
+        .look(client.reach(), cohort)
         .await
-        .map_err(|super::BoardError::Db(e)| ApiError::from(e))?;
+        .map_err(|e| match e {
+            super::BoardError::NotYours(why) => ApiError::Forbidden(why.0),
+            super::BoardError::Db(e) => ApiError::from(e),
+        })?;
     Ok(HttpResponse::Ok().json(look))
 }
 
@@ -58,7 +62,7 @@ async fn starts(
     Ok(HttpResponse::Ok().json(json!({ "username": name, "starts": starts })))
 }
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/board", web::get().to(board))
-        .route("/students/{username}/starts", web::get().to(starts));
+pub fn routes(t: &mut Table) {
+    t.get("/board", Access::Token, board)
+        .get("/students/{username}/starts", Access::Token, starts);
 }

@@ -65,8 +65,15 @@ impl Board {
         }))
     }
 
-    /// The board of one cohort (or of everyone).
-    pub async fn look(&self, cohort: Option<&str>) -> Result<Look, BoardError> {
+    /// The board of one cohort (or of everyone in `reach`).
+    pub async fn look(
+        &self,
+        reach: &crate::domain::Reach,
+        cohort: Option<&str>,
+    ) -> Result<Look, BoardError> {
+        if let Some(c) = cohort {
+            reach.check_cohort(Some(c))?;
+        }
         let db = async {
             let mut conn = self.pool.acquire().await?;
             let rows = db::board::roll(&mut conn, cohort).await?;
@@ -74,7 +81,8 @@ impl Board {
             Ok::<_, sqlx::Error>((rows, cohorts))
         };
         let (db, hub, swarm) = tokio::join!(db, self.servers.running(), self.swarm());
-        let (students, cohorts) = db?;
+        let (mut students, cohorts) = db?;
+        students.retain(|s| reach.admits(s.cohort.as_deref()));
         let memory: HashMap<String, u64> = cohorts
             .into_iter()
             .map(|c| (c.name, c.memory_guarantee_mib as u64 * 1024 * 1024))

@@ -34,6 +34,9 @@ pub struct Board {
 
 #[derive(Debug, thiserror::Error)]
 pub enum BoardError {
+    /// A cohort outside the counselor's reach.
+    #[error(transparent)]
+    NotYours(#[from] crate::domain::OutOfReach),
     #[error(transparent)]
     Db(#[from] sqlx::Error),
 }

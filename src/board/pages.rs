@@ -7,9 +7,11 @@ use askama::Template;
 use serde::Deserialize;
 use time::OffsetDateTime;
 
-use super::{look::Look, roll::Place, Board};
+use super::{look::Look, roll::Place, Board, BoardError};
 use crate::{
     db,
+    domain::Reach,
+    web::routes::{Access, Table},
     web::{clock::Clock, html, Page, RequireCounselor, WebError},
 };
 
@@ -139,18 +141,18 @@ fn live_part(look: Look, clock: &Clock, cohort: &str) -> LivePart {
     }
 }
 
-async fn look(board: &Board, cohort: &str) -> Result<Look, WebError> {
+async fn look(board: &Board, reach: &Reach, cohort: &str) -> Result<Look, WebError> {
     let cohort = (!cohort.is_empty()).then_some(cohort);
-    board
-        .look(cohort)
-        .await
-        .map_err(|e| WebError::Internal(e.into()))
+    board.look(reach, cohort).await.map_err(|e| match e {
+        BoardError::NotYours(why) => WebError::NotYours(crate::domain::sentence(&why.0)),
+        BoardError::Db(e) => e.into(),
+    })
 }
 
 /// The board's pages (handlers stay private: the route table is the only way in).
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/board", web::get().to(show))
-        .route("/board/live", web::get().to(live));
+pub fn routes(t: &mut Table) {
+    t.get("/board", Access::Counselor, show)
+        .get("/board/live", Access::Counselor, live);
 }
 
 /// `GET /board?cohort=…`.
@@ -168,9 +170,11 @@ async fn show(
     let page = Page::for_user(&config, &user, title);
     let cohorts = {
         let mut conn = board.pool.acquire().await?;
-        db::users::cohorts(&mut conn).await?
+        let mut all = db::users::cohorts(&mut conn).await?;
+        all.retain(|c| user.reach.admits(Some(c)));
+        all
     };
-    let look = look(&board, &q.cohort).await?;
+    let look = look(&board, &user.reach, &q.cohort).await?;
     let live = live_part(look, &page.clock, &q.cohort);
     html(&BoardPage {
         page,
@@ -189,11 +193,11 @@ async fn show(
 async fn live(
     board: web::Data<Board>,
     config: web::Data<crate::config::Config>,
-    _user: RequireCounselor,
+    user: RequireCounselor,
     q: web::Query<BoardQuery>,
 ) -> Result<HttpResponse, WebError> {
     let clock = Clock::new(&config);
-    let look = look(&board, &q.cohort).await?;
+    let look = look(&board, &user.reach, &q.cohort).await?;
     html(&live_part(look, &clock, &q.cohort))
 }
 

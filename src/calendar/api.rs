@@ -6,6 +6,7 @@
 //! projection.
 //! Values are written as on the page ("2 GiB", "09:00", "2027-03-08"); wrong ones answer 422
 //! with a message per field.
+use crate::web::routes::{Access, Table};
 use actix_web::{web, HttpResponse};
 use serde_json::{json, Value};
 
@@ -58,8 +59,13 @@ fn cohort_json(c: &Cohort) -> Value {
     })
 }
 
-async fn list(cohorts: web::Data<Cohorts>, _: ApiClient) -> Result<HttpResponse, ApiError> {
-    let all: Vec<Value> = cohorts.list().await?.iter().map(cohort_json).collect();
+async fn list(cohorts: web::Data<Cohorts>, client: ApiClient) -> Result<HttpResponse, ApiError> {
+    let all: Vec<Value> = cohorts
+        .list_in(client.reach())
+        .await?
+        .iter()
+        .map(cohort_json)
+        .collect();
     Ok(HttpResponse::Ok().json(all))
 }
 
@@ -142,15 +148,12 @@ async fn set_budget(
     budget(calendar, client).await
 }
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/calendar/budget", web::get().to(budget))
-        .route("/calendar/budget", web::put().to(set_budget))
-        .route("/cohorts", web::get().to(list))
-        .route("/cohorts/{slug}", web::get().to(show))
-        .route("/cohorts/{slug}", web::put().to(save))
-        .route("/cohorts/{slug}/blocks", web::post().to(add_block))
-        .route(
-            "/cohorts/{slug}/blocks/{id}",
-            web::delete().to(remove_block),
-        );
+pub fn routes(t: &mut Table) {
+    t.get("/calendar/budget", Access::AdminToken, budget)
+        .put("/calendar/budget", Access::AdminToken, set_budget)
+        .get("/cohorts", Access::Token, list)
+        .get("/cohorts/{slug}", Access::Token, show)
+        .put("/cohorts/{slug}", Access::Token, save)
+        .post("/cohorts/{slug}/blocks", Access::Token, add_block)
+        .delete("/cohorts/{slug}/blocks/{id}", Access::Token, remove_block);
 }

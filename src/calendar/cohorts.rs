@@ -298,6 +298,16 @@ impl Cohorts {
             .collect())
     }
 
+    /// The cohorts in a counselor's `reach`.
+    pub async fn list_in(
+        &self,
+        reach: &crate::domain::Reach,
+    ) -> Result<Vec<Cohort>, CalendarError> {
+        let mut all = self.list().await?;
+        all.retain(|c| reach.admits(Some(&c.name)));
+        Ok(all)
+    }
+
     /// The cohort whose slug this is.
     pub async fn get(&self, wanted: &str) -> Result<Cohort, CalendarError> {
         self.list()

@@ -4,6 +4,7 @@
 //! the launch would pass the week's budget and `over_budget` is not set;
 //! `DELETE /api/v1/cluster/workers/{instance_id}` → `202 {job}`, `403` for an instance without
 //! hubdesk's tag (no terminate call).
+use crate::web::routes::{Access, Table};
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
@@ -74,8 +75,8 @@ async fn remove(
     Ok(HttpResponse::Accepted().json(json!({"job": id})))
 }
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/cluster", web::get().to(overview))
-        .route("/cluster/workers", web::post().to(launch))
-        .route("/cluster/workers/{instance_id}", web::delete().to(remove));
+pub fn routes(t: &mut Table) {
+    t.get("/cluster", Access::AdminToken, overview)
+        .post("/cluster/workers", Access::AdminToken, launch)
+        .delete("/cluster/workers/{instance_id}", Access::AdminToken, remove);
 }

@@ -52,6 +52,9 @@ pub struct AuditFilter {
     /// Only entries with an id below this (for "older" paging).
     pub before: Option<i64>,
     pub limit: i64,
+    /// A counselor's reach: only their own entries and those about their cohorts' students
+    /// (or a cohort of theirs). `None`: every entry.
+    pub reach: Option<(String, Vec<String>)>,
 }
 
 pub async fn list(conn: &mut PgConnection, f: &AuditFilter) -> sqlx::Result<Vec<AuditRow>> {
@@ -61,6 +64,10 @@ pub async fn list(conn: &mut PgConnection, f: &AuditFilter) -> sqlx::Result<Vec<
            AND ($2::text IS NULL OR action = $2)
            AND ($3::text IS NULL OR target = $3)
            AND ($4::bigint IS NULL OR id < $4)
+           AND ($7::text[] IS NULL OR actor = $6
+                OR target = ANY($7) OR target = ANY(SELECT 'cohort:' || c FROM unnest($7) c)
+                OR target IN (SELECT username FROM users
+                               WHERE role = 'student' AND cohort = ANY($7)))
          ORDER BY id DESC LIMIT $5",
     )
     .bind(f.actor.as_deref())
@@ -68,6 +75,8 @@ pub async fn list(conn: &mut PgConnection, f: &AuditFilter) -> sqlx::Result<Vec<
     .bind(f.target.as_deref())
     .bind(f.before)
     .bind(f.limit)
+    .bind(f.reach.as_ref().map(|(me, _)| me.as_str()))
+    .bind(f.reach.as_ref().map(|(_, cohorts)| cohorts.as_slice()))
     .fetch_all(conn)
     .await
 }

@@ -212,12 +212,15 @@ pub struct GrantUser {
     pub role: String,
     pub cohort: Option<String>,
     pub disabled: bool,
+    /// A counselor's cohorts when an admin chose some (`users.cohorts`); `None` otherwise.
+    pub looks_after: Option<Vec<String>>,
 }
 
 const GRANT_USER_COLUMNS: &str =
     "SELECT g.id AS grant_id, g.client_id, g.scope, g.nonce, g.auth_time,
         g.revoked_at IS NOT NULL AS revoked, u.id AS user_id, u.subject, u.username, u.display_name,
-        u.role, u.cohort, u.disabled";
+        u.role, u.cohort, u.disabled,
+        CASE WHEN u.role = 'counselor' THEN u.cohorts END AS looks_after";
 const GRANT_USER_FROM: &str = " FROM oauth_grants g JOIN users u ON u.id = g.user_id";
 
 pub async fn grant_user(

@@ -38,6 +38,7 @@ struct SessionUserRow {
     dismissed_notices: Vec<String>,
     camp_paused: Option<String>,
     announcements: Vec<String>,
+    reach_cohorts: Option<Vec<String>>,
     #[sqlx(flatten)]
     user: UserRow,
 }
@@ -51,6 +52,9 @@ pub struct SessionWithUser {
     pub camp_paused: Option<String>,
     /// Announcements on now for this person and not dismissed: `"<id>:<message>"`.
     pub announcements: Vec<String>,
+    /// The person's reach over students (`domain::Reach::from_column`): NULL for admins and
+    /// counselors of every cohort, the assigned cohorts otherwise, none for students.
+    pub reach_cohorts: Option<Vec<String>>,
 }
 
 /// The session and its user in one round trip (every page view asks).
@@ -70,7 +74,9 @@ pub async fn find_with_user(
                         AND (a.cohort IS NULL OR (u.role = 'student' AND a.cohort = u.cohort))
                         AND NOT EXISTS (SELECT 1 FROM announcement_dismissals d
                                         WHERE d.announcement_id = a.id AND d.user_id = u.id)
-                      ORDER BY a.starts_at, a.id) AS announcements
+                      ORDER BY a.starts_at, a.id) AS announcements,
+                CASE u.role WHEN 'admin' THEN NULL WHEN 'counselor' THEN u.cohorts
+                            ELSE '{}'::text[] END AS reach_cohorts
          FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id_hash = $1",
     )
     .bind(id_hash)
@@ -87,6 +93,7 @@ pub async fn find_with_user(
         dismissed_notices: r.dismissed_notices,
         camp_paused: r.camp_paused,
         announcements: r.announcements,
+        reach_cohorts: r.reach_cohorts,
     }))
 }
 

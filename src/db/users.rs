@@ -223,6 +223,8 @@ pub struct StudentFilter {
     pub descending: bool,
     pub limit: i64,
     pub offset: i64,
+    /// Only these cohorts' students (a counselor's reach); `None`: every student.
+    pub reach: Option<Vec<String>>,
 }
 
 impl Default for StudentFilter {
@@ -236,6 +238,7 @@ impl Default for StudentFilter {
             descending: false,
             limit: i64::MAX,
             offset: 0,
+            reach: None,
         }
     }
 }
@@ -259,6 +262,7 @@ pub async fn list_students(
            AND ($6::bool IS NULL OR EXISTS (
                 SELECT 1 FROM login_throttle t
                  WHERE t.key = $7 || users.username AND t.locked_until > now()) = $6)
+           AND ($8::text[] IS NULL OR cohort = ANY($8))
          ORDER BY {} {dir} NULLS LAST, username ASC
          LIMIT $4 OFFSET $5",
         f.sort.column()
@@ -271,6 +275,7 @@ pub async fn list_students(
         .bind(f.offset)
         .bind(f.locked)
         .bind(super::throttle::ACCOUNT_PREFIX)
+        .bind(f.reach.as_deref())
         .fetch_all(&mut *conn)
         .await?;
     let total = match rows.first() {
@@ -447,4 +452,27 @@ pub async fn student_names(conn: &mut PgConnection) -> sqlx::Result<Vec<RosterNa
     )
     .fetch_all(conn)
     .await
+}
+
+/// Sets a counselor's reach (`None`: every cohort); `false` when no counselor has that id.
+pub async fn set_cohorts(
+    conn: &mut PgConnection,
+    id: i64,
+    cohorts: Option<&[String]>,
+) -> sqlx::Result<bool> {
+    let r = sqlx::query("UPDATE users SET cohorts = $2 WHERE id = $1 AND role = 'counselor'")
+        .bind(id)
+        .bind(cohorts)
+        .execute(conn)
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Each counselor's reach as stored (`None`: every cohort), by username.
+pub async fn counselor_cohorts(
+    conn: &mut PgConnection,
+) -> sqlx::Result<Vec<(Username, Option<Vec<String>>)>> {
+    sqlx::query_as("SELECT username, cohorts FROM users WHERE role = 'counselor' ORDER BY username")
+        .fetch_all(conn)
+        .await
 }

@@ -94,6 +94,8 @@ actions! {
         "reset {whom}'s password";
     StaffDisable = "staff.disable", Person, "Account disabled", "disabled {whom}'s account";
     StaffEnable = "staff.enable", Person, "Account enabled", "enabled {whom}'s account again";
+    StaffCohorts = "staff.cohorts", Person, "Cohorts assigned",
+        "changed which cohorts {whom} looks after";
     LoginLocked = "login.locked", Person, "Locked out",
         "locked {whom} out after too many wrong passwords";
     AddressLocked = "address.locked", Address, "Address locked out",
@@ -109,6 +111,7 @@ actions! {
     RosterExport = "roster.export", Nothing, "Student list exported",
         "exported the student list as CSV";
     TokenCreate = "token.create", Token, "API token created", "created the API token {whom}";
+    TokenRevoke = "token.revoke", Token, "API token revoked", "revoked the API token {whom}";
     HomeCreate = "home.create", Person, "Home created", "created {whom}'s home";
     HomeReset = "home.reset", Person, "Home reset",
         "reset {whom}'s home (the old one is in the archive)";

@@ -4,6 +4,7 @@ pub mod actor;
 pub mod cohort;
 pub mod display_name;
 pub mod password;
+pub mod reach;
 pub mod role;
 pub mod username;
 
@@ -12,6 +13,7 @@ pub use actor::Actor;
 pub use cohort::{Cohort, CohortError};
 pub use display_name::{DisplayName, DisplayNameError};
 pub use password::{NewPassword, PasswordError};
+pub use reach::{OutOfReach, Reach};
 
 /// A message as a sentence: "username is empty" → "Username is empty." (forms and pages show
 /// errors that services word in lower case).

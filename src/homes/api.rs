@@ -16,6 +16,7 @@ use crate::{
     domain::Username,
     jobs::Waker,
     web::api::{ApiClient, ApiError},
+    web::routes::{Access, Table},
 };
 
 impl From<HomesError> for ApiError {
@@ -141,6 +142,7 @@ async fn restore(
 fn download_error(e: DownloadError) -> ApiError {
     match e {
         DownloadError::Db(d) => d.into(),
+        DownloadError::NotYours(why) => ApiError::Forbidden(why.0),
         DownloadError::NoCohort => ApiError::BadRequest(e.to_string()),
         other => ApiError::NotFound(other.to_string()),
     }
@@ -153,7 +155,12 @@ async fn home_zip(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let zip = homes
-        .download(&pool, &client.0, Download::Student(student(&path)?))
+        .download(
+            &pool,
+            &client.0,
+            client.reach(),
+            Download::Student(student(&path)?),
+        )
         .await
         .map_err(download_error)?;
     Ok(crate::web::zip_download(&zip.filename, zip.body))
@@ -166,7 +173,12 @@ async fn cohort_zip(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let zip = homes
-        .download(&pool, &client.0, Download::Cohort(path.into_inner()))
+        .download(
+            &pool,
+            &client.0,
+            client.reach(),
+            Download::Cohort(path.into_inner()),
+        )
         .await
         .map_err(download_error)?;
     Ok(crate::web::zip_download(&zip.filename, zip.body))
@@ -213,11 +225,11 @@ async fn set_quota(
         .json(change))
 }
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/students/{username}/home.zip", web::get().to(home_zip))
-        .route("/cohorts/{cohort}/homes.zip", web::get().to(cohort_zip))
-        .route("/students/{username}/home", web::get().to(home))
-        .route("/students/{username}/home/reset", web::post().to(reset))
-        .route("/students/{username}/home/restore", web::post().to(restore))
-        .route("/students/{username}/home/quota", web::put().to(set_quota));
+pub fn routes(t: &mut Table) {
+    t.get("/students/{username}/home.zip", Access::Token, home_zip)
+        .get("/cohorts/{cohort}/homes.zip", Access::Token, cohort_zip)
+        .get("/students/{username}/home", Access::Token, home)
+        .post("/students/{username}/home/reset", Access::Token, reset)
+        .post("/students/{username}/home/restore", Access::Token, restore)
+        .put("/students/{username}/home/quota", Access::Token, set_quota);
 }

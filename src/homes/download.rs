@@ -10,7 +10,7 @@ use sqlx::PgPool;
 use super::Homes;
 use crate::{
     db,
-    domain::{Actor, Username},
+    domain::{Actor, OutOfReach, Reach, Role, Username},
 };
 
 /// What is downloaded.
@@ -32,6 +32,9 @@ pub enum DownloadError {
     NoCohort,
     #[error("no students in cohort '{0}'")]
     EmptyCohort(String),
+    /// A student or cohort outside the counselor's reach.
+    #[error(transparent)]
+    NotYours(#[from] OutOfReach),
     #[error(transparent)]
     Db(#[from] sqlx::Error),
 }
@@ -43,19 +46,23 @@ pub struct Zip<S> {
 }
 
 impl Homes {
-    /// Checks, audits as `actor`, and starts the zip.
+    /// Checks (a student or cohort within the actor's `reach`), audits as `actor`, and starts
+    /// the zip.
     pub async fn download(
         &self,
         pool: &PgPool,
         actor: &Actor,
+        reach: &Reach,
         what: Download,
     ) -> Result<Zip<impl Stream<Item = io::Result<Bytes>> + 'static>, DownloadError> {
         let mut conn = pool.acquire().await?;
         let (students, prefix, target, detail, filename) = match what {
             Download::Student(username) => {
-                if !db::users::is_student(&mut conn, &username).await? {
+                let student = db::users::find_by_username(&mut conn, &username).await?;
+                let Some(student) = student.filter(|s| s.role == Role::Student) else {
                     return Err(DownloadError::NoSuchStudent(username.to_string()));
-                }
+                };
+                reach.check_student(username.as_str(), student.cohort.as_deref())?;
                 let name = format!("home-{username}");
                 let target = username.to_string();
                 (
@@ -82,6 +89,7 @@ impl Homes {
                 if cohort.is_empty() {
                     return Err(DownloadError::NoCohort);
                 }
+                reach.check_cohort(Some(&cohort))?;
                 let students = db::users::cohort_usernames(&mut conn, &cohort).await?;
                 if students.is_empty() {
                     return Err(DownloadError::EmptyCohort(cohort));

@@ -103,6 +103,7 @@ impl From<DownloadError> for WebError {
         match e {
             DownloadError::NoSuchStudent(_) | DownloadError::EmptyCohort(_) => Self::NotFound,
             DownloadError::NoCohort => Self::BadRequest("Choose a cohort to download.".into()),
+            DownloadError::NotYours(why) => Self::NotYours(crate::domain::sentence(&why.0)),
             DownloadError::Db(e) => e.into(),
         }
     }
@@ -117,7 +118,12 @@ pub async fn student_zip(
 ) -> Result<HttpResponse, WebError> {
     let actor = Actor::User(user.username.clone());
     let zip = homes
-        .download(&pool, &actor, Download::Student(student(&path)?))
+        .download(
+            &pool,
+            &actor,
+            &user.reach,
+            Download::Student(student(&path)?),
+        )
         .await?;
     Ok(crate::web::zip_download(&zip.filename, zip.body))
 }
@@ -130,7 +136,12 @@ pub async fn own_zip(
 ) -> Result<HttpResponse, WebError> {
     let actor = Actor::User(user.username.clone());
     let zip = homes
-        .download(&pool, &actor, Download::Own(user.username.clone()))
+        .download(
+            &pool,
+            &actor,
+            &crate::domain::Reach::All,
+            Download::Own(user.username.clone()),
+        )
         .await?;
     Ok(crate::web::zip_download(&zip.filename, zip.body))
 }
@@ -144,7 +155,12 @@ pub async fn cohort_zip(
 ) -> Result<HttpResponse, WebError> {
     let actor = Actor::User(user.username.clone());
     let zip = homes
-        .download(&pool, &actor, Download::Cohort(q.cohort.clone()))
+        .download(
+            &pool,
+            &actor,
+            &user.reach,
+            Download::Cohort(q.cohort.clone()),
+        )
         .await?;
     Ok(crate::web::zip_download(&zip.filename, zip.body))
 }

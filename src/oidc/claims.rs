@@ -4,8 +4,10 @@ use serde::Serialize;
 use crate::{db::oauth::GrantUser, domain::Role};
 
 /// Hub groups: one per role (admins are counselors too), plus `cohort-<name>` for a student's
-/// cohort. The prefix keeps a cohort called "admins" from making anyone a hub admin.
-pub fn groups(role: Role, cohort: Option<&str>) -> Vec<String> {
+/// cohort and `cohort-<name>-staff` for each cohort a counselor was given (the shipped hub
+/// config turns those into a role over that cohort's servers). The prefix keeps a cohort
+/// called "admins" from making anyone a hub admin.
+pub fn groups(role: Role, cohort: Option<&str>, looks_after: Option<&[String]>) -> Vec<String> {
     let mut g: Vec<String> = match role {
         Role::Student => vec!["students".into()],
         Role::Counselor => vec!["counselors".into()],
@@ -13,6 +15,9 @@ pub fn groups(role: Role, cohort: Option<&str>) -> Vec<String> {
     };
     if let (Role::Student, Some(c)) = (role, cohort) {
         g.push(format!("cohort-{}", slug(c)));
+    }
+    if let (Role::Counselor, Some(cs)) = (role, looks_after) {
+        g.extend(cs.iter().map(|c| format!("cohort-{}-staff", slug(c))));
     }
     g
 }
@@ -43,6 +48,7 @@ impl UserInfo {
             groups: groups(
                 Role::parse(&g.role).unwrap_or(Role::Student),
                 g.cohort.as_deref(),
+                g.looks_after.as_deref(),
             ),
         }
     }
@@ -71,19 +77,44 @@ mod tests {
     #[test]
     fn role_and_cohort_groups() {
         assert_eq!(
-            groups(Role::Student, Some("blue")),
+            groups(Role::Student, Some("blue"), None),
             vec!["students", "cohort-blue"]
         );
         assert_eq!(
-            groups(Role::Student, Some("admins")),
+            groups(Role::Student, Some("admins"), None),
             vec!["students", "cohort-admins"]
         );
-        assert_eq!(groups(Role::Counselor, None), vec!["counselors"]);
+        assert_eq!(groups(Role::Counselor, None, None), vec!["counselors"]);
         assert_eq!(
-            groups(Role::Student, Some("Class 9B")),
+            groups(Role::Student, Some("Class 9B"), None),
             vec!["students", "cohort-class-9b"]
         );
         assert_eq!(slug("Équipe  Rouge_2"), "equipe-rouge-2");
-        assert_eq!(groups(Role::Admin, Some("x")), vec!["admins", "counselors"]);
+        assert_eq!(
+            groups(Role::Admin, Some("x"), None),
+            vec!["admins", "counselors"]
+        );
+    }
+
+    #[test]
+    fn a_counselor_given_cohorts_is_their_staff() {
+        let cs = vec!["Morning".to_string(), "Class 9B".to_string()];
+        assert_eq!(
+            groups(Role::Counselor, None, Some(&cs)),
+            vec![
+                "counselors",
+                "cohort-morning-staff",
+                "cohort-class-9b-staff"
+            ]
+        );
+        // Only counselors: a student's or an admin's stored reach says nothing.
+        assert_eq!(
+            groups(Role::Student, Some("blue"), Some(&cs)),
+            vec!["students", "cohort-blue"]
+        );
+        assert_eq!(
+            groups(Role::Admin, None, Some(&cs)),
+            vec!["admins", "counselors"]
+        );
     }
 }

@@ -13,6 +13,7 @@ use crate::{
         Roster, RosterError,
     },
     web::api::{ApiClient, ApiError},
+    web::routes::{Access, Table},
 };
 
 impl From<RosterError> for ApiError {
@@ -23,6 +24,7 @@ impl From<RosterError> for ApiError {
             RosterError::Duplicate(_) | RosterError::OwnAccount | RosterError::Conflict(_) => {
                 Self::Conflict(e.to_string())
             }
+            RosterError::NotYours(why) => Self::Forbidden(why),
             RosterError::Db(e) => e.into(),
             RosterError::Internal(e) => Self::Internal(e),
         }
@@ -42,9 +44,13 @@ struct StudentOut {
     status: &'static str,
 }
 
-async fn list(roster: web::Data<Roster>, _: ApiClient) -> Result<HttpResponse, ApiError> {
+async fn list(roster: web::Data<Roster>, client: ApiClient) -> Result<HttpResponse, ApiError> {
     let mut conn = roster.pool.acquire().await?;
-    let (rows, _) = db::users::list_students(&mut conn, &StudentFilter::default()).await?;
+    let filter = StudentFilter {
+        reach: client.reach().cohorts().map(<[String]>::to_vec),
+        ..StudentFilter::default()
+    };
+    let (rows, _) = db::users::list_students(&mut conn, &filter).await?;
     let out: Vec<StudentOut> = rows
         .into_iter()
         .map(|r| StudentOut {
@@ -75,7 +81,9 @@ async fn create(
         username: body.username.as_deref().unwrap_or(""),
         cohort: body.cohort.as_deref().unwrap_or(""),
     };
-    let c = roster.add_student(&client.0, fields, "api").await?;
+    let c = roster
+        .add_student(&client.0, client.reach(), fields, "api")
+        .await?;
     Ok(HttpResponse::Created()
         .insert_header(("Cache-Control", "no-store"))
         .json(json!({"username": c.username, "password": c.password})))
@@ -94,12 +102,15 @@ async fn import(
         }])
     })?;
     let rows = roster::import::parse(decoded.text.as_bytes()).map_err(rows_error)?;
+    roster::import::out_of_reach(&rows, client.reach()).map_err(rows_error)?;
     let mut conn = roster.pool.acquire().await?;
     let planned = roster::import::plan(&mut conn, rows)
         .await
         .map_err(rows_error)?;
     drop(conn);
-    let creds = roster.create_students(&client.0, &planned, "api").await?;
+    let creds = roster
+        .create_students(&client.0, client.reach(), &planned, "api")
+        .await?;
     let created: Vec<_> = creds
         .into_iter()
         .map(|c| json!({"username": c.username, "password": c.password}))
@@ -146,15 +157,16 @@ async fn enable(
 
 /// The roster's API routes (mounted under `/api/v1` by `app.rs`). The import body may be as
 /// large as a CSV import.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.app_data(web::PayloadConfig::new(MAX_BYTES + 1))
-        .route("/students", web::get().to(list))
-        .route("/students", web::post().to(create))
-        .route("/students/import", web::post().to(import))
-        .route(
+pub fn routes(t: &mut Table) {
+    t.app_data(web::PayloadConfig::new(MAX_BYTES + 1))
+        .get("/students", Access::Token, list)
+        .post("/students", Access::Token, create)
+        .post("/students/import", Access::Token, import)
+        .post(
             "/students/{username}/reset-password",
-            web::post().to(reset_password),
+            Access::Token,
+            reset_password,
         )
-        .route("/students/{username}/disable", web::post().to(disable))
-        .route("/students/{username}/enable", web::post().to(enable));
+        .post("/students/{username}/disable", Access::Token, disable)
+        .post("/students/{username}/enable", Access::Token, enable);
 }

@@ -8,6 +8,7 @@ pub mod generate;
 pub mod import;
 pub mod ops;
 pub mod pages;
+pub mod reach;
 pub mod reset_code;
 pub mod reset_many;
 

@@ -14,7 +14,7 @@ use crate::{
         self,
         users::{InsertUserError, StudentFilter, UserRow},
     },
-    domain::{Actor, Cohort, DisplayName, NewAccount, Role, Username, UsernameError},
+    domain::{Actor, Cohort, DisplayName, NewAccount, Reach, Role, Username, UsernameError},
     homes::CreateManyJob,
     jobs::Waker,
     servers::Servers,
@@ -56,6 +56,9 @@ pub enum RosterError {
     /// The request conflicts with existing accounts (e.g. a generated name is impossible).
     #[error("{0}")]
     Conflict(String),
+    /// A student or cohort outside the counselor's reach.
+    #[error("{0}")]
+    NotYours(String),
     /// Any database error (pages and the API map "unreachable" to 503, others to 500).
     #[error(transparent)]
     Db(#[from] sqlx::Error),
@@ -154,12 +157,22 @@ impl Roster {
     }
 
     /// Creates the planned students with generated passwords, all or nothing.
+    /// Every cohort must be in the actor's `reach` (a counselor imports into their cohorts).
     pub async fn create_students(
         &self,
         actor: &Actor,
+        reach: &Reach,
         planned: &[PlannedStudent],
         via: &str,
     ) -> Result<Vec<Credential>, RosterError> {
+        for p in planned {
+            reach
+                .check_cohort(p.cohort.as_ref().map(|c| c.as_str()))
+                .map_err(|e| match planned.len() {
+                    1 => RosterError::NotYours(e.0),
+                    _ => RosterError::NotYours(format!("line {}: {}", p.line, e.0)),
+                })?;
+        }
         let passwords = generate::passwords(planned.len());
         // Hash before opening the transaction: hashing is the slow part. A class takes all
         // hashers but one, so logins (a class logging in while another is imported) are not
@@ -214,6 +227,7 @@ impl Roster {
     pub async fn add_student(
         &self,
         actor: &Actor,
+        reach: &Reach,
         fields: StudentFields<'_>,
         via: &str,
     ) -> Result<Credential, RosterError> {
@@ -239,7 +253,16 @@ impl Roster {
         };
         let cohort = Cohort::parse_optional(fields.cohort)
             .map_err(|e| invalid.push(("cohort", e.to_string())))
-            .ok();
+            .ok()
+            .filter(
+                |c| match reach.check_cohort(c.as_ref().map(|c| c.as_str())) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        invalid.push(("cohort", e.0));
+                        false
+                    }
+                },
+            );
         let (Some(display_name), Some(username), Some(cohort)) = (display_name, username, cohort)
         else {
             return Err(RosterError::Invalid(invalid));
@@ -258,7 +281,7 @@ impl Roster {
                 RosterError::Conflict(messages.join("; "))
             })?;
         drop(conn);
-        let mut created = self.create_students(actor, &planned, via).await?;
+        let mut created = self.create_students(actor, reach, &planned, via).await?;
         Ok(created.remove(0))
     }
 
@@ -398,9 +421,14 @@ impl Roster {
 
     /// The roster as CSV for Excel (UTF-8 with a BOM, formula cells neutralised), audited as an
     /// export.
-    pub async fn export_csv(&self, actor: &Actor) -> Result<Vec<u8>, RosterError> {
+    /// Every student in `reach` as CSV.
+    pub async fn export_csv(&self, actor: &Actor, reach: &Reach) -> Result<Vec<u8>, RosterError> {
         let mut conn = self.pool.acquire().await?;
-        let (rows, _) = db::users::list_students(&mut conn, &StudentFilter::default()).await?;
+        let filter = StudentFilter {
+            reach: reach.cohorts().map(<[String]>::to_vec),
+            ..StudentFilter::default()
+        };
+        let (rows, _) = db::users::list_students(&mut conn, &filter).await?;
         let detail = format!("{} students", rows.len());
         db::audit::record(&mut conn, actor, "roster.export", None, Some(&detail)).await?;
         drop(conn);
@@ -439,7 +467,7 @@ impl Roster {
         }
         let token = secret::random_token();
         let mut tx = self.pool.begin().await?;
-        if !db::api_tokens::insert(&mut tx, name, &secret::hash_token(&token)).await? {
+        if !db::api_tokens::insert(&mut tx, None, name, &secret::hash_token(&token)).await? {
             return Err(RosterError::Conflict(format!(
                 "a token named {name:?} exists already"
             )));

@@ -31,7 +31,7 @@ use crate::{
         sealed::{OpeningKey, SealingKey},
     },
     db::{self, users::UserRow},
-    domain::{Actor, Role, Username},
+    domain::{Actor, Reach, Role, Username},
     jobs::{BoxFuture, JobContext, JobError, JobHandler, JobRow, JobState},
 };
 
@@ -89,12 +89,19 @@ pub enum CardsRead {
 
 impl Roster {
     /// The students a selection names: ticked usernames, or everyone in a cohort (by
-    /// username). Any name that is no student is an error naming them all.
+    /// username). Any name that is no student is an error naming them all; so is any student
+    /// outside `reach`.
     pub async fn select_students(
         &self,
+        reach: &Reach,
         usernames: &[String],
         cohort: Option<&str>,
     ) -> Result<Vec<UserRow>, RosterError> {
+        if let Some(c) = cohort.filter(|c| !c.is_empty()) {
+            reach
+                .check_cohort(Some(c))
+                .map_err(|e| RosterError::NotYours(e.0))?;
+        }
         let mut conn = self.pool.acquire().await?;
         let mut names: Vec<String> = Vec::new();
         if let Some(c) = cohort.filter(|c| !c.is_empty()) {
@@ -143,6 +150,18 @@ impl Roster {
                 parts.push(format!("{garbled} name(s) that are not usernames"));
             }
             return Err(RosterError::NotFound(parts.join("; ")));
+        }
+        let theirs: Vec<&str> = found
+            .iter()
+            .filter(|r| !reach.admits(r.cohort.as_deref()))
+            .map(|r| r.username.as_str())
+            .collect();
+        if !theirs.is_empty() {
+            return Err(RosterError::NotYours(format!(
+                "not in one of your cohorts ({}): {}",
+                reach.describe(),
+                theirs.join(", ")
+            )));
         }
         Ok(found)
     }

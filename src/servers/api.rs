@@ -14,6 +14,7 @@ use crate::{
     domain::Username,
     jobs::Waker,
     web::api::{ApiClient, ApiError},
+    web::routes::{Access, Table},
 };
 
 async fn start(
@@ -24,10 +25,11 @@ async fn start(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let job = servers
-        .start_cohort(&pool, &client.0, &path)
+        .start_cohort(&pool, &client.0, client.reach(), &path)
         .await
         .map_err(|e| match e {
             StartError::Db(d) => d.into(),
+            StartError::NotYours(why) => ApiError::Forbidden(why.0),
             StartError::NoStudents(_) => ApiError::NotFound(e.to_string()),
             other => ApiError::Conflict(other.to_string()),
         })?;
@@ -55,7 +57,7 @@ async fn stop(
     }
 }
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/cohorts/{cohort}/servers/start", web::post().to(start))
-        .route("/students/{username}/server", web::delete().to(stop));
+pub fn routes(t: &mut Table) {
+    t.post("/cohorts/{cohort}/servers/start", Access::Token, start)
+        .delete("/students/{username}/server", Access::Token, stop);
 }

@@ -126,12 +126,18 @@ pub async fn start_cohort(
 ) -> Result<HttpResponse, WebError> {
     form.run(move |form, _| async move {
         let actor = Actor::User(user.username.clone());
-        match servers.start_cohort(&pool, &actor, &form.cohort).await {
+        match servers
+            .start_cohort(&pool, &actor, &user.reach, &form.cohort)
+            .await
+        {
             Ok(job) => {
                 waker.wake();
                 Ok(see_other(&format!("/jobs/{job}")))
             }
             Err(StartError::Db(e)) => Err(e.into()),
+            Err(StartError::NotYours(why)) => {
+                Err(WebError::NotYours(crate::domain::sentence(&why.0)))
+            }
             Err(e @ StartError::NoStudents(_)) => Err(WebError::BadRequest(
                 crate::domain::sentence(&e.to_string()),
             )),

@@ -17,6 +17,9 @@ pub enum StartError {
     NoStudents(String),
     #[error("the camp is paused: an admin resumes it on the students page before servers start")]
     CampPaused,
+    /// A cohort outside the counselor's reach.
+    #[error(transparent)]
+    NotYours(#[from] crate::domain::OutOfReach),
     #[error(transparent)]
     Db(#[from] sqlx::Error),
 }
@@ -27,12 +30,14 @@ impl Servers {
         &self,
         pool: &PgPool,
         actor: &Actor,
+        reach: &crate::domain::Reach,
         cohort: &str,
     ) -> Result<Uuid, StartError> {
         if !self.configured() {
             return Err(StartError::NoHub);
         }
         let cohort = cohort.trim();
+        reach.check_cohort(Some(cohort))?;
         let mut tx = pool.begin().await?;
         if db::camp::pause(&mut tx).await?.is_some() {
             return Err(StartError::CampPaused);

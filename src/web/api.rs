@@ -1,7 +1,8 @@
 //! The JSON API's kit: bearer-token clients and JSON errors (`{error, message}`), shared by
 //! every capability's `api.rs`.
 use actix_web::{
-    dev::Payload, http::StatusCode, web, FromRequest, HttpRequest, HttpResponse, ResponseError,
+    dev::Payload, http::StatusCode, web, FromRequest, HttpMessage, HttpRequest, HttpResponse,
+    ResponseError,
 };
 use futures_util::future::LocalBoxFuture;
 use serde_json::json;
@@ -9,7 +10,7 @@ use serde_json::json;
 use crate::{
     auth::{bearer, secret},
     db,
-    domain::Actor,
+    domain::{Actor, Reach, Role},
     web::extract::handle,
 };
 
@@ -104,25 +105,64 @@ impl ResponseError for ApiError {
     }
 }
 
-/// A request authenticated by an API token.
-pub struct ApiClient(pub Actor);
+/// A request authenticated by an API token: who acts (for the audit log), and the role and
+/// reach of the token's owner (a token made on the command line has none: an admin's).
+#[derive(Clone)]
+pub struct ApiClient(pub Actor, pub Caller);
+
+/// What a token may do: its owner's role and reach, read at each request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub role: Role,
+    pub reach: Reach,
+}
+
+impl ApiClient {
+    pub fn reach(&self) -> &Reach {
+        &self.1.reach
+    }
+
+    /// The token of the request, authenticated once per request (the route table's check and
+    /// the handler's extractor share it).
+    pub async fn authenticate(req: &HttpRequest) -> Result<Self, ApiError> {
+        if let Some(c) = req.extensions().get::<Self>().cloned() {
+            return Ok(c);
+        }
+        let token = bearer::token(req)
+            .filter(|t| t.len() < 200)
+            .ok_or(ApiError::Unauthorized)?;
+        let pool = handle::<sqlx::PgPool>(req).map_err(|_| ApiError::Unauthorized)?;
+        let mut conn = pool.acquire().await?;
+        let found = db::api_tokens::authenticate(&mut conn, &secret::hash_token(token))
+            .await?
+            .ok_or(ApiError::Unauthorized)?;
+        let client = match found.owner {
+            None => ApiClient(
+                Actor::Token(found.name),
+                Caller {
+                    role: Role::Admin,
+                    reach: Reach::All,
+                },
+            ),
+            Some(owner) => ApiClient(
+                Actor::User(owner.username),
+                Caller {
+                    role: owner.role,
+                    reach: Reach::from_column(owner.reach),
+                },
+            ),
+        };
+        req.extensions_mut().insert(client.clone());
+        Ok(client)
+    }
+}
 
 impl FromRequest for ApiClient {
     type Error = ApiError;
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
-        Box::pin(async move {
-            let token = bearer::token(&req)
-                .filter(|t| t.len() < 200)
-                .ok_or(ApiError::Unauthorized)?;
-            let pool = handle::<sqlx::PgPool>(&req).map_err(|_| ApiError::Unauthorized)?;
-            let mut conn = pool.acquire().await?;
-            let name = db::api_tokens::authenticate(&mut conn, &secret::hash_token(token))
-                .await?
-                .ok_or(ApiError::Unauthorized)?;
-            Ok(ApiClient(Actor::Token(name)))
-        })
+        Box::pin(async move { Self::authenticate(&req).await })
     }
 }
 

@@ -24,6 +24,9 @@ pub enum WebError {
     LoginRequired { next: String },
     #[error("you do not have access to this page")]
     Forbidden,
+    /// A student or cohort outside a counselor's reach, said as such.
+    #[error("{0}")]
+    NotYours(String),
     #[error("page not found")]
     NotFound,
     /// A named thing that does not exist, said as such ("No student named 'nosuch'").
@@ -101,7 +104,7 @@ struct CorrelationId(String);
 impl WebError {
     fn title(&self) -> &'static str {
         match self {
-            Self::Forbidden | Self::Csrf => "Not allowed",
+            Self::Forbidden | Self::Csrf | Self::NotYours(_) => "Not allowed",
             Self::NotFound | Self::Missing(_) => "Not found",
             Self::BadRequest(_) => "Something is not right",
             Self::Conflict(_) => "Not possible",
@@ -131,7 +134,7 @@ impl ResponseError for WebError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::LoginRequired { .. } => StatusCode::SEE_OTHER,
-            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::NotYours(_) => StatusCode::FORBIDDEN,
             Self::NotFound | Self::Missing(_) => StatusCode::NOT_FOUND,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Conflict(_) => StatusCode::CONFLICT,

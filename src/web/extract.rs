@@ -45,7 +45,7 @@ pub fn cached_user(req: &HttpRequest) -> Option<CurrentUser> {
     req.extensions().get::<Loaded>().and_then(|l| l.0.clone())
 }
 
-fn next_of(req: &HttpRequest) -> String {
+pub(super) fn next_of(req: &HttpRequest) -> String {
     if req.method() == actix_web::http::Method::GET {
         req.uri()
             .path_and_query()

@@ -14,6 +14,7 @@ pub mod idempotency;
 pub mod metrics;
 pub mod notices;
 pub mod once;
+pub mod routes;
 pub mod seal;
 
 use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};

@@ -317,7 +317,7 @@ impl TestApp {
         let creds = self
             .state
             .roster
-            .create_students(&Actor::System, &plan, "test")
+            .create_students(&Actor::System, &hubdesk::domain::Reach::All, &plan, "test")
             .await
             .unwrap();
         creds[0].password.clone()
@@ -421,9 +421,14 @@ impl TestApp {
     pub async fn api_token_named(&self, name: &str) -> String {
         let token = hubdesk::auth::secret::random_token();
         let mut conn = self.pool.acquire().await.unwrap();
-        db::api_tokens::insert(&mut conn, name, &hubdesk::auth::secret::hash_token(&token))
-            .await
-            .unwrap();
+        db::api_tokens::insert(
+            &mut conn,
+            None,
+            name,
+            &hubdesk::auth::secret::hash_token(&token),
+        )
+        .await
+        .unwrap();
         token
     }
 }

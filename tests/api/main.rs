@@ -22,6 +22,7 @@ mod jobs;
 mod kind_forms;
 mod locks;
 mod login;
+mod matrix;
 mod oidc;
 mod oidc_interop;
 mod pause;

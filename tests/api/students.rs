@@ -98,7 +98,12 @@ async fn list_searches_filters_sorts_and_pages() {
         .unwrap();
     app.state
         .roster
-        .create_students(&hubdesk::domain::Actor::System, &plan, "test")
+        .create_students(
+            &hubdesk::domain::Actor::System,
+            &hubdesk::domain::Reach::All,
+            &plan,
+            "test",
+        )
         .await
         .unwrap();
     sqlx::query("UPDATE users SET disabled = true WHERE username = 's007'")

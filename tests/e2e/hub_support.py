@@ -73,7 +73,8 @@ EXTRA_CONFIG = """\
 import os
 c.JupyterHub.services.append({"name": "e2e", "api_token": os.environ["E2E_HUB_TOKEN"]})
 c.JupyterHub.load_roles.append(
-    {"name": "e2e", "scopes": ["admin:users", "admin:auth_state", "read:groups"], "services": ["e2e"]}
+    {"name": "e2e", "scopes": ["admin:users", "admin:auth_state", "read:groups", "tokens", "access:servers"],
+     "services": ["e2e"]}
 )
 """
 

@@ -17,6 +17,7 @@ import requests
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 
+from e2e_support import HubdeskClient
 from hub_support import (  # noqa: F401 - fixtures are used by name
     ACCESS_TOKEN_TTL,
     CLIENT_ID,
@@ -144,6 +145,48 @@ def test_counselor_allowed_by_the_default_hub(browser, oidc_hubdesk, hubs):
     hub_login(browser, hub, hd, "connie", password)
     model = _assert_hub_user(hub, "connie", groups_has={"counselors"}, admin=False)
     assert "admins" not in model["groups"]
+
+
+def test_a_counselor_given_a_cohort_runs_only_its_servers_on_the_hub(browser, oidc_hubdesk, hubs):
+    """An admin gives Cara cohort Alpha on hubdesk's staff page; at her hub login the groups
+    claim carries cohort-alpha-staff, and the shipped config's role lets her stop Alpha's
+    servers and nobody else's. The control: Connie, a counselor of every cohort, gets no such
+    role and is refused the same call (the hub does not simply let counselors do it)."""
+    hd, hub = oidc_hubdesk, hubs("default")
+    alpha, alpha_pw = hd.create_student("Amy Alpha", cohort="Alpha")
+    beta, beta_pw = hd.create_student("Ben Beta", cohort="Beta")
+    for name, pw in [(alpha, alpha_pw), (beta, beta_pw)]:
+        browser.delete_all_cookies()
+        hub_login(browser, hub, hd, name, pw)
+    cara_pw = hd.create_staff("caraalpha", "counselor", "Cara Alpha")
+    connie_pw = hd.create_staff("conniecamp", "counselor", "Connie Camp")
+    with HubdeskClient(hd.url) as admin:
+        admin.login(hd.admin_user, hd.admin_password)
+        r = admin.submit("/staff", {"reach": "some", "cohort": "Alpha"}, "/staff/caraalpha/cohorts")
+        assert r.status_code == 303, f"{r.status_code} {r.text[:300]}"
+
+    def stop_as(counselor: str, password: str) -> dict[str, int]:
+        browser.delete_all_cookies()
+        hub_login(browser, hub, hd, counselor, password)
+        r = requests.post(f"{hub.url}/hub/api/users/{counselor}/tokens", json={"note": "e2e"},
+                          headers={"Authorization": f"token {hub.e2e_token}"}, timeout=10)
+        assert r.status_code == 201, f"token for {counselor}: {r.status_code} {r.text[:300]}"
+        token = r.json()["token"]
+        out = {}
+        for student in (alpha, beta):
+            r = requests.delete(f"{hub.url}/hub/api/users/{student.lower()}/server",
+                                headers={"Authorization": f"token {token}"}, timeout=10)
+            out[student] = r.status_code
+        return out
+
+    cara = stop_as("caraalpha", cara_pw)
+    model = _assert_hub_user(hub, "caraalpha", groups_has={"counselors", "cohort-alpha-staff"}, admin=False)
+    assert "cohort-beta-staff" not in model["groups"]
+    assert cara[alpha] in (202, 204), f"Cara stopping Alpha's server: {cara}"
+    assert cara[beta] in (403, 404), f"Cara stopping Beta's server: {cara}"
+    connie = stop_as("conniecamp", connie_pw)
+    assert not [g for g in hub.user("conniecamp")["groups"] if g.endswith("-staff")]
+    assert connie[alpha] in (403, 404) and connie[beta] in (403, 404), f"Connie: {connie}"
 
 
 @pytest.mark.parametrize("variant", ["default", "no-counselors"])

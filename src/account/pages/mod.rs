@@ -5,3 +5,4 @@ pub mod notices;
 pub mod password;
 pub mod reset_code;
 pub mod setup;
+pub mod tokens;

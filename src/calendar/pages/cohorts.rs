@@ -92,7 +92,7 @@ pub async fn list(
     user: RequireCounselor,
 ) -> Result<HttpResponse, WebError> {
     let lines = cohorts
-        .list()
+        .list_in(&user.reach)
         .await?
         .into_iter()
         .map(|cohort| Line { cohort })

@@ -203,7 +203,7 @@ pub async fn authorize(
         let account = db::users::find_by_id(&mut conn, user.id)
             .await?
             .ok_or(WebError::NotFound)?;
-        let groups = crate::oidc::claims::groups(account.role, account.cohort.as_deref());
+        let groups = crate::oidc::claims::groups(account.role, account.cohort.as_deref(), None);
         if !client.admits(&groups) {
             return fail(
                 "access_denied",

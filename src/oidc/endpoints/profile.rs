@@ -43,7 +43,7 @@ pub async fn profile(
     let Some((user, p)) = cohorts.profile_of(&name).await? else {
         return Ok(not_found());
     };
-    if user.disabled || !client.admits(&claims::groups(user.role, user.cohort.as_deref())) {
+    if user.disabled || !client.admits(&claims::groups(user.role, user.cohort.as_deref(), None)) {
         return Ok(not_found());
     }
     // While the camp is paused the spawner is told no for students (423, what they are told).

@@ -273,6 +273,7 @@ async fn issue(
             groups: groups(
                 Role::parse(&grant.role).unwrap_or(Role::Student),
                 grant.cohort.as_deref(),
+                grant.looks_after.as_deref(),
             ),
         };
         body["id_token"] = oidc.keys.sign(client.id_token_alg, &claims)?.into();

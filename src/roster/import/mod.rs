@@ -532,3 +532,22 @@ mod crlf_tests {
         assert_eq!(rows[2].display_name.as_str(), "Zoe");
     }
 }
+
+/// Every row whose cohort is outside a counselor's `reach`, as row errors (a counselor imports
+/// into their own cohorts only; a row without a cohort needs every cohort).
+pub fn out_of_reach(rows: &[ImportRow], reach: &crate::domain::Reach) -> Result<(), Vec<RowError>> {
+    let errors: Vec<RowError> = rows
+        .iter()
+        .filter_map(|r| {
+            let why = reach
+                .check_cohort(r.cohort.as_ref().map(|c| c.as_str()))
+                .err()?;
+            Some(RowError::new(r.line, crate::domain::sentence(&why.0)))
+        })
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}

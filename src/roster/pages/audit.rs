@@ -66,6 +66,10 @@ pub async fn list(
         target: non_empty(&q.target),
         before: q.before,
         limit: PAGE,
+        reach: user
+            .reach
+            .cohorts()
+            .map(|c| (user.username.to_string(), c.to_vec())),
     };
     let mut conn = pool.acquire().await?;
     let rows = db::audit::list(&mut conn, &filter).await?;

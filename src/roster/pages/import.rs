@@ -149,15 +149,20 @@ async fn read_submission(req: &HttpRequest, payload: web::Payload) -> Result<Sub
     }
 }
 
-/// Parses and plans `text` against the roster; the inner error lists every bad line.
+/// Parses and plans `text` against the roster; the inner error lists every bad line (a
+/// cohort outside the counselor's `reach` is one).
 async fn parse_and_plan(
     roster: &Roster,
+    reach: &crate::domain::Reach,
     text: &str,
 ) -> Result<Result<Vec<PreviewRow>, Vec<RowError>>, WebError> {
     let rows = match roster::import::parse(text.as_bytes()) {
         Ok(rows) => rows,
         Err(errors) => return Ok(Err(errors)),
     };
+    if let Err(not_yours) = roster::import::out_of_reach(&rows, reach) {
+        return Ok(Err(not_yours));
+    }
     let mut conn = roster.pool.acquire().await?;
     Ok(existing::plan_against_roster(&mut conn, rows).await)
 }
@@ -221,7 +226,7 @@ pub async fn preview(
             );
         }
     };
-    if let Err(errors) = parse_and_plan(&roster, &decoded.text).await? {
+    if let Err(errors) = parse_and_plan(&roster, &user.reach, &decoded.text).await? {
         return rejected(
             &config,
             &user,
@@ -253,7 +258,7 @@ pub async fn show_preview(
         .await?
         .ok_or(WebError::NotFound)?;
     drop(conn);
-    let rows = match parse_and_plan(&roster, &draft.body).await? {
+    let rows = match parse_and_plan(&roster, &user.reach, &draft.body).await? {
         Ok(rows) => rows,
         Err(errors) => {
             return rejected(
@@ -326,7 +331,7 @@ async fn create_class(
     form: CommitForm,
     keep: &Keep,
 ) -> Result<HttpResponse, WebError> {
-    let rows = match parse_and_plan(roster, &form.csv).await? {
+    let rows = match parse_and_plan(roster, &user.reach, &form.csv).await? {
         Ok(rows) => rows,
         Err(errors) => return rejected(config, user, form.csv, errors, StatusCode::CONFLICT),
     };
@@ -351,8 +356,15 @@ async fn create_class(
         Vec::new()
     } else {
         let actor = Actor::User(user.username.clone());
-        match roster.create_students(&actor, &create, "import").await {
+        match roster
+            .create_students(&actor, &user.reach, &create, "import")
+            .await
+        {
             Ok(creds) => creds,
+            Err(RosterError::NotYours(message)) => {
+                let errors = vec![RowError { line: 0, message }];
+                return rejected(config, user, form.csv, errors, StatusCode::FORBIDDEN);
+            }
             Err(RosterError::Duplicate(name)) => {
                 let message = format!("username '{name}' was taken meanwhile");
                 let errors = vec![RowError { line: 0, message }];

@@ -19,6 +19,7 @@ impl From<RosterError> for WebError {
             RosterError::NotFound(what) => Self::Missing(what),
             RosterError::Duplicate(_) | RosterError::Invalid(_) => Self::BadRequest(e.to_string()),
             RosterError::OwnAccount | RosterError::Conflict(_) => Self::Conflict(e.to_string()),
+            RosterError::NotYours(why) => Self::NotYours(why),
             RosterError::Db(e) => e.into(),
             RosterError::Internal(e) => Self::Internal(e),
         }

@@ -102,7 +102,11 @@ pub async fn confirm_form(
         done_job: done_job.clone(),
     };
     match roster
-        .select_students(&names, Some(cohort.as_str()).filter(|c| !c.is_empty()))
+        .select_students(
+            &user.reach,
+            &names,
+            Some(cohort.as_str()).filter(|c| !c.is_empty()),
+        )
         .await
     {
         Ok(students) => html(&page(students, String::new())),
@@ -138,7 +142,7 @@ pub async fn confirm(
     let (names, cohort) = selection(&form);
     // The confirmation lists every student by name, the cohort only labels the batch: the
     // students confirmed are exactly those shown.
-    let students = roster.select_students(&names, None).await?;
+    let students = roster.select_students(&user.reach, &names, None).await?;
     let actor = Actor::User(user.username.clone());
     let cohort = Some(cohort.as_str()).filter(|c| !c.is_empty());
     match roster

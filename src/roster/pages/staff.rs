@@ -8,14 +8,14 @@ use crate::{
     auth::throttle,
     config::Config,
     db::{self, users::UserRow},
-    domain::{Actor, Role, Username},
+    domain::{Actor, Reach, Role, Username},
     roster::{
         ops::{self, Scope},
         Roster, RosterError,
     },
     web::{
         form::{self, FieldErrors},
-        html, html_status, see_other, Once, Page, RequireAdmin, WebError,
+        html, html_status, see_other, Csrf, Once, Page, RequireAdmin, WebError,
     },
 };
 
@@ -35,6 +35,10 @@ pub struct StaffPage {
     pub password: String,
     pub errors: FieldErrors,
     pub min_length: usize,
+    /// Every cohort a counselor can be given.
+    pub cohorts: Vec<String>,
+    /// Each counselor's reach, by username.
+    pub reaches: std::collections::HashMap<String, Reach>,
 }
 
 impl StaffPage {
@@ -44,6 +48,25 @@ impl StaffPage {
 
     pub fn is_locked(&self, username: &Username) -> bool {
         self.locked.iter().any(|u| u == username.as_str())
+    }
+
+    /// A counselor's reach in words ("every cohort", "Morning, Evening").
+    pub fn reach_words(&self, username: &Username) -> String {
+        self.reaches
+            .get(username.as_str())
+            .map_or_else(|| "every cohort".into(), Reach::describe)
+    }
+
+    pub fn reaches_all(&self, username: &Username) -> bool {
+        self.reaches
+            .get(username.as_str())
+            .is_none_or(Reach::is_all)
+    }
+
+    pub fn looks_after(&self, username: &Username, cohort: &str) -> bool {
+        self.reaches
+            .get(username.as_str())
+            .is_some_and(|r| !r.is_all() && r.admits(Some(cohort)))
     }
 
     /// The admin looking at the page gets no buttons on their own row.
@@ -61,15 +84,37 @@ pub struct StaffQuery {
     disabled: Option<String>,
     enabled: Option<String>,
     unlocked: Option<String>,
+    cohorts: Option<String>,
 }
 
-/// The staff accounts, and which of them are locked out.
-async fn staff_and_locks(roster: &Roster) -> Result<(Vec<UserRow>, Vec<String>), WebError> {
+/// The staff accounts, which of them are locked out, the cohorts and the counselors' reach.
+struct Staff {
+    staff: Vec<UserRow>,
+    locked: Vec<String>,
+    cohorts: Vec<String>,
+    reaches: std::collections::HashMap<String, Reach>,
+}
+
+async fn staff_and_locks(roster: &Roster) -> Result<Staff, WebError> {
     let mut conn = roster.pool.acquire().await?;
     let staff = db::users::list_staff(&mut conn).await?;
     let names: Vec<&str> = staff.iter().map(|s| s.username.as_str()).collect();
     let locked = throttle::locked_accounts(&mut conn, &names).await?;
-    Ok((staff, locked))
+    let mut cohorts = db::users::cohorts(&mut conn).await?;
+    cohorts.extend(db::cohorts::names(&mut conn).await?);
+    cohorts.sort();
+    cohorts.dedup();
+    let reaches = db::users::counselor_cohorts(&mut conn)
+        .await?
+        .into_iter()
+        .map(|(u, c)| (u.to_string(), Reach::from_column(c)))
+        .collect();
+    Ok(Staff {
+        staff,
+        locked,
+        cohorts,
+        reaches,
+    })
 }
 
 impl StaffQuery {
@@ -84,6 +129,12 @@ impl StaffQuery {
             .or_else(|| account(&self.disabled, "disabled: logged out everywhere"))
             .or_else(|| account(&self.enabled, "enabled again"))
             .or_else(|| account(&self.unlocked, "unlocked: they can log in again"))
+            .or_else(|| {
+                account(
+                    &self.cohorts,
+                    "looks after new cohorts from their next click",
+                )
+            })
     }
 }
 
@@ -93,13 +144,20 @@ pub async fn list(
     user: RequireAdmin,
     q: web::Query<StaffQuery>,
 ) -> Result<HttpResponse, WebError> {
-    let (staff, locked) = staff_and_locks(&roster).await?;
+    let Staff {
+        staff,
+        locked,
+        cohorts,
+        reaches,
+    } = staff_and_locks(&roster).await?;
     let page = Page::for_user(&config, &user, "Staff").with_notice(q.notice().as_deref());
     html(&StaffPage {
         form_id: page.new_form_id(),
         page,
         staff,
         locked,
+        cohorts,
+        reaches,
         username: String::new(),
         display_name: String::new(),
         role: "counselor".into(),
@@ -180,12 +238,19 @@ async fn create_account(
             Err(e) => return Err(e.into()),
         }
     }
-    let (staff, locked) = staff_and_locks(roster).await?;
+    let Staff {
+        staff,
+        locked,
+        cohorts,
+        reaches,
+    } = staff_and_locks(roster).await?;
     let page = StaffPage {
         page: Page::for_user(config, user, "Staff"),
         form_id,
         staff,
         locked,
+        cohorts,
+        reaches,
         username: form.username.clone(),
         display_name: form.display_name.clone(),
         role: form.role.clone(),
@@ -231,4 +296,37 @@ pub async fn account_action(
         Ok(see_other(&format!("/staff?{}={name}", action.done())))
     })
     .await
+}
+
+/// Which cohorts a counselor looks after (`POST /staff/{username}/cohorts`): `reach=all`, or
+/// `reach=some` with `cohort` repeated (none ticked: no student at all until one is).
+pub async fn set_cohorts(
+    roster: web::Data<Roster>,
+    user: RequireAdmin,
+    path: web::Path<String>,
+    form: Csrf<Vec<(String, String)>>,
+) -> Result<HttpResponse, WebError> {
+    let values = |k: &'static str| {
+        form.iter()
+            .filter(move |(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .collect::<Vec<String>>()
+    };
+    let reach = match values("reach").first().map(String::as_str) {
+        Some("all") => Reach::All,
+        Some("some") => Reach::Cohorts(values("cohort")),
+        _ => return Err(WebError::BadRequest("Choose every cohort or some.".into())),
+    };
+    let actor = Actor::User(user.username.clone());
+    match roster.set_reach(&actor, &path, reach).await {
+        Ok(_) => Ok(see_other(&format!("/staff?cohorts={}", path.as_str()))),
+        Err(RosterError::Invalid(problems)) => Err(WebError::BadRequest(
+            problems
+                .into_iter()
+                .map(|(_, m)| form::sentence(&m))
+                .collect::<Vec<_>>()
+                .join(" "),
+        )),
+        Err(e) => Err(e.into()),
+    }
 }

@@ -183,10 +183,12 @@ pub async fn list(
         descending,
         limit: PAGE_SIZE,
         offset: (page_no - 1).saturating_mul(PAGE_SIZE),
+        reach: user.reach.cohorts().map(<[String]>::to_vec),
     };
     let mut conn = roster.pool.acquire().await?;
     let (rows, total) = db::users::list_students(&mut conn, &filter).await?;
-    let cohorts = db::users::cohorts(&mut conn).await?;
+    let mut cohorts = db::users::cohorts(&mut conn).await?;
+    cohorts.retain(|c| user.reach.admits(Some(c)));
     let address_locks = db::throttle::address_locks(&mut conn)
         .await?
         .into_iter()
@@ -345,7 +347,8 @@ pub async fn new_form(
     user: RequireCounselor,
 ) -> Result<HttpResponse, WebError> {
     let mut conn = roster.pool.acquire().await?;
-    let cohorts = db::users::cohorts(&mut conn).await?;
+    let mut cohorts = db::users::cohorts(&mut conn).await?;
+    cohorts.retain(|c| user.reach.admits(Some(c)));
     let page = Page::for_user(&config, &user, "Add a student");
     html(&NewStudentPage {
         form_id: page.new_form_id(),
@@ -397,7 +400,10 @@ async fn add_student(
     };
     let actor = Actor::User(user.username.clone());
     let mut errors = FieldErrors::default();
-    match roster.add_student(&actor, fields, "form").await {
+    match roster
+        .add_student(&actor, &user.reach, fields, "form")
+        .await
+    {
         Ok(cred) => return shown::keep(keep, form_id, Made::Student, &[cred], false, vec![]),
         Err(RosterError::Invalid(problems)) => {
             for (field, message) in problems {
@@ -411,7 +417,8 @@ async fn add_student(
         Err(e) => return Err(e.into()),
     }
     let mut conn = roster.pool.acquire().await?;
-    let cohorts = db::users::cohorts(&mut conn).await?;
+    let mut cohorts = db::users::cohorts(&mut conn).await?;
+    cohorts.retain(|c| user.reach.admits(Some(c)));
     let page = NewStudentPage {
         page: Page::for_user(config, user, "Add a student"),
         form_id: form_id.to_string(),
@@ -678,7 +685,7 @@ pub async fn export(
     user: RequireCounselor,
 ) -> Result<HttpResponse, WebError> {
     let body = roster
-        .export_csv(&Actor::User(user.username.clone()))
+        .export_csv(&Actor::User(user.username.clone()), &user.reach)
         .await?;
     Ok(HttpResponse::Ok()
         .content_type("text/csv; charset=utf-8")
