@@ -53,7 +53,7 @@ impl Reach {
             return Ok(());
         }
         Err(OutOfReach(format!(
-            "{username} is not in one of your cohorts ({})",
+            "the student {username} is not in one of your cohorts ({})",
             self.describe()
         )))
     }
@@ -106,7 +106,7 @@ mod tests {
         let r = some(&["Morning"]);
         assert_eq!(
             r.check_student("ada", Some("Evening")).unwrap_err().0,
-            "ada is not in one of your cohorts (Morning)"
+            "the student ada is not in one of your cohorts (Morning)"
         );
         assert!(r.check_cohort(Some("Morning")).is_ok());
         assert!(r.check_cohort(None).unwrap_err().0.contains("choose one"));
