@@ -780,3 +780,118 @@ async fn a_home_reset_stops_the_real_server_first_and_the_file_survives_in_the_a
         "my analysis"
     );
 }
+
+/// Issue 18's pause at a class's size, against the real hub: ten students' servers really run
+/// (jupyter_server processes, started by hubdesk's cohort start); the admin pauses the camp on
+/// the students page, and the hub reports every one of them gone within 60 s; a student's login
+/// is refused with the message while a counselor's works. (The camp in a box pauses three
+/// servers on the swarm, test_camp.py step 6.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pause_stops_a_ten_student_class_on_the_real_hub_within_a_minute() {
+    let Some(venv) = venv() else { return };
+    let (hub, _) = RealHub::start(&venv).await;
+    let class: Vec<String> = (1..=10).map(|i| format!("s{i:02}")).collect();
+    let names: Vec<&str> = class.iter().map(String::as_str).collect();
+    hub.create_users(&names).await;
+    let homes = hub.dir.join("homes");
+    let (api, token, hub_url) = (hub.api.clone(), hub.service_token.clone(), hub.url.clone());
+    let app = crate::helpers::spawn_app_with(move |c| {
+        c.hub.url = format!("{hub_url}/hub/");
+        c.hub.api_url = api;
+        c.hub.api_token = Some(SecretString::new(token));
+        c.homes.root = Some(homes);
+    })
+    .await;
+    let desk_token = app.api_token().await;
+    let mut passwords = Vec::new();
+    for n in &names {
+        passwords.push(
+            app.create_student(&format!("Student {n}"), n, Some("ten"))
+                .await,
+        );
+    }
+    app.create_user(
+        hubdesk::domain::Role::Counselor,
+        "connie",
+        crate::helpers::PASSWORD,
+    )
+    .await;
+    // Every home made (their jobs ran), then the cohort's servers start.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while app
+        .count("SELECT count(*) FROM jobs WHERE state IN ('queued', 'running')")
+        .await
+        > 0
+    {
+        assert!(Instant::now() < deadline, "homes not made");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let r = app
+        .client
+        .post(app.url("/api/v1/cohorts/ten/servers/start"))
+        .bearer_auth(&desk_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let job = r.json::<Value>().await.unwrap()["job"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let started = app.job_done(&desk_token, &job).await;
+    assert_eq!(started["state"], "succeeded", "{started}");
+    let rest = client(&hub.api, &hub.service_token, Duration::from_secs(10));
+    let running = || async {
+        let mut up = Vec::new();
+        for n in &names {
+            if rest
+                .user(&name(n))
+                .await
+                .unwrap()
+                .is_some_and(|u| u.running())
+            {
+                up.push(n.to_string());
+            }
+        }
+        up
+    };
+    let deadline = Instant::now() + SERVER_PATIENCE * 2;
+    while running().await.len() < names.len() {
+        assert!(
+            Instant::now() < deadline,
+            "not all ten started: {:?}",
+            running().await
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    app.as_admin().await;
+    let t0 = Instant::now();
+    let r = app
+        .post_form_from("/students", "/camp/pause", &[("message", "Fire drill")])
+        .await;
+    assert_eq!(r.status(), reqwest::StatusCode::SEE_OTHER);
+    loop {
+        let up = running().await;
+        if up.is_empty() {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "still running 60 s after the pause: {up:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let took = t0.elapsed();
+    eprintln!("pause: 10 real student servers gone from the hub in {took:.1?}");
+    let r = app.other_browser().login("s01", &passwords[0]).await;
+    assert_eq!(r.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("The camp is paused: Fire drill."));
+    app.other_browser()
+        .login_ok("connie", crate::helpers::PASSWORD)
+        .await;
+}

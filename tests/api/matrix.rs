@@ -286,6 +286,11 @@ async fn every_route_refuses_exactly_whom_it_should() {
         failures.len(),
         failures.join("\n")
     );
+    eprintln!(
+        "authorization matrix: {checked} requests over {} routes ({} public, not asked)",
+        table.len(),
+        table.iter().filter(|r| r.access == Access::Public).count()
+    );
     assert!(checked > 500, "only {checked} requests");
 }
 
@@ -353,6 +358,28 @@ async fn what_a_counselor_reads_leaves_out_other_cohorts() {
     }
 }
 
+impl Cast {
+    /// `GET path` with `token`.
+    async fn with_token(&self, path: &str, token: &str) -> reqwest::Response {
+        let url = self.app.url(path);
+        self.app
+            .client
+            .get(url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn set_reach(&self, counselor: &str, reach: Reach) {
+        let roster = &self.app.state.roster;
+        roster
+            .set_reach(&Actor::System, counselor, reach)
+            .await
+            .unwrap();
+    }
+}
+
 #[tokio::test]
 async fn removing_an_assignment_takes_effect_on_the_next_request() {
     let cast = cast().await;
@@ -361,71 +388,29 @@ async fn removing_an_assignment_takes_effect_on_the_next_request() {
     let page = format!("/students/{ALPHA_STUDENT}");
     let api = format!("/api/v1/students/{ALPHA_STUDENT}/home");
     assert_eq!(cara.get(&page).await.status(), 200);
-    let r = cast
-        .app
-        .client
-        .get(cast.app.url(&api))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    assert_ne!(r.status(), 403);
-    cast.app
-        .state
-        .roster
-        .set_reach(
-            &Actor::System,
-            "caraalpha",
-            Reach::Cohorts(vec!["Beta".into()]),
-        )
-        .await
-        .unwrap();
+    assert_ne!(cast.with_token(&api, token).await.status(), 403);
+    cast.set_reach("caraalpha", Reach::Cohorts(vec!["Beta".into()]))
+        .await;
     let r = cara.get(&page).await;
     assert_eq!(r.status(), 403);
-    assert!(r
-        .text()
-        .await
-        .unwrap()
-        .contains("not in one of your cohorts (Beta)"));
-    let r = cast
-        .app
-        .client
-        .get(cast.app.url(&api))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 403);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("not in one of your cohorts (Beta)"), "{body}");
+    assert_eq!(cast.with_token(&api, token).await.status(), 403);
     // Every cohort again: back at once.
-    cast.app
-        .state
-        .roster
-        .set_reach(&Actor::System, "caraalpha", Reach::All)
-        .await
-        .unwrap();
+    cast.set_reach("caraalpha", Reach::All).await;
     assert_eq!(cara.get(&page).await.status(), 200);
     // A disabled owner's token stops working.
     let (boss, csrf) = &cast.browsers[&Who::Admin];
+    let form_id = uuid::Uuid::new_v4().to_string();
     let r = boss
         .client
         .post(boss.url("/staff/caraalpha/disable"))
-        .form(&[
-            ("csrf_token", csrf.as_str()),
-            ("form_id", &uuid::Uuid::new_v4().to_string()),
-        ])
+        .form(&[("csrf_token", csrf.as_str()), ("form_id", &form_id)])
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 303);
-    let r = cast
-        .app
-        .client
-        .get(cast.app.url(&api))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 401);
+    assert_eq!(cast.with_token(&api, token).await.status(), 401);
 }
 
 #[test]
