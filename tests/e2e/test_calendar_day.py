@@ -110,10 +110,27 @@ class Day:
         t = dt.datetime.fromisoformat(last.replace("Z", "+00:00"))
         return (dt.datetime.now(dt.timezone.utc) - t).total_seconds()
 
+    def running_secs(self, user: str) -> float:
+        """How long the user's notebook task has run where it runs now. A drain restarts it on
+        another worker, and the hub's last activity catches up with that restart only when the
+        new server reports in: until then the hub calls a just-moved server idle."""
+        for t in self.camp.service_tasks(self.service(user)):
+            if t.get("DesiredState") == "Running" and str(t.get("CurrentState", "")).startswith("Running"):
+                ts = self.camp.swarm.inner("inspect", "-f", "{{.Status.Timestamp}}", t["ID"], check=False).strip()
+                m = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)$", ts)
+                if not m:
+                    return 0.0
+                tz = "+00:00" if m.group(3) == "Z" else m.group(3)
+                since = dt.datetime.fromisoformat(m.group(1) + (m.group(2) or ".0")[:7] + tz)
+                return (dt.datetime.now(dt.timezone.utc) - since).total_seconds()
+        return 0.0
+
     def wait_idle(self, users: list[str], secs: float) -> None:
         """Idleness is real time (the hub's last activity): the grace is 1 min, so wait until
-        every one of them has been idle longer (a server a drain moved counts from its move)."""
-        cs.wait_for(f"{users} idle for {secs:.0f} s", lambda: all(self.idle_secs(u) > secs for u in users),
+        every one of them has been idle longer, and has run where it runs now longer (a server
+        a drain moved counts from its move, which the hub learns late)."""
+        cs.wait_for(f"{users} idle for {secs:.0f} s",
+                    lambda: all(min(self.idle_secs(u), self.running_secs(u)) > secs for u in users),
                     240, every=2)
 
 

@@ -359,8 +359,14 @@ def test_camp_in_a_box(camp: cs.Camp, browser, screenshot):
     cs.wait_for(f"{evening}'s server ready again", lambda: server_ready(camp, evening), SPAWN_TIMEOUT, every=2)
     clear_cookies(d)
     login(d, hd.url, cs.COUNSELOR, camp.counselor_password)
-    d.get(hd.url + "/board")
-    row = visible(d, f"#board tr.board-row[data-username='{evening}']")
+    # The board agrees within a sweep or two (the timeline closes the start once the swarm's
+    # task runs; the hub may say ready a moment before).
+    def board_row():
+        d.get(hd.url + "/board")
+        return visible(d, f"#board tr.board-row[data-username='{evening}']")
+    cs.wait_for(f"{evening} ready on the board", lambda: board_row().get_attribute("data-state") == "ready",
+                15, every=1)
+    row = board_row()
     assert row.get_attribute("data-state") == "ready" and "My notebook is stuck" in row.text, row.text
     d.get(f"{hd.url}/students/{evening}")
     failed = d.find_elements(By.CSS_SELECTOR, "#start-list li.start[data-outcome='failed']")
