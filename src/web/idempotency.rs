@@ -103,6 +103,9 @@ async fn decide(
         .await
         .map_err(ApiError::from)?
     {
+        // The key's lock goes with the transaction: ended here, not whenever the pool gets
+        // round to a dropped one (a retry right behind would find it held and get a 409).
+        release(tx).await;
         if stored.fingerprint != fingerprint {
             let resp = HttpResponse::UnprocessableEntity().json(json!({
                 "error": "idempotency_key_reused",
@@ -147,13 +150,25 @@ async fn decide(
                     tracing::error!(error = %e, "an idempotency key was not recorded");
                 }
             }
-            Err(e) => tracing::error!(error = %e, "an idempotency key was not recorded"),
+            Err(e) => {
+                tracing::error!(error = %e, "an idempotency key was not recorded");
+                release(tx).await;
+            }
         }
+    } else {
+        release(tx).await;
     }
     Ok(ServiceResponse::new(
         http,
         head.set_body(BoxBody::new(bytes)),
     ))
+}
+
+/// Ends a transaction that holds a key's lock and keeps nothing.
+async fn release(tx: sqlx::Transaction<'_, sqlx::Postgres>) {
+    if let Err(e) = tx.rollback().await {
+        tracing::warn!(error = %e, "an idempotency key's lock was not released at once");
+    }
 }
 
 /// The key as sent: an RFC 8941 string (`"…"`) or, forgiving, the bare text; 1–255 visible
