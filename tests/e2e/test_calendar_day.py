@@ -116,7 +116,9 @@ class Day:
         new server reports in: until then the hub calls a just-moved server idle."""
         for t in self.camp.service_tasks(self.service(user)):
             if t.get("DesiredState") == "Running" and str(t.get("CurrentState", "")).startswith("Running"):
-                ts = self.camp.swarm.inner("inspect", "-f", "{{.Status.Timestamp}}", t["ID"], check=False).strip()
+                # json: RFC 3339 (a bare time prints in Go's own layout)
+                ts = self.camp.swarm.inner("inspect", "--type", "task", "-f", "{{json .Status.Timestamp}}",
+                                           t["ID"], check=False).strip().strip('"')
                 m = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)$", ts)
                 if not m:
                     return 0.0
