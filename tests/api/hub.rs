@@ -411,6 +411,33 @@ async fn wait_until(
     }
 }
 
+/// Waits until no job is queued or running (the students' homes are made), then starts
+/// `cohort`'s servers through hubdesk's API; the job once it has ended.
+async fn start_cohort(app: &crate::helpers::TestApp, token: &str, cohort: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while app
+        .count("SELECT count(*) FROM jobs WHERE state IN ('queued', 'running')")
+        .await
+        > 0
+    {
+        assert!(Instant::now() < deadline, "the homes' jobs never ended");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let r = app
+        .client
+        .post(app.url(&format!("/api/v1/cohorts/{cohort}/servers/start")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let job = r.json::<Value>().await.unwrap()["job"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.job_done(token, &job).await
+}
+
 fn keys(v: &Value) -> BTreeSet<String> {
     v.as_object().unwrap().keys().cloned().collect()
 }
@@ -681,28 +708,11 @@ async fn a_home_reset_stops_the_real_server_first_and_the_file_survives_in_the_a
     };
     // The home exists before the server starts (its job ran), then the cohort starts.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !home.is_dir()
-        || app
-            .count("SELECT count(*) FROM jobs WHERE state IN ('queued', 'running')")
-            .await
-            > 0
-    {
+    while !home.is_dir() {
         assert!(Instant::now() < deadline, "no home for ada");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let r = app
-        .client
-        .post(app.url("/api/v1/cohorts/blue/servers/start"))
-        .bearer_auth(&desk_token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
-    let started = job(r.json::<Value>().await.unwrap()["job"]
-        .as_str()
-        .unwrap()
-        .to_string())
-    .await;
+    let started = start_cohort(&app, &desk_token, "blue").await;
     assert_eq!(started["state"], "succeeded", "{started}");
     let rest = client(&hub.api, &hub.service_token, Duration::from_secs(10));
     let ada = name("ada");
@@ -817,28 +827,7 @@ async fn a_pause_stops_a_ten_student_class_on_the_real_hub_within_a_minute() {
     )
     .await;
     // Every home made (their jobs ran), then the cohort's servers start.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while app
-        .count("SELECT count(*) FROM jobs WHERE state IN ('queued', 'running')")
-        .await
-        > 0
-    {
-        assert!(Instant::now() < deadline, "homes not made");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let r = app
-        .client
-        .post(app.url("/api/v1/cohorts/ten/servers/start"))
-        .bearer_auth(&desk_token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
-    let job = r.json::<Value>().await.unwrap()["job"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let started = app.job_done(&desk_token, &job).await;
+    let started = start_cohort(&app, &desk_token, "ten").await;
     assert_eq!(started["state"], "succeeded", "{started}");
     let rest = client(&hub.api, &hub.service_token, Duration::from_secs(10));
     let running = || async {
