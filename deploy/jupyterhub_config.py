@@ -260,7 +260,8 @@ if hubdesk_service_token:
     #   list:users      GET  /hub/api/users (paginated)        — the student list
     #   read:users      the user model's name, admin, last_activity, pending (read:users also
     #                   covers groups/roles/created, which hubdesk itself issues as the IdP)
-    #   read:servers    the user model's `servers` (started, last_activity, pending, ready, url)
+    #   read:servers    the user model's `servers` (started, last_activity, pending, ready, url),
+    #                   and GET /hub/api/users/{name}/server/progress: why a start failed
     #   start:servers   POST   /hub/api/users/{name}/server    — start a cohort before class
     #   delete:servers  DELETE /hub/api/users/{name}/server    — stop (reset, disable)
     # In 6.x `servers` is exactly read:servers + start:servers + delete:servers; the three are

@@ -355,7 +355,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .get("/audit", Access::Counselor, roster_pages::audit::list)
         .get("/homes/purge", Access::Admin, homes::pages::purge_form)
-        .post("/homes/purge", Access::Admin, homes::pages::purge);
+        .post("/homes/purge", Access::Admin, homes::pages::purge)
+        // Coursework (issue 19): hand out a course folder; the reach is checked in the
+        // service (the path names no student or cohort).
+        .get("/coursework", Access::Counselor, homes::pages::coursework)
+        .post(
+            "/coursework/handout",
+            Access::Counselor,
+            homes::pages::hand_out,
+        );
     // The calendar: cohorts' class times and profiles.
     t.get("/cohorts", Access::Counselor, cohort_pages::list)
         .get("/cohorts/{slug}", Access::Counselor, cohort_pages::show)

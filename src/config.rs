@@ -85,6 +85,29 @@ pub struct CalendarConfig {
     pub test_clock_file: Option<PathBuf>,
 }
 
+impl CalendarConfig {
+    /// The camp's clock: the test clock's file when one is set, else the system's.
+    pub fn clock(&self) -> std::sync::Arc<dyn crate::domain::clock::Clock> {
+        match &self.test_clock_file {
+            Some(path) => {
+                std::sync::Arc::new(crate::domain::clock::FileClock { path: path.clone() })
+            }
+            None => std::sync::Arc::new(crate::domain::clock::SystemClock),
+        }
+    }
+
+    /// "Now" by the camp's clock.
+    pub fn now(&self) -> time::OffsetDateTime {
+        let now = match &self.test_clock_file {
+            Some(path) => crate::domain::clock::Clock::now(&crate::domain::clock::FileClock {
+                path: path.clone(),
+            }),
+            None => jiff::Timestamp::now(),
+        };
+        crate::domain::clock::to_offset(now)
+    }
+}
+
 impl Default for CalendarConfig {
     fn default() -> Self {
         Self {
@@ -596,6 +619,12 @@ pub struct HomesConfig {
     /// Course materials copied into every new home (files, directories, symlinks as links).
     #[serde(default)]
     pub template: Option<PathBuf>,
+    /// Course folders to hand out (issue 19): each directory in it can be copied into the
+    /// homes of a cohort as `~/<folder>/`, never overwriting a student's file. Default
+    /// `<root>/.courses` (on the homes filesystem, where no notebook mounts it); missing: no
+    /// folder to hand out yet.
+    #[serde(default)]
+    pub courses: Option<PathBuf>,
     /// Owner of the homes: the notebook user of the images (jovyan is 1000:100).
     pub uid: u32,
     pub gid: u32,
@@ -638,6 +667,7 @@ impl Default for HomesConfig {
         Self {
             root: None,
             template: None,
+            courses: None,
             uid: 1000,
             gid: 100,
             archive: None,

@@ -111,16 +111,13 @@ impl AppState {
         // --- end cluster desk ---
         let cohorts =
             crate::calendar::cohorts::Cohorts::new(pool.clone(), config.ui.timezone.clone());
-        let clock: Arc<dyn crate::calendar::clock::Clock> = match &config.calendar.test_clock_file {
-            Some(path) => Arc::new(crate::calendar::clock::FileClock { path: path.clone() }),
-            None => Arc::new(crate::calendar::clock::SystemClock),
-        };
+        let clock = config.calendar.clock();
         let calendar = crate::calendar::runner::Calendar {
             pool: pool.clone(),
             cohorts: cohorts.clone(),
             cluster: cluster.clone(),
             servers: servers.clone(),
-            clock,
+            clock: clock.clone(),
             config: config.calendar.clone(),
             zone: config.ui.timezone.zone().clone(),
         };
@@ -136,6 +133,7 @@ impl AppState {
             announcements: crate::announcements::Announcements::new(
                 pool.clone(),
                 config.ui.timezone.zone().clone(),
+                clock,
             ),
             cohorts,
             calendar,

@@ -268,6 +268,13 @@ pub fn job_title(
                 .to_string(),
         ),
         JobKind::ServersStop | JobKind::ServersRestart => (None, String::new()),
+        JobKind::HomesHandOut => (
+            p.get("usernames").and_then(Value::as_array).map(Vec::len),
+            p.get("folder")
+                .and_then(Value::as_str)
+                .unwrap_or("?")
+                .to_string(),
+        ),
         JobKind::RosterResetPasswords => (
             p.get("usernames").and_then(Value::as_array).map(Vec::len),
             String::new(),
@@ -330,6 +337,25 @@ pub fn job_outcome(row: &JobRow, archive_bytes: Option<u64>) -> Option<String> {
                 ),
                 None => "the archived home is back".into(),
             }
+        }
+        JobKind::HomesHandOut => {
+            let n = |k: &str| result.get(k).and_then(Value::as_u64).unwrap_or(0);
+            let (homes, written, conflicts) = (n("homes"), n("written"), n("conflicts"));
+            let mut said = format!(
+                "{} in {homes} {}, {written} new {}",
+                result
+                    .get("folder")
+                    .and_then(Value::as_str)
+                    .unwrap_or("the folder"),
+                if homes == 1 { "home" } else { "homes" },
+                if written == 1 { "file" } else { "files" },
+            );
+            if conflicts > 0 {
+                said.push_str(&format!(
+                    "; {conflicts} written beside a student's own (listed on their pages)"
+                ));
+            }
+            said
         }
         JobKind::HomesCreateMany => {
             let created = result.get("created").and_then(Value::as_array)?.len();

@@ -6,12 +6,17 @@
 pub mod pages;
 pub mod post;
 
+use std::sync::Arc;
+
 use sqlx::PgPool;
 use time::OffsetDateTime;
 
 use crate::{
     db::{self, announcements::AnnouncementRow},
-    domain::Actor,
+    domain::{
+        clock::{to_offset, Clock},
+        Actor,
+    },
 };
 
 /// Longest message (the column's check says the same).
@@ -33,17 +38,24 @@ pub struct Announcements {
     pub pool: PgPool,
     /// `[ui] timezone`: the zone the form's times are typed in.
     pub zone: jiff::tz::TimeZone,
+    /// The camp's clock: an announcement begins and ends by it.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Announcements {
-    pub fn new(pool: PgPool, zone: jiff::tz::TimeZone) -> Self {
-        Self { pool, zone }
+    pub fn new(pool: PgPool, zone: jiff::tz::TimeZone, clock: Arc<dyn Clock>) -> Self {
+        Self { pool, zone, clock }
+    }
+
+    /// Now, by the camp's clock.
+    pub fn now(&self) -> OffsetDateTime {
+        to_offset(self.clock.now())
     }
 
     /// Those on now or coming, and those that ended in the last day (for the staff page).
     pub async fn recent(&self) -> Result<Vec<AnnouncementRow>, AnnounceError> {
         let mut conn = self.pool.acquire().await?;
-        let since = OffsetDateTime::now_utc() - time::Duration::days(1);
+        let since = self.now() - time::Duration::days(1);
         Ok(db::announcements::since(&mut conn, since).await?)
     }
 
@@ -56,7 +68,7 @@ impl Announcements {
     /// Ends one now (audited).
     pub async fn end_now(&self, actor: &Actor, id: i64) -> Result<(), AnnounceError> {
         let mut tx = self.pool.begin().await?;
-        let a = db::announcements::end_now(&mut tx, id)
+        let a = db::announcements::end_now(&mut tx, id, self.now())
             .await?
             .ok_or(AnnounceError::NotFound(id))?;
         db::audit::record(

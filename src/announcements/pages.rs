@@ -54,7 +54,7 @@ async fn render(
     status: StatusCode,
 ) -> Result<HttpResponse, WebError> {
     let page = Page::for_user(config, user, "Announcements").with_notice(notice);
-    let now = time::OffsetDateTime::now_utc();
+    let now = announcements.now();
     let lines = announcements
         .recent()
         .await

@@ -54,7 +54,7 @@ impl Announcements {
                 format!("Keep it under {MAX_MESSAGE} characters."),
             ));
         }
-        let now = Timestamp::now();
+        let now = self.clock.now();
         let starts = if input.starts.trim().is_empty() {
             Some(now)
         } else {

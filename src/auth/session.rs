@@ -134,7 +134,8 @@ pub async fn load(
     }
     let hash = hash_token(cookie.value());
     let mut conn = pool.acquire().await?;
-    let Some(row) = db::sessions::find_with_user(&mut conn, &hash).await? else {
+    let Some(row) = db::sessions::find_with_user(&mut conn, &hash, config.calendar.now()).await?
+    else {
         return Ok(None);
     };
     let now = OffsetDateTime::now_utc();

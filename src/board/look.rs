@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use super::{reasons, roll, Board, BoardError};
 use crate::{
     calendar::profile::Profile,
-    cluster::runtime::{NotebookTask, SwarmNode},
+    cluster::runtime::{NotebookTask, SwarmNode, TaskPhase},
     db,
     domain::Username,
 };
@@ -43,8 +43,49 @@ pub struct Look {
 
 /// The swarm's side of a look: every notebook task and the node names.
 pub(super) struct Swarm {
+    /// Newest first.
     pub tasks: Vec<NotebookTask>,
+    /// Node id → hostname.
     pub nodes: HashMap<String, String>,
+    /// The nodes that let their tasks go (drained, or down), by id.
+    pub leaving: HashMap<String, reasons::Leaving>,
+}
+
+impl Swarm {
+    /// The plain reason of a student's `task`: its own error, else that the worker of the
+    /// task before it was drained or went down (the swarm starts the notebook again elsewhere,
+    /// which reads as a start going back to "pending"; a move can take less than a sweep, so
+    /// a running task still says it, and the start keeps it as its last step).
+    pub fn reason(&self, task: &NotebookTask, memory_bytes: u64) -> Option<String> {
+        let node = self.nodes.get(&task.node_id).map(String::as_str);
+        let cx = reasons::Context {
+            node,
+            memory_bytes: Some(memory_bytes),
+        };
+        reasons::of_task(task, cx).or_else(|| {
+            let before = self.previous(task)?;
+            if before.node_id.is_empty() || before.node_id == task.node_id {
+                return None;
+            }
+            let why = *self.leaving.get(&before.node_id)?;
+            let running = task.phase == TaskPhase::Running;
+            Some(reasons::moved(
+                self.nodes.get(&before.node_id)?,
+                why,
+                node,
+                running,
+            ))
+        })
+    }
+
+    /// The task of the same student made just before `task`.
+    fn previous(&self, task: &NotebookTask) -> Option<&NotebookTask> {
+        self.tasks
+            .iter()
+            .skip_while(|t| t.task_id != task.task_id)
+            .skip(1)
+            .find(|t| t.student == task.student)
+    }
 }
 
 impl Board {
@@ -56,12 +97,14 @@ impl Board {
         let rt = cluster.runtime();
         let (tasks, nodes) =
             futures_util::try_join!(rt.notebook_tasks(), rt.nodes()).map_err(|e| e.to_string())?;
+        let leaving = nodes
+            .iter()
+            .filter_map(|n: &SwarmNode| Some((n.id.clone(), reasons::Leaving::of(n)?)))
+            .collect();
         Ok(Some(Swarm {
             tasks,
-            nodes: nodes
-                .into_iter()
-                .map(|n: SwarmNode| (n.id, n.hostname))
-                .collect(),
+            nodes: nodes.into_iter().map(|n| (n.id, n.hostname)).collect(),
+            leaving,
         }))
     }
 
@@ -108,19 +151,12 @@ impl Board {
                     None => roll::Place::Unknown,
                     Some(servers) => {
                         let task_reason = newest.get(s.username.as_str()).and_then(|t| {
-                            let node = swarm.as_ref().and_then(|sw| sw.nodes.get(&t.node_id));
                             let memory_bytes = s
                                 .cohort
                                 .as_ref()
                                 .and_then(|c| memory.get(c).copied())
                                 .unwrap_or(default_memory);
-                            reasons::of_task(
-                                t,
-                                reasons::Context {
-                                    node: node.map(String::as_str),
-                                    memory_bytes: Some(memory_bytes),
-                                },
-                            )
+                            swarm.as_ref()?.reason(t, memory_bytes)
                         });
                         roll::place(roll::Facts {
                             now,
@@ -157,5 +193,95 @@ impl Board {
             hub_problem,
             swarm_problem,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(id: &str, student: &str, node: &str, phase: TaskPhase, error: &str) -> NotebookTask {
+        NotebookTask {
+            service: format!("jupyter-{student}"),
+            student: student.into(),
+            task_id: id.into(),
+            node_id: node.into(),
+            phase,
+            desired_running: true,
+            message: String::new(),
+            error: error.into(),
+            at: None,
+            memory_bytes: None,
+        }
+    }
+
+    fn swarm(tasks: Vec<NotebookTask>, leaving: &[(&str, reasons::Leaving)]) -> Swarm {
+        Swarm {
+            tasks,
+            nodes: HashMap::from([("n1".into(), "w1".into()), ("n2".into(), "w2".into())]),
+            leaving: leaving.iter().map(|(n, l)| (n.to_string(), *l)).collect(),
+        }
+    }
+
+    #[test]
+    fn a_start_moved_off_a_drained_worker_says_so() {
+        let gb = 1 << 30;
+        let tasks = vec![
+            task("t3", "ana", "n2", TaskPhase::Preparing, ""),
+            task("b1", "bo", "n1", TaskPhase::Running, ""),
+            task(
+                "t2",
+                "ana",
+                "n1",
+                TaskPhase::Rejected,
+                "No such image: nb:1",
+            ),
+            task(
+                "t1",
+                "ana",
+                "n1",
+                TaskPhase::Rejected,
+                "No such image: nb:1",
+            ),
+        ];
+        let drained = swarm(tasks.clone(), &[("n1", reasons::Leaving::Drained)]);
+        assert_eq!(
+            drained.reason(&tasks[0], gb).as_deref(),
+            Some("w1 was drained; starting again on w2")
+        );
+        // The same tasks with w1 still taking notebooks: a move for another cause says nothing.
+        assert_eq!(swarm(tasks.clone(), &[]).reason(&tasks[0], gb), None);
+        // Its own error wins; once it runs there is nothing to say.
+        let mut failed = tasks.clone();
+        failed[0] = task(
+            "t3",
+            "ana",
+            "n2",
+            TaskPhase::Rejected,
+            "No such image: nb:1",
+        );
+        assert_eq!(
+            swarm(failed.clone(), &[("n1", reasons::Leaving::Drained)])
+                .reason(&failed[0], gb)
+                .as_deref(),
+            Some("the notebook image is missing on w2")
+        );
+        let mut running = tasks;
+        running[0] = task("t3", "ana", "n2", TaskPhase::Running, "");
+        assert_eq!(
+            swarm(running.clone(), &[("n1", reasons::Leaving::Down)])
+                .reason(&running[0], gb)
+                .as_deref(),
+            Some("w1 went down; started again on w2")
+        );
+        // The one before on the same node (a retry on w1): no move.
+        let retry = vec![
+            task("t2", "ana", "n1", TaskPhase::Pending, ""),
+            task("t1", "ana", "n1", TaskPhase::Rejected, "x"),
+        ];
+        assert_eq!(
+            swarm(retry.clone(), &[("n1", reasons::Leaving::Drained)]).reason(&retry[0], gb),
+            None
+        );
     }
 }

@@ -1,9 +1,10 @@
 //! The engine's words for a start that does not go ahead, turned into one plain reason a
 //! counselor can act on. Pure: the swarm's messages (moby/swarmkit's scheduler and the
 //! node's executor, as written in their sources and seen in `tests/swarm`) in, a sentence out.
-use crate::cluster::runtime::{NotebookTask, TaskPhase};
+use crate::cluster::runtime::{Availability, NodeStatus, NotebookTask, SwarmNode, TaskPhase};
 
-/// What a reason needs besides the task: the node's name and the memory the notebook asks.
+/// What a reason needs besides the task: the node's name and the memory the notebook asks
+/// (the cohort's profile: used when the task does not say what it reserves).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Context<'a> {
     /// The node's hostname (`worker-2`, `ip-10-0-1-7`), when the task has a node.
@@ -29,8 +30,27 @@ pub fn of_task(task: &NotebookTask, cx: Context<'_>) -> Option<String> {
             _ => None,
         };
     }
+    Some(
+        classify(&lower, &on, task.memory_bytes.or(cx.memory_bytes))
+            .unwrap_or_else(|| format!("the engine said{on}: {}", first_line(error))),
+    )
+}
+
+/// Why a start failed, from the hub's own words for it (`HubApi::spawn_failure`: "Spawn
+/// failed: Service jupyter-ana not running: {… 'Err': 'failed to mount local volume …' …}"),
+/// for a start whose failed task was gone before the timeline looked. `node` is where its last
+/// step was.
+pub fn of_spawn_failure(message: &str, node: Option<&str>) -> String {
+    let text = message.strip_prefix("Spawn failed: ").unwrap_or(message);
+    let on = node.map(|n| format!(" on {n}")).unwrap_or_default();
+    classify(&text.to_ascii_lowercase(), &on, None)
+        .unwrap_or_else(|| format!("the hub said: {}", first_line(text)))
+}
+
+/// The engine's words (lower case) as a reason; `None` when they are none of these.
+fn classify(lower: &str, on: &str, memory_bytes: Option<u64>) -> Option<String> {
     if lower.contains("insufficient resources") {
-        return Some(match cx.memory_bytes {
+        return Some(match memory_bytes {
             Some(b) => format!("no worker has {} free", memory(b)),
             None => "no worker has room for another notebook".into(),
         });
@@ -48,12 +68,49 @@ pub fn of_task(task: &NotebookTask, cx: Context<'_>) -> Option<String> {
     if lower.contains("mount") || lower.contains("volume") {
         return Some(format!("the home could not be mounted{on}"));
     }
-    if let Some(code) = exit_code(&lower) {
+    if let Some(code) = exit_code(lower) {
         return Some(format!(
             "the notebook stopped by itself{on} (exit code {code})"
         ));
     }
-    Some(format!("the engine said{on}: {}", first_line(error)))
+    None
+}
+
+/// Why a worker let its notebooks go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leaving {
+    /// An admin drained it (hubdesk's "Remove worker" drains first).
+    Drained,
+    /// The swarm lost it (stopped, rebooted, unreachable).
+    Down,
+}
+
+impl Leaving {
+    /// Whether `node` lets its tasks go, and why.
+    pub fn of(node: &SwarmNode) -> Option<Self> {
+        if node.availability == Availability::Drain {
+            Some(Leaving::Drained)
+        } else if node.status == NodeStatus::Down {
+            Some(Leaving::Down)
+        } else {
+            None
+        }
+    }
+}
+
+/// A start the swarm moved off a worker that left: "ip-10-0-1-7 was drained; starting again
+/// on ip-10-0-1-9" ("started again" once it runs; "…; waiting for another worker" while no
+/// node has it yet).
+pub fn moved(from: &str, why: Leaving, to: Option<&str>, running: bool) -> String {
+    let what = match why {
+        Leaving::Drained => "was drained",
+        Leaving::Down => "went down",
+    };
+    match (to, running) {
+        (Some(to), true) => format!("{from} {what}; started again on {to}"),
+        (Some(to), false) => format!("{from} {what}; starting again on {to}"),
+        (None, _) => format!("{from} {what}; waiting for another worker"),
+    }
 }
 
 /// The reason of a start the hub gave up on, when no task said more.
@@ -109,6 +166,7 @@ mod tests {
             message: String::new(),
             error: error.into(),
             at: None,
+            memory_bytes: None,
         }
     }
 
@@ -193,6 +251,64 @@ mod tests {
             )
             .as_deref(),
             Some("no worker has room for another notebook")
+        );
+    }
+
+    #[test]
+    fn the_memory_a_held_task_reserves_wins_over_the_cohorts_profile_now() {
+        // The profile was put back to 384 MiB while the task still asks 64 GiB.
+        let mut t = task(
+            TaskPhase::Pending,
+            "no suitable node (insufficient resources on 2 nodes)",
+        );
+        t.memory_bytes = Some(64 << 30);
+        let now = Context {
+            node: None,
+            memory_bytes: Some(384 << 20),
+        };
+        assert_eq!(
+            of_task(&t, now).as_deref(),
+            Some("no worker has 64 GiB free")
+        );
+        t.memory_bytes = None;
+        assert_eq!(
+            of_task(&t, now).as_deref(),
+            Some("no worker has 384 MiB free")
+        );
+    }
+
+    #[test]
+    fn a_failure_the_hub_reports_reads_like_the_tasks_own() {
+        // JupyterHub 6.1.1's progress event for dockerspawner 14's failed start (pformat
+        // splits the long error across quoted pieces), as seen in test_camp.
+        let hub = "Spawn failed: Service jupyter-alant not running: {'ContainerStatus': \
+            {'ContainerID': '1298', 'ExitCode': 128, 'PID': 0},\n 'Err': 'failed to populate \
+            volume: error while mounting volume '\n \"'/var/lib/docker/volumes/home-alant/_data': \
+            failed to \"\n 'mount local volume: mount /homes/alant: no such file or directory',\n \
+            'State': 'failed'}";
+        assert_eq!(
+            of_spawn_failure(hub, Some("ip-10-0-1-7")),
+            "the home could not be mounted on ip-10-0-1-7"
+        );
+        assert_eq!(
+            of_spawn_failure("Spawn failed: something else\nmore", None),
+            "the hub said: something else"
+        );
+    }
+
+    #[test]
+    fn a_start_moved_off_a_leaving_worker_says_where_it_goes() {
+        assert_eq!(
+            moved("ip-10-0-1-7", Leaving::Drained, Some("ip-10-0-1-9"), false),
+            "ip-10-0-1-7 was drained; starting again on ip-10-0-1-9"
+        );
+        assert_eq!(
+            moved("w2", Leaving::Drained, Some("w3"), true),
+            "w2 was drained; started again on w3"
+        );
+        assert_eq!(
+            moved("w1", Leaving::Down, None, false),
+            "w1 went down; waiting for another worker"
         );
     }
 

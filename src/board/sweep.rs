@@ -95,6 +95,16 @@ pub fn changes(
         }
         if server.running() {
             if let Some(a) = open {
+                // A start that ends ready keeps what its last look said (a move off a drained
+                // worker can take less than a sweep: the task already runs on the other).
+                if let Some(step) = steps.get(name.as_str()).filter(|s| !s.reason.is_empty()) {
+                    if a.steps.0.last().is_none_or(|l| l.reason != step.reason) {
+                        out.push(Change::AddStep {
+                            id: a.id,
+                            step: step.clone(),
+                        });
+                    }
+                }
                 out.push(Change::Close {
                     id: a.id,
                     outcome: "ready",
@@ -118,8 +128,10 @@ pub fn changes(
         });
         match open {
             Some(a) => {
+                // The reason can change with the same task (its worker drained meanwhile).
                 let same = a.steps.0.last().is_some_and(|last| {
-                    (&last.phase, &last.node, &last.error) == (&step.phase, &step.node, &step.error)
+                    (&last.phase, &last.node, &last.error, &last.reason)
+                        == (&step.phase, &step.node, &step.error, &step.reason)
                 });
                 if !same {
                     out.push(Change::AddStep { id: a.id, step });
@@ -168,21 +180,14 @@ fn failure_reason(a: &Attempt, now: OffsetDateTime, start_timeout: time::Duratio
 }
 
 /// The step a task stands at, with its plain reason.
-fn step_of(task: &NotebookTask, node: Option<&str>, memory_bytes: u64) -> Step {
+fn step_of(task: &NotebookTask, node: Option<&str>, reason: Option<String>) -> Step {
     Step {
         at: task.at.unwrap_or_else(OffsetDateTime::now_utc),
         phase: task.phase.as_str().to_string(),
         node: node.unwrap_or_default().to_string(),
         message: task.message.clone(),
         error: task.error.clone(),
-        reason: reasons::of_task(
-            task,
-            reasons::Context {
-                node,
-                memory_bytes: Some(memory_bytes),
-            },
-        )
-        .unwrap_or_default(),
+        reason: reason.unwrap_or_default(),
     }
 }
 
@@ -246,8 +251,11 @@ impl Board {
                 Change::Close {
                     id,
                     outcome,
-                    reason,
+                    mut reason,
                 } => {
+                    if outcome == "failed" && reason == reasons::STOPPED_EARLY {
+                        reason = self.hub_reason(&latest, id).await.unwrap_or(reason);
+                    }
                     db::board::close(&mut conn, id, outcome, &reason).await?;
                     if outcome == "ready" {
                         report.ready += 1;
@@ -259,6 +267,27 @@ impl Board {
             }
         }
         Ok(report)
+    }
+}
+
+impl Board {
+    /// The hub's reason for a start that ended with none of its own: its failed task came and
+    /// went between two looks (a home that cannot be mounted fails in a second, and the
+    /// spawner removes the service at once). One hub call per such start.
+    async fn hub_reason(&self, latest: &[Attempt], id: i64) -> Option<String> {
+        let a = latest.iter().find(|a| a.id == id)?;
+        let message = match self.servers.spawn_failure(&a.username).await {
+            Ok(m) => m?,
+            Err(e) => {
+                tracing::debug!(error = %e, "spawn timeline: the hub did not say why a start failed");
+                return None;
+            }
+        };
+        let node = a.steps.0.iter().rev().find(|s| !s.node.is_empty());
+        Some(reasons::of_spawn_failure(
+            &message,
+            node.map(|s| s.node.as_str()),
+        ))
     }
 }
 
@@ -276,7 +305,8 @@ fn steps_by_student<'a>(
         .map(|(student, task)| {
             let node = swarm.nodes.get(&task.node_id).map(String::as_str);
             let memory_bytes = memory.get(student).copied().unwrap_or(default_memory);
-            (student, step_of(task, node, memory_bytes))
+            let reason = swarm.reason(task, memory_bytes);
+            (student, step_of(task, node, reason))
         })
         .collect()
 }
@@ -341,6 +371,44 @@ mod tests {
             error: error.into(),
             reason: reason.into(),
         }
+    }
+
+    #[test]
+    fn a_start_that_ends_ready_keeps_a_move_made_within_one_sweep() {
+        let held = step(
+            "rejected",
+            "No such image: nb:1",
+            "the notebook image is missing on w1",
+        );
+        let open = attempt(7, "ana", "starting", 20, vec![held]);
+        let ready = HashMap::from([("ana".to_string(), server(None, true, 20))]);
+        let mut moved = step("running", "", "w1 was drained; started again on w2");
+        moved.node = "w2".into();
+        let steps = HashMap::from([("ana", moved.clone())]);
+        assert_eq!(
+            changes(
+                std::slice::from_ref(&open),
+                &ready,
+                &steps,
+                true,
+                NOW,
+                TIMEOUT
+            ),
+            vec![
+                Change::AddStep { id: 7, step: moved },
+                Change::Close {
+                    id: 7,
+                    outcome: "ready",
+                    reason: String::new()
+                }
+            ]
+        );
+        // Without a reason the close is all (a plain start does not gain a step).
+        let plain = HashMap::from([("ana", step("running", "", ""))]);
+        assert_eq!(
+            changes(&[open], &ready, &plain, true, NOW, TIMEOUT).len(),
+            1
+        );
     }
 
     #[test]

@@ -138,6 +138,7 @@ pub fn task(student: &str, phase: TaskPhase, error: &str) -> NotebookTask {
         message: String::new(),
         error: error.into(),
         at: Some(time::OffsetDateTime::now_utc()),
+        memory_bytes: None,
     }
 }
 
@@ -273,6 +274,7 @@ impl ContainerRuntime for FakeRuntime {
                     message: String::new(),
                     error: String::new(),
                     at: None,
+                    memory_bytes: None,
                 });
                 Ok(w.tasks.iter().cloned().chain(running).collect())
             })

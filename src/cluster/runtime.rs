@@ -233,6 +233,10 @@ pub struct NotebookTask {
     /// When the task reached its state (`Status.Timestamp`).
     #[serde(with = "time::serde::rfc3339::option")]
     pub at: Option<time::OffsetDateTime>,
+    /// The memory the task reserves (its spec's `Resources.Reservations.MemoryBytes`): what
+    /// the scheduler looked for, whatever the cohort's profile says now.
+    #[serde(default)]
+    pub memory_bytes: Option<u64>,
 }
 
 /// What a new worker needs to join. The token admits any machine into the swarm: a secret.
@@ -611,6 +615,14 @@ fn tasks_of(services: Vec<Service>, tasks: Vec<Task>) -> Vec<NotebookTask> {
         .filter_map(|t| {
             let (service, student) = by_id.get(t.service_id.as_deref()?)?.clone();
             let status = t.status.unwrap_or_default();
+            let memory_bytes = t
+                .spec
+                .as_ref()
+                .and_then(|s| s.resources.as_ref())
+                .and_then(|r| r.reservations.as_ref())
+                .and_then(|r| r.memory_bytes)
+                .and_then(|b| u64::try_from(b).ok())
+                .filter(|b| *b > 0);
             Some(NotebookTask {
                 service,
                 student,
@@ -621,6 +633,7 @@ fn tasks_of(services: Vec<Service>, tasks: Vec<Task>) -> Vec<NotebookTask> {
                 message: status.message.unwrap_or_default(),
                 error: status.err.unwrap_or_default(),
                 at: status.timestamp.as_ref().and_then(engine_time),
+                memory_bytes,
             })
         })
         .collect();

@@ -49,13 +49,18 @@ pub async fn since(
 }
 
 /// Ends it now (if it has not ended); `None` when there is no such announcement.
-pub async fn end_now(conn: &mut PgConnection, id: i64) -> sqlx::Result<Option<AnnouncementRow>> {
+pub async fn end_now(
+    conn: &mut PgConnection,
+    id: i64,
+    now: OffsetDateTime,
+) -> sqlx::Result<Option<AnnouncementRow>> {
     sqlx::query_as(
         "UPDATE announcements
-         SET starts_at = least(starts_at, now() - interval '1 second'), ends_at = least(ends_at, now())
+         SET starts_at = least(starts_at, $2 - interval '1 second'), ends_at = least(ends_at, $2)
          WHERE id = $1 RETURNING id, message, cohort, starts_at, ends_at, created_by",
     )
     .bind(id)
+    .bind(now)
     .fetch_optional(conn)
     .await
 }
@@ -72,9 +77,10 @@ pub async fn dismiss(conn: &mut PgConnection, id: i64, user_id: i64) -> sqlx::Re
     Ok(())
 }
 
-/// What is on now, each with who dismissed it (the hub's feed).
+/// What is on at `now`, each with who dismissed it (the hub's feed).
 pub async fn current_with_dismissals(
     conn: &mut PgConnection,
+    now: OffsetDateTime,
 ) -> sqlx::Result<Vec<(AnnouncementRow, Vec<String>)>> {
     #[derive(sqlx::FromRow)]
     struct Row {
@@ -86,9 +92,10 @@ pub async fn current_with_dismissals(
         "SELECT a.id, a.message, a.cohort, a.starts_at, a.ends_at, a.created_by,
                 ARRAY(SELECT u.username FROM announcement_dismissals d JOIN users u ON u.id = d.user_id
                       WHERE d.announcement_id = a.id ORDER BY u.username) AS dismissed_by
-         FROM announcements a WHERE now() >= a.starts_at AND now() < a.ends_at
+         FROM announcements a WHERE $1 >= a.starts_at AND $1 < a.ends_at
          ORDER BY a.starts_at, a.id",
     )
+    .bind(now)
     .fetch_all(conn)
     .await?;
     Ok(rows.into_iter().map(|r| (r.a, r.dismissed_by)).collect())

@@ -10,6 +10,7 @@ pub mod cards;
 pub mod cluster;
 pub mod cohorts;
 pub mod embedded;
+pub mod handouts;
 pub mod homes;
 pub mod import_drafts;
 pub mod jobs;

@@ -57,10 +57,12 @@ pub struct SessionWithUser {
     pub reach_cohorts: Option<Vec<String>>,
 }
 
-/// The session and its user in one round trip (every page view asks).
+/// The session and its user in one round trip (every page view asks); the announcements on
+/// at `now` (the camp's clock).
 pub async fn find_with_user(
     conn: &mut PgConnection,
     id_hash: &[u8],
+    now: OffsetDateTime,
 ) -> sqlx::Result<Option<SessionWithUser>> {
     let row: Option<SessionUserRow> = sqlx::query_as(
         "SELECT s.csrf_token, s.created_at AS session_created_at, s.last_seen_at,
@@ -70,7 +72,7 @@ pub async fn find_with_user(
                     AS dismissed_notices,
                 (SELECT p.message FROM camp_pause p WHERE p.paused_at IS NOT NULL) AS camp_paused,
                 ARRAY(SELECT a.id::text || ':' || a.message FROM announcements a
-                      WHERE now() >= a.starts_at AND now() < a.ends_at
+                      WHERE $2 >= a.starts_at AND $2 < a.ends_at
                         AND (a.cohort IS NULL OR (u.role = 'student' AND a.cohort = u.cohort))
                         AND NOT EXISTS (SELECT 1 FROM announcement_dismissals d
                                         WHERE d.announcement_id = a.id AND d.user_id = u.id)
@@ -80,6 +82,7 @@ pub async fn find_with_user(
          FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id_hash = $1",
     )
     .bind(id_hash)
+    .bind(now)
     .fetch_optional(conn)
     .await?;
     Ok(row.map(|r| SessionWithUser {

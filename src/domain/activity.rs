@@ -119,6 +119,8 @@ actions! {
         "reset {whom}'s environment (settings and installed packages; the work stays)";
     HomeRestore = "home.restore", Person, "Home restored",
         "restored {whom}'s home from the archive";
+    HomeHandOut = "home.hand_out", Person, "Handed out",
+        "handed out a course folder to {whom}";
     HomePurge = "home.purge", Person, "Old archives deleted",
         "deleted old archived homes of {whom}";
     HomeExport = "home.export", Person, "Home downloaded",
@@ -230,6 +232,7 @@ job_kinds! {
     HomesReset = "homes.reset", "Home reset", "Reset {whom}'s {what}";
     HomesRestore = "homes.restore", "Home restore",
         "Restore {whom}'s home from the archive of {what}";
+    HomesHandOut = "homes.hand_out", "Hand-out", "Hand out {what} to {n} students";
     HomesCreateMany = "homes.create_many", "Homes for new students",
         "Create the homes of {n} new students";
     ServersStart = "servers.start", "Servers started before class",
@@ -274,6 +277,8 @@ pub fn step_words(name: &str) -> String {
         ("created ", "created ", "'s home"),
         ("existing ", "", " already had a home"),
         ("started ", "started ", "'s notebook server"),
+        ("handed out ", "", "'s home has the folder"),
+        ("no home ", "", " has no home yet: nothing handed out"),
     ];
     for (prefix, before, after) in with_subject {
         if let Some(who) = name.strip_prefix(prefix) {

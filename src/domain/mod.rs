@@ -1,6 +1,7 @@
 //! The typed domain: values are parsed once at the edge and trusted afterwards.
 pub mod activity;
 pub mod actor;
+pub mod clock;
 pub mod cohort;
 pub mod display_name;
 pub mod password;

@@ -9,6 +9,7 @@ use sqlx::PgPool;
 
 use super::{
     download::{Download, DownloadError},
+    handout::{HandOutError, Recipients},
     requests::{self, Request},
     ArchiveId, Homes, HomesError, ResetScope,
 };
@@ -225,7 +226,63 @@ async fn set_quota(
         .json(change))
 }
 
+impl From<HandOutError> for ApiError {
+    fn from(e: HandOutError) -> Self {
+        match e {
+            HandOutError::Folder(m) => Self::Fields(vec![("folder", m)]),
+            HandOutError::NoStudents(m) => Self::Fields(vec![("to", m)]),
+            HandOutError::OutOfReach(r) => Self::Forbidden(r.0),
+            HandOutError::Homes(e) => e.into(),
+            HandOutError::Db(e) => e.into(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HandOutIn {
+    folder: String,
+    #[serde(default)]
+    cohort: Option<String>,
+    #[serde(default)]
+    username: Option<String>,
+}
+
+/// `GET /api/v1/coursework/folders` → `{"folders": ["week1", …]}`.
+async fn course_folders(homes: web::Data<Homes>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(json!({ "folders": homes.course_folders().await? })))
+}
+
+/// `POST /api/v1/coursework/handouts` `{"folder", "cohort"}` or `{"folder", "username"}` →
+/// `202 {job}`; the same service as the page (audited, reach checked).
+async fn hand_out(
+    homes: web::Data<Homes>,
+    waker: web::Data<Waker>,
+    client: ApiClient,
+    body: web::Json<HandOutIn>,
+) -> Result<HttpResponse, ApiError> {
+    let to = match (body.username.as_deref(), body.cohort.as_deref()) {
+        (Some(u), None) => Recipients::Student(Username::parse(u).map_err(|_| {
+            ApiError::Fields(vec![("username", format!("{u:?} is not a username"))])
+        })?),
+        (None, Some(c)) => Recipients::Cohort(c.to_string()),
+        _ => {
+            return Err(ApiError::Fields(vec![(
+                "to",
+                "give exactly one of cohort and username".into(),
+            )]))
+        }
+    };
+    let job = homes
+        .queue_hand_out(&client.0, client.reach(), &body.folder, &to)
+        .await?;
+    waker.wake();
+    Ok(accepted(job).await)
+}
+
 pub fn routes(t: &mut Table) {
+    t.get("/coursework/folders", Access::Token, course_folders)
+        .post("/coursework/handouts", Access::Token, hand_out);
     t.get("/students/{username}/home.zip", Access::Token, home_zip)
         .get("/cohorts/{cohort}/homes.zip", Access::Token, cohort_zip)
         .get("/students/{username}/home", Access::Token, home)

@@ -143,7 +143,7 @@ pub(super) struct Owner {
 }
 
 impl Owner {
-    fn ids(self) -> (Option<Uid>, Option<Gid>) {
+    pub(super) fn ids(self) -> (Option<Uid>, Option<Gid>) {
         (Some(Uid::from_raw(self.uid)), Some(Gid::from_raw(self.gid)))
     }
 }
@@ -261,7 +261,7 @@ fn copy_level(
     Ok(())
 }
 
-fn times_of(st: &Stat) -> Timestamps {
+pub(super) fn times_of(st: &Stat) -> Timestamps {
     let ts = |sec: i64, nsec: u64| rfs::Timespec {
         tv_sec: sec,
         tv_nsec: nsec.try_into().unwrap_or(0),

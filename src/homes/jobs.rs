@@ -114,7 +114,7 @@ impl BeforeHomeChange for StopServerFirst {
     }
 }
 
-/// The three handlers, for `Runner::new`. `before` is the server-stop hook (none in tests).
+/// The homes' handlers (reset, restore, hand-out, create-many), for `Runner::new`. `before` is the server-stop hook (none in tests).
 pub fn handlers(
     homes: Homes,
     before: Option<Arc<dyn BeforeHomeChange>>,
@@ -123,6 +123,7 @@ pub fn handlers(
     vec![
         Arc::new(Reset(shared.clone())),
         Arc::new(Restore(shared.clone())),
+        super::handout::HandOutHandler::handler(shared.homes.clone()),
         Arc::new(CreateMany(shared)),
     ]
 }
@@ -147,7 +148,7 @@ fn parse_user(raw: &str) -> Result<Username, JobError> {
 }
 
 /// Busy homes, the database and I/O may pass; the rest cannot succeed on a retry.
-fn job_error(e: HomesError) -> JobError {
+pub(super) fn job_error(e: HomesError) -> JobError {
     match e {
         HomesError::Busy(_)
         | HomesError::Db(_)

@@ -29,6 +29,7 @@ pub mod download;
 mod export;
 mod fs;
 mod guard;
+pub mod handout;
 pub mod jobs;
 mod lock;
 mod ops;
@@ -416,6 +417,8 @@ struct Tree {
     archive_path: PathBuf,
     /// Opened afresh for each copy, so an administrator can replace it while hubdesk runs.
     template: Option<PathBuf>,
+    /// Where the course folders are (opened afresh for each hand-out).
+    courses: PathBuf,
     owner: Owner,
 }
 
@@ -699,12 +702,17 @@ impl Tree {
                 template.display()
             )))?;
         }
+        let courses = config
+            .courses
+            .clone()
+            .unwrap_or_else(|| root_path.join(".courses"));
         Ok(Self {
             root,
             root_path,
             archive,
             archive_path,
             template: config.template.clone(),
+            courses,
             owner: Owner {
                 uid: config.uid,
                 gid: config.gid,

@@ -756,7 +756,7 @@ impl Homes {
 
     /// The home's lock, after settling whatever a crash left on it (the lock is ours, so
     /// nobody is still running those operations).
-    async fn lock_home(&self, u: &Username) -> Result<OpLock, HomesError> {
+    pub(super) async fn lock_home(&self, u: &Username) -> Result<OpLock, HomesError> {
         let Some(mut lock) = OpLock::try_acquire(&self.pool, u.as_str()).await? else {
             return Err(HomesError::Busy(format!("home of {u}")));
         };

@@ -7,6 +7,7 @@ use sqlx::PgPool;
 
 use super::{
     download::{Download, DownloadError},
+    handout::{HandOutError, Recipients},
     requests::{self, Request},
     section::human_bytes,
     ArchiveId, Homes, HomesError, ResetScope,
@@ -256,4 +257,156 @@ async fn purge_before(
         "/homes/purge?notice={}",
         crate::web::error::urlencode(&notice)
     )))
+}
+
+// ---- coursework: hand out a course folder (issue 19) ---------------------------------------
+
+impl From<HandOutError> for WebError {
+    fn from(e: HandOutError) -> Self {
+        match e {
+            HandOutError::Folder(m) | HandOutError::NoStudents(m) => Self::BadRequest(m),
+            HandOutError::OutOfReach(r) => Self::NotYours(r.0),
+            HandOutError::Homes(e) => e.into(),
+            HandOutError::Db(e) => e.into(),
+        }
+    }
+}
+
+#[derive(askama::Template)]
+#[template(path = "homes/coursework.html")]
+pub struct CourseworkPage {
+    pub page: crate::web::Page,
+    /// The course folders there are to hand out.
+    pub folders: Vec<String>,
+    /// Where they come from (`[homes] courses`), for the empty state.
+    pub courses_dir: String,
+    /// The cohorts this person may hand out to.
+    pub cohorts: Vec<String>,
+    pub input: HandOutForm,
+    pub errors: crate::web::form::FieldErrors,
+}
+
+impl CourseworkPage {
+    pub fn error(&self, field: &str) -> String {
+        self.errors.get(field)
+    }
+}
+
+#[derive(Deserialize, Default, Clone)]
+pub struct HandOutForm {
+    #[serde(default)]
+    pub folder: String,
+    #[serde(default)]
+    pub cohort: String,
+    #[serde(default)]
+    pub username: String,
+}
+
+async fn render_coursework(
+    homes: &Homes,
+    config: &crate::config::Config,
+    user: &RequireCounselor,
+    input: HandOutForm,
+    errors: crate::web::form::FieldErrors,
+    status: actix_web::http::StatusCode,
+) -> Result<HttpResponse, WebError> {
+    let folders = homes.course_folders().await?;
+    let mut cohorts = homes.cohort_names().await?;
+    cohorts.retain(|c| user.reach.admits(Some(c)));
+    crate::web::html_status(
+        status,
+        &CourseworkPage {
+            page: crate::web::Page::for_user(config, user, "Coursework"),
+            folders,
+            courses_dir: homes.courses_dir().display().to_string(),
+            cohorts,
+            input,
+            errors,
+        },
+    )
+}
+
+/// `GET /coursework`: the course folders and the hand-out form.
+pub async fn coursework(
+    homes: web::Data<Homes>,
+    config: web::Data<crate::config::Config>,
+    user: RequireCounselor,
+) -> Result<HttpResponse, WebError> {
+    render_coursework(
+        &homes,
+        &config,
+        &user,
+        HandOutForm::default(),
+        Default::default(),
+        actix_web::http::StatusCode::OK,
+    )
+    .await
+}
+
+/// `POST /coursework/handout` (folder; cohort, or one student's username) → the job's page;
+/// a wrong field comes back beside it.
+pub async fn hand_out(
+    homes: web::Data<Homes>,
+    config: web::Data<crate::config::Config>,
+    waker: web::Data<Waker>,
+    user: RequireCounselor,
+    form: Once<HandOutForm>,
+) -> Result<HttpResponse, WebError> {
+    form.run(move |form, _| async move {
+        let mut errors = crate::web::form::FieldErrors::default();
+        let to = match (form.username.trim(), form.cohort.trim()) {
+            ("", "") => {
+                errors.add("to", "Choose a cohort, or give one student's username.");
+                None
+            }
+            ("", cohort) => Some(Recipients::Cohort(cohort.to_string())),
+            (name, _) => match Username::parse(name) {
+                Ok(u) => Some(Recipients::Student(u)),
+                Err(_) => {
+                    errors.add("username", format!("{name:?} is not a username."));
+                    None
+                }
+            },
+        };
+        let answer = match to {
+            Some(to) => Some(
+                homes
+                    .queue_hand_out(
+                        &Actor::User(user.username.clone()),
+                        &user.reach,
+                        &form.folder,
+                        &to,
+                    )
+                    .await,
+            ),
+            None => None,
+        };
+        match answer {
+            Some(Ok(job)) => {
+                waker.wake();
+                return Ok(see_other(&format!("/jobs/{job}")));
+            }
+            Some(Err(HandOutError::Folder(m))) => errors.add("folder", m),
+            Some(Err(HandOutError::NoStudents(m))) => {
+                let field = if form.username.trim().is_empty() {
+                    "to"
+                } else {
+                    "username"
+                };
+                errors.add(field, m)
+            }
+            Some(Err(e)) => return Err(e.into()),
+            None => {}
+        }
+        render_coursework(
+            &homes,
+            &config,
+            &user,
+            form.clone(),
+            errors,
+            actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await
+    })
+    .await
 }

@@ -17,6 +17,34 @@ pub struct HomeSection {
     pub active_job: Option<String>,
     /// Why the home could not be read (shown in one line; the page still works).
     pub problem: Option<String>,
+    /// The latest hand-outs into this home, newest first.
+    pub handouts: Vec<HandoutLine>,
+}
+
+/// A course folder handed out into the home, with what could not take its own name.
+pub struct HandoutLine {
+    pub folder: String,
+    pub at: time::OffsetDateTime,
+    pub written: i64,
+    pub unchanged: i64,
+    pub conflicts: Vec<super::handout::Conflict>,
+}
+
+/// The home's hand-outs as its pages show them (none when they cannot be read).
+pub async fn handouts(homes: &Homes, username: &Username) -> Vec<HandoutLine> {
+    homes
+        .hand_outs_of(username)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|h| HandoutLine {
+            folder: h.folder,
+            at: h.at,
+            written: h.written,
+            unchanged: h.unchanged,
+            conflicts: serde_json::from_value(h.conflicts).unwrap_or_default(),
+        })
+        .collect()
 }
 
 pub struct ArchiveLine {
@@ -77,6 +105,7 @@ pub async fn section(pool: &PgPool, homes: &Homes, username: &Username) -> HomeS
         Ok::<_, HomesError>((exists, bytes, archives))
     };
     let now = Some(time::OffsetDateTime::now_utc());
+    let handouts = handouts(homes, username).await;
     match read.await {
         Ok((exists, bytes, archives)) => HomeSection {
             exists,
@@ -85,6 +114,7 @@ pub async fn section(pool: &PgPool, homes: &Homes, username: &Username) -> HomeS
             archives: archives.into_iter().map(line).collect(),
             active_job,
             problem: None,
+            handouts,
         },
         Err(e) => HomeSection {
             exists: false,
@@ -93,6 +123,7 @@ pub async fn section(pool: &PgPool, homes: &Homes, username: &Username) -> HomeS
             archives: Vec::new(),
             active_job,
             problem: Some(e.to_string()),
+            handouts,
         },
     }
 }

@@ -49,6 +49,10 @@ impl HubApi for MeteredHub {
     fn stop_server<'a>(&'a self, name: &'a Username) -> BoxFuture<'a, HubResult<StopOutcome>> {
         Box::pin(self.timed("stop_server", self.inner.stop_server(name)))
     }
+
+    fn spawn_failure<'a>(&'a self, name: &'a Username) -> BoxFuture<'a, HubResult<Option<String>>> {
+        Box::pin(self.timed("spawn_failure", self.inner.spawn_failure(name)))
+    }
 }
 
 #[cfg(test)]

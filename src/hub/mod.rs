@@ -63,6 +63,19 @@ pub trait HubApi: Send + Sync {
     /// does not know (nothing of theirs can run).
     fn stop_server<'a>(&'a self, name: &'a Username) -> BoxFuture<'a, HubResult<StopOutcome>>;
 
+    /// Why the user's last start failed, in the hub's words: JupyterHub answers `GET
+    /// users/{name}/server/progress` for a start that failed (and is not pending again) with
+    /// one event, "Spawn failed: …" (the spawner's exception). `None` when it did not fail, is
+    /// pending again, or the hub does not say within a few seconds. One call, made by the spawn
+    /// timeline for a start that ended with no reason of its own (a task that failed and was
+    /// removed between two looks).
+    fn spawn_failure<'a>(
+        &'a self,
+        _name: &'a Username,
+    ) -> BoxFuture<'a, HubResult<Option<String>>> {
+        Box::pin(async { Ok(None) })
+    }
+
     /// Polls the user until the default server is gone. A server that is ready or starting
     /// instead of stopping is [`HubError::StillRunning`] (its stop failed, or someone started
     /// it again): whoever waits (a home reset) must not go on as if it were stopped.

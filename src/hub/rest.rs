@@ -192,7 +192,48 @@ impl RestHub {
     }
 }
 
+/// The message of the first `failed` event of a progress stream (server-sent events: `data:`
+/// lines of JSON).
+pub fn failed_event(stream: &str) -> Option<String> {
+    stream
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .filter_map(|d| serde_json::from_str::<serde_json::Value>(d.trim()).ok())
+        .find(|e| e.get("failed").and_then(serde_json::Value::as_bool) == Some(true))
+        .and_then(|e| e.get("message")?.as_str().map(str::to_string))
+}
+
+/// How long the timeline waits for a progress stream's first event.
+const PROGRESS_WAIT: Duration = Duration::from_secs(3);
+
 impl HubApi for RestHub {
+    fn spawn_failure<'a>(&'a self, name: &'a Username) -> BoxFuture<'a, HubResult<Option<String>>> {
+        Box::pin(async move {
+            let url = self.url(&["users", name.as_str(), "server", "progress"]);
+            let mut response = self
+                .client
+                .get(url)
+                .header(ACCEPT, "text/event-stream")
+                .timeout(PROGRESS_WAIT)
+                .send()
+                .await
+                .map_err(|e| self.unreachable(&e, PROGRESS_WAIT))?;
+            if !response.status().is_success() {
+                return Ok(None); // 400 "not starting": nothing failed
+            }
+            // A failed start's stream is one event and the end; a pending one goes on (the
+            // timeout ends it, and what came is read).
+            let mut body = String::new();
+            while let Ok(Some(chunk)) = response.chunk().await {
+                body.push_str(&String::from_utf8_lossy(&chunk));
+                if body.contains("\n\n") || body.len() > 64 * 1024 {
+                    break;
+                }
+            }
+            Ok(failed_event(&body))
+        })
+    }
+
     fn check(&self) -> BoxFuture<'_, HubResult<HubInfo>> {
         Box::pin(async move {
             let (status, root) = self
@@ -305,6 +346,19 @@ impl HubApi for RestHub {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_failed_progress_event_gives_its_message() {
+        let stream =
+            "data: {\"progress\": 100, \"failed\": true, \"message\": \"Spawn failed: boom\"}\n\n";
+        assert_eq!(
+            super::failed_event(stream).as_deref(),
+            Some("Spawn failed: boom")
+        );
+        let pending = "data: {\"progress\": 50, \"message\": \"pulling\"}\n\n";
+        assert_eq!(super::failed_event(pending), None);
+        assert_eq!(super::failed_event("data: {\"ready\": true}\n\n"), None);
+    }
+
     use super::*;
 
     fn hub(api: &str) -> RestHub {

@@ -60,6 +60,12 @@ impl Servers {
             .collect())
     }
 
+    /// Why the student's last start failed, in the hub's words (`None`: it did not, or the
+    /// hub does not say).
+    pub async fn spawn_failure(&self, name: &Username) -> Result<Option<String>, HubError> {
+        self.hub()?.spawn_failure(name).await
+    }
+
     /// One student's default server, if it runs.
     pub async fn of(&self, name: &Username) -> Result<Option<ServerState>, HubError> {
         let user = self.hub()?.user(name).await;

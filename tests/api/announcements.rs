@@ -3,12 +3,11 @@
 //! another cohort does not see the cohort's); wrong values come back beside their fields; one
 //! dismissed is gone for that person only; one ended (early, or by its end time) is gone for all;
 //! the hub's feed (client credentials) lists what is on with its group and who dismissed it.
-use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{csrf_from, spawn_app, TestApp, HUB_CLIENT, HUB_SECRET};
+use crate::helpers::{csrf_from, spawn_app, spawn_app_with, TestApp, HUB_CLIENT, HUB_SECRET};
 
 async fn feed(app: &TestApp) -> Value {
     let r = app
@@ -195,31 +194,46 @@ async fn announcements_reach_the_people_they_are_for_until_dismissed_or_ended() 
 }
 
 #[tokio::test]
-async fn an_announcement_goes_by_itself_at_its_end() {
-    let app = spawn_app().await;
+async fn an_announcement_goes_by_itself_at_its_end_by_the_camps_clock() {
+    // The camp's clock is a file (`[calendar] test_clock_file`): hubdesk's pages and the hub's
+    // feed read "now" from it, so the end comes when the clock says, not the wall's.
+    let clock = std::env::temp_dir().join(format!("hubdesk-clock-{}", uuid::Uuid::new_v4()));
+    std::fs::write(&clock, "2027-07-06T09:00:00Z").unwrap();
+    let file = clock.clone();
+    let app = spawn_app_with(move |c| c.calendar.test_clock_file = Some(file)).await;
     let ada_pw = app.create_student("Ada Lovelace", "ada", None).await;
     app.as_counselor().await;
+    // Typed in the camp's zone (UTC here): on from 09:00 to 10:00 by the camp's clock.
     let r = app
         .post_form(
             "/announcements",
-            &[("message", "Fire drill now"), ("starts", ""), ("ends", "")],
+            &[
+                ("message", "Fire drill now"),
+                ("starts", "2027-07-06T09:00"),
+                ("ends", "2027-07-06T10:00"),
+            ],
         )
         .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    // Its end, two seconds from now (set in the database: the form takes minutes).
-    sqlx::query("UPDATE announcements SET ends_at = now() + interval '2 seconds'")
-        .execute(&app.pool)
-        .await
-        .unwrap();
     let ada = app.other_browser();
     ada.login_ok("ada", &ada_pw).await;
+    // On at 09:59:59 (the control: the wall's clock, in 2026, is before its start).
+    std::fs::write(&clock, "2027-07-06T09:59:59Z").unwrap();
     assert!(ada.get_html("/").await.contains("Fire drill now"));
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        feed(&app).await["announcements"].as_array().unwrap().len(),
+        1
+    );
+    // Gone at 10:00, on hubdesk's pages and in the hub's feed; the staff page says it ended.
+    std::fs::write(&clock, "2027-07-06T10:00:00Z").unwrap();
     assert!(!ada.get_html("/").await.contains("Fire drill now"));
     assert!(feed(&app).await["announcements"]
         .as_array()
         .unwrap()
         .is_empty());
+    let staff = app.get_html("/announcements").await;
+    assert!(staff.contains("data-state=\"ended\""), "{staff}");
+    let _ = std::fs::remove_file(&clock);
 }
 
 #[tokio::test]

@@ -13,6 +13,7 @@ mod doctor;
 mod ec2;
 mod forms;
 mod frame;
+mod handout;
 mod helpers;
 mod homes;
 mod homes_http;

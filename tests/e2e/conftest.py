@@ -118,6 +118,9 @@ def hubdesk_env() -> Iterator[dict]:
     env["HUBDESK_HUB_URL"] = DUMMY_HUB_URL
     # The calendar page plans with 16 GiB workers (no cluster here to ask EC2 for the size).
     env["HUBDESK_CALENDAR__WORKER_MEMORY_BYTES"] = str(16 << 30)
+    # The camp's clock: absent, the system time; a test that writes an instant here moves
+    # "now" for the calendar and announcements (and removes the file when done).
+    env["HUBDESK_CALENDAR__TEST_CLOCK_FILE"] = str(data_dir / "camp-clock")
     env.setdefault("RUST_BACKTRACE", "1")
     admin_url = os.environ.get("DATABASE_URL")
     dbname = None

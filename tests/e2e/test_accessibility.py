@@ -228,7 +228,7 @@ def test_every_page_passes_the_accessibility_checks(browser, hubdesk):
     admin_pages = [
         "/students", f"/students/{student}", "/staff", "/homes/purge", "/cluster", "/audit",
         "/jobs", job, "/students/nosuch", "/account/password", "/cohorts", "/cohorts/blue", "/calendar", "/announcements",
-        "/board", "/board?cohort=Blue", "/account/tokens",
+        "/board", "/board?cohort=Blue", "/account/tokens", "/coursework",
     ]
     sweep(d, base, admin_pages, "admin", problems, seen)
     logout(d)
@@ -239,7 +239,7 @@ def test_every_page_passes_the_accessibility_checks(browser, hubdesk):
         "/students", "/students?cohort=Blue", "/students/new", "/students/import",
         f"/students/{student}", "/audit", "/jobs", job, "/students/nosuch", "/staff",
         "/account/password", "/cohorts", "/cohorts/blue", "/calendar", "/announcements", "/board",
-        "/account/tokens",
+        "/account/tokens", "/coursework",
     ]
     sweep(d, base, counselor_pages, "counselor", problems, seen)
     d.get(base + f"/students/{student}")

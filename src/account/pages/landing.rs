@@ -19,6 +19,8 @@ pub struct HomePage {
     pub display_name: String,
     /// The home against its storage limit, at the last background measurement.
     pub quota: HomeQuota,
+    /// Course folders handed out into the home (the conflicts are said: where the new copies are).
+    pub handouts: Vec<crate::homes::section::HandoutLine>,
 }
 
 impl HomePage {
@@ -43,6 +45,7 @@ pub struct HomeQuery {
 pub async fn home(
     config: web::Data<Config>,
     pool: web::Data<PgPool>,
+    homes: web::Data<crate::homes::Homes>,
     user: MaybeUser,
     q: web::Query<HomeQuery>,
 ) -> Result<HttpResponse, WebError> {
@@ -79,6 +82,7 @@ pub async fn home(
         hub_url: config.hub_url.clone(),
         display_name: user.display_name.clone(),
         quota,
+        handouts: crate::homes::section::handouts(&homes, &user.username).await,
     };
     html(&page)
 }

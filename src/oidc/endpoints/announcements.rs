@@ -17,7 +17,7 @@ pub async fn announcements(
     client_auth::authenticate(&oidc, &req, &Params::default())?;
     let rows = {
         let mut conn = oidc.pool.acquire().await?;
-        db::announcements::current_with_dismissals(&mut conn).await?
+        db::announcements::current_with_dismissals(&mut conn, oidc.config.calendar.now()).await?
     };
     let list: Vec<_> = rows
         .into_iter()
