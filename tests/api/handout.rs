@@ -288,3 +288,136 @@ async fn what_a_killed_hand_out_left_is_finished_by_the_next_with_nothing_lost_o
     assert!(!staging.exists(), "the staging directory is gone");
     let _ = std::fs::remove_dir_all(&courses);
 }
+
+/// The child of `a_hand_out_killed_mid_way_resumes_with_nothing_lost_or_doubled`: hands
+/// `week1` out to ana and hangs after two files (the third staged, not renamed in).
+#[tokio::test]
+#[ignore = "runs only as a child process of the kill -9 test"]
+async fn handout_child_process_hangs_mid_way() {
+    let Ok(url) = std::env::var("HANDOUT_CHILD_DATABASE_URL") else {
+        return;
+    };
+    let env = |k: &str| PathBuf::from(std::env::var(k).unwrap());
+    let pool = hubdesk::db::pool_for(&url).await.unwrap();
+    let homes = open_homes(
+        pool,
+        env("HANDOUT_CHILD_ROOT"),
+        env("HANDOUT_CHILD_COURSES"),
+    )
+    .await;
+    homes.set_failpoint(Some(hubdesk::homes::Failpoint {
+        step: "handout:2".into(),
+        when: hubdesk::homes::FailWhen::BeforeRecord,
+        action: hubdesk::homes::FailAction::Hang(env("HANDOUT_CHILD_MARKER")),
+    }));
+    let folder = hubdesk::homes::handout::CourseFolder::parse("week1").unwrap();
+    let ana = hubdesk::domain::Username::parse("ana").unwrap();
+    let _ = homes.hand_out_home(&ana, &folder).await;
+    unreachable!("the failpoint hangs until the parent kills this process");
+}
+
+async fn open_homes(pool: sqlx::PgPool, root: PathBuf, courses: PathBuf) -> hubdesk::homes::Homes {
+    let mut config = hubdesk::config::HomesConfig {
+        root: Some(root),
+        courses: Some(courses),
+        ..hubdesk::config::HomesConfig::default()
+    };
+    config.resolve(Path::new("/nonexistent")).unwrap();
+    hubdesk::homes::Homes::open(&config, pool).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_hand_out_killed_mid_way_resumes_with_nothing_lost_or_doubled() {
+    let courses = course_dir();
+    for n in 1..=4 {
+        std::fs::write(
+            courses.join(format!("week1/part {n}.ipynb")),
+            format!("part {n}"),
+        )
+        .unwrap();
+    }
+    let app = spawn_app_with(|_| {}).await;
+    let base = std::env::temp_dir().join(format!("hubdesk-handout-kill-{}", uuid::Uuid::new_v4()));
+    let root = base.join("homes");
+    std::fs::create_dir_all(root.join("ana/week1")).unwrap();
+    std::fs::write(root.join("ana/week1/notes.ipynb"), "my answers").unwrap();
+    let marker = base.join("reached");
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "handout::handout_child_process_hangs_mid_way",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
+        .env("HANDOUT_CHILD_DATABASE_URL", app.database_url())
+        .env("HANDOUT_CHILD_ROOT", &root)
+        .env("HANDOUT_CHILD_COURSES", &courses)
+        .env("HANDOUT_CHILD_MARKER", &marker)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !marker.exists() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the child exited before the failpoint: {status}");
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the child never hung"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // Two files in, the third staged in hubdesk's staging directory.
+    let staging = root.join(".hubdesk-tmp-handout-ana");
+    assert_eq!(std::fs::read_dir(&staging).unwrap().count(), 1);
+    child.kill().unwrap(); // SIGKILL
+    assert!(!child.wait().unwrap().success());
+
+    // After the restart: the same hand-out again (the job's retry does this), once the dead
+    // session's lock has gone.
+    let homes = open_homes(app.pool.clone(), root.clone(), courses.clone()).await;
+    let folder = hubdesk::homes::handout::CourseFolder::parse("week1").unwrap();
+    let ana = hubdesk::domain::Username::parse("ana").unwrap();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    let placed = loop {
+        match homes.hand_out_home(&ana, &folder).await {
+            Ok(p) => break p,
+            Err(hubdesk::homes::HomesError::Busy(_)) => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the killed lock stayed"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert_eq!(placed.unchanged, 2, "the two files already in: {placed:?}");
+    assert_eq!(
+        tree(&root.join("ana/week1")),
+        [
+            "/data",
+            "/data/table one.csv",
+            "/notes (handout).ipynb",
+            "/notes.ipynb",
+            "/part 1.ipynb",
+            "/part 2.ipynb",
+            "/part 3.ipynb",
+            "/part 4.ipynb",
+            "/passwd",
+        ]
+    );
+    assert_eq!(read(&root.join("ana/week1/notes.ipynb")), "my answers");
+    for n in 1..=4 {
+        assert_eq!(
+            read(&root.join(format!("ana/week1/part {n}.ipynb"))),
+            format!("part {n}")
+        );
+    }
+    assert!(!staging.exists(), "the staging directory is gone");
+    let _ = std::fs::remove_dir_all(&base);
+    let _ = std::fs::remove_dir_all(&courses);
+}

@@ -68,7 +68,7 @@ def test_an_announcement_ends_by_itself_at_its_end(browser, hubdesk, hubdesk_env
     clock.write_text("2027-07-06T09:00:00Z")
     try:
         login(d, base, hubdesk.admin_user, hubdesk.admin_password)
-        password = add_student(d, base, "Dorothy Vaughan", "dvaughan")
+        password = add_student(d, base, "Annie Easley", "aeasley")
         d.get(base + "/announcements")
         fill(d, "message", "Quiz in the hall until 10:00")
         # Typed as the form's datetime-local fields send it, in the camp's zone (UTC here).
@@ -80,7 +80,7 @@ def test_an_announcement_ends_by_itself_at_its_end(browser, hubdesk, hubdesk_env
         assert "Quiz in the hall" in row.text, row.text
         logout(d)
 
-        login(d, base, "dvaughan", password)
+        login(d, base, "aeasley", password)
         clock.write_text("2027-07-06T09:59:59Z")
         d.get(base + "/")
         assert "Quiz in the hall until 10:00" in visible(d, ".announcement").text

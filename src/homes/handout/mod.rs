@@ -11,7 +11,7 @@ use std::{os::fd::AsFd, sync::Arc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-pub use tree::{beside_name, Conflict, Placed};
+pub use tree::{beside_name, Conflict, HangAt, Placed};
 
 use super::{
     fs::{self, io_err},
@@ -181,6 +181,7 @@ impl Homes {
     ) -> Result<Placed, HomesError> {
         let lock = self.lock_home(u).await?;
         let (uu, name) = (u.clone(), folder.as_str().to_string());
+        let hang = self.hand_out_hang();
         let result = self
             .blocking(move |t| {
                 let src = fs::open_path(&t.courses.join(&name))
@@ -192,8 +193,14 @@ impl Homes {
                 fs::remove_tree(t.root.as_fd(), &staging, &staging)?;
                 let stage = fs::ensure_dir(t.root.as_fd(), &staging, 0o700)
                     .map_err(io_err(format!("creating {staging}")))?;
-                let placed =
-                    tree::hand_out(src.as_fd(), home.as_fd(), &name, stage.as_fd(), t.owner)?;
+                let placed = tree::hand_out(
+                    src.as_fd(),
+                    home.as_fd(),
+                    &name,
+                    stage.as_fd(),
+                    t.owner,
+                    hang,
+                )?;
                 drop(stage);
                 fs::remove_tree(t.root.as_fd(), &staging, &staging)?;
                 Ok(placed)
@@ -201,6 +208,20 @@ impl Homes {
             .await;
         lock.release().await;
         result
+    }
+
+    /// A test's failpoint `handout:<n>` with [`super::FailAction::Hang`]: the next hand-out
+    /// hangs after `n` files (see [`HangAt`]).
+    fn hand_out_hang(&self) -> Option<HangAt> {
+        let mut fp = self
+            .failpoint
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let files = fp.as_ref()?.step.strip_prefix("handout:")?.parse().ok()?;
+        match fp.take()?.action {
+            super::FailAction::Hang(marker) => Some(HangAt { files, marker }),
+            _ => None,
+        }
     }
 
     /// Where the course folders are (`[homes] courses`).

@@ -53,6 +53,15 @@ pub struct Placed {
     pub conflicts: Vec<Conflict>,
 }
 
+/// A test's stop in the middle of a hand-out: after `files` files are in the home and the
+/// next one is staged (not yet renamed in), create `marker` and hang (for a `kill -9`).
+#[doc(hidden)]
+#[derive(Debug, Clone)]
+pub struct HangAt {
+    pub files: u64,
+    pub marker: std::path::PathBuf,
+}
+
 /// Copies the directory `src` into `home` as `folder` (or beside it). `staging` is an empty
 /// directory of hubdesk's own on the home's filesystem.
 pub fn hand_out(
@@ -61,6 +70,7 @@ pub fn hand_out(
     folder: &str,
     staging: BorrowedFd<'_>,
     owner: Owner,
+    hang: Option<HangAt>,
 ) -> Result<Placed, HomesError> {
     let mut placed = Placed::default();
     let mut cx = Cx {
@@ -68,6 +78,7 @@ pub fn hand_out(
         owner,
         placed: &mut placed,
         next_temp: 0,
+        hang,
     };
     let name =
         CString::new(folder).map_err(|_| HomesError::Invalid(format!("folder name {folder:?}")))?;
@@ -81,6 +92,7 @@ struct Cx<'a, 'p> {
     owner: Owner,
     placed: &'p mut Placed,
     next_temp: u64,
+    hang: Option<HangAt>,
 }
 
 fn join(rel: &str, name: &str) -> String {
@@ -232,6 +244,16 @@ impl Cx<'_, '_> {
             match lstat(dst, candidate.as_c_str()).map_err(io_err(what()))? {
                 None => {
                     let temp = self.write_staged(open_src()?, st, &what())?;
+                    if let Some(h) = self
+                        .hang
+                        .as_ref()
+                        .filter(|h| h.files == self.placed.written)
+                    {
+                        let _ = std::fs::write(&h.marker, &temp);
+                        loop {
+                            std::thread::sleep(std::time::Duration::from_secs(3600));
+                        }
+                    }
                     match rename_noreplace(self.staging, &temp, dst, &candidate.to_string_lossy()) {
                         Ok(()) => {
                             self.placed.written += 1;
@@ -441,7 +463,15 @@ mod tests {
             let src = open_path(&self.p("course")).unwrap();
             let home = open_path(&self.p("home")).unwrap();
             let staging = open_path(&self.p("staging")).unwrap();
-            hand_out(src.as_fd(), home.as_fd(), folder, staging.as_fd(), owner).unwrap()
+            hand_out(
+                src.as_fd(),
+                home.as_fd(),
+                folder,
+                staging.as_fd(),
+                owner,
+                None,
+            )
+            .unwrap()
         }
     }
 
