@@ -162,6 +162,16 @@ def server_ready(camp: cs.Camp, user: str) -> bool:
     return bool(s and s.get("ready"))
 
 
+BOARD_ROWS_JS = """return [...document.querySelectorAll('#board tr.board-row')].map(r => (
+  {username: r.dataset.username, state: r.dataset.state, text: r.innerText}));"""
+
+
+def board_rows(d) -> dict[str, dict]:
+    """The board's rows read in one script (the board replaces its rows as it updates itself,
+    so elements found in one call can be stale in the next)."""
+    return {r["username"]: r for r in d.execute_script(BOARD_ROWS_JS)}
+
+
 def worker_container(camp: cs.Camp, hostname: str) -> str:
     """The node container of the worker named `hostname` (ip-10-213-N-M)."""
     ip = hostname.removeprefix("ip-").replace("-", ".")
@@ -419,8 +429,8 @@ def test_camp_in_a_box(camp: cs.Camp, browser, screenshot):
     clear_cookies(d)
     login(d, hd.url, cs.COUNSELOR, camp.counselor_password)
     d.get(hd.url + "/board")
-    shown = {r.get_attribute("data-username"): r.get_attribute("data-state")
-             for r in d.find_elements(By.CSS_SELECTOR, "#board tr.board-row")}
+    visible(d, "#board tr.board-row")
+    shown = {u: r["state"] for u, r in board_rows(d).items()}
     ready_in_hub = {u for u in users if server_ready(camp, u)}
     assert ready_in_hub == set(users), ready_in_hub
     assert {u for u, st in shown.items() if st == "ready"} == ready_in_hub, shown
@@ -446,9 +456,9 @@ def test_camp_in_a_box(camp: cs.Camp, browser, screenshot):
         if held_at is None and any("insufficient resources" in t.get("Error", "")
                                    for t in camp.service_tasks(evening_service)):
             held_at = time.monotonic()
-        row = d.find_elements(By.CSS_SELECTOR, f"#board tr.board-row[data-username='{evening}']")
-        if (held_at is not None and row and row[0].get_attribute("data-state") == "starting"
-                and "no worker has 64 GiB free" in row[0].text):
+        row = board_rows(d).get(evening)
+        if (held_at is not None and row and row["state"] == "starting"
+                and "no worker has 64 GiB free" in row["text"]):
             shown_at = time.monotonic()
         time.sleep(0.5)
     assert held_at is not None, f"the swarm never held the start: {camp.service_tasks(evening_service)}"
@@ -475,11 +485,11 @@ def test_camp_in_a_box(camp: cs.Camp, browser, screenshot):
     # task runs; the hub may say ready a moment before).
     def board_row():
         d.get(hd.url + "/board")
-        return visible(d, f"#board tr.board-row[data-username='{evening}']")
-    cs.wait_for(f"{evening} ready on the board", lambda: board_row().get_attribute("data-state") == "ready",
-                15, every=1)
+        visible(d, f"#board tr.board-row[data-username='{evening}']")
+        return board_rows(d)[evening]
+    cs.wait_for(f"{evening} ready on the board", lambda: board_row()["state"] == "ready", 15, every=1)
     row = board_row()
-    assert row.get_attribute("data-state") == "ready" and "My notebook is stuck" in row.text, row.text
+    assert row["state"] == "ready" and "My notebook is stuck" in row["text"], row
     d.get(f"{hd.url}/students/{evening}")
     failed = d.find_elements(By.CSS_SELECTOR, "#start-list li.start[data-outcome='failed']")
     assert failed and "no worker has 64 GiB free" in failed[0].text, visible(d, "#server").text
